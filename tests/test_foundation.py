@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from maskdetect.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    make_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from maskdetect.cli import main
+from maskdetect.faces.crop import CropPolicy, crop_face, square_box
+from maskdetect.images import ImageError, open_image
+from maskdetect.labels import CLASSES, normalise_label
+from maskdetect.models import create_model, list_models
+from maskdetect.preprocess import Preprocessing
+
+
+def test_classes_are_imagefolder_order():
+    assert list(CLASSES) == sorted(CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("with_mask", "covered"), ("without_mask", "uncovered"), ("with_incorrect_mask", "incorrect"),
+     ("mask_weared_incorrect", "incorrect")],
+)
+def test_every_source_vocabulary_maps(name, expected):
+    assert normalise_label(name) == expected
+
+
+def test_unknown_label_lists_known():
+    with pytest.raises(ValueError, match="with_mask"):
+        normalise_label("maybe_mask")
+
+
+def test_crop_inside_photo_is_exact_square():
+    image = Image.fromarray(np.arange(100 * 80 * 3, dtype=np.uint8).reshape(80, 100, 3))
+    crop = crop_face(image, (40, 30, 60, 50), CropPolicy(scale=1.0))
+    assert crop.size == (20, 20)
+    assert np.array_equal(np.asarray(crop), np.asarray(image)[30:50, 40:60])
+
+
+def test_crop_past_border_uses_fill_colour():
+    image = Image.new("RGB", (50, 50), (255, 255, 255))
+    crop = crop_face(image, (0, 0, 20, 20), CropPolicy(scale=2.0, fill=(1, 2, 3)))
+    array = np.asarray(crop)
+    assert crop.size == (40, 40)
+    assert tuple(array[0, 0]) == (1, 2, 3)  # outside the photo
+    assert tuple(array[-1, -1]) == (255, 255, 255)  # inside
+
+
+def test_square_box_uses_longer_side():
+    assert square_box((0, 0, 10, 40), CropPolicy(scale=1.0)) == (-15.0, 0.0, 25.0, 40.0)
+
+
+def test_open_image_rejects_bad_input(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buffer, "JPEG")
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(buffer.getvalue()[:200])
+    for path, reason in [(empty, "empty"), (text, "not an image"), (truncated, "corrupt or truncated")]:
+        with pytest.raises(ImageError, match=reason) as info:
+            open_image(path)
+        assert str(path) in str(info.value)
+
+
+def test_open_image_refuses_bomb_before_decoding():
+    buffer = io.BytesIO()
+    Image.new("L", (3000, 3000)).save(buffer, "PNG")
+    with pytest.raises(ImageError, match="over the limit"):
+        open_image(buffer.getvalue(), max_pixels=1_000_000)
+
+
+def test_open_image_applies_exif_rotation():
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.new("RGB", (40, 20)).save(buffer, "JPEG", exif=exif)
+    assert open_image(buffer.getvalue()).size == (20, 40)
+
+
+def test_registry_lists_and_rejects():
+    assert {"mobilenet_v2", "mobilenet_v3_small", "resnet18", "resnet50", "small_cnn"} <= set(list_models())
+    with pytest.raises(ValueError, match="known models: .*mobilenet_v2"):
+        create_model("vgg_nope")
+
+
+def test_mobilenet_v2_imagenet_weights_load():
+    model = create_model("mobilenet_v2", pretrained=True)
+    assert model(torch.zeros(1, 3, 96, 96)).shape == (1, 3)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    model = create_model("small_cnn", width=8).eval()
+    prep = Preprocessing(input_size=32)
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(make_checkpoint(model, "small_cnn", prep, metrics={"acc": 0.5}), path)
+    loaded = load_checkpoint(path)
+    assert Preprocessing.from_dict(loaded["preprocessing"]) == prep
+    rebuilt = create_model("small_cnn", width=8)
+    rebuilt.load_state_dict(loaded["state_dict"])
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(rebuilt.eval()(x), model(x))
+
+    loaded["arch"] = "resnet18"
+    save_checkpoint(loaded, tmp_path / "wrong.pt")
+    with pytest.raises(CheckpointError, match="do not fit architecture 'resnet18'"):
+        model_from_checkpoint(load_checkpoint(tmp_path / "wrong.pt"), "wrong.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_cli_help_runs(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "data" in capsys.readouterr().out
