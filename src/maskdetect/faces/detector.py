@@ -1,0 +1,52 @@
+"""The face detector interface and a factory that builds one by name."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+# Names accepted by `create_detector` (and the CLI's --detector choices).
+DETECTORS: tuple[str, ...] = ("blazeface", "blazeface-fast", "haar")
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces: boxes in VOC-like framing, scores in [0, 1], best first."""
+
+    name: str
+
+    def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes N x 4 as x0, y0, x1, y1 pixels of `image`; scores N)."""
+        ...
+
+
+def create_detector(name: str = "blazeface", threshold: float | None = None) -> FaceDetector:
+    """Build a face detector.
+
+    Args:
+        name: "blazeface" (tiles and scales, for photos), "blazeface-fast" (two whole-frame passes,
+            for video and camera) or "haar" (OpenCV's fallback).
+        threshold: detection score threshold; None keeps the detector's tuned default.
+
+    Raises:
+        ValueError: unknown name (the message lists the choices) or a threshold outside (0, 1).
+
+    >>> create_detector("haar").name
+    'haar'
+    """
+    if name == "blazeface":
+        from maskdetect.faces.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector("accurate", threshold=threshold)
+    if name == "blazeface-fast":
+        from maskdetect.faces.blazeface import BlazeFaceDetector
+
+        detector = BlazeFaceDetector("fast", threshold=threshold)
+        detector.name = "blazeface-fast"
+        return detector
+    if name == "haar":
+        from maskdetect.faces.haar import HaarDetector
+
+        return HaarDetector(threshold=threshold)
+    raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")

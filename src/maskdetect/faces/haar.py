@@ -1,0 +1,75 @@
+"""OpenCV's Haar cascade: the fallback face detector (`--detector haar`).
+
+Weaker than BlazeFace on crowds and turned heads, but it needs nothing beyond opencv-python-headless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+CASCADE = "haarcascade_frontalface_default.xml"
+
+# Haar boxes are square and a little larger than the tight VOC face boxes; like BlazeFace's
+# constants these map a Haar box onto a VOC-like box (centre shift and size factors).
+VOC_BOX_DY = 0.0
+VOC_BOX_SX = 1.0
+VOC_BOX_SY = 1.0
+
+
+class HaarDetector:
+    """Frontal faces by OpenCV's Haar cascade; score is a squashed cascade confidence.
+
+    >>> boxes, scores = HaarDetector().detect(Image.new("RGB", (200, 100)))
+    >>> boxes.shape
+    (0, 4)
+    """
+
+    name = "haar"
+
+    def __init__(self, threshold: float | None = None, min_size: int = 16):
+        import cv2  # heavy import, only when this detector is chosen
+
+        path = cv2.data.haarcascades + CASCADE
+        self._cv2 = cv2
+        self._path = path
+        self.threshold = 0.5 if threshold is None else float(threshold)
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"detection threshold must be between 0 and 1, got {threshold}")
+        self.min_size = min_size
+        self._local = threading.local()
+        if self._cascade().empty():
+            raise FileNotFoundError(f"Haar cascade not found or unreadable: {path} (needs opencv 4.x)")
+
+    def _cascade(self):
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            cascade = self._local.cascade = self._cv2.CascadeClassifier(self._path)
+        return cascade
+
+    def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+        """Face boxes (N x 4, x0 y0 x1 y1 pixels) and scores, best first."""
+        gray = np.asarray(image.convert("L"))
+        found, _levels, weights = self._cascade().detectMultiScale3(
+            gray, scaleFactor=1.1, minNeighbors=5, minSize=(self.min_size, self.min_size),
+            outputRejectLevels=True,
+        )
+        if len(found) == 0:
+            return np.zeros((0, 4)), np.zeros(0)
+        found = np.asarray(found, dtype=np.float64)
+        # Cascade weights are unbounded margins (around 0-10): squash them into (0, 1).
+        scores = 1.0 / (1.0 + np.exp(-(np.asarray(weights, dtype=np.float64).reshape(-1) - 2.0)))
+        x, y, w, h = found.T
+        cx, cy = x + w / 2, y + h / 2 + VOC_BOX_DY * h
+        hw, hh = VOC_BOX_SX * w / 2, VOC_BOX_SY * h / 2
+        boxes = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, image.width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, image.height)
+        keep = scores >= self.threshold
+        order = np.argsort(-scores[keep], kind="stable")
+        return boxes[keep][order], scores[keep][order]

@@ -1,0 +1,73 @@
+"""Box overlap and weighted non-maximum suppression, in plain numpy.
+
+Weighted NMS (BlazeFace's own, as MediaPipe runs it) averages the boxes of one cluster by score
+instead of keeping only the best one: steadier boxes, and the natural way to merge the same face
+found in overlapping tiles and at several scales.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in `a` (N x 4) with every box in `b` (M x 4).
+
+    Boxes are (x0, y0, x1, y1).
+
+    >>> iou_matrix(np.array([[0, 0, 2, 2]]), np.array([[1, 0, 3, 2], [5, 5, 6, 6]])).round(3).tolist()
+    [[0.333, 0.0]]
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge overlapping boxes: each cluster becomes its score-weighted mean box and its best score.
+
+    Args:
+        boxes: N x 4 array of (x0, y0, x1, y1).
+        scores: N scores.
+        iou_threshold: boxes overlapping the cluster's best box by more than this join the cluster.
+
+    Returns:
+        (boxes, scores) of the merged detections, best score first.
+
+    >>> b, s = weighted_nms(np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]]),
+    ...                     np.array([0.9, 0.9, 0.6]))
+    >>> b.tolist(), s.tolist()
+    ([[1.0, 0.0, 11.0, 10.0], [50.0, 50.0, 60.0, 60.0]], [0.9, 0.6])
+    """
+    if not 0.0 < iou_threshold < 1.0:
+        raise ValueError(f"iou_threshold must be between 0 and 1, got {iou_threshold}")
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(boxes) != len(scores):
+        raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
+    order = np.argsort(-scores, kind="stable")
+    remaining = order
+    kept_boxes, kept_scores = [], []
+    while remaining.size:
+        best = remaining[0]
+        overlap = iou_matrix(boxes[best], boxes[remaining])[0]
+        members = remaining[overlap > iou_threshold]
+        members = members if members.size else remaining[:1]
+        weights = scores[members]
+        kept_boxes.append((boxes[members] * weights[:, None]).sum(axis=0) / max(weights.sum(), 1e-12))
+        kept_scores.append(scores[best])
+        remaining = remaining[overlap <= iou_threshold]
+        remaining = remaining[remaining != best]
+    if not kept_boxes:
+        return np.zeros((0, 4)), np.zeros(0)
+    return np.array(kept_boxes), np.array(kept_scores)

@@ -1,0 +1,182 @@
+"""The one core call: `Predictor(checkpoint)(image)` -> a `FaceResult` for every face.
+
+The CLI, the REST API and the web page are thin wrappers over this module. A Predictor finds faces
+with a face detector, crops each by the checkpoint's own crop policy (`maskdetect.faces.crop`), and
+classifies the crops in one batch on ONNX Runtime (default; exported from the checkpoint once and
+cached) or eager torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from maskdetect.faces.crop import Box
+from maskdetect.images import ImageSource, open_image
+from maskdetect.labels import CLASSES
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "models" / "default.pt"
+BACKENDS = ("onnx", "torch")
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face: where it is, what it is, and how sure each stage was.
+
+    Attributes:
+        box: (x0, y0, x1, y1) pixels in the EXIF-rotated image.
+        label: the most probable class, one of CLASSES.
+        score: the probability of `label`.
+        probabilities: every class's probability.
+        detection_score: the face detector's confidence (1.0 for boxes given by the caller).
+
+    >>> FaceResult((1, 2, 3, 4), "covered", 0.9, {"covered": 0.9}, 0.8).to_dict()["box"]
+    [1.0, 2.0, 3.0, 4.0]
+    """
+
+    box: tuple[float, float, float, float]
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    detection_score: float
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "label": self.label,
+            "score": round(float(self.score), 5),
+            "probabilities": {k: round(float(v), 5) for k, v in self.probabilities.items()},
+            "detection_score": round(float(self.detection_score), 5),
+        }
+
+
+class Predictor:
+    """Find every face in a photo and say whether its mask is worn right, wrong, or not at all.
+
+    Args:
+        checkpoint: a checkpoint file; None uses the bundled default model.
+        detector: a face detector name from `maskdetect.faces.detector.DETECTORS`.
+        backend: "onnx" (ONNX Runtime, exported once and cached beside the checkpoint) or "torch".
+        detection_threshold: the detector's score threshold; None keeps its tuned default.
+        device: torch device for backend="torch" (ONNX Runtime here runs on the CPU).
+
+    Raises:
+        FileNotFoundError: no checkpoint given and no bundled default model yet, or a missing file.
+        ValueError: an unknown detector, backend or a bad threshold.
+
+    >>> predictor = Predictor("model.pt")  # doctest: +SKIP
+    >>> [face.label for face in predictor("group.jpg")]  # doctest: +SKIP
+    ['covered', 'uncovered']
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        *,
+        detector: str = "blazeface",
+        backend: str = "onnx",
+        detection_threshold: float | None = None,
+        device: str = "cpu",
+    ):
+        from maskdetect.checkpoint import load_checkpoint, preprocessing_of
+        from maskdetect.faces.detector import create_detector
+
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if checkpoint is None:
+            if not DEFAULT_MODEL.is_file():
+                raise FileNotFoundError(
+                    f"no checkpoint given and the bundled default model {DEFAULT_MODEL} does not exist yet; "
+                    "pass --checkpoint FILE (a model trained with `maskdetect train`)"
+                )
+            checkpoint = DEFAULT_MODEL
+        self.checkpoint_path = Path(checkpoint)
+        ckpt = load_checkpoint(self.checkpoint_path)
+        self.preprocessing = preprocessing_of(ckpt)
+        self.classes: tuple[str, ...] = self.preprocessing.classes
+        unknown = [c for c in self.classes if c not in CLASSES]
+        if unknown:
+            raise ValueError(f"{checkpoint}: checkpoint classes {unknown} are not among {CLASSES}")
+        self.backend = backend
+        self.detector = create_detector(detector, threshold=detection_threshold)
+        self._classify = _make_backend(ckpt, self.checkpoint_path, backend, device)
+
+    def __call__(self, image: ImageSource) -> list[FaceResult]:
+        """Every face in an image (a path, encoded bytes, a PIL image or an RGB array), best first.
+
+        Raises:
+            maskdetect.images.ImageError: the input is not a usable image (names it and why).
+        """
+        photo = open_image(image)
+        boxes, scores = self.detector.detect(photo)
+        return self._results(photo, [tuple(map(float, b)) for b in boxes], [float(s) for s in scores])
+
+    def classify_faces(self, image: ImageSource, boxes: Sequence[Box]) -> list[FaceResult]:
+        """Classify faces at given boxes (x0, y0, x1, y1 pixels), skipping the detector.
+
+        Raises:
+            ValueError: a box with no area.
+        """
+        photo = open_image(image)
+        boxes = [tuple(float(v) for v in box) for box in boxes]
+        for box in boxes:
+            if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
+                raise ValueError(f"face box must be (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box}")
+        return self._results(photo, boxes, [1.0] * len(boxes))
+
+    def classify_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities (N x C) for a batch of preprocessed face arrays (N x 3 x S x S)."""
+        if len(batch) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return _softmax(self._classify(np.asarray(batch, np.float32)))
+
+    def _results(self, photo: Image.Image, boxes: list[Box], det_scores: list[float]) -> list[FaceResult]:
+        if not boxes:
+            return []
+        batch = np.stack([self.preprocessing.face_array(photo, box) for box in boxes])
+        probs = self.classify_arrays(batch)
+        results = []
+        for box, det, p in zip(boxes, det_scores, probs, strict=True):
+            best = int(np.argmax(p))
+            results.append(
+                FaceResult(
+                    box=tuple(box),
+                    label=self.classes[best],
+                    score=float(p[best]),
+                    probabilities={c: float(v) for c, v in zip(self.classes, p, strict=True)},
+                    detection_score=det,
+                )
+            )
+        return results
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _make_backend(ckpt: dict, path: Path, backend: str, device: str):
+    if backend == "onnx":
+        from maskdetect.export import OnnxClassifier, ensure_onnx
+
+        return OnnxClassifier(ensure_onnx(ckpt, path))
+    import torch
+
+    from maskdetect.checkpoint import model_from_checkpoint
+
+    model = model_from_checkpoint(ckpt, str(path)).to(device)
+
+    def classify(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+
+    return classify

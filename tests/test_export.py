@@ -1,0 +1,87 @@
+"""ONNX export: same outputs as torch, dynamic batch, preprocessing in the metadata, atomic cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from maskdetect.checkpoint import make_checkpoint, save_checkpoint
+from maskdetect.export import (
+    OnnxClassifier,
+    cached_onnx_path,
+    ensure_onnx,
+    export_onnx,
+    onnx_preprocessing,
+)
+from maskdetect.faces.crop import CropPolicy
+from maskdetect.models import create_model
+from maskdetect.preprocess import Preprocessing
+
+PRE = Preprocessing(input_size=48, crop_policy=CropPolicy(scale=1.5))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("small_cnn").eval()
+    ckpt = make_checkpoint(model, "small_cnn", PRE)
+    path = export_onnx(ckpt, tmp_path_factory.mktemp("onnx") / "m.onnx")
+    return model, ckpt, path
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_onnx_outputs_equal_torch_within_1e4(exported, batch):
+    model, _, path = exported
+    x = np.random.default_rng(batch).normal(size=(batch, 3, 48, 48)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    got = OnnxClassifier(path)(x)
+    assert got.shape == (batch, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_preprocessing_travels_in_the_metadata(exported):
+    assert onnx_preprocessing(exported[2]) == PRE
+
+
+def test_export_writes_one_self_contained_file(exported):
+    folder = exported[2].parent
+    assert [p.name for p in folder.iterdir()] == ["m.onnx"]  # no external data, no temp leftovers
+
+
+def test_cache_is_keyed_by_checkpoint_content_and_reused(tmp_path, exported):
+    ckpt_path = tmp_path / "model.pt"
+    save_checkpoint(exported[1], ckpt_path)
+    first = ensure_onnx(exported[1], ckpt_path)
+    assert first.parent == tmp_path and first.is_file()
+    stamp = first.stat().st_mtime_ns
+    assert ensure_onnx(exported[1], ckpt_path) == first and first.stat().st_mtime_ns == stamp
+    torch.manual_seed(1)
+    save_checkpoint(make_checkpoint(create_model("small_cnn"), "small_cnn", PRE), ckpt_path)
+    assert cached_onnx_path(ckpt_path) != first
+
+
+def test_cache_moves_to_the_user_cache_when_the_folder_is_read_only(tmp_path, monkeypatch, exported):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    ckpt_path = folder / "model.pt"
+    save_checkpoint(exported[1], ckpt_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("maskdetect.export.os.access", lambda p, mode: str(p) != str(folder))
+    path = cached_onnx_path(ckpt_path)
+    assert path.parent == tmp_path / "cache" / "maskdetect" / "onnx"
+
+
+def test_not_a_maskdetect_onnx_file_is_a_clear_error(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save_model(helper.make_model(graph), str(tmp_path / "plain.onnx"))
+    with pytest.raises(ValueError, match="plain.onnx.*metadata"):
+        onnx_preprocessing(tmp_path / "plain.onnx")

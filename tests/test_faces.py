@@ -1,0 +1,108 @@
+"""Face detectors: anchors, NMS, tiling, BlazeFace and Haar on real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.data import astronaut
+
+from maskdetect.faces import blazeface
+from maskdetect.faces.blazeface import BlazeFaceDetector, make_anchors, tile_origins
+from maskdetect.faces.detector import DETECTORS, create_detector
+from maskdetect.faces.nms import iou_matrix, weighted_nms
+
+# The astronaut's face, drawn by hand on skimage.data.astronaut() (512 x 512).
+ASTRONAUT_FACE = (180, 80, 270, 190)
+
+
+@pytest.fixture(scope="module")
+def detector() -> BlazeFaceDetector:
+    return BlazeFaceDetector()
+
+
+def test_iou_matrix_hand_values():
+    iou = iou_matrix(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]))
+    assert iou.round(4).tolist() == [[1.0, round(50 / 150, 4), 0.0]]
+
+
+def test_weighted_nms_averages_a_cluster_by_score_and_keeps_separate_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [100, 100, 110, 110]], float)
+    merged, scores = weighted_nms(boxes, np.array([0.75, 0.25, 0.5]), iou_threshold=0.3)
+    assert scores.tolist() == [0.75, 0.5]
+    np.testing.assert_allclose(merged[0], [0.25, 0.25, 10.25, 10.25])
+    np.testing.assert_allclose(merged[1], [100, 100, 110, 110])
+
+
+def test_weighted_nms_rejects_bad_threshold():
+    with pytest.raises(ValueError, match="iou_threshold"):
+        weighted_nms(np.zeros((1, 4)), np.zeros(1), iou_threshold=1.5)
+
+
+def test_anchor_layouts_match_the_models():
+    full = make_anchors(blazeface.FULL_RANGE)
+    assert full.shape == (2304, 2)
+    np.testing.assert_allclose(full[0], [0.5 / 48, 0.5 / 48])
+    np.testing.assert_allclose(full[1], [1.5 / 48, 0.5 / 48])  # x runs fastest
+    short = make_anchors(blazeface.SHORT_RANGE)
+    assert short.shape == (896, 2)
+    np.testing.assert_allclose(short[0], short[1])  # two anchors per 16x16 cell
+    np.testing.assert_allclose(short[512], [0.5 / 8, 0.5 / 8])  # then six per 8x8 cell
+
+
+def test_tiles_cover_the_whole_length_with_overlap():
+    for length, tile in [(1000, 300), (853, 320), (641, 640)]:
+        starts = tile_origins(length, tile, 0.3)
+        assert starts[0] == 0 and starts[-1] + tile == length
+        assert all(b - a <= tile * 0.7 + 1 for a, b in zip(starts, starts[1:], strict=False))
+
+
+@pytest.mark.parametrize("name", ["blazeface", "blazeface-fast", "haar"])
+def test_every_detector_finds_the_astronaut(name):
+    boxes, scores = create_detector(name).detect(Image.fromarray(astronaut()))
+    assert len(boxes) == 1 and 0 < scores[0] <= 1
+    assert iou_matrix(boxes, np.array([ASTRONAUT_FACE]))[0, 0] > 0.5
+
+
+def test_blazeface_finds_faces_anywhere_in_a_large_letterboxed_image(detector):
+    # A small face in the lower right of a wide 1600 x 900 canvas: the whole-photo pass sees it at
+    # a quarter of its size, the tiles see it whole.
+    face = Image.fromarray(astronaut()).crop((130, 30, 320, 250)).resize((95, 110))
+    canvas = Image.new("RGB", (1600, 900), (90, 110, 120))
+    canvas.paste(face, (1350, 700))
+    canvas.paste(face, (200, 100))
+    boxes, _ = detector.detect(canvas)
+    assert len(boxes) == 2
+    centres = sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes)
+    assert abs(centres[0][0] - 247) < 25 and abs(centres[1][0] - 1397) < 25
+    assert abs(centres[1][1] - 755) < 30
+
+
+def test_blazeface_finds_nothing_in_a_plain_image(detector):
+    boxes, scores = detector.detect(Image.new("RGB", (640, 480), (200, 200, 200)))
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+
+
+def test_blazeface_recall_on_real_group_photos(detector, shared_data):
+    # Three andrewmvd photos with several annotated faces each: most faces of 24 px and more are found.
+    from maskdetect.detect_eval import load_voc_faces
+
+    folder = shared_data / "andrewmvd-face-mask"
+    found = total = 0
+    for stem in ["maksssksksss0", "maksssksksss4", "maksssksksss10"]:
+        image_path, faces = load_voc_faces(folder / "annotations" / f"{stem}.xml", folder / "images")
+        truth = np.array([f[0] for f in faces if min(f[0][2] - f[0][0], f[0][3] - f[0][1]) >= 24])
+        if not len(truth):
+            continue
+        boxes, _ = detector.detect(Image.open(image_path).convert("RGB"))
+        total += len(truth)
+        found += int((iou_matrix(truth, boxes).max(axis=1) >= 0.5).sum()) if len(boxes) else 0
+    assert total >= 5 and found / total >= 0.8
+
+
+def test_unknown_detector_and_bad_threshold_are_clear_errors():
+    with pytest.raises(ValueError, match="blazeface-fast"):
+        create_detector("yolo")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        create_detector("blazeface", threshold=2.0)
+    assert set(DETECTORS) == {"blazeface", "blazeface-fast", "haar"}

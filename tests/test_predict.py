@@ -1,0 +1,112 @@
+"""The one core call: Predictor on paths, bytes, PIL images and arrays, on both backends."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.data import astronaut
+
+from maskdetect.checkpoint import make_checkpoint, save_checkpoint
+from maskdetect.images import ImageError
+from maskdetect.labels import CLASSES
+from maskdetect.models import create_model
+from maskdetect.predict import DEFAULT_MODEL, FaceResult, Predictor
+from maskdetect.preprocess import Preprocessing
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    model = create_model("small_cnn")
+    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64)), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint_path):
+    return Predictor(checkpoint_path)
+
+
+def _check_astronaut(results):
+    assert len(results) == 1
+    face = results[0]
+    assert isinstance(face, FaceResult)
+    x0, y0, x1, y1 = face.box
+    assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 220  # her face, in pixels of the 512 x 512 image
+    assert face.label in CLASSES and set(face.probabilities) == set(CLASSES)
+    assert face.score == max(face.probabilities.values())
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert 0.5 < face.detection_score <= 1.0
+
+
+def test_every_kind_of_input_gives_the_same_faces(predictor, tmp_path):
+    array = astronaut()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    (tmp_path / "a.png").write_bytes(buffer.getvalue())
+    sources = (array, Image.fromarray(array), buffer.getvalue(), tmp_path / "a.png")
+    outputs = [predictor(src) for src in sources]
+    for results in outputs:
+        _check_astronaut(results)
+        assert results[0].to_dict() == outputs[0][0].to_dict()
+
+
+def test_torch_and_onnx_backends_agree(checkpoint_path, predictor):
+    onnx_face = predictor(astronaut())[0]
+    torch_face = Predictor(checkpoint_path, backend="torch")(astronaut())[0]
+    assert torch_face.label == onnx_face.label
+    for name in CLASSES:
+        assert torch_face.probabilities[name] == pytest.approx(onnx_face.probabilities[name], abs=1e-4)
+
+
+def test_exif_rotation_is_applied_before_detection(predictor):
+    # Stored sideways with an EXIF "rotate 90" tag: the box must be in the upright picture's pixels.
+    upright = Image.fromarray(astronaut())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the viewer rotates 90 degrees clockwise
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, "JPEG", exif=exif.tobytes())
+    _check_astronaut(predictor(buffer.getvalue()))
+
+
+def test_classify_faces_uses_the_given_boxes(predictor):
+    results = predictor.classify_faces(astronaut(), [(180, 80, 270, 190), (0, 0, 40, 40)])
+    assert [r.box for r in results] == [(180.0, 80.0, 270.0, 190.0), (0.0, 0.0, 40.0, 40.0)]
+    assert all(r.detection_score == 1.0 and r.label in CLASSES for r in results)
+    with pytest.raises(ValueError, match="x1 > x0"):
+        predictor.classify_faces(astronaut(), [(50, 50, 40, 60)])
+
+
+def test_no_faces_gives_an_empty_list(predictor):
+    assert predictor(np.full((240, 320, 3), 128, np.uint8)) == []
+
+
+def test_bad_images_are_clear_errors(predictor, tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not a picture")
+    for bad, reason in [(tmp_path / "empty.jpg", "empty"), (tmp_path / "text.jpg", "not an image")]:
+        with pytest.raises(ImageError, match=reason):
+            predictor(bad)
+
+
+def test_missing_default_model_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr("maskdetect.predict.DEFAULT_MODEL", tmp_path / "default.pt")
+    with pytest.raises(FileNotFoundError, match="default model"):
+        Predictor()
+    assert DEFAULT_MODEL.name == "default.pt"
+
+
+def test_unknown_backend_and_detector_list_the_choices(checkpoint_path):
+    with pytest.raises(ValueError, match="onnx, torch"):
+        Predictor(checkpoint_path, backend="tensorrt")
+    with pytest.raises(ValueError, match="haar"):
+        Predictor(checkpoint_path, detector="mtcnn")
+
+
+def test_haar_detector_runs_through_the_predictor(checkpoint_path):
+    _check_astronaut(Predictor(checkpoint_path, detector="haar", backend="torch")(astronaut()))
