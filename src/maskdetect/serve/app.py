@@ -1,0 +1,222 @@
+"""The REST API and the web page: a FastAPI app built by `create_app`, a thin wrapper over Predictor.
+
+One predictor (one model session) serves every request. Decoding and inference run in worker
+threads so the event loop keeps answering; inference itself is gated by a small limiter because
+the runtimes already use every core for one call, and piling calls on top only adds latency.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import anyio
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from maskdetect import __version__
+from maskdetect.images import DEFAULT_MAX_PIXELS, ImageError, open_image
+from maskdetect.serve.modelinfo import describe_model
+from maskdetect.serve.static import add_static_routes
+from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, UploadError, read_upload
+
+log = logging.getLogger(__name__)
+
+JPEG_QUALITY = 85
+
+
+def create_app(
+    predictor: Any = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    cors_origins: Sequence[str] | None = None,
+    inference_concurrency: int = 1,
+    load_predictor: Callable[[], Any] | None = None,
+) -> FastAPI:
+    """Build the service.
+
+    Args:
+        predictor: a ready `maskdetect.predict.Predictor` (or anything callable the same way:
+            ``predictor(image) -> list[FaceResult]`` with a ``classes`` attribute). When None, one is
+            built at startup by `load_predictor`, or `Predictor()` with the bundled default model.
+        max_bytes: largest accepted request body.
+        max_pixels: largest accepted image (width x height), checked from its header before decoding.
+        cors_origins: origins allowed to call the API from other pages; CORS is off when None/empty.
+        inference_concurrency: how many predictor calls may run at once.
+        load_predictor: builds the predictor at startup when `predictor` is None.
+
+    Returns:
+        The FastAPI application (serve it with uvicorn).
+
+    >>> app = create_app(lambda image: [], max_bytes=1024)
+    >>> app.state.max_bytes
+    1024
+    """
+    if max_bytes <= 0 or max_pixels <= 0:
+        raise ValueError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
+    if inference_concurrency < 1:
+        raise ValueError(f"inference_concurrency must be at least 1, got {inference_concurrency}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.predictor is None:
+            app.state.predictor = await run_in_threadpool(load_predictor or _default_predictor)
+        app.state.model_info = await run_in_threadpool(describe_model, app.state.predictor)
+        app.state.inference_limiter = anyio.CapacityLimiter(inference_concurrency)
+        log.info("serving model %s", app.state.model_info["name"])
+        yield
+
+    app = FastAPI(
+        title="maskdetect",
+        version=__version__,
+        description="Finds the faces in a photo and says whether each mask is covered, incorrect or "
+        "uncovered.",
+        lifespan=lifespan,
+    )
+    app.state.predictor = predictor
+    app.state.model_info = None
+    app.state.max_bytes = max_bytes
+    app.state.max_pixels = max_pixels
+    app.state.inference_limiter = anyio.CapacityLimiter(inference_concurrency)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    _add_error_handlers(app)
+    _add_api_routes(app)
+    add_static_routes(app)
+    return app
+
+
+def _default_predictor() -> Any:
+    from maskdetect.predict import Predictor  # imported late: it loads torch and the runtimes
+
+    return Predictor()
+
+
+def _predictor(request: Request) -> Any:
+    predictor = request.app.state.predictor
+    if predictor is None:
+        raise StarletteHTTPException(503, "the model is still loading; try again in a moment")
+    return predictor
+
+
+def _model_info(request: Request) -> dict[str, Any]:
+    # Built at startup; an app used without its lifespan (a bare TestClient) builds it on first use.
+    state = request.app.state
+    if state.model_info is None:
+        state.model_info = describe_model(_predictor(request))
+    return state.model_info
+
+
+def _add_api_routes(app: FastAPI) -> None:
+    @app.get("/healthz", summary="Liveness: answers as soon as the model is loaded")
+    async def healthz(request: Request) -> dict[str, Any]:
+        _predictor(request)
+        return {"status": "ok", "model": _model_info(request)["name"]}
+
+    @app.get("/v1/model", summary="The model: classes, input size, architecture, metrics")
+    async def model(request: Request) -> dict[str, Any]:
+        info = dict(_model_info(request))
+        info["limits"] = {"max_bytes": app.state.max_bytes, "max_pixels": app.state.max_pixels}
+        return info
+
+    @app.post(
+        "/v1/detect",
+        summary="Find the faces in an image and classify each mask",
+        description=(
+            f"Send the image as multipart/form-data (field `{IMAGE_FIELD}`) or as the raw body with "
+            "Content-Type image/*. `annotate=true` adds the image with boxes drawn, as base64 JPEG; "
+            "`format=jpeg` answers with that image instead of JSON (face counts in X-Face-Counts)."
+        ),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {IMAGE_FIELD: {"type": "string", "format": "binary"}},
+                            "required": [IMAGE_FIELD],
+                        }
+                    },
+                    "image/*": {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        },
+    )
+    async def detect(
+        request: Request,
+        annotate: bool = Query(False, description="add the annotated image (base64 JPEG) to the JSON"),
+        format: Literal["json", "jpeg"] = Query("json", description="jpeg: answer with the annotated image"),  # noqa: A002
+    ) -> Response:
+        predictor = _predictor(request)
+        upload = await read_upload(request, app.state.max_bytes)
+        image = await run_in_threadpool(
+            open_image, upload.data, max_pixels=app.state.max_pixels, name=upload.filename or "upload"
+        )
+        results = await anyio.to_thread.run_sync(predictor, image, limiter=app.state.inference_limiter)
+        counts = {name: 0 for name in _classes(predictor)}
+        for face in results:
+            counts[face.label] = counts.get(face.label, 0) + 1
+        if format == "jpeg":
+            jpeg = await run_in_threadpool(_annotated_jpeg, image, results)
+            counts_header = ",".join(f"{k}={v}" for k, v in counts.items())
+            return Response(jpeg, media_type="image/jpeg", headers={"X-Face-Counts": counts_header})
+        body: dict[str, Any] = {
+            "faces": [face.to_dict() for face in results],
+            "counts": counts,
+            "width": image.width,
+            "height": image.height,
+            "model": _model_info(request)["name"],
+        }
+        if annotate:
+            jpeg = await run_in_threadpool(_annotated_jpeg, image, results)
+            body["annotated_image"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+        return JSONResponse(body)
+
+
+def _classes(predictor: Any) -> Sequence[str]:
+    from maskdetect.labels import CLASSES
+
+    return tuple(getattr(predictor, "classes", None) or CLASSES)
+
+
+def _annotated_jpeg(image: Any, results: Sequence[Any]) -> bytes:
+    from maskdetect.draw import draw_results
+
+    drawn = draw_results(image, results)
+    buffer = io.BytesIO()
+    drawn.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    # Every error is JSON {"detail": message}; bad input is a 4xx, never a 500.
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, err: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.exception_handler(ImageError)
+    async def image_error(request: Request, err: ImageError) -> JSONResponse:
+        status = 413 if "over the limit" in str(err) or "too many pixels" in str(err) else 422
+        return JSONResponse({"detail": str(err)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in err.errors()
+        )
+        return JSONResponse({"detail": f"bad request: {problems}"}, status_code=422)

@@ -1,0 +1,78 @@
+"""What the service says about its model: read once from the predictor and the checkpoint it loaded."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from maskdetect.labels import CLASS_COLOURS, CLASSES
+
+log = logging.getLogger(__name__)
+
+# Checkpoint keys worth showing a client; weights and optimiser state never leave the server.
+_CARD_KEYS = ("arch", "metrics", "model_card", "train_args", "created", "data", "dataset", "epoch")
+
+
+def describe_model(predictor: Any) -> dict[str, Any]:
+    """Name, classes, colours, input size, architecture and model card of a predictor, as JSON data.
+
+    Reads the checkpoint file named by ``predictor.checkpoint_path`` (if any) for its architecture
+    and metrics; call it once and keep the answer.
+
+    >>> info = describe_model(object())
+    >>> info["name"], info["classes"]
+    ('object', ['covered', 'incorrect', 'uncovered'])
+    """
+    info: dict[str, Any] = {
+        "name": type(predictor).__name__,
+        "classes": list(getattr(predictor, "classes", None) or CLASSES),
+        "colours": {name: "rgb({},{},{})".format(*rgb) for name, rgb in CLASS_COLOURS.items()},
+    }
+    preprocessing = getattr(predictor, "preprocessing", None)
+    if preprocessing is not None and hasattr(preprocessing, "to_dict"):
+        info["preprocessing"] = _plain(preprocessing.to_dict())
+        info["input_size"] = info["preprocessing"].get("input_size")
+    backend = getattr(predictor, "backend", None)
+    detector = getattr(getattr(predictor, "detector", None), "name", None)
+    path = getattr(predictor, "checkpoint_path", None)
+    for key, value in (("backend", backend), ("detector", detector), ("checkpoint", path)):
+        if value is not None:
+            info[key] = str(value)
+    card = _card_of(predictor, path)
+    info.update({key: _plain(card[key]) for key in _CARD_KEYS if key in card})
+    name = getattr(predictor, "name", None) or card.get("arch")
+    if name:
+        extras = [str(v) for v in (Path(path).name if path else None, backend, detector) if v]
+        info["name"] = f"{name} ({', '.join(extras)})" if extras else str(name)
+    return info
+
+
+def _card_of(predictor: Any, path: Any) -> dict[str, Any]:
+    for attr in ("model_card", "checkpoint_info"):
+        value = getattr(predictor, attr, None)
+        if isinstance(value, dict):
+            return value
+    if path is None:
+        return {}
+    from maskdetect.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as err:  # the predictor loaded it a moment ago; say so but keep serving
+        log.warning("cannot read the model card: %s", err)
+        return {}
+    return {key: value for key, value in checkpoint.items() if key in _CARD_KEYS}
+
+
+def _plain(value: Any) -> Any:
+    # JSON-safe copy: tensors and paths become numbers/strings, nested containers are walked.
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if k != "state_dict"}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

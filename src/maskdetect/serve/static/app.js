@@ -1,0 +1,211 @@
+// The maskdetect page: pick, drop or capture a photo, send it to /v1/detect, draw what comes back.
+// Everything here is served by the app itself; the page loads nothing from elsewhere.
+"use strict";
+
+(() => {
+  // Fallback colours; /v1/model sends the real ones (maskdetect.labels.CLASS_COLOURS).
+  let colours = { covered: "rgb(46,160,67)", incorrect: "rgb(230,145,20)", uncovered: "rgb(210,40,40)" };
+  let classes = ["covered", "incorrect", "uncovered"];
+
+  const $ = (id) => document.getElementById(id);
+  const fileInput = $("file-input");
+  const dropZone = $("drop-zone");
+  const canvas = $("canvas");
+  const statusLine = $("status");
+  const faceList = $("face-list");
+  const camera = $("camera");
+  const video = $("camera-video");
+  let stream = null;
+  let busy = false;
+
+  function setStatus(text, isError = false) {
+    statusLine.textContent = text;
+    statusLine.classList.toggle("error", isError);
+  }
+
+  function plural(n, word) {
+    return `${n} ${word}${n === 1 ? "" : "s"}`;
+  }
+
+  async function loadModelInfo() {
+    try {
+      const response = await fetch("/v1/model");
+      if (!response.ok) return;
+      const info = await response.json();
+      if (info.colours) colours = info.colours;
+      if (Array.isArray(info.classes)) classes = info.classes;
+      if (info.limits && info.limits.max_bytes) {
+        $("limit-mb").textContent = String(Math.round(info.limits.max_bytes / (1024 * 1024)));
+      }
+      $("model-name").textContent = `Model: ${info.name || "unknown"}`;
+    } catch (err) {
+      $("model-name").textContent = "Model information unavailable";
+    }
+  }
+
+  async function detect(blob, name) {
+    if (busy) return;
+    busy = true;
+    document.body.classList.add("busy");
+    setStatus(`Looking for faces in ${name}…`);
+    try {
+      const form = new FormData();
+      form.append("image", blob, name);
+      const [response, bitmap] = await Promise.all([
+        fetch("/v1/detect", { method: "POST", body: form }),
+        decodeImage(blob),
+      ]);
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        throw new Error(body.detail || `the server answered ${response.status}`);
+      }
+      render(bitmap, body);
+    } catch (err) {
+      setStatus(`Could not check ${name}: ${err.message}`, true);
+    } finally {
+      busy = false;
+      document.body.classList.remove("busy");
+    }
+  }
+
+  async function decodeImage(blob) {
+    try {
+      return await createImageBitmap(blob, { imageOrientation: "from-image" });
+    } catch (err) {
+      return null; // the server's answer says what was wrong with it
+    }
+  }
+
+  function render(bitmap, result) {
+    const faces = result.faces || [];
+    const width = bitmap ? bitmap.width : result.width;
+    const height = bitmap ? bitmap.height : result.height;
+    canvas.width = width;
+    canvas.height = height;
+    const ctx = canvas.getContext("2d");
+    if (bitmap) {
+      ctx.drawImage(bitmap, 0, 0);
+    } else {
+      ctx.fillStyle = "#e5e7eb";
+      ctx.fillRect(0, 0, width, height);
+    }
+    // Boxes are in the server's pixel frame; scale in case the browser decoded another size.
+    const sx = width / result.width;
+    const sy = height / result.height;
+    const line = Math.max(2, Math.round(Math.min(width, height) / 220));
+    const fontSize = Math.max(12, Math.round(Math.min(width, height) / 32));
+    ctx.font = `600 ${fontSize}px system-ui, -apple-system, "Segoe UI", sans-serif`;
+    ctx.textBaseline = "top";
+    faces.forEach((face, i) => {
+      const [x0, y0, x1, y1] = face.box;
+      const colour = colours[face.label] || "#333";
+      ctx.lineWidth = line;
+      ctx.strokeStyle = colour;
+      ctx.strokeRect(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy);
+      const text = `${i + 1} ${face.label} ${Math.round(face.score * 100)}%`;
+      const textWidth = ctx.measureText(text).width + 8;
+      const labelY = y0 * sy - fontSize - 6 >= 0 ? y0 * sy - fontSize - 6 : y1 * sy;
+      ctx.fillStyle = colour;
+      ctx.fillRect(x0 * sx - line / 2, labelY, textWidth, fontSize + 6);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(text, x0 * sx + 4 - line / 2, labelY + 3);
+    });
+    canvas.dataset.boxes = String(faces.length);
+    canvas.hidden = false;
+    $("placeholder").hidden = true;
+    if (bitmap && bitmap.close) bitmap.close();
+
+    faceList.replaceChildren(...faces.map((face, i) => {
+      const item = document.createElement("li");
+      item.dataset.label = face.label;
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = colours[face.label] || "#333";
+      item.append(swatch, `Face ${i + 1}: ${face.label} (${Math.round(face.score * 100)}%)`);
+      return item;
+    }));
+    faceList.dataset.count = String(faces.length);
+
+    const counts = result.counts || {};
+    for (const cls of classes) {
+      const cell = document.querySelector(`[data-count-for="${cls}"]`);
+      if (cell) cell.textContent = String(counts[cls] || 0);
+    }
+    const parts = classes.filter((c) => counts[c]).map((c) => `${counts[c]} ${c}`);
+    setStatus(faces.length
+      ? `Found ${plural(faces.length, "face")}: ${parts.join(", ")}.`
+      : "No faces found in this photo.");
+  }
+
+  function takeFile(file) {
+    if (!file) return;
+    if (file.type && !file.type.startsWith("image/")) {
+      setStatus(`${file.name} is not an image (${file.type}).`, true);
+      return;
+    }
+    detect(file, file.name || "the photo");
+  }
+
+  $("choose-button").addEventListener("click", () => fileInput.click());
+  fileInput.addEventListener("change", () => {
+    takeFile(fileInput.files[0]);
+    fileInput.value = ""; // choosing the same file again still fires "change"
+  });
+
+  for (const type of ["dragenter", "dragover"]) {
+    dropZone.addEventListener(type, (event) => {
+      event.preventDefault();
+      dropZone.classList.add("dragging");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    dropZone.addEventListener(type, () => dropZone.classList.remove("dragging"));
+  }
+  dropZone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    takeFile(event.dataTransfer.files[0]);
+  });
+
+  async function startCamera() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      setStatus("This browser offers no camera here (it needs localhost or https).", true);
+      return;
+    }
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false });
+    } catch (err) {
+      setStatus(`The camera could not start: ${err.message}`, true);
+      return;
+    }
+    video.srcObject = stream;
+    camera.hidden = false;
+    $("camera-capture").focus();
+    setStatus("Camera on. Press Capture to check the current frame.");
+  }
+
+  function stopCamera() {
+    if (stream) stream.getTracks().forEach((track) => track.stop());
+    stream = null;
+    video.srcObject = null;
+    camera.hidden = true;
+    $("camera-start").focus();
+  }
+
+  function capture() {
+    if (!stream || !video.videoWidth) {
+      setStatus("The camera has no picture yet; try again in a moment.", true);
+      return;
+    }
+    const frame = document.createElement("canvas");
+    frame.width = video.videoWidth;
+    frame.height = video.videoHeight;
+    frame.getContext("2d").drawImage(video, 0, 0);
+    frame.toBlob((blob) => detect(blob, "the camera frame"), "image/jpeg", 0.92);
+  }
+
+  $("camera-start").addEventListener("click", startCamera);
+  $("camera-stop").addEventListener("click", stopCamera);
+  $("camera-capture").addEventListener("click", capture);
+
+  loadModelInfo();
+})();

@@ -1,0 +1,77 @@
+"""Shared pieces of the serve tests: a fake predictor and real photos resized to test sizes."""
+
+from __future__ import annotations
+
+import io
+import threading
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from maskdetect.labels import CLASSES
+
+PHOTO_NAMES = ("maksssksksss1.jpg", "maksssksksss100.jpg", "maksssksksss4.jpg", "maksssksksss10.jpg")
+
+
+@dataclass(frozen=True)
+class FakeFace:
+    box: tuple[float, float, float, float]
+    label: str
+    score: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+    detection_score: float = 0.9
+
+    def to_dict(self) -> dict:
+        return {"box": list(self.box), "label": self.label, "score": self.score,
+                "probabilities": self.probabilities, "detection_score": self.detection_score}
+
+
+class FakePredictor:
+    """Two faces per image, one covered and one uncovered, placed from the image size."""
+
+    classes = CLASSES
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.sizes: list[tuple[int, int]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, image: Image.Image) -> list[FakeFace]:
+        with self.lock:
+            self.calls += 1
+            self.sizes.append(image.size)
+        w, h = image.size
+        probs = {"covered": 0.8, "incorrect": 0.1, "uncovered": 0.1}
+        return [
+            FakeFace((0.1 * w, 0.1 * h, 0.3 * w, 0.4 * h), "covered", 0.8, probs),
+            FakeFace((0.5 * w, 0.2 * h, 0.7 * w, 0.5 * h), "uncovered", 0.7, probs),
+        ]
+
+
+def photo_dir(shared_data: Path) -> Path:
+    return shared_data / "andrewmvd-face-mask" / "images"
+
+
+def photo_jpeg(path: Path, size: tuple[int, int] | None = (640, 480), quality: int = 90) -> bytes:
+    """A real photo as JPEG bytes, resized to `size` (None keeps its own size)."""
+    image = Image.open(path).convert("RGB")
+    if size is not None:
+        image = image.resize(size, Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    # IHDR: length at 8, type at 12, data at 16 (width, height as big-endian u32), CRC at 29.
+    data[16:20] = width.to_bytes(4, "big")
+    data[20:24] = height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return bytes(data)
