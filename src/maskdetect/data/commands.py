@@ -6,7 +6,9 @@ import argparse
 import importlib
 
 # Modules with an `add_data_commands(subparsers)` function.
-DATA_COMMAND_MODULES: list[str] = []
+DATA_COMMAND_MODULES: list[str] = [
+    "maskdetect.data.io_commands",
+]
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

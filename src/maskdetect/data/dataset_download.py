@@ -1,0 +1,288 @@
+"""Downloading a whole data set: which files, enough disk, several at once, checksums, extraction.
+
+MaskedFace-Net comes as zip archives whose links the user pastes; their sha256 is recorded in
+`DEST/SHA256SUMS` on first download and checked on every later one (pre-fill that file to pin known
+hashes). FFHQ comes as single PNG files listed, with their md5, in NVIDIA's ffhq-dataset-v2.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from maskdetect.data.archive import DamagedArchiveError, UnsafeArchiveError, extract_zip, is_extracted
+from maskdetect.data.download import (
+    DownloadError,
+    FileSpec,
+    check_free_space,
+    download_file,
+    file_digest,
+    probe,
+)
+from maskdetect.fileio import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CHECKSUMS_FILE = "SHA256SUMS"
+FFHQ_KINDS = {"thumbnails": "thumbnail", "images": "image"}
+
+
+@dataclass
+class DownloadReport:
+    """What a data-set download did.
+
+    Attributes:
+        downloaded: relative paths now present and checked.
+        extracted: archives extracted in this run.
+        failed: relative path (or URL) -> the reason it failed.
+    """
+
+    downloaded: list[str] = field(default_factory=list)
+    extracted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class ChecksumBook:
+    """`DEST/SHA256SUMS` (`HASH  RELPATH` lines, as sha256sum writes them), safe to share across threads."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.hashes: dict[str, str] = {}
+        if self.path.is_file():
+            for number, line in enumerate(self.path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                match = re.fullmatch(r"([0-9a-fA-F]{64}) [ *](.+)", line.strip())
+                if not match:
+                    raise ValueError(f"{self.path}:{number}: not a 'SHA256  NAME' line: {line!r}")
+                self.hashes[match.group(2)] = match.group(1).lower()
+
+    def get(self, relpath: str) -> str | None:
+        return self.hashes.get(relpath)
+
+    def record(self, relpath: str, digest: str) -> None:
+        with self._lock:
+            self.hashes[relpath] = digest
+            text = "".join(f"{value}  {name}\n" for name, value in sorted(self.hashes.items()))
+            atomic_write_text(self.path, text)
+
+
+def parse_url_args(
+    urls: Iterable[str] = (), urls_file: str | os.PathLike | None = None
+) -> list[tuple[str, str]]:
+    """(url, name or "") pairs from `--url [NAME=]URL` values and a `URL [NAME]` per line file.
+
+    >>> parse_url_args(["CMFD.zip=https://x/y?id=1", "https://x/IMFD.zip"])
+    [('https://x/y?id=1', 'CMFD.zip'), ('https://x/IMFD.zip', '')]
+    """
+    pairs = []
+    for value in urls:
+        name, sep, rest = value.partition("=")
+        if sep and "/" not in name and ":" not in name:
+            pairs.append((rest, name))
+        else:
+            pairs.append((value, ""))
+    if urls_file:
+        for line in Path(urls_file).read_text().splitlines():
+            fields = line.split()
+            if fields and not fields[0].startswith("#"):
+                pairs.append((fields[0], fields[1] if len(fields) > 1 else ""))
+    for url, _name in pairs:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+    return pairs
+
+
+def _safe_name(name: str, url: str) -> str:
+    name = os.path.basename(name.replace("\\", "/"))
+    if name in ("", ".", ".."):
+        raise ValueError(f"cannot tell a file name for {url}; give one as NAME.zip=URL")
+    return name
+
+
+def maskedface_net_specs(pairs: list[tuple[str, str]], book: ChecksumBook) -> list[FileSpec]:
+    """One FileSpec per archive URL; names come from the user, the URL path or the server's header."""
+    specs = []
+    for url, given in pairs:
+        name, size = given, None
+        if not name:
+            path_name = os.path.basename(urllib.parse.urlsplit(url).path)
+            if path_name.lower().endswith(".zip"):
+                name = path_name
+        if not name:
+            info = probe(url)
+            name, size = info.filename or "", info.size
+        name = _safe_name(name, url)
+        specs.append(FileSpec(url=url, relpath=name, size=size, sha256=book.get(name)))
+    return specs
+
+
+def load_ffhq_index(source: str, dest: Path) -> dict:
+    """Read ffhq-dataset-v2.json from a local path, or download it (resumably) into `dest` first."""
+    if urllib.parse.urlsplit(source).scheme in ("http", "https"):
+        path = download_file(FileSpec(url=source, relpath="ffhq-dataset-v2.json"), dest)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"FFHQ index not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def ffhq_specs(
+    index: dict, kind: str, limit: int | None = None, base_url: str | None = None
+) -> list[FileSpec]:
+    """FileSpecs (with size and md5) for the first `limit` FFHQ faces of one kind.
+
+    Args:
+        index: the parsed ffhq-dataset-v2.json: {"0": {"image": {...}, "thumbnail": {...}}, ...}.
+        kind: "thumbnails" (128 px) or "images" (1024 px).
+        limit: how many faces, in id order (None: all).
+        base_url: fetch `base_url/file_path` instead of each entry's file_url (a mirror).
+
+    >>> entry = {"file_url": "http://h/a", "file_path": "thumbnails128x128/00000/00000.png",
+    ...          "file_size": 3, "file_md5": "abc"}
+    >>> ffhq_specs({"0": {"thumbnail": entry}}, "thumbnails")[0].relpath
+    'thumbnails128x128/00000/00000.png'
+    """
+    if kind not in FFHQ_KINDS:
+        raise ValueError(f"unknown FFHQ kind {kind!r}; choose one of: {', '.join(FFHQ_KINDS)}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
+    key = FFHQ_KINDS[kind]
+    ids = sorted(index, key=lambda item: int(item) if str(item).isdigit() else str(item))
+    specs = []
+    for face_id in ids[:limit]:
+        try:
+            entry = index[face_id][key]
+            relpath = str(entry["file_path"])
+            url = f"{base_url.rstrip('/')}/{relpath}" if base_url else str(entry["file_url"])
+            size, md5 = int(entry["file_size"]), str(entry["file_md5"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"FFHQ index entry {face_id!r} lacks {key}.file_url/file_path/file_size/file_md5 ({err!r})"
+            ) from None
+        if Path(relpath).is_absolute() or ".." in Path(relpath).parts:
+            raise ValueError(f"FFHQ index entry {face_id!r}: unsafe file_path {relpath!r}")
+        specs.append(FileSpec(url=url, relpath=relpath, size=size, md5=md5))
+    return specs
+
+
+def bytes_still_needed(specs: list[FileSpec], dest: Path) -> int:
+    """Sum of known sizes minus what is already on disk (complete files and .part files)."""
+    need = 0
+    for spec in specs:
+        target = dest / spec.relpath
+        part = target.with_name(target.name + ".part")
+        have = target.stat().st_size if target.exists() else part.stat().st_size if part.exists() else 0
+        need += max((spec.size or 0) - have, 0)
+    return need
+
+
+def download_all(
+    specs: list[FileSpec],
+    dest: Path,
+    *,
+    jobs: int = 4,
+    progress: bool = True,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 30.0,
+) -> DownloadReport:
+    """Download every spec into `dest`, `jobs` at a time, under one progress bar of bytes."""
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    report = DownloadReport()
+    total = sum(spec.size or 0 for spec in specs) or None
+    lock = threading.Lock()
+    with tqdm(total=total, unit="B", unit_scale=True, disable=not progress, desc="download") as bar:
+
+        def on_bytes(count: int) -> None:
+            with lock:
+                bar.update(count)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {
+                pool.submit(download_file, spec, dest, retries=retries, backoff=backoff, timeout=timeout,
+                            on_bytes=on_bytes): spec
+                for spec in specs
+            }
+            for future in as_completed(futures):
+                spec = futures[future]
+                try:
+                    future.result()
+                    report.downloaded.append(spec.relpath)
+                except (DownloadError, OSError) as err:
+                    log.error("%s", err)
+                    report.failed[spec.relpath] = str(err)
+    report.downloaded.sort()
+    return report
+
+
+def download_maskedface_net(
+    dest: str | os.PathLike,
+    pairs: list[tuple[str, str]],
+    *,
+    extract: bool = True,
+    **options,
+) -> DownloadReport:
+    """Download MaskedFace-Net archives, check/record their sha256, extract each one safely.
+
+    Archives already marked extracted are skipped entirely (their zips may have been deleted).
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    book = ChecksumBook(dest / CHECKSUMS_FILE)
+    specs = maskedface_net_specs(pairs, book)
+    todo = [spec for spec in specs if not is_extracted(dest, spec.relpath)]
+    for spec in specs:
+        if spec not in todo:
+            log.info("%s: already downloaded and extracted; skipped", spec.relpath)
+    check_free_space(dest, bytes_still_needed(todo, dest))
+    report = download_all(todo, dest, **options)
+    for spec in todo:
+        if spec.relpath in report.failed:
+            continue
+        archive = dest / spec.relpath
+        try:
+            if extract and extract_zip(archive, dest):
+                report.extracted.append(spec.relpath)
+        except (UnsafeArchiveError, DamagedArchiveError, OSError) as err:
+            # Its hash is not recorded: a damaged download must not become the reference.
+            log.error("%s", err)
+            report.failed[spec.relpath] = f"not extracted: {err} (delete {archive} to download it again)"
+            continue
+        if book.get(spec.relpath) is None:
+            book.record(spec.relpath, file_digest(archive))
+    return report
+
+
+def download_ffhq(
+    dest: str | os.PathLike,
+    index_source: str,
+    *,
+    kind: str = "thumbnails",
+    limit: int | None = None,
+    base_url: str | None = None,
+    **options,
+) -> DownloadReport:
+    """Download FFHQ thumbnails or images listed in ffhq-dataset-v2.json, each checked against its md5."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    specs = ffhq_specs(load_ffhq_index(index_source, dest), kind, limit, base_url)
+    check_free_space(dest, bytes_still_needed(specs, dest))
+    return download_all(specs, dest, **options)
+

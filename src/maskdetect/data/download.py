@@ -1,0 +1,296 @@
+"""Resumable HTTP downloads with retries and checksums, standard library only.
+
+A file is fetched into `NAME.part` beside its target; an interrupted transfer resumes from the
+part file's length with a `Range` request, and a server that ignores `Range` (answers 200) makes the
+transfer restart cleanly from byte 0. Only a complete file whose size and checksum agree is renamed
+to its final name, so a file under its real name is always whole.
+"""
+
+from __future__ import annotations
+
+import email.message
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 16
+USER_AGENT = "maskdetect-downloader/1.0 (+https://github.com/cabani/MaskedFace-Net)"
+# Statuses worth another try: the server is busy or briefly broken, not refusing us for good.
+RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+
+
+class DownloadError(RuntimeError):
+    """A file could not be downloaded; the message names the URL or file and the reason."""
+
+
+class NotEnoughSpaceError(OSError, ValueError):
+    """Too little free disk for a download or an extraction; the message names need and free space."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file's size or checksum is not the expected one."""
+
+
+def check_free_space(dest: str | os.PathLike, need: int, what: str = "downloading") -> None:
+    """Raise NotEnoughSpaceError naming both figures when `dest` has less than `need` bytes free.
+
+    >>> check_free_space("/", 0)
+    """
+    free = shutil.disk_usage(dest).free
+    if need > free:
+        raise NotEnoughSpaceError(
+            f"not enough disk space in {dest} for {what}: need {need:,} bytes ({need / 1e9:.2f} GB), "
+            f"free {free:,} bytes ({free / 1e9:.2f} GB)"
+        )
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file to download.
+
+    Attributes:
+        url: where to get it (http or https).
+        relpath: where to put it, relative to the destination folder (forward slashes).
+        size: expected size in bytes, when known.
+        md5: expected md5 (hex), when known.
+        sha256: expected sha256 (hex), when known.
+    """
+
+    url: str
+    relpath: str
+    size: int | None = None
+    md5: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    """What a server says about a file before we fetch it."""
+
+    size: int | None
+    filename: str | None
+    accepts_ranges: bool
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = p.write_bytes(b"abc")
+    >>> file_digest(p, "md5")
+    '900150983cd24fb0d6963f7d28e17f72'
+    """
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(path: Path, spec: FileSpec) -> None:
+    """Raise ChecksumError naming `path` when its size, md5 or sha256 differs from `spec`."""
+    size = path.stat().st_size
+    if spec.size is not None and size != spec.size:
+        raise ChecksumError(f"{spec.relpath}: size {size:,} bytes, expected {spec.size:,} (from {spec.url})")
+    for algorithm in ("md5", "sha256"):
+        expected = getattr(spec, algorithm)
+        if expected:
+            actual = file_digest(path, algorithm)
+            if actual.lower() != expected.lower():
+                raise ChecksumError(
+                    f"{spec.relpath}: {algorithm} mismatch: got {actual}, expected {expected} "
+                    f"(from {spec.url})"
+                )
+
+
+def _request(url: str, start: int = 0, timeout: float = 30.0) -> http.client.HTTPResponse:
+    headers = {"User-Agent": USER_AGENT}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+
+
+def _filename_from_headers(headers: email.message.Message) -> str | None:
+    disposition = headers.get("Content-Disposition", "")
+    match = re.search(r"filename\*=(?:UTF-8'')?([^;]+)|filename=\"?([^\";]+)\"?", disposition)
+    if not match:
+        return None
+    name = urllib.request.url2pathname(match.group(1) or match.group(2)).strip()
+    return os.path.basename(name) or None
+
+
+def probe(url: str, timeout: float = 30.0) -> RemoteInfo:
+    """Ask for the first byte of `url` to learn its size, file name and whether it serves ranges.
+
+    >>> probe.__name__  # network access: see tests/test_download.py
+    'probe'
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Range": "bytes=0-0"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            name = _filename_from_headers(response.headers)
+            if response.status == 206:
+                total = response.headers.get("Content-Range", "").rpartition("/")[2]
+                return RemoteInfo(int(total) if total.isdigit() else None, name, True)
+            length = response.headers.get("Content-Length")
+            return RemoteInfo(int(length) if length and length.isdigit() else None, name, False)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        raise DownloadError(f"{url}: cannot reach it ({err})") from None
+
+
+def _content_range_start(response: http.client.HTTPResponse) -> int | None:
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _total_size(response: http.client.HTTPResponse) -> int | None:
+    """The whole file's size as the response tells it (Content-Range for 206, else Content-Length)."""
+    if response.status == 206:
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+    else:
+        total = response.headers.get("Content-Length", "")
+    return int(total) if total.isdigit() else None
+
+
+def _fetch_once(
+    spec: FileSpec, part: Path, timeout: float, on_bytes: Callable[[int], None]
+) -> None:
+    """One HTTP exchange that appends to (or restarts) `part`; raises on any failure."""
+    start = part.stat().st_size if part.exists() else 0
+    if spec.size is not None and start > spec.size:
+        log.warning("%s: part file longer than the file (%d > %d); starting again", part, start, spec.size)
+        part.unlink()
+        start = 0
+    if spec.size is not None and start == spec.size and start > 0:
+        return
+    try:
+        response = _request(spec.url, start, timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and start:
+            # Our part file is already as long as the server's copy (or longer): re-check from scratch.
+            part.unlink()
+            raise
+        raise
+    with response:
+        is_page = response.headers.get_content_type() == "text/html"
+        if is_page and not spec.relpath.endswith((".html", ".htm")):
+            raise DownloadError(
+                f"{spec.url}: the server sent a web page, not the file (a sharing link meant for a browser? "
+                "use the direct download link)"
+            )
+        if response.status == 206 and _content_range_start(response) != start:
+            part.unlink(missing_ok=True)
+            raise http.client.HTTPException(f"{spec.relpath}: server sent a range we did not ask for")
+        total = _total_size(response)
+        if spec.size is not None and total is not None and total != spec.size:
+            part.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"{spec.relpath}: the server's file is {total:,} bytes, expected {spec.size:,} "
+                f"(from {spec.url})"
+            )
+        if start and response.status != 206:
+            log.info("%s: server ignored the Range request; restarting from byte 0", spec.relpath)
+            on_bytes(-start)
+        received = 0
+        with open(part, "ab" if response.status == 206 else "wb") as out:
+            try:
+                while block := response.read(CHUNK):
+                    out.write(block)
+                    received += len(block)
+                    on_bytes(len(block))
+            except http.client.IncompleteRead as err:
+                # Keep what arrived before the cut: the next try resumes after it.
+                out.write(err.partial)
+                on_bytes(len(err.partial))
+                raise
+            finally:
+                out.flush()
+                os.fsync(out.fileno())
+        length = response.headers.get("Content-Length", "")
+    # http.client returns short reads silently when a connection closes early: count the bytes.
+    if length.isdigit() and received < int(length):
+        raise http.client.IncompleteRead(b"", int(length) - received)
+    written = part.stat().st_size
+    if spec.size is not None and written < spec.size:
+        raise http.client.IncompleteRead(b"", spec.size - written)
+
+
+def download_file(
+    spec: FileSpec,
+    dest: str | os.PathLike,
+    *,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 30.0,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Path:
+    """Download one file into `dest / spec.relpath`, resuming and retrying; check size and checksum.
+
+    A file already there that passes the checks is kept. Transient failures (connection cut, timeout,
+    HTTP 408/429/5xx) are retried up to `retries` times, waiting `backoff * 2**attempt` seconds.
+
+    Args:
+        spec: what to fetch and what to expect.
+        dest: the destination folder.
+        retries: how many retries after the first try.
+        backoff: the first wait in seconds; it doubles each retry (capped at 60 s).
+        timeout: socket timeout per request, in seconds.
+        on_bytes: called with each count of bytes received (negative when a restart discards bytes).
+
+    Returns:
+        The path of the complete file.
+
+    Raises:
+        ChecksumError: the complete file has the wrong size or checksum (it is removed).
+        DownloadError: the server refused the file, or every retry failed.
+
+    >>> download_file.__name__  # network access: see tests/test_download.py
+    'download_file'
+    """
+    target = Path(dest) / spec.relpath
+    report = on_bytes or (lambda count: None)
+    if target.exists():
+        try:
+            check_file(target, spec)
+            return target
+        except ChecksumError as err:
+            log.warning("%s; downloading it again", err)
+            target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    if part.exists():
+        report(part.stat().st_size)
+    for attempt in range(retries + 1):
+        try:
+            _fetch_once(spec, part, timeout, report)
+            break
+        except urllib.error.HTTPError as err:
+            if err.code not in RETRY_STATUSES and err.code != 416:
+                raise DownloadError(f"{spec.url}: HTTP {err.code} {err.reason}") from None
+            problem = f"HTTP {err.code}"
+        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, ConnectionError) as err:
+            problem = f"{type(err).__name__}: {err}"
+        if attempt == retries:
+            raise DownloadError(f"{spec.url}: gave up after {retries + 1} tries (last: {problem})")
+        wait = min(backoff * 2**attempt, 60.0)
+        log.info("%s: %s; retry %d/%d in %.1f s", spec.relpath, problem, attempt + 1, retries, wait)
+        time.sleep(wait)
+    try:
+        check_file(part, spec)
+    except ChecksumError:
+        part.unlink()
+        raise
+    os.replace(part, target)
+    return target

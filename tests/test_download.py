@@ -1,0 +1,196 @@
+"""Downloads end to end against a local HTTP server: resume, retries, checksums, FFHQ index, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from download_fixtures import FixtureServer, ffhq_index, maskedface_zip
+
+from maskdetect.cli import main
+from maskdetect.data.dataset_download import (
+    CHECKSUMS_FILE,
+    download_ffhq,
+    download_maskedface_net,
+    ffhq_specs,
+    parse_url_args,
+)
+from maskdetect.data.download import (
+    ChecksumError,
+    DownloadError,
+    FileSpec,
+    NotEnoughSpaceError,
+    check_free_space,
+    download_file,
+)
+
+FAST = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
+
+
+@pytest.fixture
+def server():
+    with FixtureServer() as running:
+        yield running
+
+
+def _range_headers(server, path):
+    return [headers.get("Range") for seen, headers in server.state.requests if seen == path]
+
+
+@pytest.mark.parametrize("ignore_range", [False, True])
+def test_cut_transfer_resumes_to_same_bytes(server, tmp_path, ignore_range):
+    body = maskedface_zip(size=160)
+    server.state.files["/CMFD.zip"] = body
+    server.state.cut_after["/CMFD.zip"] = len(body) // 3
+    server.state.ignore_range = ignore_range
+    path = download_file(FileSpec(server.url("/CMFD.zip"), "CMFD.zip"), tmp_path, **FAST)
+    assert path.read_bytes() == body
+    ranges = _range_headers(server, "/CMFD.zip")
+    assert ranges[0] is None
+    assert ranges[1] == f"bytes={len(body) // 3}-"  # the second request asked to resume
+    assert not (tmp_path / "CMFD.zip.part").exists()
+
+
+def test_part_file_from_earlier_run_is_resumed(server, tmp_path):
+    body = maskedface_zip()
+    server.state.files["/a.zip"] = body
+    (tmp_path / "a.zip.part").write_bytes(body[:1000])
+    download_file(FileSpec(server.url("/a.zip"), "a.zip", size=len(body)), tmp_path, **FAST)
+    assert (tmp_path / "a.zip").read_bytes() == body
+    assert _range_headers(server, "/a.zip") == ["bytes=1000-"]
+
+
+def test_retries_on_503_then_succeeds(server, tmp_path):
+    server.state.files["/b.zip"] = b"payload" * 100
+    server.state.fail_times["/b.zip"] = 2
+    download_file(FileSpec(server.url("/b.zip"), "b.zip"), tmp_path, **FAST)
+    assert (tmp_path / "b.zip").read_bytes() == b"payload" * 100
+    assert len(server.state.requests) == 3
+
+
+def test_gives_up_after_retries_and_404_is_not_retried(server, tmp_path):
+    server.state.files["/c.zip"] = b"x"
+    server.state.fail_times["/c.zip"] = 10
+    with pytest.raises(DownloadError, match="gave up after 3 tries"):
+        download_file(FileSpec(server.url("/c.zip"), "c.zip"), tmp_path, retries=2, backoff=0.01)
+    before = len(server.state.requests)
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download_file(FileSpec(server.url("/missing.zip"), "m.zip"), tmp_path, **FAST)
+    assert len(server.state.requests) == before + 1
+    assert not (tmp_path / "c.zip").exists()
+
+
+def test_md5_mismatch_names_the_file(server, tmp_path):
+    index = ffhq_index(server, 3, bad_md5={1})
+    (tmp_path / "ffhq.json").write_text(json.dumps(index))
+    report = download_ffhq(tmp_path / "out", str(tmp_path / "ffhq.json"), jobs=2, progress=False, **FAST)
+    bad = "thumbnails128x128/00000/00001.png"
+    assert list(report.failed) == [bad]
+    assert "md5 mismatch" in report.failed[bad] and bad in report.failed[bad]
+    assert report.downloaded == ["thumbnails128x128/00000/00000.png", "thumbnails128x128/00000/00002.png"]
+    assert not (tmp_path / "out" / bad).exists()  # a bad file never sits under its real name
+    good = tmp_path / "out/thumbnails128x128/00000/00002.png"
+    assert hashlib.md5(good.read_bytes()).hexdigest() == index["2"]["thumbnail"]["file_md5"]
+
+
+def test_ffhq_index_over_http_with_limit(server, tmp_path):
+    index = ffhq_index(server, 5)
+    server.state.files["/ffhq-dataset-v2.json"] = json.dumps(index).encode()
+    report = download_ffhq(tmp_path, server.url("/ffhq-dataset-v2.json"), limit=2, progress=False, **FAST)
+    assert report.downloaded == ["thumbnails128x128/00000/00000.png", "thumbnails128x128/00000/00001.png"]
+    assert not report.failed
+    assert (tmp_path / "ffhq-dataset-v2.json").is_file()
+
+
+def test_ffhq_specs_validate_input():
+    with pytest.raises(ValueError, match="thumbnails, images"):
+        ffhq_specs({}, "thumbs")
+    with pytest.raises(ValueError, match="file_md5"):
+        ffhq_specs({"0": {"thumbnail": {"file_url": "http://h/x"}}}, "thumbnails")
+    unsafe = {"file_url": "u", "file_path": "../../etc/x.png", "file_size": 1, "file_md5": "a"}
+    with pytest.raises(ValueError, match="unsafe"):
+        ffhq_specs({"0": {"thumbnail": unsafe}}, "thumbnails")
+
+
+def test_maskedface_net_download_records_sha256_then_detects_change(server, tmp_path):
+    body = maskedface_zip()
+    server.state.files["/CMFD.zip"] = body
+    dest = tmp_path / "mfn"
+    report = download_maskedface_net(dest, [(server.url("/CMFD.zip"), "")], progress=False, **FAST)
+    assert report.extracted == ["CMFD.zip"] and not report.failed
+    assert (dest / "CMFD/00000/00001_Mask.jpg").is_file()
+    assert (dest / "IMFD/00000/00001_Mask_Mouth_Chin.jpg").is_file()
+    assert (dest / CHECKSUMS_FILE).read_text() == f"{hashlib.sha256(body).hexdigest()}  CMFD.zip\n"
+    # A re-run skips the extracted archive without a request.
+    requests = len(server.state.requests)
+    again = download_maskedface_net(dest, [(server.url("/CMFD.zip"), "")], progress=False, **FAST)
+    assert again.extracted == [] and len(server.state.requests) == requests
+
+
+def test_wrong_checksum_is_not_extracted(server, tmp_path):
+    server.state.files["/IMFD.zip"] = maskedface_zip()
+    dest = tmp_path / "mfn"
+    dest.mkdir()
+    (dest / CHECKSUMS_FILE).write_text(f"{'ab' * 32}  IMFD.zip\n")
+    report = download_maskedface_net(dest, [(server.url("/IMFD.zip"), "")], progress=False, **FAST)
+    assert "sha256 mismatch" in report.failed["IMFD.zip"]
+    assert not (dest / "IMFD").exists() and not (dest / "IMFD.zip").exists()
+
+
+def test_damaged_zip_is_not_extracted_nor_recorded(server, tmp_path):
+    body = bytearray(maskedface_zip())
+    body[len(body) // 4 : len(body) // 4 + 64] = bytes(64)  # inside the first member's data
+    server.state.files["/x.zip"] = bytes(body)
+    dest = tmp_path / "mfn"
+    report = download_maskedface_net(dest, [(server.url("/x.zip"), "")], progress=False, **FAST)
+    assert "damaged" in report.failed["x.zip"]
+    assert not (dest / "CMFD").exists() and not (dest / "IMFD").exists()
+    assert not (dest / CHECKSUMS_FILE).exists()
+    assert [p.name for p in dest.iterdir() if p.name.startswith(".extract")] == []
+
+
+def test_web_page_instead_of_file_is_explained(tmp_path, server):
+    server.state.files["/uc"] = b"<html>Google Drive can't scan this file for viruses</html>"
+    server.state.content_types["/uc"] = "text/html; charset=utf-8"
+    with pytest.raises(DownloadError, match="web page, not the file"):
+        download_file(FileSpec(server.url("/uc"), "CMFD.zip"), tmp_path, **FAST)
+    assert not (tmp_path / "CMFD.zip").exists()
+
+
+def test_size_differing_from_index_is_a_checksum_error(server, tmp_path):
+    server.state.files["/t.png"] = b"short"
+    with pytest.raises(ChecksumError, match="5 bytes, expected 99"):
+        download_file(FileSpec(server.url("/t.png"), "t.png", size=99), tmp_path, **FAST)
+    assert len(server.state.requests) == 1  # not retried: a wrong size will not fix itself
+
+
+def test_url_arguments_and_disk_check(tmp_path):
+    links = tmp_path / "links.txt"
+    links.write_text("# MaskedFace-Net\nhttps://drive.example/d?id=1 CMFD_0.zip\n\n")
+    assert parse_url_args(["IMFD.zip=https://x/y?a=b"], links) == [
+        ("https://x/y?a=b", "IMFD.zip"), ("https://drive.example/d?id=1", "CMFD_0.zip")]
+    with pytest.raises(ValueError, match="not an http"):
+        parse_url_args(["ftp://x/y.zip"])
+    with pytest.raises(NotEnoughSpaceError, match=r"need 1,000,000,000,000,000,000 bytes .* free"):
+        check_free_space(tmp_path, 10**18)
+
+
+def test_cli_lists_catalogue_and_asks_for_links(capsys, tmp_path):
+    assert main(["data", "download", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "https://github.com/cabani/MaskedFace-Net" in out
+    assert "https://github.com/NVlabs/ffhq-dataset" in out
+    assert "CC BY-NC-SA 4.0" in out
+    assert main(["data", "download", "maskedface-net", str(tmp_path)]) == 2
+    assert "https://github.com/cabani/MaskedFace-Net" in capsys.readouterr().err
+
+
+def test_cli_downloads_ffhq_and_reports_failure(capsys, server, tmp_path):
+    (tmp_path / "ffhq.json").write_text(json.dumps(ffhq_index(server, 2, bad_md5={0})))
+    code = main(["data", "download", "ffhq", str(tmp_path / "out"), "--json", str(tmp_path / "ffhq.json"),
+                 "--no-progress", "--retries", "0"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1 files downloaded" in captured.out
+    assert "FAILED thumbnails128x128/00000/00000.png" in captured.err

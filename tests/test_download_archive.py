@@ -1,0 +1,107 @@
+"""Safe zip extraction: escapes, symlinks, bombs, damaged data, markers, and half-extracted archives."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from download_fixtures import maskedface_zip, noise_jpeg, symlink_info, zip_with
+
+from maskdetect.data.archive import (
+    DamagedArchiveError,
+    ExtractLimits,
+    UnsafeArchiveError,
+    extract_zip,
+    is_extracted,
+    marker_path,
+)
+
+
+def _write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _files_under(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_extracts_real_layout_and_marks_done(tmp_path):
+    archive = _write(tmp_path, "CMFD.zip", maskedface_zip())
+    dest = tmp_path / "dest"
+    assert extract_zip(archive, dest) == 2
+    assert (dest / "CMFD/00000/00001_Mask.jpg").read_bytes() == noise_jpeg(1)
+    assert is_extracted(dest, archive)
+    assert _files_under(dest) == [
+        ".extracted/CMFD.zip.done", "CMFD/00000/00001_Mask.jpg", "IMFD/00000/00001_Mask_Mouth_Chin.jpg"]
+    (dest / "CMFD/00000/00001_Mask.jpg").unlink()
+    assert extract_zip(archive, dest) == 0  # the marker says done: skipped
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [("../evil.txt", r"climbs out with '\.\.'"), ("CMFD/../../evil.txt", r"climbs out"),
+     ("/tmp/evil.txt", "absolute path"), ("C:/evil.txt", "absolute path")],
+)
+def test_escaping_paths_refused_and_nothing_written(tmp_path, entry, reason):
+    archive = _write(tmp_path, "bad.zip", zip_with([("CMFD/ok.jpg", b"fine"), (entry, b"owned")]))
+    dest = tmp_path / "a" / "dest"
+    with pytest.raises(UnsafeArchiveError, match=reason):
+        extract_zip(archive, dest)
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "a" / "evil.txt").exists()
+    assert not dest.exists() or _files_under(dest) == []
+    assert not is_extracted(dest, archive)
+
+
+def test_symlink_entry_refused(tmp_path):
+    archive = _write(tmp_path, "link.zip", zip_with([(symlink_info("CMFD/link"), b"/etc/passwd")]))
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        extract_zip(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest" / "CMFD" / "link").exists()
+
+
+def test_zip_bomb_refused_by_ratio_before_writing(tmp_path):
+    archive = _write(tmp_path, "bomb.zip", zip_with([("CMFD/zeros.jpg", bytes(20_000_000))]))
+    assert archive.stat().st_size < 100_000
+    with pytest.raises(UnsafeArchiveError, match=r"expands [\d,]+x"):
+        extract_zip(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest" / "CMFD" / "zeros.jpg").exists()
+
+
+def test_total_size_limit(tmp_path):
+    archive = _write(tmp_path, "m.zip", maskedface_zip())
+    with pytest.raises(UnsafeArchiveError, match="over the limit"):
+        extract_zip(archive, tmp_path / "dest", limits=ExtractLimits(max_total_bytes=1000))
+
+
+def test_size_lie_in_central_directory_caught_while_streaming(tmp_path):
+    # Declare a smaller size than the data really has: the stream produces wrong data and must not land.
+    data = bytearray(zip_with([("CMFD/a.jpg", noise_jpeg(3))]))
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).infolist()[0]
+    central = data.rindex(b"PK\x01\x02")
+    size_offset = central + 24  # uncompressed size field of the central directory record
+    data[size_offset : size_offset + 4] = (info.file_size // 2).to_bytes(4, "little")
+    archive = _write(tmp_path, "lie.zip", bytes(data))
+    with pytest.raises((DamagedArchiveError, UnsafeArchiveError)):
+        extract_zip(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest" / "CMFD" / "a.jpg").exists()
+
+
+def test_damaged_second_entry_leaves_no_file_at_all(tmp_path):
+    body = bytearray(zip_with([("CMFD/a.jpg", noise_jpeg(4)), ("CMFD/b.jpg", noise_jpeg(5))]))
+    second = body.index(b"PK\x03\x04", 4)
+    body[second + 200 : second + 260] = bytes(60)
+    archive = _write(tmp_path, "d.zip", bytes(body))
+    dest = tmp_path / "dest"
+    with pytest.raises(DamagedArchiveError, match="CMFD/b.jpg"):
+        extract_zip(archive, dest)
+    assert _files_under(dest) == []  # a.jpg was fine but the archive was not: nothing lands
+    assert not marker_path(dest, archive).exists()
+
+
+def test_not_a_zip(tmp_path):
+    archive = _write(tmp_path, "page.zip", b"<html>sign in</html>")
+    with pytest.raises(DamagedArchiveError, match="not a readable zip"):
+        extract_zip(archive, tmp_path / "dest")
