@@ -16,6 +16,7 @@ from maskdetect import __version__
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES: list[str] = [
     "maskdetect.data.commands",
+    "maskdetect.synth.commands",
     "maskdetect.serve.commands",
 ]
 

@@ -1,0 +1,114 @@
+"""The faces `maskdetect synth` draws on: uncovered faces of a Pascal VOC photo set, or a folder of faces.
+
+A VOC set is a folder holding `annotations/*.xml` (or `Annotations/`) and its photos (`images/`,
+`JPEGImages/` or beside the XML). Only faces labelled uncovered (without_mask, ...) are used: a mask
+is drawn on a bare face. A folder of faces is any folder of images, one face each.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from maskdetect.faces.crop import Box
+from maskdetect.labels import UNCOVERED, normalise_label
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+_ANNOTATION_DIRS = ("annotations", "Annotations")
+_IMAGE_DIRS = ("images", "JPEGImages", "Images")
+
+
+@dataclass(frozen=True)
+class SourceFace:
+    """One face to draw on.
+
+    Attributes:
+        photo: the image file.
+        box: the face box in the photo, or None for a folder face (the mesh finds it).
+        index: the face's number within its photo (VOC object order).
+    """
+
+    photo: Path
+    box: Box | None
+    index: int = 0
+
+
+def is_voc_folder(root: Path) -> bool:
+    """True if `root` holds a Pascal VOC annotations folder.
+
+    >>> is_voc_folder(Path("/nonexistent"))
+    False
+    """
+    return any((root / name).is_dir() for name in _ANNOTATION_DIRS)
+
+
+def iter_source_faces(root: str | Path, counts: dict[str, int] | None = None) -> Iterator[SourceFace]:
+    """Every face to draw on under `root`, in a stable (sorted) order.
+
+    Args:
+        root: a VOC photo set or a folder of face images.
+        counts: if given, counts of what was passed over are added to it (e.g. faces with masks).
+
+    Raises:
+        FileNotFoundError: `root` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"synth input is not a folder: {root}")
+    counts = counts if counts is not None else {}
+    if is_voc_folder(root):
+        yield from _iter_voc(root, counts)
+        return
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        yield SourceFace(path, None, 0)
+
+
+def _iter_voc(root: Path, counts: dict[str, int]) -> Iterator[SourceFace]:
+    ann_dir = next(root / n for n in _ANNOTATION_DIRS if (root / n).is_dir())
+    image_dirs = [root / n for n in _IMAGE_DIRS if (root / n).is_dir()] + [ann_dir]
+    by_stem = {p.stem: p for d in image_dirs for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    for xml_path in sorted(ann_dir.glob("*.xml")):
+        try:
+            tree = ET.parse(xml_path).getroot()
+        except ET.ParseError as err:
+            log.warning("%s: unreadable annotation (%s), skipped", xml_path, err)
+            counts["bad_annotation"] = counts.get("bad_annotation", 0) + 1
+            continue
+        filename = (tree.findtext("filename") or "").strip()
+        photo = by_stem.get(Path(filename).stem) or by_stem.get(xml_path.stem)
+        if photo is None:
+            log.warning("%s: no image %r found, skipped", xml_path, filename)
+            counts["missing_image"] = counts.get("missing_image", 0) + 1
+            continue
+        for index, obj in enumerate(tree.iter("object")):
+            try:
+                label = normalise_label(obj.findtext("name") or "")
+            except ValueError:
+                counts["unknown_label"] = counts.get("unknown_label", 0) + 1
+                continue
+            if label != UNCOVERED:
+                counts[f"not_uncovered_{label}"] = counts.get(f"not_uncovered_{label}", 0) + 1
+                continue
+            box = _read_box(obj)
+            if box is None:
+                counts["bad_box"] = counts.get("bad_box", 0) + 1
+                continue
+            yield SourceFace(photo, box, index)
+
+
+def _read_box(obj: ET.Element) -> Box | None:
+    bnd = obj.find("bndbox")
+    if bnd is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (float(bnd.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
+    except ValueError:
+        return None
+    if not (x1 > x0 and y1 > y0):
+        return None
+    return (x0, y0, x1, y1)
