@@ -1,0 +1,162 @@
+"""`maskdetect train` and `maskdetect evaluate`: thin argument parsing over the training library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from maskdetect.models import list_models
+from maskdetect.train.config import (
+    BALANCE_CHOICES,
+    DEVICE_CHOICES,
+    TrainConfig,
+    build_config,
+    read_yaml_settings,
+)
+
+# Flags of `train`, each also a TrainConfig field (and so a YAML key): (flag, type, help).
+_TRAIN_FLAGS: list[tuple[str, Any, str]] = [
+    ("--data", str, "the split tree (train/ and validation/ of covered/, incorrect/, uncovered/)"),
+    ("--out", str, "run directory for checkpoints, metrics.jsonl and config.yaml"),
+    ("--input-size", int, "model input side in pixels (default 160)"),
+    (
+        "--crop-scale",
+        float,
+        "crop policy scale the tree's faces were cut with, recorded in checkpoints (1.3)",
+    ),
+    ("--epochs", int, "epochs (default 10)"),
+    ("--batch-size", int, "batch size per process (default 32)"),
+    ("--lr", float, "peak AdamW learning rate (default 1e-3)"),
+    ("--weight-decay", float, "AdamW weight decay (default 0.05)"),
+    ("--warmup-epochs", float, "linear warm-up before cosine decay (default 1)"),
+    ("--label-smoothing", float, "label smoothing (default 0.1)"),
+    ("--patience", int, "stop after this many epochs without a lower validation loss; 0 = never (3)"),
+    ("--seed", int, "random seed (default 0)"),
+    ("--workers", int, "DataLoader worker processes (default 1)"),
+    ("--threads", int, "torch CPU threads per process; 0 = torch's default"),
+    ("--save-every", int, "optimizer steps between resumable snapshots (default 50)"),
+]
+_TRAIN_SWITCHES: list[tuple[str, str]] = [
+    ("--pretrained", "start from ImageNet weights (mobilenet_v2; from an installed package)"),
+    ("--freeze-backbone", "resnet50: train only the head"),
+    ("--deterministic", "deterministic kernels (slower)"),
+    ("--amp", "mixed precision on CUDA (default on)"),
+    ("--channels-last", "channels-last memory format on CUDA (default on)"),
+]
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    _add_train(subparsers)
+    _add_evaluate(subparsers)
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a classifier on a split tree (also under torchrun)",
+        description="Train a covered/incorrect/uncovered classifier. Settings come from the defaults, "
+        "then --config FILE.yaml, then these flags. Launch with `torchrun --nproc_per_node N "
+        "-m maskdetect.cli train ...` for DistributedDataParallel.",
+    )
+    parser.add_argument("--config", help="YAML file of settings (keys as the flags, - or _)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its resume.pt (its config.yaml is the base)",
+    )
+    parser.add_argument("--model", choices=list_models(), help="architecture (default mobilenet_v2)")
+    parser.add_argument(
+        "--balance",
+        choices=BALANCE_CHOICES,
+        help="class imbalance: weighted sampler, weighted loss, or none (default sampler)",
+    )
+    parser.add_argument("--device", choices=DEVICE_CHOICES, help="default auto (CUDA when present)")
+    for flag, kind, text in _TRAIN_FLAGS:
+        parser.add_argument(flag, type=kind, help=text)
+    for flag, text in _TRAIN_SWITCHES:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
+    parser.set_defaults(func=run_train)
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults < the run's saved config (with --resume) < --config YAML < flags given on the line."""
+    flags = {
+        name: getattr(args, name)
+        for name in TrainConfig.__dataclass_fields__
+        if getattr(args, name, None) is not None
+    }
+    layers: list[dict[str, Any]] = []
+    if args.resume:
+        if "out" not in flags:
+            raise ValueError("--resume needs --out, the run directory to continue")
+        saved = Path(flags["out"]) / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{saved}: no saved config; is {flags['out']} a run directory?")
+        layers.append(read_yaml_settings(saved))
+    if args.config:
+        layers.append(read_yaml_settings(args.config))
+    layers.append(flags)
+    return build_config(*layers)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from maskdetect.train.loop import train  # torch-heavy: import only when used
+
+    config = train_config_from_args(args)
+    summary = train(config, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
+        print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+    return 0
+
+
+def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="accuracy, per-class F1, confusion matrix, calibration, worst mistakes",
+        description="Evaluate a checkpoint on a split of a split tree (--split) or on a plain tree of "
+        "class folders (any label names: with_mask, covered, CMFD, ...).",
+    )
+    parser.add_argument("checkpoint", help="a checkpoint (.pt) written by `maskdetect train`")
+    parser.add_argument("--data", required=True, help="split tree or class-folder tree")
+    parser.add_argument(
+        "--split",
+        choices=("train", "validation", "holdout"),
+        help="which split of a split tree (omit for a plain class-folder tree)",
+    )
+    parser.add_argument("--out", required=True, help="folder for metrics.json and the PNG figures")
+    parser.add_argument(
+        "--headshot",
+        action="store_true",
+        help="images are whole aligned head shots (MaskedFace-Net): crop the face first",
+    )
+    parser.add_argument("--manifest", help="CSV with path and subtype columns, for per-subtype accuracy")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--gallery", type=int, default=24, help="how many worst mistakes to draw")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from maskdetect.train.evaluate import evaluate_checkpoint, format_table
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    report = evaluate_checkpoint(
+        args.checkpoint,
+        args.data,
+        args.out,
+        split=args.split,
+        headshot=args.headshot,
+        manifest=args.manifest,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        gallery=args.gallery,
+        device=args.device,
+    )
+    print(format_table(report))
+    print(f"wrote {Path(args.out) / 'metrics.json'} and figures")
+    return 0

@@ -1,0 +1,132 @@
+"""Class-folder trees of face crops, read tolerantly: a corrupt image is skipped with a warning naming it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from maskdetect.images import ImageError, open_image
+from maskdetect.labels import CLASSES, normalise_label
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+SPLITS = ("train", "validation", "holdout")
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files under a folder (recursively, links followed), sorted."""
+    found = []
+    for dirpath, _dirs, files in os.walk(folder, followlinks=True):
+        found.extend(Path(dirpath) / name for name in files if name.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(found)
+
+
+def scan_class_folders(root: str | os.PathLike, *, require_all: bool) -> list[tuple[Path, int]]:
+    """List (path, class index) for a folder of class folders.
+
+    Folder names may be any label a source uses (``with_mask``, ``covered``, ...); they are mapped
+    onto the three classes.
+
+    Args:
+        root: a folder holding one folder per class.
+        require_all: every one of the three classes must have at least one image (training).
+
+    Raises:
+        FileNotFoundError: `root` does not exist.
+        ValueError: an unknown class folder, a missing or empty class (when required), or no images.
+
+    >>> import tempfile
+    >>> scan_class_folders(tempfile.mkdtemp(), require_all=False)
+    Traceback (most recent call last):
+    ValueError: ...: no class folders (expected covered, incorrect, uncovered)
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    samples: list[tuple[Path, int]] = []
+    counts = dict.fromkeys(CLASSES, 0)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise ValueError(f"{root}: no class folders (expected {', '.join(CLASSES)})")
+    for folder in folders:
+        try:
+            name = normalise_label(folder.name)
+        except ValueError:
+            raise ValueError(
+                f"{folder}: not a class folder; expected folders named {', '.join(CLASSES)}"
+            ) from None
+        paths = find_images(folder)
+        counts[name] += len(paths)
+        samples.extend((path, CLASSES.index(name)) for path in paths)
+    if require_all:
+        missing = [name for name, count in counts.items() if count == 0]
+        if missing:
+            raise ValueError(
+                f"{root}: no images of class {', '.join(missing)} (training needs all of "
+                f"{', '.join(CLASSES)}; counts: {counts})"
+            )
+    if not samples:
+        raise ValueError(f"{root}: empty: no images in {', '.join(p.name for p in folders)}")
+    return samples
+
+
+def split_folder(tree: str | os.PathLike, split: str | None) -> Path:
+    """The folder of one split of a split tree, or the tree itself when `split` is None.
+
+    Raises:
+        ValueError: an unknown split name.
+        FileNotFoundError: the split folder does not exist.
+    """
+    tree = Path(tree)
+    if split is None:
+        return tree
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choices: {', '.join(SPLITS)}")
+    folder = tree / split
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: split {split!r} not found in tree {tree}")
+    return folder
+
+
+class FaceFolder(Dataset):
+    """Face crops with class labels; an image that cannot be read yields None (see `collate_skipping`).
+
+    >>> ds = FaceFolder([], transform=lambda image: image)
+    >>> len(ds)
+    0
+    """
+
+    def __init__(self, samples: Sequence[tuple[Path, int]], transform: Callable):
+        self.samples = list(samples)
+        self.targets = [target for _, target in self.samples]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | None:
+        path, target = self.samples[index]
+        try:
+            image = open_image(path)
+        except ImageError as err:
+            log.warning("skipping unreadable image: %s", err)
+            return None
+        return self.transform(image), target, index
+
+    def class_counts(self) -> list[int]:
+        return [self.targets.count(i) for i in range(len(CLASSES))]
+
+
+def collate_skipping(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Stack a batch, leaving out unreadable images; None when nothing in it was readable."""
+    kept = [item for item in batch if item is not None]
+    if not kept:
+        return None
+    images, targets, indices = zip(*kept, strict=True)
+    return torch.stack(images), torch.tensor(targets), torch.tensor(indices)

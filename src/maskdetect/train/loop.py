@@ -1,0 +1,371 @@
+"""The training run: `train(config)` reads a split tree and writes checkpoints, metrics and its config.
+
+A run directory holds ``config.yaml``, ``metrics.jsonl`` (one line per epoch), ``best.pt`` (lowest
+validation loss), ``last.pt`` and ``resume.pt`` (everything needed to continue after a kill: weights,
+optimizer, random states, the position in the epoch). All are written atomically by rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from maskdetect.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from maskdetect.faces.crop import CropPolicy
+from maskdetect.fileio import atomic_write_text
+from maskdetect.labels import CLASSES
+from maskdetect.models import create_model
+from maskdetect.preprocess import Preprocessing
+from maskdetect.train.augment import eval_transform, train_transform
+from maskdetect.train.config import TrainConfig, save_config
+from maskdetect.train.dataset import FaceFolder, collate_skipping, scan_class_folders, split_folder
+from maskdetect.train.distributed import (
+    DistContext,
+    ResumableSampler,
+    cleanup_distributed,
+    setup_distributed,
+    sum_across,
+)
+from maskdetect.train.state import Progress, restore_rng_state, rng_state, seed_everything
+
+log = logging.getLogger(__name__)
+
+RESUME_FILE, BEST_FILE, LAST_FILE = "resume.pt", "best.pt", "last.pt"
+METRICS_FILE, CONFIG_FILE = "metrics.jsonl", "config.yaml"
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
+    """Train a classifier on a split tree; under torchrun, with DistributedDataParallel.
+
+    Args:
+        config: the run's settings (validated).
+        resume: continue the run in ``config.out`` from its ``resume.pt``.
+
+    Returns:
+        A summary: epochs run, best epoch, best validation loss, the run directory.
+
+    Raises:
+        ValueError / FileNotFoundError: a bad tree, run directory or checkpoint, before training starts.
+    """
+    config.validate()
+    context = setup_distributed(config.device)
+    try:
+        return _train(config, context, resume)
+    finally:
+        cleanup_distributed()
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up to 1, then cosine decay to 0 at `total_steps`.
+
+    >>> [round(lr_factor(s, 2, 6), 2) for s in range(6)]
+    [0.5, 1.0, 1.0, 0.75, 0.25, 0.0]
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps - 1)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
+
+
+def _train(config: TrainConfig, context: DistContext, resume: bool) -> dict[str, Any]:
+    run_dir = Path(config.out)
+    # Every check on the user's input comes before any time is spent.
+    train_samples = scan_class_folders(split_folder(config.data, "train"), require_all=True)
+    val_samples = scan_class_folders(split_folder(config.data, "validation"), require_all=False)
+    saved = _check_run_dir(run_dir, config, resume)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed + context.rank, config.deterministic)
+
+    preprocessing = Preprocessing(
+        input_size=config.input_size, crop_policy=CropPolicy(scale=config.crop_scale)
+    )
+    train_set = FaceFolder(train_samples, train_transform(preprocessing))
+    val_set = FaceFolder(val_samples, eval_transform(preprocessing))
+    counts = train_set.class_counts()
+    log.info("train %s, validation %s images by class %s", counts, val_set.class_counts(), CLASSES)
+
+    model = create_model(config.model, len(CLASSES), pretrained=config.pretrained, **config.model_kwargs())
+    use_cuda = context.device.type == "cuda"
+    model = model.to(
+        context.device,
+        memory_format=torch.channels_last if use_cuda and config.channels_last else torch.contiguous_format,
+    )
+    net = (
+        DistributedDataParallel(model, device_ids=[context.device] if use_cuda else None)
+        if context.distributed
+        else model
+    )
+
+    class_weights = torch.tensor([len(train_set) / (len(CLASSES) * c) for c in counts], dtype=torch.float32)
+    criterion = nn.CrossEntropyLoss(
+        weight=class_weights.to(context.device) if config.balance == "loss" else None,
+        label_smoothing=config.label_smoothing,
+    )
+    sampler = ResumableSampler(
+        len(train_set),
+        weights=[1.0 / counts[t] for t in train_set.targets] if config.balance == "sampler" else None,
+        seed=config.seed,
+        rank=context.rank,
+        world_size=context.world_size,
+    )
+    val_sampler = ResumableSampler(
+        len(val_set), shuffle=False, rank=context.rank, world_size=context.world_size, pad=False
+    )
+    steps_per_epoch = math.ceil(sampler.share_size() / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = min(total_steps, round(config.warmup_epochs * steps_per_epoch))
+    optimizer = _make_optimizer(model, config)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and config.amp)
+
+    progress = Progress()
+    if saved is not None:
+        model.load_state_dict(saved["state_dict"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        progress = Progress.from_dict(saved["progress"])
+        if context.is_main:
+            restore_rng_state(saved["rng"])
+        else:  # other ranks: a fresh seed that still depends only on where the run is
+            seed_everything(config.seed + context.rank + 7919 * (progress.global_step + 1))
+        log.info(
+            "resuming at epoch %d, step %d of %d", progress.epoch + 1, progress.step_in_epoch, steps_per_epoch
+        )
+
+    def snapshot() -> None:
+        if context.is_main:
+            extra = {
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "progress": progress.to_dict(),
+                "rng": rng_state(),
+            }
+            save_checkpoint(
+                make_checkpoint(model, config.model, preprocessing, train_args=config.to_dict(), **extra),
+                run_dir / RESUME_FILE,
+            )
+
+    if context.is_main and saved is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / CONFIG_FILE)
+
+    while progress.epoch < config.epochs and not progress.stopped_early:
+        started = time.perf_counter()
+        sampler.set_epoch(progress.epoch, skip=progress.step_in_epoch * config.batch_size)
+        loader = _loader(train_set, sampler, config, context, seed=config.seed * 1009 + progress.epoch)
+        bar = tqdm(
+            loader,
+            total=steps_per_epoch,
+            initial=progress.step_in_epoch,
+            disable=not context.is_main,
+            desc=f"epoch {progress.epoch + 1}/{config.epochs}",
+            unit="batch",
+            mininterval=1.0,
+            dynamic_ncols=True,
+        )
+        net.train()
+        for batch in bar:
+            if batch is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * lr_factor(progress.global_step, warmup_steps, total_steps)
+                loss_sum, correct, count = _train_step(
+                    net, batch, criterion, optimizer, scaler, config, context
+                )
+                progress.running = [
+                    a + b for a, b in zip(progress.running, (loss_sum, correct, count), strict=True)
+                ]
+                run = progress.running
+                bar.set_postfix(loss=f"{run[0] / max(run[2], 1):.3f}", acc=f"{run[1] / max(run[2], 1):.3f}")
+            progress.global_step += 1
+            progress.step_in_epoch += 1
+            if progress.global_step % config.save_every == 0:
+                snapshot()
+        bar.close()
+
+        train_loss, train_correct, train_n = sum_across(progress.running, context)
+        val_loss, val_acc = validate(model, val_set, val_sampler, config, context)
+        record = {
+            "epoch": progress.epoch + 1,
+            "train_loss": train_loss / max(train_n, 1),
+            "train_accuracy": train_correct / max(train_n, 1),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        progress.epoch += 1
+        progress.step_in_epoch = 0
+        progress.running = [0.0, 0.0, 0.0]
+        progress.history.append(record)
+        improved = val_loss < progress.best_val_loss
+        if improved:
+            progress.best_val_loss, progress.best_epoch = val_loss, progress.epoch
+            progress.epochs_without_improvement = 0
+        else:
+            progress.epochs_without_improvement += 1
+        if config.patience and progress.epochs_without_improvement >= config.patience:
+            progress.stopped_early = True
+        if context.is_main:
+            metrics = {k: record[k] for k in ("epoch", "val_loss", "val_accuracy")}
+            args = config.to_dict()
+            if improved:
+                save_checkpoint(
+                    make_checkpoint(
+                        model,
+                        config.model,
+                        preprocessing,
+                        train_args=args,
+                        metrics=metrics,
+                        epoch=progress.epoch,
+                    ),
+                    run_dir / BEST_FILE,
+                )
+            save_checkpoint(
+                make_checkpoint(
+                    model, config.model, preprocessing, train_args=args, metrics=metrics, epoch=progress.epoch
+                ),
+                run_dir / LAST_FILE,
+            )
+            atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in progress.history))
+            snapshot()
+            log.info("epoch %d: %s", progress.epoch, json.dumps(record))
+        if progress.stopped_early:
+            log.info("stopping early: validation loss has not improved for %d epochs", config.patience)
+
+    return {
+        "run_dir": str(run_dir),
+        "epochs": progress.epoch,
+        "best_epoch": progress.best_epoch,
+        "best_val_loss": progress.best_val_loss,
+        "stopped_early": progress.stopped_early,
+        "history": progress.history,
+    }
+
+
+def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+    """The saved state to resume from, or None for a fresh run (refusing to overwrite an old one)."""
+    state_path = run_dir / RESUME_FILE
+    if not resume:
+        if state_path.exists() or (run_dir / LAST_FILE).exists():
+            raise FileExistsError(
+                f"{run_dir}: already holds a run; continue it with --resume or choose another --out"
+            )
+        return None
+    saved = load_checkpoint(state_path)
+    missing = [k for k in ("optimizer", "scaler", "progress", "rng") if k not in saved]
+    if missing:
+        raise ValueError(f"{state_path}: not a resumable state (lacks {', '.join(missing)})")
+    if saved["arch"] != config.model:
+        raise ValueError(f"{state_path}: was trained as {saved['arch']!r}, but --model is {config.model!r}")
+    return saved
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on biases and normalisation weights (1-d tensors): decaying them only hurts.
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _loader(
+    dataset: FaceFolder, sampler: ResumableSampler, config: TrainConfig, context: DistContext, seed: int
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.workers,
+        collate_fn=collate_skipping,
+        pin_memory=context.device.type == "cuda",
+        worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _train_step(
+    net: nn.Module,
+    batch: tuple,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    config: TrainConfig,
+    context: DistContext,
+) -> tuple[float, ...]:
+    images, targets, _ = batch
+    use_cuda = context.device.type == "cuda"
+    images = images.to(
+        context.device,
+        non_blocking=True,
+        memory_format=torch.channels_last if use_cuda and config.channels_last else torch.contiguous_format,
+    )
+    targets = targets.to(context.device, non_blocking=True)
+    with torch.autocast(
+        device_type=context.device.type, dtype=torch.float16, enabled=use_cuda and config.amp
+    ):
+        logits = net(images)
+        loss = criterion(logits, targets)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    count = targets.numel()
+    return float(loss.detach()) * count, float((logits.argmax(1) == targets).sum()), float(count)
+
+
+@torch.no_grad()
+def validate(
+    net: nn.Module, dataset: FaceFolder, sampler: ResumableSampler, config: TrainConfig, context: DistContext
+) -> tuple[float, float]:
+    """Mean cross-entropy (unsmoothed, unweighted) and accuracy on the validation set, over all ranks.
+
+    Takes the bare model, not the DistributedDataParallel wrapper: ranks see different numbers of
+    validation batches, and the wrapper's forward would wait for the others.
+    """
+    net.eval()
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size * 2,
+        sampler=sampler,
+        num_workers=config.workers,
+        collate_fn=collate_skipping,
+    )
+    loss_sum = correct = count = 0.0
+    use_cuda = context.device.type == "cuda"
+    for batch in loader:
+        if batch is None:
+            continue
+        images, targets, _ = batch
+        images, targets = images.to(context.device), targets.to(context.device)
+        with torch.autocast(
+            device_type=context.device.type, dtype=torch.float16, enabled=use_cuda and config.amp
+        ):
+            logits = net(images)
+        loss_sum += float(nn.functional.cross_entropy(logits.float(), targets, reduction="sum"))
+        correct += float((logits.argmax(1) == targets).sum())
+        count += targets.numel()
+    loss_sum, correct, count = sum_across([loss_sum, correct, count], context)
+    if count == 0:
+        raise ValueError(f"{config.data}: no readable validation images")
+    return loss_sum / count, correct / count
