@@ -17,6 +17,7 @@ from maskdetect import __version__
 COMMAND_MODULES: list[str] = [
     "maskdetect.data.commands",
     "maskdetect.synth.commands",
+    "maskdetect.train.commands",
     "maskdetect.serve.commands",
 ]
 
