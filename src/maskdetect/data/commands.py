@@ -8,6 +8,7 @@ import importlib
 # Modules with an `add_data_commands(subparsers)` function.
 DATA_COMMAND_MODULES: list[str] = [
     "maskdetect.data.io_commands",
+    "maskdetect.data.build_commands",
 ]
 
 

@@ -1,0 +1,107 @@
+"""Each source scanned into manifest rows, in the real layouts, and the manifest CSV itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from data_fixtures import make_ffhq_thumbnails, make_maskedface_net, make_voc, write_image
+
+from maskdetect.data.ffhq import scan_ffhq
+from maskdetect.data.folder import scan_folder
+from maskdetect.data.manifest import file_sha256, read_manifest, write_manifest
+from maskdetect.data.maskedface_net import scan_maskedface_net
+from maskdetect.data.sources import build_manifest
+from maskdetect.data.voc import scan_voc
+from maskdetect.faces.crop import aligned_headshot_box
+
+
+def test_maskedface_net_labels_subtypes_groups_and_boxes(tmp_path: Path) -> None:
+    root = make_maskedface_net(tmp_path / "mfn", [1014, 2077])
+    rows = list(scan_maskedface_net(root))
+    assert len(rows) == 8
+    kinds = {(Path(r.path).name, r.label, r.subtype) for r in rows}
+    assert ("01014_Mask.jpg", "covered", "correct") in kinds
+    assert ("01014_Mask_Mouth_Chin.jpg", "incorrect", "nose_exposed") in kinds
+    assert ("02077_Mask_Nose_Mouth.jpg", "incorrect", "chin_exposed") in kinds
+    assert ("02077_Mask_Chin.jpg", "incorrect", "nose_mouth_exposed") in kinds
+    assert {r.group for r in rows} == {"ffhq-01014", "ffhq-02077"}
+    row = rows[0]
+    assert (row.width, row.height) == (64, 64)
+    assert row.box == aligned_headshot_box(64, 64)
+    assert row.sha256 == file_sha256(row.path)
+    assert row.source == "maskedface_net"
+
+
+def test_ffhq_thumbnails_share_groups_with_maskedface_net(tmp_path: Path) -> None:
+    rows = list(scan_ffhq(make_ffhq_thumbnails(tmp_path / "ffhq", [1014, 5])))
+    assert [r.label for r in rows] == ["uncovered", "uncovered"]
+    assert {r.group for r in rows} == {"ffhq-01014", "ffhq-00005"}
+    mfn = list(scan_maskedface_net(make_maskedface_net(tmp_path / "mfn", [1014])))
+    assert {r.group for r in mfn} <= {r.group for r in rows}
+    assert rows[0].box == aligned_headshot_box(128, 128)
+
+
+def test_voc_both_vocabularies_clamp_skip_and_report(tmp_path: Path) -> None:
+    andrew = make_voc(tmp_path / "andrew", {
+        "a.jpg": [("with_mask", (10, 10, 60, 70)), ("mask_weared_incorrect", (100, 20, 140, 70)),
+                  ("without_mask", (5, 5, 12, 12))],  # 7 px: too small
+        "b.png": [("without_mask", (150, 100, 230, 170))],  # cut by the border (200x150): clamped
+    })
+    ilc = make_voc(tmp_path / "ilc", {
+        "c.jpg": [("with_incorrect_mask", (20, 20, 80, 90)), ("with_mask", (50, 50, 50, 80))],  # degenerate
+        "d.jpg": [("face_shield", (20, 20, 80, 90))],  # unknown label
+    }, images="JPEGImages")
+    rows, report = scan_voc(andrew, min_face=16)
+    assert [r.label for r in rows] == ["covered", "incorrect", "uncovered"]
+    assert report.too_small == 1 and report.clamped == 1
+    assert rows[2].box == (150.0, 100.0, 200.0, 150.0)
+    assert rows[0].group == rows[1].group == "andrew/a" != rows[2].group
+    assert rows[0].content_id != rows[1].content_id and rows[0].sha256 == rows[1].sha256
+    rows, report = scan_voc(ilc, min_face=16)
+    assert [r.label for r in rows] == ["incorrect"]
+    assert len(report.degenerate) == 1 and report.unknown_labels == {"face_shield": 1}
+    assert scan_voc(andrew, min_face=0)[1].too_small == 0
+
+
+def test_voc_finds_the_image_when_the_xml_names_another_extension(tmp_path: Path) -> None:
+    root = make_voc(tmp_path / "v", {"x.jpg": [("with_mask", (10, 10, 60, 70))]})
+    (root / "images" / "x.jpg").rename(root / "images" / "x.PNG")  # xml still says x.jpg
+    write_image(root / "images" / "y.jpeg", 5)  # PNG bytes under a JPEG name is fine too
+    rows, report = scan_voc(root)
+    assert [Path(r.path).name for r in rows] == ["x.PNG"] and not report.problems
+
+
+def test_folder_of_class_named_subfolders(tmp_path: Path) -> None:
+    write_image(tmp_path / "f" / "with_mask" / "1.jpg", 1)
+    write_image(tmp_path / "f" / "Without_Mask" / "sub" / "2.png", 2)
+    write_image(tmp_path / "f" / "mask_weared_incorrect" / "3.jpg", 3)
+    (tmp_path / "f" / "with_mask" / "notes.txt").write_text("not an image")
+    rows = scan_folder(tmp_path / "f")
+    assert sorted((Path(r.path).name, r.label) for r in rows) == [
+        ("1.jpg", "covered"), ("2.png", "uncovered"), ("3.jpg", "incorrect")]
+    assert all(r.box is None for r in rows) and len({r.group for r in rows}) == 3
+    write_image(tmp_path / "f" / "dogs" / "4.jpg", 4)
+    with pytest.raises(ValueError, match="dogs"):
+        scan_folder(tmp_path / "f")
+
+
+def test_missing_inputs_name_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    for source in ("voc", "maskedface_net", "ffhq", "folder"):
+        with pytest.raises(FileNotFoundError, match="nowhere"):
+            build_manifest(**{source: [missing]})
+    with pytest.raises(FileNotFoundError, match="manifest not found"):
+        read_manifest(missing)
+
+
+def test_manifest_csv_round_trip_and_pandas(tmp_path: Path) -> None:
+    make_maskedface_net(tmp_path / "mfn", [7])
+    make_voc(tmp_path / "voc", {"a.jpg": [("with_mask", (10, 10, 60, 70))]})
+    build = build_manifest(maskedface_net=[tmp_path / "mfn"], voc=[tmp_path / "voc"])
+    out = write_manifest(build.rows, tmp_path / "m.csv")
+    assert read_manifest(out) == build.rows
+    frame = pd.read_csv(out)
+    assert len(frame) == 5 and set(frame["source"]) == {"maskedface_net", "voc"}
+    assert {"path", "x0", "label", "subtype", "group", "sha256", "content_id", "width"} <= set(frame.columns)

@@ -1,0 +1,97 @@
+"""The ImageFolder tree: torchvision reads it, names are stable, re-runs rewrite nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from data_fixtures import make_maskedface_net, make_voc, write_image
+from PIL import Image
+from torchvision.datasets import ImageFolder
+
+from maskdetect.data.folder import scan_folder
+from maskdetect.data.manifest import read_manifest
+from maskdetect.data.sources import build_manifest
+from maskdetect.data.split import assign_splits
+from maskdetect.data.tree import MANIFEST_NAME, write_split_tree
+from maskdetect.data.verify import verify_rows
+from maskdetect.labels import CLASSES
+
+
+def _split_rows(tmp_path: Path, seed: int = 0) -> list:
+    make_maskedface_net(tmp_path / "mfn", list(range(100, 130)))
+    photos = {f"p{i}.jpg": [("with_mask", (10, 10, 60, 70)), ("without_mask", (100, 20, 150, 80))]
+              for i in range(12)}
+    make_voc(tmp_path / "voc", photos, seed=500)
+    build = build_manifest(maskedface_net=[tmp_path / "mfn"], voc=[tmp_path / "voc"])
+    return assign_splits(verify_rows(build.rows, workers=1).rows, seed=seed)
+
+
+def _snapshot(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_imagefolder_reads_the_tree_with_the_project_class_order(tmp_path: Path) -> None:
+    rows = _split_rows(tmp_path)
+    result = write_split_tree(rows, tmp_path / "root", size=64, workers=2)
+    assert result.written == len(rows) == 144 and result.failed == 0
+    for split in ("train", "validation", "holdout"):
+        dataset = ImageFolder(str(tmp_path / "root" / split))
+        assert tuple(dataset.classes) == CLASSES
+        assert dataset.class_to_idx == {c: i for i, c in enumerate(CLASSES)}
+        assert len(dataset) == sum(r.split == split for r in rows)
+        image, _ = dataset[0]
+        assert image.size == (64, 64)
+    saved = read_manifest(tmp_path / "root" / MANIFEST_NAME)
+    assert [r.split for r in saved] == [r.split for r in rows]
+    for row in saved:
+        assert (tmp_path / "root" / row.tree_path).is_file()
+        assert row.tree_path.startswith(f"{row.split}/{row.label}/{row.source}_")
+    assert len({r.tree_path for r in saved}) == len(saved)
+    crop = Image.open(tmp_path / "root" / saved[0].tree_path)
+    assert crop.format == "JPEG"
+
+
+def test_rerun_rewrites_nothing_and_a_different_tree_needs_overwrite(tmp_path: Path) -> None:
+    rows = _split_rows(tmp_path)
+    root = tmp_path / "root"
+    write_split_tree(rows, root, size=32, workers=1)
+    before = _snapshot(root)
+    again = write_split_tree(list(rows), root, size=32, workers=1)
+    assert again.written == 0 and again.unchanged == len(rows)
+    assert _snapshot(root) == before
+    other = assign_splits(rows, seed=1)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_split_tree(other, root, size=32)
+    write_split_tree(other, root, size=32, overwrite=True, workers=1)
+    saved = read_manifest(root / MANIFEST_NAME)
+    assert [r.split for r in saved] == [r.split for r in other]
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*.jpg")}
+    assert on_disk == {r.tree_path for r in saved}  # nothing of the old tree left
+
+
+def test_link_modes_for_whole_file_faces(tmp_path: Path) -> None:
+    for label, seed in (("with_mask", 1), ("with_incorrect_mask", 2), ("without_mask", 3)):
+        for k in range(4):
+            write_image(tmp_path / "f" / label / f"{k}.png", seed * 10 + k)
+    rows = assign_splits(scan_folder(tmp_path / "f"), seed=0, holdout=0.25, validation=0.34)
+    for link in ("hard", "sym", "copy"):
+        root = tmp_path / link
+        write_split_tree(rows, root, link=link, workers=1)
+        saved = read_manifest(root / MANIFEST_NAME)
+        for row in saved:
+            placed = root / row.tree_path
+            assert placed.suffix == ".png"
+            assert placed.read_bytes() == Path(row.path).read_bytes()
+            assert placed.is_symlink() == (link == "sym")
+            same_inode = os.stat(placed).st_ino == os.stat(row.path).st_ino
+            assert same_inode == (link in ("hard", "sym"))
+        assert len(ImageFolder(str(root / "train"))) == sum(r.split == "train" for r in rows)
+
+
+def test_bad_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hard, sym, copy"):
+        write_split_tree([], tmp_path / "t", link="soft")
+    with pytest.raises(ValueError, match="crop size"):
+        write_split_tree([], tmp_path / "t", size=2)
