@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "maskdetect.synth.commands",
     "maskdetect.train.commands",
     "maskdetect.serve.commands",
+    "maskdetect.explain.commands",
 ]
 
 

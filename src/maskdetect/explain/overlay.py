@@ -1,0 +1,129 @@
+"""Heat maps drawn over their face crops (with a colour bar), and contact sheets of many of them.
+
+matplotlib runs with its Agg canvas directly (no pyplot state, no display); files are written
+atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from maskdetect.fileio import atomic_write_bytes
+
+
+@dataclass
+class Panel:
+    """One crop with its heat map and a caption, for a contact sheet."""
+
+    crop: Image.Image
+    heatmap: np.ndarray
+    caption: str = ""
+    symmetric: bool = True
+
+
+def colour_limits(heatmap: np.ndarray, symmetric: bool) -> tuple[float, float]:
+    """Colour-scale limits: ±max|value| for signed maps (0 stays neutral), else 0..max.
+
+    >>> colour_limits(np.array([-1.0, 3.0]), True)
+    (-3.0, 3.0)
+    """
+    finite = np.asarray(heatmap, np.float64)[np.isfinite(heatmap)]
+    top = float(np.abs(finite).max()) if finite.size else 0.0
+    top = top if top > 0 else 1e-6
+    return (-top, top) if symmetric else (0.0, top)
+
+
+def _draw(ax, panel: Panel, alpha: float):  # noqa: ANN001, ANN202 - matplotlib types
+    crop = np.asarray(panel.crop.convert("RGB"))
+    height, width = panel.heatmap.shape
+    if crop.shape[:2] != (height, width):
+        crop = np.asarray(panel.crop.convert("RGB").resize((width, height), Image.BILINEAR))
+    vmin, vmax = colour_limits(panel.heatmap, panel.symmetric)
+    ax.imshow(crop, extent=(0, width, height, 0))
+    image = ax.imshow(panel.heatmap, cmap="RdBu_r" if panel.symmetric else "jet", vmin=vmin, vmax=vmax,
+                      alpha=alpha, extent=(0, width, height, 0), interpolation="nearest")
+    ax.set_axis_off()
+    if panel.caption:
+        ax.set_title(panel.caption, fontsize=8)
+    return image
+
+
+def save_overlay(
+    crop: Image.Image,
+    heatmap: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    colour_label: str = "",
+    symmetric: bool = True,
+    alpha: float = 0.5,
+    polygon: np.ndarray | None = None,
+) -> None:
+    """Write a PNG of the heat map blended over its crop, with a colour bar.
+
+    Args:
+        crop: the face crop; resized to the map's grid if it differs.
+        heatmap: H x W values.
+        path: the PNG to write.
+        title: drawn above the image.
+        colour_label: the colour bar's label (what the values mean).
+        symmetric: signed values around a neutral 0 (occlusion) or 0..max (Grad-CAM).
+        alpha: the map's opacity.
+        polygon: optional (n, 2) x, y points outlined on top (e.g. the nose-and-mouth region).
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "o.png"
+    >>> save_overlay(Image.new("RGB", (8, 8)), np.zeros((8, 8)), out)
+    >>> Image.open(out).format
+    'PNG'
+    """
+    figure = Figure(figsize=(4.2, 3.6), dpi=100)
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    image = _draw(ax, Panel(crop, np.asarray(heatmap, np.float32), title, symmetric), alpha)
+    if polygon is not None and len(polygon) >= 3:
+        closed = np.vstack([polygon, polygon[:1]])
+        ax.plot(closed[:, 0], closed[:, 1], color="white", linewidth=1.0, linestyle="--")
+    bar = figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if colour_label:
+        bar.set_label(colour_label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    figure.tight_layout()
+    _write_png(figure, path)
+
+
+def save_contact_sheet(
+    panels: Sequence[Panel], path: str | os.PathLike, *, columns: int = 6, alpha: float = 0.5
+) -> None:
+    """Write a grid of overlays (each with its own colour scale) to one PNG.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "sheet.png"
+    >>> save_contact_sheet([Panel(Image.new("RGB", (8, 8)), np.ones((8, 8)), "a")] * 3, out, columns=2)
+    >>> Image.open(out).size[0] > 0
+    True
+    """
+    if not panels:
+        raise ValueError("a contact sheet needs at least one panel; got none")
+    columns = max(1, min(columns, len(panels)))
+    rows = (len(panels) + columns - 1) // columns
+    figure = Figure(figsize=(2.0 * columns, 2.2 * rows), dpi=90)
+    FigureCanvasAgg(figure)
+    for index, panel in enumerate(panels):
+        _draw(figure.add_subplot(rows, columns, index + 1), panel, alpha)
+    figure.tight_layout()
+    _write_png(figure, path)
+
+
+def _write_png(figure: Figure, path: str | os.PathLike) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())

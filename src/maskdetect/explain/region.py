@@ -1,0 +1,75 @@
+"""How much of a heat map falls on the nose and mouth, against that region's share of the crop.
+
+The region is the convex hull of the face mesh's nose and outer-lip points (MediaPipe indices, from
+`maskdetect.faces.landmarks`): the nose from the bridge between the eyes to the nostrils, and the
+mouth. Its share of the crop's area is the chance level: a map that ignored the face entirely
+would put that share of its mass there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from maskdetect.faces.landmarks import MOUTH, NOSE
+
+NOSE_MOUTH_POINTS: tuple[int, ...] = tuple(dict.fromkeys(NOSE + MOUTH))
+
+
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """The convex hull of (n, 2) points, counter-clockwise (Andrew's monotone chain).
+
+    >>> convex_hull(np.array([[0, 0], [2, 0], [1, 1], [2, 2], [0, 2]])).tolist()
+    [[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]
+    """
+    pts = sorted({(float(x), float(y)) for x, y in np.asarray(points)[:, :2]})
+    if len(pts) <= 2:
+        return np.array(pts, np.float64).reshape(-1, 2)
+
+    def cross(o: tuple, a: tuple, b: tuple) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[tuple] = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    upper: list[tuple] = []
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return np.array(lower[:-1] + upper[:-1], np.float64)
+
+
+def polygon_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A boolean H x W mask of the pixels inside a polygon of (x, y) points.
+
+    >>> polygon_mask(np.array([[1, 1], [3, 1], [3, 2], [1, 2]]), 4, 5).sum()
+    np.int64(6)
+    """
+    canvas = Image.new("L", (width, height), 0)
+    if len(polygon) >= 3:
+        ImageDraw.Draw(canvas).polygon([(float(x), float(y)) for x, y in polygon], fill=1, outline=1)
+    return np.asarray(canvas, bool)
+
+
+def nose_mouth_polygon(mesh_points: np.ndarray) -> np.ndarray:
+    """The hull of the mesh's nose and mouth points, (n, 2) x, y in the mesh's pixels."""
+    mesh_points = np.asarray(mesh_points)
+    if mesh_points.ndim != 2 or mesh_points.shape[0] < max(NOSE_MOUTH_POINTS) + 1:
+        raise ValueError(f"expected the 468-point face mesh, got points of shape {mesh_points.shape}")
+    return convex_hull(mesh_points[list(NOSE_MOUTH_POINTS), :2])
+
+
+def heat_share(heatmap: np.ndarray, mask: np.ndarray) -> float:
+    """The share of the heat map's positive mass inside the mask (NaN when there is none).
+
+    >>> heat_share(np.array([[1.0, 3.0], [-5.0, 0.0]]), np.array([[True, False], [True, False]]))
+    0.25
+    """
+    positive = np.clip(np.nan_to_num(np.asarray(heatmap, np.float64)), 0, None)
+    total = positive.sum()
+    if mask.shape != positive.shape:
+        raise ValueError(f"mask shape {mask.shape} does not match heat map shape {positive.shape}")
+    return float(positive[mask].sum() / total) if total > 0 else float("nan")

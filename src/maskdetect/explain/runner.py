@@ -1,0 +1,258 @@
+"""Explain a checkpoint's decision on face crops and photos: the library core behind `maskdetect explain`.
+
+An `Explainer` loads a checkpoint once (model, preprocessing, class names) and returns a
+`FaceExplanation` per face: the heat map in the crop's pixel grid (input_size x input_size), the
+crop itself, and the class probabilities. Photos go through the project's face detector and the
+checkpoint's crop policy, so the crop explained is the crop the Predictor classifies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from maskdetect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, preprocessing_of
+from maskdetect.explain.backend import BACKENDS, make_forward
+from maskdetect.explain.gradcam import GradCAM
+from maskdetect.explain.occlusion import (
+    BORDERS,
+    FILLS,
+    check_window,
+    coarse_to_fine_map,
+    fill_pixels,
+    normalise_pixels,
+    occlusion_map,
+)
+from maskdetect.faces.crop import Box, crop_face
+
+log = logging.getLogger(__name__)
+
+METHODS = ("occlusion", "gradcam")
+MODES = ("exact", "coarse")
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "models" / "default.pt"
+BoxDetector = Callable[[Image.Image], list[Box]]
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """How to explain: the method and its parameters.
+
+    Attributes:
+        method: ``occlusion`` or ``gradcam``.
+        target: ``predicted`` or a class name of the checkpoint.
+        patch, stride: occlusion window side and step, in crop pixels.
+        fill: occlusion fill in pixel space: ``grey`` (128), ``mean`` or ``blur``.
+        border: ``clip`` (captum's rule) or ``shift`` (whole windows, one flush with the border).
+        batch_size: occluded crops per forward pass.
+        backend: ``auto``, ``onnx`` or ``torch`` (occlusion only; Grad-CAM needs torch's gradients).
+        mode: ``exact`` or ``coarse`` (coarse-to-fine: exact windows only where a coarse map is high).
+    """
+
+    method: str = "occlusion"
+    target: str = "predicted"
+    patch: int = 16
+    stride: int = 8
+    fill: str = "grey"
+    border: str = "clip"
+    batch_size: int = 64
+    backend: str = "auto"
+    mode: str = "exact"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("method", self.method, METHODS), ("fill", self.fill, FILLS), ("border", self.border, BORDERS),
+            ("backend", self.backend, BACKENDS), ("mode", self.mode, MODES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size {self.batch_size} is not allowed; allowed: 1 or more")
+
+
+@dataclass
+class FaceExplanation:
+    """One face's explanation.
+
+    Attributes:
+        crop: the face crop the model saw, input_size x input_size RGB.
+        heatmap: H x W float32 in the crop's grid (occlusion: drop in the target's probability;
+            Grad-CAM: the class activation map, >= 0).
+        probabilities: class name -> probability on the untouched crop.
+        target: the class explained; predicted: the most probable class.
+        method: ``occlusion`` or ``gradcam``.
+        box: the face box in the photo (None for a crop given as is).
+        probability_map: occlusion only: the target's probability with each pixel occluded.
+    """
+
+    crop: Image.Image
+    heatmap: np.ndarray
+    probabilities: dict[str, float]
+    target: str
+    predicted: str
+    method: str
+    box: Box | None = None
+    probability_map: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description (no arrays)."""
+        return {
+            "box": None if self.box is None else [round(float(v), 1) for v in self.box],
+            "predicted": self.predicted,
+            "target": self.target,
+            "method": self.method,
+            "probabilities": {k: round(v, 5) for k, v in self.probabilities.items()},
+            **self.extra,
+        }
+
+
+def resolve_target(target: str, classes: tuple[str, ...]) -> int | None:
+    """The class index for a target name (None for ``predicted``).
+
+    >>> resolve_target("incorrect", ("covered", "incorrect", "uncovered"))
+    1
+    """
+    if target == "predicted":
+        return None
+    if target in classes:
+        return classes.index(target)
+    raise ValueError(f"unknown target class {target!r}; allowed: predicted, {', '.join(classes)}")
+
+
+class Explainer:
+    """Heat maps for one checkpoint.
+
+    Args:
+        checkpoint: a checkpoint file or an already loaded checkpoint dict; None: the bundled model.
+        settings: the method and its parameters.
+        detector: finds face boxes in a photo (default: the project's BlazeFace detector, built on
+            first use).
+
+    Raises:
+        FileNotFoundError: no checkpoint given and no bundled model.
+        ValueError: a checkpoint without its preprocessing, an unknown target, or a patch that does
+            not fit the model's input size.
+
+    >>> from maskdetect.checkpoint import make_checkpoint
+    >>> from maskdetect.models import create_model
+    >>> from maskdetect.preprocess import Preprocessing
+    >>> ckpt = make_checkpoint(create_model("small_cnn"), "small_cnn", Preprocessing(input_size=32))
+    >>> explainer = Explainer(ckpt, ExplainSettings(patch=8, stride=8, backend="torch"))
+    >>> explainer.explain_crop(Image.new("RGB", (50, 50))).heatmap.shape
+    (32, 32)
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | dict | None = None,
+        settings: ExplainSettings | None = None,
+        detector: BoxDetector | None = None,
+    ) -> None:
+        self.settings = settings or ExplainSettings()
+        checkpoint, source = _load(checkpoint)
+        self.source = source
+        self.preprocessing = preprocessing_of(checkpoint)
+        self.classes = self.preprocessing.classes
+        self.target_index = resolve_target(self.settings.target, self.classes)
+        size = self.preprocessing.input_size
+        if self.settings.method == "occlusion":
+            check_window(size, size, self.settings.patch, self.settings.stride)
+        self.model = model_from_checkpoint(checkpoint, source)
+        self._forward = None
+        self._detector = detector
+
+    @property
+    def forward(self):  # noqa: ANN201 - a TorchForward or an OnnxForward
+        """The batched forward function for occlusion (ONNX export happens here, once)."""
+        if self._forward is None:
+            self._forward = make_forward(self.model, self.preprocessing.input_size, self.settings.backend)
+            log.info("occlusion backend: %s", self._forward.name)
+        return self._forward
+
+    def explain_crop(self, face: Image.Image, box: Box | None = None) -> FaceExplanation:
+        """Explain one face crop (any size; resized to the model's input like `Preprocessing` does)."""
+        size = self.preprocessing.input_size
+        crop = face.convert("RGB")
+        if crop.size != (size, size):
+            crop = crop.resize((size, size), Image.BILINEAR)
+        pixels = np.asarray(crop, np.float32)
+        inputs = normalise_pixels(pixels, self.preprocessing.mean, self.preprocessing.std)
+        if self.settings.method == "occlusion":
+            probs = self.forward(inputs[None])[0]
+        else:
+            probs = self._torch_probs(inputs)
+        predicted = int(np.argmax(probs))
+        target = predicted if self.target_index is None else self.target_index
+        probability_map = None
+        extra: dict[str, Any] = {}
+        if self.settings.method == "occlusion":
+            s = self.settings
+            baseline = normalise_pixels(fill_pixels(pixels, s.fill, blur_radius=s.patch / 2),
+                                        self.preprocessing.mean, self.preprocessing.std)
+            run = coarse_to_fine_map if s.mode == "coarse" else occlusion_map
+            result = run(self.forward, inputs, baseline, target, s.patch, s.stride,
+                         border=s.border, batch_size=s.batch_size)
+            heatmap, probability_map = result.delta, result.probability
+            extra = {"windows": result.windows, "patch": s.patch, "stride": s.stride, "fill": s.fill,
+                     "mode": s.mode}
+        else:
+            with GradCAM(self.model) as cam:
+                heatmap = cam(torch.from_numpy(inputs), target)
+        return FaceExplanation(
+            crop=crop, heatmap=heatmap,
+            probabilities={c: float(p) for c, p in zip(self.classes, probs, strict=True)},
+            target=self.classes[target], predicted=self.classes[predicted], method=self.settings.method,
+            box=box, probability_map=probability_map, extra=extra,
+        )
+
+    def explain_photo(self, photo: Image.Image, detect: bool = True) -> list[FaceExplanation]:
+        """Explain every detected face of a photo, or the whole image as one crop with ``detect=False``."""
+        if not detect:
+            return [self.explain_crop(photo)]
+        boxes = self.detect(photo)
+        size = self.preprocessing.input_size
+        return [self.explain_crop(crop_face(photo, box, self.preprocessing.crop_policy, size=size), box)
+                for box in boxes]
+
+    def detect(self, photo: Image.Image) -> list[Box]:
+        """Face boxes from the detector (the project's BlazeFace by default)."""
+        if self._detector is None:
+            from maskdetect.faces.detector import create_detector
+
+            detector = create_detector("blazeface")
+            self._detector = lambda image: [tuple(map(float, b)) for b in detector.detect(image)[0]]
+        return list(self._detector(photo))
+
+    def _torch_probs(self, inputs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(inputs)[None]).double()
+        return torch.softmax(logits, dim=1)[0].numpy()
+
+
+def _load(checkpoint: str | os.PathLike | dict | None) -> tuple[dict, str]:
+    if isinstance(checkpoint, dict):
+        if "preprocessing" not in checkpoint:
+            raise CheckpointError(
+                "checkpoint has no 'preprocessing' (input size, mean/std, crop policy, class names); "
+                "allowed: a checkpoint written by maskdetect's make_checkpoint/save_checkpoint"
+            )
+        for key in ("arch", "state_dict"):
+            if key not in checkpoint:
+                raise CheckpointError(f"checkpoint has no {key!r}; it is not a maskdetect checkpoint")
+        return checkpoint, "<checkpoint>"
+    if checkpoint is None:
+        if not DEFAULT_CHECKPOINT.is_file():
+            raise FileNotFoundError(
+                f"no --checkpoint given and the bundled model {DEFAULT_CHECKPOINT} does not exist yet; "
+                "pass --checkpoint FILE"
+            )
+        checkpoint = DEFAULT_CHECKPOINT
+    return load_checkpoint(checkpoint), str(checkpoint)
