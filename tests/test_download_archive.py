@@ -105,3 +105,14 @@ def test_not_a_zip(tmp_path):
     archive = _write(tmp_path, "page.zip", b"<html>sign in</html>")
     with pytest.raises(DamagedArchiveError, match="not a readable zip"):
         extract_zip(archive, tmp_path / "dest")
+
+
+def test_staging_left_by_a_killed_run_is_cleared(tmp_path):
+    archive = _write(tmp_path, "CMFD.zip", maskedface_zip())
+    dest = tmp_path / "dest"
+    stale = dest / ".extract-CMFD.zip.abc123" / "CMFD"
+    stale.mkdir(parents=True)
+    (stale / "half.jpg").write_bytes(b"half")
+    assert extract_zip(archive, dest) == 2
+    assert not (dest / ".extract-CMFD.zip.abc123").exists()
+    assert not (dest / "CMFD" / "half.jpg").exists()

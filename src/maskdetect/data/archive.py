@@ -174,6 +174,8 @@ def extract_zip(
     dest.mkdir(parents=True, exist_ok=True)
     if check_free_space:
         ensure_free_space(dest, total, f"extracting {archive.name}")
+    for stale in dest.glob(f".extract-{archive.name}.*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".extract-{archive.name}.", dir=dest))
     try:
         produced = 0
