@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import pytest
 from download_fixtures import FixtureServer, ffhq_index, maskedface_zip
@@ -125,7 +126,19 @@ def test_maskedface_net_download_records_sha256_then_detects_change(server, tmp_
     # A re-run skips the extracted archive without a request.
     requests = len(server.state.requests)
     again = download_maskedface_net(dest, [(server.url("/CMFD.zip"), "")], progress=False, **FAST)
-    assert again.extracted == [] and len(server.state.requests) == requests
+    assert again.extracted == [] and again.skipped == ["CMFD.zip"]
+    assert len(server.state.requests) == requests
+
+
+def test_free_disk_checked_before_downloading(server, tmp_path, monkeypatch):
+    body = maskedface_zip()
+    server.state.files["/CMFD.zip"] = body
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr("maskdetect.data.download.shutil.disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(NotEnoughSpaceError, match=f"need {len(body):,} bytes .* free 1,000 bytes"):
+        download_maskedface_net(tmp_path, [(server.url("/CMFD.zip"), "")], progress=False, **FAST)
+    assert _range_headers(server, "/CMFD.zip") == ["bytes=0-0"]  # only the size probe
+    assert not (tmp_path / "CMFD.zip").exists() and not (tmp_path / "CMFD.zip.part").exists()
 
 
 def test_wrong_checksum_is_not_extracted(server, tmp_path):

@@ -44,11 +44,13 @@ class DownloadReport:
     Attributes:
         downloaded: relative paths now present and checked.
         extracted: archives extracted in this run.
+        skipped: archives left alone because an earlier run extracted them.
         failed: relative path (or URL) -> the reason it failed.
     """
 
     downloaded: list[str] = field(default_factory=list)
     extracted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -111,21 +113,36 @@ def _safe_name(name: str, url: str) -> str:
     return name
 
 
-def maskedface_net_specs(pairs: list[tuple[str, str]], book: ChecksumBook) -> list[FileSpec]:
-    """One FileSpec per archive URL; names come from the user, the URL path or the server's header."""
-    specs = []
+def maskedface_net_specs(
+    pairs: list[tuple[str, str]], book: ChecksumBook, dest: Path
+) -> tuple[list[FileSpec], list[str]]:
+    """FileSpecs for the archives still to fetch, and the names of those already extracted.
+
+    Names come from the user, the URL path or the server's Content-Disposition; each archive still
+    to fetch is probed for its size, so that the free-disk check and the size check know it.
+    """
+    specs, done = [], []
     for url, given in pairs:
-        name, size = given, None
+        name = given
         if not name:
             path_name = os.path.basename(urllib.parse.urlsplit(url).path)
-            if path_name.lower().endswith(".zip"):
-                name = path_name
-        if not name:
+            name = path_name if path_name.lower().endswith(".zip") else ""
+        if name and is_extracted(dest, _safe_name(name, url)):
+            done.append(_safe_name(name, url))
+            continue
+        try:
             info = probe(url)
-            name, size = info.filename or "", info.size
-        name = _safe_name(name, url)
-        specs.append(FileSpec(url=url, relpath=name, size=size, sha256=book.get(name)))
-    return specs
+        except DownloadError as err:
+            if not name:
+                raise
+            log.warning("%s; its size is unknown until it is downloaded", err)
+            info = None
+        name = _safe_name(name or (info.filename if info else "") or "", url)
+        if is_extracted(dest, name):
+            done.append(name)
+            continue
+        specs.append(FileSpec(url=url, relpath=name, size=info.size if info else None, sha256=book.get(name)))
+    return specs, done
 
 
 def load_ffhq_index(source: str, dest: Path) -> dict:
@@ -246,13 +263,12 @@ def download_maskedface_net(
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     book = ChecksumBook(dest / CHECKSUMS_FILE)
-    specs = maskedface_net_specs(pairs, book)
-    todo = [spec for spec in specs if not is_extracted(dest, spec.relpath)]
-    for spec in specs:
-        if spec not in todo:
-            log.info("%s: already downloaded and extracted; skipped", spec.relpath)
+    todo, done = maskedface_net_specs(pairs, book, dest)
+    for name in done:
+        log.info("%s: already downloaded and extracted; skipped", name)
     check_free_space(dest, bytes_still_needed(todo, dest))
     report = download_all(todo, dest, **options)
+    report.skipped = sorted(done)
     for spec in todo:
         if spec.relpath in report.failed:
             continue

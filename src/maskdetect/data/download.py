@@ -141,6 +141,8 @@ def probe(url: str, timeout: float = 30.0) -> RemoteInfo:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             name = _filename_from_headers(response.headers)
+            if response.headers.get_content_type() == "text/html":
+                return RemoteInfo(None, name, False)  # a web page (sign-in, virus warning), not the file
             if response.status == 206:
                 total = response.headers.get("Content-Range", "").rpartition("/")[2]
                 return RemoteInfo(int(total) if total.isdigit() else None, name, True)

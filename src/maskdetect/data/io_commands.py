@@ -68,8 +68,9 @@ def run_download(args: argparse.Namespace) -> int:
             return 2
         report = download_ffhq(args.dest, args.json, kind=args.kind, limit=args.limit,
                                base_url=args.base_url, **options)
+    skipped = f", {len(report.skipped)} archives already extracted" if report.skipped else ""
     print(f"{len(report.downloaded)} files downloaded and checked, "
-          f"{len(report.extracted)} archives extracted, {len(report.failed)} failed "
+          f"{len(report.extracted)} archives extracted{skipped}, {len(report.failed)} failed "
           f"(into {args.dest}; licence: {info.licence})")
     for name, reason in sorted(report.failed.items()):
         print(f"  FAILED {name}: {reason}", file=sys.stderr)
