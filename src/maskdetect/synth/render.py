@@ -97,16 +97,18 @@ def _draw_straps(
     """Ear loops: from the mask's side corners back towards the ears, just past the face outline."""
     strap = Image.new("L", (alpha.shape[1], alpha.shape[0]), 0)
     draw = ImageDraw.Draw(strap)
-    width = max(1, round(unit * 0.018))
+    width = max(1, round(unit * 0.014))
     pts = frame.points
-    for side, (top_idx, bottom_idx) in enumerate(((234, 132), (454, 361))):
+    for side, (ear_idx, jaw_idx) in enumerate(((234, 172), (454, 397))):
         sign = -1.0 if side == 0 else 1.0
         top_v = edges.top_sides[side]
-        bottom_v = edges.bottom_sides[side] if edges.bottom_sides else pts[bottom_idx, 1] + 0.12
-        loops = ((top_v + 0.04, pts[top_idx, 1] - 0.05), (bottom_v - 0.04, pts[top_idx, 1] + 0.1))
-        for v_level, ear_v in loops:
+        bottom_v = edges.bottom_sides[side] if edges.bottom_sides else pts[jaw_idx, 1]
+        ear_v = pts[ear_idx, 1]
+        # Upper loop from the top corner, lower loop from the bottom corner, both to the ear.
+        loops = ((top_v + 0.03, ear_v - 0.04), (max(top_v + 0.06, bottom_v - 0.06), ear_v + 0.12))
+        for v_level, to_v in loops:
             u_edge = float(np.interp(v_level, *_side_chain(pts, side)))
-            a, b = frame.to_pixels(np.array([(u_edge, v_level), (u_edge + sign * 0.12, ear_v)]))
+            a, b = frame.to_pixels(np.array([(u_edge, v_level), (u_edge + sign * 0.09, to_v)]))
             draw.line([tuple(a), tuple(b)], fill=255, width=width)
     s = np.asarray(strap, dtype=np.float64) / 255.0
     base = np.array(style.colour, dtype=np.float64) / 255.0
