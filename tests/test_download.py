@@ -171,6 +171,22 @@ def test_web_page_instead_of_file_is_explained(tmp_path, server):
     assert not (tmp_path / "CMFD.zip").exists()
 
 
+def test_google_drive_warning_page_is_followed(server, tmp_path):
+    body = maskedface_zip()
+    server.state.files["/download"] = body
+    form = (f'<html><form id="download-form" action="{server.url("/download")}" method="get">'
+            '<input type="submit" value="Download anyway"><input type="hidden" name="id" value="F1">'
+            '<input type="hidden" name="confirm" value="t"></form></html>')
+    server.state.files["/uc"] = form.encode()
+    server.state.content_types["/uc"] = "text/html; charset=utf-8"
+    pairs = [(server.url("/uc?id=F1"), "CMFD.zip")]
+    report = download_maskedface_net(tmp_path, pairs, progress=False, **FAST)
+    assert report.extracted == ["CMFD.zip"] and not report.failed
+    assert (tmp_path / "CMFD.zip").read_bytes() == body
+    # probe: 1 byte of the page, the whole page, the file; then the download: page, file
+    assert [path for path, _ in server.state.requests] == ["/uc", "/uc", "/download", "/uc", "/download"]
+
+
 def test_size_differing_from_index_is_a_checksum_error(server, tmp_path):
     server.state.files["/t.png"] = b"short"
     with pytest.raises(ChecksumError, match="5 bytes, expected 99"):

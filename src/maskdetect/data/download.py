@@ -19,15 +19,26 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from maskdetect.data.gdrive import confirm_url
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
+MAX_PAGE = 1 << 20  # a warning page is a few kB; never read a whole mislabelled file as one
 USER_AGENT = "maskdetect-downloader/1.0 (+https://github.com/cabani/MaskedFace-Net)"
 # Statuses worth another try: the server is busy or briefly broken, not refusing us for good.
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+
+
+class _FollowPage(Exception):  # noqa: N818 (a signal, not an error)
+    """The server sent a page that links to the real file; fetch that URL instead."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
 
 
 class DownloadError(RuntimeError):
@@ -131,8 +142,10 @@ def _filename_from_headers(headers: email.message.Message) -> str | None:
     return os.path.basename(name) or None
 
 
-def probe(url: str, timeout: float = 30.0) -> RemoteInfo:
+def probe(url: str, timeout: float = 30.0, follow: bool = True) -> RemoteInfo:
     """Ask for the first byte of `url` to learn its size, file name and whether it serves ranges.
+
+    A Google Drive warning page is followed to the file it stands for (once, when `follow`).
 
     >>> probe.__name__  # network access: see tests/test_download.py
     'probe'
@@ -142,7 +155,14 @@ def probe(url: str, timeout: float = 30.0) -> RemoteInfo:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             name = _filename_from_headers(response.headers)
             if response.headers.get_content_type() == "text/html":
-                return RemoteInfo(None, name, False)  # a web page (sign-in, virus warning), not the file
+                page = response.read(MAX_PAGE)
+                if response.status == 206:  # one byte of a page: fetch all of it
+                    with _request(url, 0, timeout) as whole:
+                        page = whole.read(MAX_PAGE)
+                real_url = confirm_url(page, response.url)
+                if real_url and follow:
+                    return probe(real_url, timeout, follow=False)
+                return RemoteInfo(None, name, False)  # a web page (sign-in, quota notice), not the file
             if response.status == 206:
                 total = response.headers.get("Content-Range", "").rpartition("/")[2]
                 return RemoteInfo(int(total) if total.isdigit() else None, name, True)
@@ -188,9 +208,12 @@ def _fetch_once(
     with response:
         is_page = response.headers.get_content_type() == "text/html"
         if is_page and not spec.relpath.endswith((".html", ".htm")):
+            real_url = confirm_url(response.read(MAX_PAGE), response.url)
+            if real_url:
+                raise _FollowPage(real_url)
             raise DownloadError(
-                f"{spec.url}: the server sent a web page, not the file (a sharing link meant for a browser? "
-                "use the direct download link)"
+                f"{spec.url}: the server sent a web page, not the file (a sharing link meant for a browser, "
+                "a sign-in page or a quota notice?); open it in a browser and copy the direct download link"
             )
         if response.status == 206 and _content_range_start(response) != start:
             part.unlink(missing_ok=True)
@@ -227,6 +250,20 @@ def _fetch_once(
     written = part.stat().st_size
     if spec.size is not None and written < spec.size:
         raise http.client.IncompleteRead(b"", spec.size - written)
+
+
+def _fetch_following_pages(
+    spec: FileSpec, part: Path, timeout: float, on_bytes: Callable[[int], None]
+) -> FileSpec:
+    """`_fetch_once`, following download-form pages (Google Drive); returns the spec that worked."""
+    for _ in range(3):
+        try:
+            _fetch_once(spec, part, timeout, on_bytes)
+            return spec
+        except _FollowPage as page:
+            log.info("%s: following the download form to %s", spec.relpath, page.url)
+            spec = replace(spec, url=page.url)
+    raise DownloadError(f"{spec.url}: web pages keep linking to other pages; giving up")
 
 
 def download_file(
@@ -276,7 +313,7 @@ def download_file(
         report(part.stat().st_size)
     for attempt in range(retries + 1):
         try:
-            _fetch_once(spec, part, timeout, report)
+            spec = _fetch_following_pages(spec, part, timeout, report)
             break
         except urllib.error.HTTPError as err:
             if err.code not in RETRY_STATUSES and err.code != 416:
