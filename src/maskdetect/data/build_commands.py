@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 
 from maskdetect.data.dedup import DEFAULT_THRESHOLD
@@ -109,10 +110,12 @@ def _verify(rows: list[ManifestRow], args: argparse.Namespace) -> list[ManifestR
     result = verify_rows(rows, max_pixels=args.max_pixels, workers=args.workers)
     print(f"verify: {len(result.rows)} kept, {len(result.excluded)} excluded "
           f"({time.perf_counter() - start:.1f} s)")
-    for item in result.excluded[:SHOWN_EXCLUSIONS]:
-        print(f"  excluded {item.path}{f' [{item.box}]' if item.box else ''}: {item.reason}")
-    if len(result.excluded) > SHOWN_EXCLUSIONS:
-        print(f"  ... and {len(result.excluded) - SHOWN_EXCLUSIONS} more (see the report)")
+    # One line per file and reason (a photo with ten faces is one bad file, not ten).
+    by_file = Counter((item.path, item.reason) for item in result.excluded)
+    for (path, reason), faces in list(by_file.items())[:SHOWN_EXCLUSIONS]:
+        print(f"  excluded {path}: {reason}{f' ({faces} faces)' if faces > 1 else ''}")
+    if len(by_file) > SHOWN_EXCLUSIONS:
+        print(f"  ... and {len(by_file) - SHOWN_EXCLUSIONS} more files (see the report)")
     if args.report:
         write_exclusions(result.excluded, args.report)
         print(f"  report: {args.report}")
@@ -127,6 +130,8 @@ def _split(rows: list[ManifestRow], args: argparse.Namespace) -> None:
     result = write_split_tree(split_rows, args.out, link=args.link, size=args.size,
                               policy=CropPolicy(scale=args.crop_scale), overwrite=args.overwrite,
                               workers=getattr(args, "workers", 2))
+    merged = len({r.group for r in split_rows}) - len({r.split_group for r in split_rows})
+    print(f"split: {len(split_rows)} images; near-duplicate photos merged {merged} groups into others")
     print(count_table(split_rows))
     print(f"tree {result.root}: {result.written} written, {result.unchanged} unchanged, "
           f"{result.failed} photos failed ({time.perf_counter() - start:.1f} s)")
