@@ -28,6 +28,7 @@ class ServerState:
         cut_after: URL path -> cut the connection after this many body bytes (once, then cleared).
         fail_times: URL path -> answer 503 this many times before serving it.
         content_types: URL path -> Content-Type (default: image/png for .png, else application/zip).
+        etags: URL path -> the file's ETag; a Range with another If-Range gets the whole file.
         requests: (path, headers) of every request received, in order.
     """
 
@@ -36,6 +37,7 @@ class ServerState:
     cut_after: dict[str, int] = field(default_factory=dict)
     fail_times: dict[str, int] = field(default_factory=dict)
     content_types: dict[str, str] = field(default_factory=dict)
+    etags: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,6 +64,10 @@ def _handler_for(state: ServerState) -> type[BaseHTTPRequestHandler]:
                 return
             start, end = 0, len(body) - 1
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+            etag = state.etags.get(path)
+            if_range = self.headers.get("If-Range")
+            if match and if_range is not None and if_range != etag:
+                match = None  # the client's copy is of another version: send the whole file
             if match and not state.ignore_range:
                 start = int(match.group(1))
                 end = min(int(match.group(2)), end) if match.group(2) else end
@@ -73,6 +79,8 @@ def _handler_for(state: ServerState) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_response(200)
             self.send_header("Accept-Ranges", "bytes")
+            if etag:
+                self.send_header("ETag", etag)
             default_type = "image/png" if path.endswith(".png") else "application/zip"
             self.send_header("Content-Type", state.content_types.get(path, default_type))
             self.send_header("Content-Length", str(end - start + 1))

@@ -62,6 +62,22 @@ def test_part_file_from_earlier_run_is_resumed(server, tmp_path):
     assert _range_headers(server, "/a.zip") == ["bytes=1000-"]
 
 
+def test_file_changed_on_server_between_tries_restarts_cleanly(server, tmp_path):
+    old, new = b"old version " * 5000, b"new version!" * 5000
+    server.state.files["/v.zip"] = old
+    server.state.etags["/v.zip"] = '"v1"'
+    server.state.cut_after["/v.zip"] = 20_000
+    spec = FileSpec(server.url("/v.zip"), "v.zip")
+    with pytest.raises(DownloadError):
+        download_file(spec, tmp_path, retries=0)
+    assert (tmp_path / "v.zip.part").stat().st_size == 20_000
+    server.state.files["/v.zip"], server.state.etags["/v.zip"] = new, '"v2"'
+    download_file(spec, tmp_path, **FAST)
+    assert (tmp_path / "v.zip").read_bytes() == new  # not 20 kB of the old file + the rest of the new
+    assert server.state.requests[-1][1]["If-Range"] == '"v1"'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zip"]
+
+
 def test_retries_on_503_then_succeeds(server, tmp_path):
     server.state.files["/b.zip"] = b"payload" * 100
     server.state.fail_times["/b.zip"] = 2

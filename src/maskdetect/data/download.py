@@ -126,10 +126,15 @@ def check_file(path: Path, spec: FileSpec) -> None:
                 )
 
 
-def _request(url: str, start: int = 0, timeout: float = 30.0) -> http.client.HTTPResponse:
+def _request(
+    url: str, start: int = 0, timeout: float = 30.0, validator: str | None = None
+) -> http.client.HTTPResponse:
     headers = {"User-Agent": USER_AGENT}
     if start:
         headers["Range"] = f"bytes={start}-"
+        if validator:
+            # The server sends the whole new file (200) instead of a range when its copy changed.
+            headers["If-Range"] = validator
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
@@ -186,6 +191,26 @@ def _total_size(response: http.client.HTTPResponse) -> int | None:
     return int(total) if total.isdigit() else None
 
 
+def _validator_path(part: Path) -> Path:
+    return part.with_name(part.name + ".validator")
+
+
+def _read_validator(part: Path) -> str | None:
+    path = _validator_path(part)
+    return path.read_text().strip() or None if path.is_file() else None
+
+
+def _write_validator(part: Path, response: http.client.HTTPResponse) -> None:
+    """Keep the server's strong ETag (or Last-Modified) beside a fresh part file, for If-Range later."""
+    etag = response.headers.get("ETag", "")
+    validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified", "")
+    path = _validator_path(part)
+    if validator:
+        path.write_text(validator + "\n")
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _fetch_once(
     spec: FileSpec, part: Path, timeout: float, on_bytes: Callable[[int], None]
 ) -> None:
@@ -198,7 +223,7 @@ def _fetch_once(
     if spec.size is not None and start == spec.size and start > 0:
         return
     try:
-        response = _request(spec.url, start, timeout)
+        response = _request(spec.url, start, timeout, _read_validator(part) if start else None)
     except urllib.error.HTTPError as err:
         if err.code == 416 and start:
             # Our part file is already as long as the server's copy (or longer): re-check from scratch.
@@ -228,6 +253,8 @@ def _fetch_once(
         if start and response.status != 206:
             log.info("%s: server ignored the Range request; restarting from byte 0", spec.relpath)
             on_bytes(-start)
+        if response.status != 206:
+            _write_validator(part, response)
         received = 0
         with open(part, "ab" if response.status == 206 else "wb") as out:
             try:
@@ -330,6 +357,8 @@ def download_file(
         check_file(part, spec)
     except ChecksumError:
         part.unlink()
+        _validator_path(part).unlink(missing_ok=True)
         raise
     os.replace(part, target)
+    _validator_path(part).unlink(missing_ok=True)
     return target
