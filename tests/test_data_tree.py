@@ -95,3 +95,22 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         write_split_tree([], tmp_path / "t", link="soft")
     with pytest.raises(ValueError, match="crop size"):
         write_split_tree([], tmp_path / "t", size=2)
+
+
+def test_hard_link_falls_back_to_a_copy_across_file_systems(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    for label, seed in (("with_mask", 1), ("with_incorrect_mask", 2), ("without_mask", 3)):
+        write_image(tmp_path / "f" / label / "0.png", seed)
+    rows = [r.replace(split="train") for r in scan_folder(tmp_path / "f")]
+
+    def cross_device(src, dst):  # noqa: ANN001 - os.link's signature
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    write_split_tree(rows, tmp_path / "root", link="hard", workers=1)
+    for row in read_manifest(tmp_path / "root" / MANIFEST_NAME):
+        placed = tmp_path / "root" / row.tree_path
+        assert placed.read_bytes() == Path(row.path).read_bytes()
+        assert os.stat(placed).st_ino != os.stat(row.path).st_ino
+    assert not list((tmp_path / "root").rglob("*.part"))
