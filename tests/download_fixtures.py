@@ -26,6 +26,7 @@ class ServerState:
         files: URL path -> body.
         ignore_range: answer 200 with the whole body even when a Range is asked for.
         cut_after: URL path -> cut the connection after this many body bytes (once, then cleared).
+        cut_every: URL path -> cut every response after this many body bytes (a flaky link).
         fail_times: URL path -> answer 503 this many times before serving it.
         content_types: URL path -> Content-Type (default: image/png for .png, else application/zip).
         etags: URL path -> the file's ETag; a Range with another If-Range gets the whole file.
@@ -35,6 +36,7 @@ class ServerState:
     files: dict[str, bytes] = field(default_factory=dict)
     ignore_range: bool = False
     cut_after: dict[str, int] = field(default_factory=dict)
+    cut_every: dict[str, int] = field(default_factory=dict)
     fail_times: dict[str, int] = field(default_factory=dict)
     content_types: dict[str, str] = field(default_factory=dict)
     etags: dict[str, str] = field(default_factory=dict)
@@ -54,7 +56,7 @@ def _handler_for(state: ServerState) -> type[BaseHTTPRequestHandler]:
                 failures = state.fail_times.get(path, 0)
                 if failures:
                     state.fail_times[path] = failures - 1
-                cut = state.cut_after.pop(path, None)
+                cut = state.cut_after.pop(path, state.cut_every.get(path))
             if failures:
                 self.send_error(503, "busy, try later")
                 return

@@ -191,6 +191,10 @@ def _total_size(response: http.client.HTTPResponse) -> int | None:
     return int(total) if total.isdigit() else None
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 def _validator_path(part: Path) -> Path:
     return part.with_name(part.name + ".validator")
 
@@ -215,7 +219,7 @@ def _fetch_once(
     spec: FileSpec, part: Path, timeout: float, on_bytes: Callable[[int], None]
 ) -> None:
     """One HTTP exchange that appends to (or restarts) `part`; raises on any failure."""
-    start = part.stat().st_size if part.exists() else 0
+    start = _size(part)
     if spec.size is not None and start > spec.size:
         log.warning("%s: part file longer than the file (%d > %d); starting again", part, start, spec.size)
         part.unlink()
@@ -226,9 +230,8 @@ def _fetch_once(
         response = _request(spec.url, start, timeout, _read_validator(part) if start else None)
     except urllib.error.HTTPError as err:
         if err.code == 416 and start:
-            # Our part file is already as long as the server's copy (or longer): re-check from scratch.
+            # Our part file is as long as the server's copy or longer: the retry starts from scratch.
             part.unlink()
-            raise
         raise
     with response:
         is_page = response.headers.get_content_type() == "text/html"
@@ -305,7 +308,8 @@ def download_file(
     """Download one file into `dest / spec.relpath`, resuming and retrying; check size and checksum.
 
     A file already there that passes the checks is kept. Transient failures (connection cut, timeout,
-    HTTP 408/429/5xx) are retried up to `retries` times, waiting `backoff * 2**attempt` seconds.
+    HTTP 408/429/5xx) are retried up to `retries` times in a row, waiting `backoff * 2**n` seconds; a
+    try that received bytes before failing resets the count, so a flaky link still finishes.
 
     Args:
         spec: what to fetch and what to expect.
@@ -338,7 +342,9 @@ def download_file(
     part = target.with_name(target.name + ".part")
     if part.exists():
         report(part.stat().st_size)
-    for attempt in range(retries + 1):
+    failures = 0
+    while True:
+        before = _size(part)
         try:
             spec = _fetch_following_pages(spec, part, timeout, report)
             break
@@ -348,10 +354,12 @@ def download_file(
             problem = f"HTTP {err.code}"
         except (TimeoutError, urllib.error.URLError, http.client.HTTPException, ConnectionError) as err:
             problem = f"{type(err).__name__}: {err}"
-        if attempt == retries:
-            raise DownloadError(f"{spec.url}: gave up after {retries + 1} tries (last: {problem})")
-        wait = min(backoff * 2**attempt, 60.0)
-        log.info("%s: %s; retry %d/%d in %.1f s", spec.relpath, problem, attempt + 1, retries, wait)
+        # A try that moved the file forward is a flaky link, not a dead one: it does not use up a retry.
+        failures = 1 if _size(part) > before else failures + 1
+        if failures > retries:
+            raise DownloadError(f"{spec.url}: gave up after {failures} failed tries in a row ({problem})")
+        wait = min(backoff * 2 ** (failures - 1), 60.0)
+        log.info("%s: %s; retry %d/%d in %.1f s", spec.relpath, problem, failures, retries, wait)
         time.sleep(wait)
     try:
         check_file(part, spec)
