@@ -75,3 +75,22 @@ def png_claiming_size(width: int, height: int) -> bytes:
     data[20:24] = height.to_bytes(4, "big")
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
     return bytes(data)
+
+
+def make_checkpoint_file(folder: Path) -> Path:
+    """A real (untrained, seeded) small CNN checkpoint: the full Predictor path with a fast model.
+
+    The bundled default model is used instead where it exists; this keeps the tests independent of it.
+    """
+    import torch
+
+    from maskdetect.checkpoint import make_checkpoint, save_checkpoint
+    from maskdetect.models import create_model
+    from maskdetect.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    path = folder / "small_cnn.pt"
+    model = create_model("small_cnn")
+    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64),
+                                    metrics={"note": "untrained test model"}), path)
+    return path

@@ -80,39 +80,61 @@
     const faces = result.faces || [];
     const width = bitmap ? bitmap.width : result.width;
     const height = bitmap ? bitmap.height : result.height;
-    canvas.width = width;
-    canvas.height = height;
-    const ctx = canvas.getContext("2d");
-    if (bitmap) {
-      ctx.drawImage(bitmap, 0, 0);
-    } else {
-      ctx.fillStyle = "#e5e7eb";
-      ctx.fillRect(0, 0, width, height);
-    }
-    // Boxes are in the server's pixel frame; scale in case the browser decoded another size.
-    const sx = width / result.width;
-    const sy = height / result.height;
-    const line = Math.max(2, Math.round(Math.min(width, height) / 220));
-    const fontSize = Math.max(12, Math.round(Math.min(width, height) / 32));
-    ctx.font = `600 ${fontSize}px system-ui, -apple-system, "Segoe UI", sans-serif`;
-    ctx.textBaseline = "top";
-    faces.forEach((face, i) => {
-      const [x0, y0, x1, y1] = face.box;
-      const colour = colours[face.label] || "#333";
-      ctx.lineWidth = line;
-      ctx.strokeStyle = colour;
-      ctx.strokeRect(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy);
-      const text = `${i + 1} ${face.label} ${Math.round(face.score * 100)}%`;
-      const textWidth = ctx.measureText(text).width + 8;
-      const labelY = y0 * sy - fontSize - 6 >= 0 ? y0 * sy - fontSize - 6 : y1 * sy;
-      ctx.fillStyle = colour;
-      ctx.fillRect(x0 * sx - line / 2, labelY, textWidth, fontSize + 6);
-      ctx.fillStyle = "#fff";
-      ctx.fillText(text, x0 * sx + 4 - line / 2, labelY + 3);
-    });
-    canvas.dataset.boxes = String(faces.length);
+    // Draw at the size the canvas is shown (small photos scaled up), so labels stay sharp.
     canvas.hidden = false;
     $("placeholder").hidden = true;
+    const shown = canvas.parentElement.clientWidth * (window.devicePixelRatio || 1);
+    const scale = Math.min(4, Math.max(1, shown / width));
+    canvas.width = Math.round(width * scale);
+    canvas.height = Math.round(height * scale);
+    canvas.dataset.scale = String(scale);
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingQuality = "high";
+    if (bitmap) {
+      ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    } else {
+      ctx.fillStyle = "#e5e7eb";
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+    }
+    // Boxes are in the server's pixel frame (which the browser may have decoded at another size).
+    const sx = canvas.width / result.width;
+    const sy = canvas.height / result.height;
+    const side = Math.min(canvas.width, canvas.height);
+    const line = Math.max(2, Math.round(side / 250));
+    const fontSize = Math.max(13, Math.round(side / 36));
+    ctx.font = `600 ${fontSize}px system-ui, -apple-system, "Segoe UI", sans-serif`;
+    ctx.textBaseline = "top";
+    const rects = faces.map((face) => {
+      const [x0, y0, x1, y1] = face.box;
+      return { x: x0 * sx, y: y0 * sy, w: (x1 - x0) * sx, h: (y1 - y0) * sy };
+    });
+    rects.forEach((r, i) => {
+      ctx.lineWidth = line;
+      ctx.strokeStyle = colours[faces[i].label] || "#333";
+      ctx.strokeRect(r.x, r.y, r.w, r.h);
+    });
+    // Labels after every box, so no box crosses a label; each goes above its box, else inside
+    // its top edge, else below it: wherever it does not cover a label already placed.
+    const placed = [];
+    const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+    rects.forEach((r, i) => {
+      const face = faces[i];
+      const text = `${i + 1} ${face.label} ${Math.round(face.score * 100)}%`;
+      const w = ctx.measureText(text).width + 10;
+      const h = fontSize + 8;
+      const x = Math.min(Math.max(0, r.x - line / 2), canvas.width - w);
+      const candidates = [r.y - h - line / 2, r.y + line / 2, r.y + r.h + line / 2]
+        .filter((y) => y >= 0 && y + h <= canvas.height)
+        .map((y) => ({ x, y, w, h }));
+      const spot = candidates.find((c) => !placed.some((p) => overlaps(c, p))) ||
+        candidates[0] || { x, y: Math.max(0, r.y), w, h };
+      placed.push(spot);
+      ctx.fillStyle = colours[face.label] || "#333";
+      ctx.fillRect(spot.x, spot.y, spot.w, spot.h);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(text, spot.x + 5, spot.y + 4);
+    });
+    canvas.dataset.boxes = String(faces.length);
     if (bitmap && bitmap.close) bitmap.close();
 
     faceList.replaceChildren(...faces.map((face, i) => {

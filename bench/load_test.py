@@ -1,0 +1,192 @@
+"""Bounded load test of `maskdetect serve`: N concurrent clients post real 640x480 photos.
+
+Prints JSON: requests, errors, p50/p95/max latency (ms), requests/s, and the model used.
+
+    .venv/bin/python bench/load_test.py                       # starts its own server (one worker)
+    .venv/bin/python bench/load_test.py --url http://127.0.0.1:8000 --clients 8 --requests 500
+
+Without --checkpoint it serves the bundled default model, or, if that does not exist yet, a small
+untrained CNN made for the run (the JSON says which): latency then measures the detector and the
+service, not a real classifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "andrewmvd-face-mask" / "images"
+
+
+def load_photos(folder: Path = PHOTOS, count: int = 16, size: tuple[int, int] = (640, 480)) -> list[bytes]:
+    """The first `count` photos of a folder, resized to `size`, as JPEG bytes."""
+    paths = sorted(folder.glob("*.jpg"))[:count]
+    if not paths:
+        raise FileNotFoundError(f"no .jpg photos in {folder}")
+    photos = []
+    for path in paths:
+        buffer = io.BytesIO()
+        Image.open(path).convert("RGB").resize(size, Image.BILINEAR).save(buffer, format="JPEG", quality=90)
+        photos.append(buffer.getvalue())
+    return photos
+
+
+def run_load(url: str, photos: Sequence[bytes], clients: int = 8, requests: int = 500,
+             timeout: float = 60.0) -> dict:
+    """Send `requests` posts to `url`/v1/detect from `clients` threads; count errors, time each one."""
+    if clients < 1 or requests < 1:
+        raise ValueError(f"clients and requests must be at least 1, got {clients} and {requests}")
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=url, timeout=timeout) as http:
+            while True:
+                with lock:
+                    index = next(counter, None)
+                if index is None:
+                    return
+                photo = photos[index % len(photos)]
+                start = time.perf_counter()
+                try:
+                    response = http.post("/v1/detect", files={"image": (f"{index}.jpg", photo, "image/jpeg")})
+                    problem = None if response.status_code == 200 and "faces" in response.json() else (
+                        f"HTTP {response.status_code}: {response.text[:200]}")
+                except (httpx.HTTPError, ValueError) as err:
+                    problem = f"{type(err).__name__}: {err}"
+                elapsed = time.perf_counter() - start
+                with lock:
+                    latencies.append(elapsed)
+                    if problem:
+                        errors.append(problem)
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    ms = np.asarray(latencies) * 1000
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "max_ms": round(float(ms.max()), 1),
+        "requests_per_s": round(len(latencies) / wall, 2),
+        "wall_s": round(wall, 2),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def model_checkpoint(checkpoint: str | None, workdir: Path) -> tuple[str, str]:
+    """(checkpoint path, what it is): the one asked for, the bundled model, or a throwaway CNN."""
+    if checkpoint:
+        return checkpoint, f"checkpoint {checkpoint}"
+    from maskdetect.predict import DEFAULT_MODEL
+
+    if DEFAULT_MODEL.is_file():
+        return str(DEFAULT_MODEL), f"bundled default model {DEFAULT_MODEL.name}"
+    from maskdetect.checkpoint import make_checkpoint, save_checkpoint
+    from maskdetect.models import create_model
+    from maskdetect.preprocess import Preprocessing
+
+    path = workdir / "untrained-small_cnn.pt"
+    save_checkpoint(make_checkpoint(create_model("small_cnn"), "small_cnn", Preprocessing()), path)
+    return str(path), "untrained small_cnn at 160 px (no bundled default model yet)"
+
+
+@contextmanager
+def server_process(checkpoint: str, detector: str, port: int | None = None,
+                   start_timeout: float = 120.0) -> Iterator[str]:
+    """`maskdetect serve` in a subprocess (one worker); yields its URL once /healthz answers."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "maskdetect", "serve", "--port", str(port),
+               "--checkpoint", checkpoint, "--detector", detector]
+    url = f"http://127.0.0.1:{port}"
+    # A file, not a pipe: a pipe nobody reads can fill up and stall the server.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            _wait_healthy(url, process, log, start_timeout)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"server exited with {process.returncode}: {log.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server did not answer /healthz within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="an already running server (default: start one)")
+    parser.add_argument("--checkpoint", help="model for the server this script starts")
+    parser.add_argument("--detector", default="blazeface", help="face detector for the started server")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--photos", type=int, default=16, help="distinct andrewmvd photos to cycle through")
+    args = parser.parse_args(argv)
+    photos = load_photos(count=args.photos)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.url:
+            result = run_load(args.url, photos, args.clients, args.requests)
+            result["model"] = httpx.get(f"{args.url}/v1/model").json().get("name")
+        else:
+            checkpoint, described = model_checkpoint(args.checkpoint, Path(tmp))
+            with server_process(checkpoint, args.detector) as url:
+                run_load(url, photos[:2], 2, 4)  # warm-up: first-call costs are not load
+                result = run_load(url, photos, args.clients, args.requests)
+            result["model"] = described
+            result["detector"] = args.detector
+    result["photo_size"] = "640x480"
+    result["cpu_count"] = os.cpu_count()
+    print(json.dumps(result, indent=2))
+    return 0 if result["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""End to end: the real server and a real Predictor, driven through the web page in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_helpers import make_checkpoint_file, photo_dir
+
+from maskdetect.labels import CLASS_COLOURS
+from maskdetect.serve import create_app
+from maskdetect.serve.background import BackgroundServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+PHOTO = "maksssksksss100.jpg"  # three people, all faces large enough for the detector
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from maskdetect.predict import Predictor
+
+    predictor = Predictor(make_checkpoint_file(tmp_path_factory.mktemp("model")))
+    with BackgroundServer(create_app(predictor)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.requests = []
+    page.console_errors = []
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+    page.goto(server.url + "/")
+    yield page
+    context.close()
+
+
+def test_upload_draws_boxes_and_counts(page, server, shared_data, tmp_path):
+    photo = photo_dir(shared_data) / PHOTO
+    files = {"image": (PHOTO, photo.read_bytes(), "image/jpeg")}
+    expected = httpx.post(server.url + "/v1/detect", files=files).json()
+    assert expected["faces"], "the detector should find the faces of this photo"
+
+    page.set_input_files("#file-input", str(photo))
+    # Selectors, not wait_for_function: the page's CSP (rightly) forbids evaluating strings.
+    page.wait_for_selector("#canvas:not([data-boxes='0'])", state="attached", timeout=30_000)
+
+    faces = len(expected["faces"])
+    assert page.get_attribute("#canvas", "data-boxes") == str(faces)
+    assert page.get_attribute("#face-list", "data-count") == str(faces)
+    assert page.locator("#face-list li").count() == faces
+    for cls, n in expected["counts"].items():
+        assert page.text_content(f'[data-count-for="{cls}"]') == str(n)
+    status = page.text_content("#status")
+    assert status.startswith(f"Found {faces} face"), status
+    assert page.get_attribute("#status", "aria-live") == "polite"
+    # The canvas holds the photo (scaled up to its shown size), with boxes drawn in class colours.
+    scale = float(page.get_attribute("#canvas", "data-scale"))
+    size = page.evaluate("[canvas.width, canvas.height]")
+    assert size == pytest.approx([expected["width"] * scale, expected["height"] * scale], abs=1)
+    first = expected["faces"][0]
+    colour = page.evaluate(
+        "([x, y]) => Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))",
+        [round(first["box"][0] * scale), round((first["box"][1] + first["box"][3]) / 2 * scale)],
+    )
+    expected_rgb = list(CLASS_COLOURS[first["label"]])
+    assert max(abs(a - b) for a, b in zip(colour, expected_rgb, strict=True)) <= 30, colour
+
+    shot = tmp_path / "page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("MASKDETECT_SCREENSHOT_DIR"):  # for a person to look at
+        shutil.copy(shot, Path(os.environ["MASKDETECT_SCREENSHOT_DIR"]) / "serve-page.png")
+
+    assert all(url.startswith(server.url) or url.startswith(("blob:", "data:")) for url in page.requests), (
+        page.requests)
+    assert page.console_errors == []
+
+
+def test_bad_file_shows_the_servers_message(page, tmp_path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not a photo at all\n")
+    page.set_input_files("#file-input", str(fake))
+    page.wait_for_selector("#status.error", timeout=15_000)
+    status = page.text_content("#status")
+    assert "notes.jpg" in status and "not an image" in status, status
+    assert page.get_attribute("#canvas", "data-boxes") == "0"
+
+
+def test_keyboard_reaches_the_controls(page):
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "choose-button"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "camera-start"
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+
+
+def test_page_loads_nothing_from_elsewhere(page, server):
+    html = httpx.get(server.url + "/")
+    assert "default-src 'self'" in html.headers["content-security-policy"]
+    for name in ("/", "/static/app.js", "/static/style.css"):
+        text = httpx.get(server.url + name).text
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+    assert page.text_content("#model-name").startswith("Model: small_cnn")

@@ -1,0 +1,71 @@
+"""A real Predictor behind the real server: a bounded load test (bench/load_test.py, smaller) and
+the model description read from a real checkpoint."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_helpers import make_checkpoint_file
+
+from maskdetect.serve import create_app
+from maskdetect.serve.background import BackgroundServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_bench_module():
+    spec = importlib.util.spec_from_file_location("serve_load_test", ROOT / "bench" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from maskdetect.predict import Predictor
+
+    # The fast detector keeps the test short; the served path is the same for every detector.
+    predictor = Predictor(make_checkpoint_file(tmp_path_factory.mktemp("model")), detector="blazeface-fast")
+    with BackgroundServer(create_app(predictor)) as server:
+        yield server
+
+
+def test_concurrent_clients_get_no_errors(server, shared_data):
+    bench = load_bench_module()
+    photos = bench.load_photos(shared_data / "andrewmvd-face-mask" / "images", count=8)
+    result = bench.run_load(server.url, photos, clients=8, requests=48)
+    json.dumps(result)  # the bench prints it as JSON
+    assert result["requests"] == 48
+    assert result["errors"] == 0, result["first_errors"]
+    assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["max_ms"]
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+
+
+def test_model_card_from_the_checkpoint(server):
+    info = httpx.get(server.url + "/v1/model").json()
+    assert info["arch"] == "small_cnn"
+    assert info["input_size"] == 64
+    assert info["metrics"] == {"note": "untrained test model"}
+    assert info["detector"] == "blazeface-fast" and info["backend"] == "onnx"
+    assert "state_dict" not in json.dumps(info)
+
+
+def test_real_prediction_matches_the_predictor(server, shared_data):
+    from maskdetect.predict import Predictor
+
+    photo = shared_data / "andrewmvd-face-mask" / "images" / "maksssksksss100.jpg"
+    response = httpx.post(server.url + "/v1/detect?annotate=true",
+                          files={"image": (photo.name, photo.read_bytes(), "image/jpeg")}, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["faces"] and body["annotated_image"].startswith("data:image/jpeg;base64,")
+    assert sum(body["counts"].values()) == len(body["faces"])
+    assert "server-timing" in response.headers
+    assert body["model"] == "small_cnn (small_cnn.pt, onnx, blazeface-fast)"
+    info = httpx.get(server.url + "/v1/model").json()
+    direct = Predictor(info["checkpoint"], detector="blazeface-fast")(photo)
+    assert [f.to_dict() for f in direct] == body["faces"]
