@@ -87,6 +87,16 @@ def test_non_faces_score_low(mesh, kind):
     assert score < lm.DEFAULT_MIN_SCORE
 
 
+def test_yaw_from_mesh_depth(mesh, astronaut):
+    from pathlib import Path
+
+    assert abs(lm.yaw_degrees(mesh.landmarks_in_box(astronaut, ASTRONAUT_BOX))) < 10
+    # A man looking to the side in the shipped andrewmvd sample (CC0).
+    sample = Path(__file__).resolve().parents[1] / "src/maskdetect/assets/sample/andrewmvd/images"
+    turned = Image.open(sample / "maksssksksss672.jpg").convert("RGB")
+    assert abs(lm.yaw_degrees(mesh.landmarks_in_box(turned, (354, 266, 397, 300)))) > 40
+
+
 def test_missing_model_file_is_named(tmp_path):
     with pytest.raises((ValueError, OSError, RuntimeError)):
         lm.FaceMesh(model_path=tmp_path / "nothing.tflite")

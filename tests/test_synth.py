@@ -150,6 +150,7 @@ def test_voc_run_writes_maskedface_net_layout(voc_run):
         # The data tools take the face box of these images from aligned_headshot_box: it must match.
         assert np.allclose(aligned_headshot_box(*size), box, atol=1.5), (size, box)
         assert box[2] - box[0] == pytest.approx(ASTRONAUT_BOX[2] - ASTRONAUT_BOX[0], abs=0.01)
+        assert row["source_photo"] == "images/astro.png" and row["source_face"] == "0"
 
 
 def test_same_seed_same_images(voc_run, tmp_path):

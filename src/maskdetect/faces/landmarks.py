@@ -239,3 +239,16 @@ def yaw_ratio(result: MeshResult) -> float:
     right = float(np.linalg.norm(result.points[FACE_SIDES[1], :2] - result.points[NOSE_TIP, :2]))
     small, big = sorted((left, right))
     return big / max(small, 1e-6)
+
+
+def yaw_degrees(result: MeshResult) -> float:
+    """The head's turn left or right, from the mesh's depth: 0 frontal, about +-90 in profile.
+
+    The angle of the line between the cheekbones (mesh points 234 and 454) out of the image plane.
+
+    >>> pts = np.zeros((468, 3), np.float32); pts[234] = (0, 0, 0); pts[454] = (10, 0, 10)
+    >>> round(yaw_degrees(MeshResult(pts, 1.0)))
+    45
+    """
+    delta = result.points[FACE_SIDES[1]] - result.points[FACE_SIDES[0]]
+    return math.degrees(math.atan2(float(delta[2]), float(np.hypot(delta[0], delta[1]))))

@@ -39,7 +39,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--min-score", type=float, default=0.75, help="skip faces whose mesh score is lower")
     parser.add_argument(
-        "--max-yaw", type=float, default=3.0, help="skip faces turned further (ratio, 1=frontal)"
+        "--max-yaw", type=float, default=35.0, help="skip faces turned further, degrees (default 35)"
     )
     parser.add_argument("--limit", type=int, default=None, help="stop after this many faces")
     parser.add_argument("--seed", type=int, default=0)
@@ -50,7 +50,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     options = SynthOptions(
         placements=args.placements, kinds=args.kinds, min_face=args.min_face, min_score=args.min_score,
-        max_yaw_ratio=args.max_yaw, seed=args.seed, limit=args.limit,
+        max_yaw=args.max_yaw, seed=args.seed, limit=args.limit,
     )
     summary = synthesize(args.source, args.out, options, overwrite=args.overwrite)
     print(json.dumps(summary.to_dict(), indent=2))

@@ -53,7 +53,8 @@ class SynthOptions:
         kinds: mask kinds to pick from.
         min_face: faces whose box is smaller than this (longer side, pixels) are skipped.
         min_score: faces whose mesh score is lower are skipped.
-        max_yaw_ratio: faces turned further than this (see `landmarks.yaw_ratio`) are skipped.
+        max_yaw: faces turned further than this many degrees (see `landmarks.yaw_degrees`) are
+            skipped: the mesh of a face in near profile misplaces the far side.
         seed: the random seed; the same input and seed give the same images.
         limit: stop after this many faces drawn (None: all).
         quality: JPEG quality of the output images.
@@ -64,7 +65,7 @@ class SynthOptions:
     kinds: tuple[str, ...] = KINDS
     min_face: int = 40
     min_score: float = 0.75
-    max_yaw_ratio: float = 3.0
+    max_yaw: float = 35.0
     seed: int = 0
     limit: int | None = None
     quality: int = 92
@@ -146,7 +147,7 @@ def _check_face(res: lm.MeshResult, box: Box, opts: SynthOptions) -> str | None:
     """Why a face cannot take a mask, or None if it can."""
     if res.score < opts.min_score:
         return "low_mesh_score"
-    if lm.yaw_ratio(res) > opts.max_yaw_ratio:
+    if abs(lm.yaw_degrees(res)) > opts.max_yaw:
         return "profile"
     nx, ny = res.xy(lm.NOSE_TIP)
     x0, y0, x1, y1 = box
@@ -172,6 +173,7 @@ class Synthesizer:
         self.mesh = mesh or lm.FaceMesh()
         self.fill = CropPolicy().fill
         self.summary = SynthSummary()
+        self.source_root: Path | None = None  # source_photo is written relative to this when set
         self.rows: list[dict] = []
         self.sheet_tiles: list[tuple[Image.Image, str]] = []
 
@@ -228,12 +230,21 @@ class Synthesizer:
         self.summary.images_written += 1
         self.rows.append({
             "file": rel.as_posix(), "label": label, "subtype": subtype, "suffix": drawn.placement,
-            "synth_id": f"{synth_id:05d}", "source_photo": str(face.photo), "source_face": face.index,
+            "synth_id": f"{synth_id:05d}", "source_photo": self._source_name(face.photo),
+            "source_face": face.index,
             "box_x0": out_box[0], "box_y0": out_box[1], "box_x1": out_box[2], "box_y1": out_box[3],
             "source_box": " ".join(f"{v:g}" for v in face.box) if face.box else "",
             "kind": drawn.style.kind, "pattern": drawn.style.pattern,
             "colour": "#{:02x}{:02x}{:02x}".format(*drawn.style.colour), "mesh_score": round(score, 4),
         })
+
+    def _source_name(self, photo: Path) -> str:
+        if self.source_root is not None:
+            try:
+                return photo.relative_to(self.source_root).as_posix()
+            except ValueError:
+                pass
+        return str(photo)
 
     def finish(self) -> SynthSummary:
         """Write the manifest, the summary and the contact sheet."""
@@ -281,6 +292,7 @@ def synthesize(
     if (out_dir / MANIFEST_NAME).exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already holds a synth run ({MANIFEST_NAME}); pass --overwrite")
     synth = Synthesizer(out_dir, options)
+    synth.source_root = Path(source)
     passed_over: dict[str, int] = {}
     photo_path, photo = None, None
     for face in iter_source_faces(source, passed_over):
