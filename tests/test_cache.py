@@ -62,6 +62,24 @@ def test_rerun_skips_up_to_date_and_redoes_changed(tmp_path):
     assert '"size": 32' in (dest / RECORD_FILE).read_text()
 
 
+def test_moved_source_leaves_no_stale_copy_across_splits(tmp_path):
+    src, dest = _tree(tmp_path / "src"), tmp_path / "cache"
+    build_cache(src, dest, size=40, jobs=1, progress=False)
+    (src / "train/uncovered").mkdir()
+    (src / "validation/uncovered/c.jpg").rename(src / "train/uncovered/c.jpg")  # a re-split moved it
+    report = build_cache(src, dest, size=40, jobs=1, progress=False)
+    assert (report.written, report.removed) == (1, 1)
+    assert not (dest / "validation/uncovered/c.jpg").exists()
+    assert (dest / "train/uncovered/c.jpg").is_file()
+    (src / "train/uncovered/c.jpg").write_bytes(b"now broken")  # a good copy must not outlive it
+    report = build_cache(src, dest, size=40, jobs=1, progress=False)
+    assert "train/uncovered/c.jpg" in report.failed
+    assert not (dest / "train/uncovered/c.jpg").exists()
+    (src / "train/incorrect/b.png").unlink()  # removed under new parameters too
+    assert build_cache(src, dest, size=50, jobs=1, progress=False).removed == 1
+    assert not (dest / "train/incorrect/b.png.jpg").exists()
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         build_cache(tmp_path / "nowhere", tmp_path / "c")

@@ -6,7 +6,8 @@ Each image is decoded once with JPEG draft mode (libjpeg's DCT scaling decodes a
 squeezed to `size` x `size`; it is written as JPEG under the same relative path (`.jpg` appended to
 other suffixes). Work is spread over every core. A record `.maskdetect-cache.json` keeps the cache
 parameters and each source's size and mtime, so a re-run only redoes new or changed files, and a
-change of size, mode or quality redoes all of them.
+change of size, mode or quality redoes all of them. Cached files whose source left the tree (a
+re-split moved it to another split) are deleted, so that a cache never leaks images across splits.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ class CacheReport:
         written: images decoded, resized and written in this run.
         up_to_date: images skipped because their cached copy is current.
         failed: relative path -> why it was skipped (corrupt, truncated, not an image...).
+        removed: cached files deleted because their source is no longer in the tree.
     """
 
     written: int = 0
     up_to_date: int = 0
+    removed: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -110,19 +113,21 @@ def list_images(root: Path) -> list[str]:
     return sorted(found)
 
 
-def _load_record(dest: Path, params: dict) -> dict[str, list[int]]:
+def _load_record(dest: Path, params: dict) -> tuple[dict[str, list[int]], set[str]]:
+    """(source stats still valid for skipping, every source name the cache holds a file for)."""
     path = dest / RECORD_FILE
     if not path.is_file():
-        return {}
+        return {}, set()
     try:
         record = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError) as err:
+        files = dict(record.get("files", {}))
+    except (json.JSONDecodeError, OSError, AttributeError, TypeError, ValueError) as err:
         log.warning("%s: unreadable (%s); rebuilding every file", path, err)
-        return {}
+        return {}, set()
     if record.get("params") != params:
         log.warning("cache %s was built with %s, now %s: rebuilding all", dest, record.get("params"), params)
-        return {}
-    return record.get("files", {})
+        return {}, set(files)
+    return files, set(files)
 
 
 def build_cache(
@@ -171,7 +176,7 @@ def build_cache(
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     params = {"size": size, "mode": mode, "quality": quality}
     dest.mkdir(parents=True, exist_ok=True)
-    old = _load_record(dest, params)
+    old, held = _load_record(dest, params)
     files: dict[str, list[int]] = {}
     report, tasks = CacheReport(), []
     for relpath in list_images(src):
@@ -182,8 +187,14 @@ def build_cache(
             report.up_to_date += 1
         else:
             tasks.append((relpath, str(src / relpath), str(target), size, mode, quality, stat.st_mtime_ns))
+    # Files whose source left the tree (a re-split moved it) would leak across splits: remove them.
+    for relpath in sorted(held - files.keys()):
+        (dest / cached_name(relpath)).unlink(missing_ok=True)
+        report.removed += 1
     try:
         _run(tasks, jobs, progress, report, files)
+        for relpath in report.failed:  # an older good copy must not outlive a now-broken source
+            (dest / cached_name(relpath)).unlink(missing_ok=True)
     finally:
         # Written even when interrupted, so that finished files are not redone.
         record = {"params": params, "files": {k: v for k, v in files.items() if k not in report.failed}}

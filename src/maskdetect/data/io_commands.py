@@ -21,8 +21,9 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
         "check, safe zip extraction. Run with --list to see where each data set lives and which links "
         "you must paste by hand.",
     )
-    parser.add_argument("dataset", nargs="?", choices=sorted(CATALOG), help="which data set")
-    parser.add_argument("dest", nargs="?", help="destination folder")
+    parser.add_argument("dataset", nargs="?", choices=sorted(CATALOG), metavar="DATASET",
+                        help=f"which data set: {', '.join(sorted(CATALOG))}")
+    parser.add_argument("dest", nargs="?", metavar="DEST", help="destination folder")
     parser.add_argument("--list", action="store_true", help="print the catalogue of data sets and exit")
     parser.add_argument("--url", action="append", default=[], metavar="[NAME=]URL",
                         help="maskedface-net: a direct download link of one archive (repeatable)")
@@ -101,7 +102,8 @@ def run_cache(args: argparse.Namespace) -> int:
 
     report = build_cache(args.src, args.dest, size=args.size, mode=args.mode, quality=args.quality,
                          jobs=args.jobs, progress=not args.no_progress)
-    print(f"{report.written} images written, {report.up_to_date} already up to date, "
+    removed = f", {report.removed} removed (source gone)" if report.removed else ""
+    print(f"{report.written} images written, {report.up_to_date} already up to date{removed}, "
           f"{len(report.failed)} skipped as unreadable (cache: {args.dest})")
     for name, reason in sorted(report.failed.items()):
         print(f"  SKIPPED {name}: {reason}", file=sys.stderr)
