@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
@@ -34,15 +35,28 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_with_camera(playwright):
+    args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -125,3 +139,41 @@ def test_page_loads_nothing_from_elsewhere(page, server):
         text = httpx.get(server.url + name).text
         assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
     assert page.text_content("#model-name").startswith("Model: small_cnn")
+
+
+def test_drop_a_photo(page, server, shared_data):
+    photo = photo_dir(shared_data) / PHOTO
+    data = base64.b64encode(photo.read_bytes()).decode("ascii")
+    transfer = page.evaluate_handle(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "dropped.jpg", { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        data,
+    )
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("#canvas:not([data-boxes='0'])", state="attached", timeout=30_000)
+    assert page.text_content("#status").startswith("Found")
+
+
+def test_camera_capture(browser_with_camera, server):
+    context = browser_with_camera.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["camera"], origin=server.url)
+    page = context.new_page()
+    page.goto(server.url + "/")
+    page.click("#camera-start")
+    page.wait_for_selector("#camera:not([hidden])", timeout=15_000)
+    page.wait_for_selector("#camera-capture:not([disabled])", timeout=15_000)  # enabled once frames arrive
+    assert page.evaluate("document.activeElement.id") == "camera-capture"
+    page.click("#camera-capture")
+    # Chromium's fake camera shows a test pattern, not a face: the round trip is what is checked.
+    page.wait_for_selector("#canvas:not([hidden])", timeout=30_000)
+    status = page.text_content("#status")
+    assert status == "No faces found in the camera frame." or status.startswith("Found"), status
+    assert page.get_attribute("#canvas", "data-boxes") == page.get_attribute("#face-list", "data-count")
+    page.click("#camera-stop")
+    assert page.is_hidden("#camera")
+    context.close()
+

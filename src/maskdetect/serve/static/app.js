@@ -59,7 +59,7 @@
       if (!response.ok) {
         throw new Error(body.detail || `the server answered ${response.status}`);
       }
-      render(bitmap, body);
+      render(bitmap, body, name);
     } catch (err) {
       setStatus(`Could not check ${name}: ${err.message}`, true);
     } finally {
@@ -76,7 +76,7 @@
     }
   }
 
-  function render(bitmap, result) {
+  function render(bitmap, result, name) {
     const faces = result.faces || [];
     const width = bitmap ? bitmap.width : result.width;
     const height = bitmap ? bitmap.height : result.height;
@@ -156,7 +156,7 @@
     const parts = classes.filter((c) => counts[c]).map((c) => `${counts[c]} ${c}`);
     setStatus(faces.length
       ? `Found ${plural(faces.length, "face")}: ${parts.join(", ")}.`
-      : "No faces found in this photo.");
+      : `No faces found in ${name}.`);
   }
 
   function takeFile(file) {
@@ -199,9 +199,14 @@
       setStatus(`The camera could not start: ${err.message}`, true);
       return;
     }
+    const captureButton = $("camera-capture");
+    captureButton.disabled = true; // until the first frame arrives
+    video.addEventListener("loadeddata", () => {
+      captureButton.disabled = false;
+      captureButton.focus();
+    }, { once: true });
     video.srcObject = stream;
     camera.hidden = false;
-    $("camera-capture").focus();
     setStatus("Camera on. Press Capture to check the current frame.");
   }
 
