@@ -18,6 +18,7 @@ def _tree(root):
     (root / "train/covered").mkdir(parents=True)
     (root / "train/incorrect").mkdir(parents=True)
     (root / "validation/uncovered").mkdir(parents=True)
+    (root / "holdout/uncovered").mkdir(parents=True)
     Image.new("RGB", (1024, 1024), (200, 30, 40)).save(root / "train/covered/a.jpg", quality=95)
     Image.new("RGB", (400, 300), (20, 160, 60)).save(root / "train/incorrect/b.png")
     Image.new("RGB", (300, 500), (10, 20, 220)).save(root / "validation/uncovered/c.jpg", quality=95)
@@ -40,6 +41,7 @@ def test_cache_resizes_keeps_colour_and_skips_corrupt(tmp_path):
     assert np.allclose(mean, (200, 30, 40), atol=4)
     assert not (dest / "train/covered/broken.jpg").exists()
     assert [p.name for p in dest.rglob("*.part")] == []
+    assert (dest / "holdout/uncovered").is_dir()  # empty class folders kept: same class indices
 
 
 def test_rerun_skips_up_to_date_and_redoes_changed(tmp_path):

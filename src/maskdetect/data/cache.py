@@ -113,6 +113,15 @@ def list_images(root: Path) -> list[str]:
     return sorted(found)
 
 
+def list_folders(root: Path) -> list[str]:
+    """Relative paths of every folder under `root` (not hidden), following links."""
+    found = []
+    for folder, dirs, _files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(folder, d).relative_to(root).as_posix() for d in dirs)
+    return found
+
+
 def _load_record(dest: Path, params: dict) -> tuple[dict[str, list[int]], set[str]]:
     """(source stats still valid for skipping, every source name the cache holds a file for)."""
     path = dest / RECORD_FILE
@@ -177,6 +186,8 @@ def build_cache(
     params = {"size": size, "mode": mode, "quality": quality}
     dest.mkdir(parents=True, exist_ok=True)
     old, held = _load_record(dest, params)
+    for folder in list_folders(src):  # empty class folders too: ImageFolder's class indices must match
+        (dest / folder).mkdir(parents=True, exist_ok=True)
     files: dict[str, list[int]] = {}
     report, tasks = CacheReport(), []
     for relpath in list_images(src):
