@@ -101,7 +101,7 @@ def classification_report(
 
     >>> report = classification_report(np.eye(3)[[0, 1, 2, 2]], np.array([0, 1, 2, 1]))
     >>> report["accuracy"], report["confusion_matrix"][1]
-    (0.75, [0, 1, 0])
+    (0.75, [0, 1, 1])
     """
     targets = np.asarray(targets)
     predictions = probabilities.argmax(1)
