@@ -154,6 +154,11 @@ def test_maskedface_net_download_records_sha256_then_detects_change(server, tmp_
     again = download_maskedface_net(dest, [(server.url("/CMFD.zip"), "")], progress=False, **FAST)
     assert again.extracted == [] and again.skipped == ["CMFD.zip"]
     assert len(server.state.requests) == requests
+    with open(dest / "CMFD.zip", "r+b") as archive:  # the kept zip rots on disk
+        archive.seek(100)
+        archive.write(b"rot")
+    checked = download_maskedface_net(dest, [(server.url("/CMFD.zip"), "")], verify=True, progress=False)
+    assert "sha256 mismatch" in checked.failed["CMFD.zip"]
 
 
 def test_free_disk_checked_before_downloading(server, tmp_path, monkeypatch):

@@ -254,11 +254,13 @@ def download_maskedface_net(
     pairs: list[tuple[str, str]],
     *,
     extract: bool = True,
+    verify: bool = False,
     **options,
 ) -> DownloadReport:
     """Download MaskedFace-Net archives, check/record their sha256, extract each one safely.
 
-    Archives already marked extracted are skipped entirely (their zips may have been deleted).
+    Archives already marked extracted are skipped (their zips may have been deleted); with `verify`,
+    those whose zip is still there are hashed again and checked against `SHA256SUMS`.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -269,6 +271,8 @@ def download_maskedface_net(
     check_free_space(dest, bytes_still_needed(todo, dest))
     report = download_all(todo, dest, **options)
     report.skipped = sorted(done)
+    if verify:
+        _verify_kept_archives(dest, done, book, report)
     for spec in todo:
         if spec.relpath in report.failed:
             continue
@@ -284,6 +288,19 @@ def download_maskedface_net(
         if book.get(spec.relpath) is None:
             book.record(spec.relpath, file_digest(archive))
     return report
+
+
+def _verify_kept_archives(dest: Path, names: list[str], book: ChecksumBook, report: DownloadReport) -> None:
+    for name in names:
+        expected, archive = book.get(name), dest / name
+        if not archive.is_file() or expected is None:
+            log.info("%s: no zip or no recorded sha256 to verify against", name)
+            continue
+        actual = file_digest(archive)
+        if actual != expected:
+            report.failed[name] = f"sha256 mismatch: got {actual}, {CHECKSUMS_FILE} says {expected}"
+        else:
+            log.info("%s: sha256 verified", name)
 
 
 def download_ffhq(

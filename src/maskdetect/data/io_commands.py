@@ -29,6 +29,8 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
                         help="maskedface-net: a direct download link of one archive (repeatable)")
     parser.add_argument("--urls-file", help="maskedface-net: a file of 'URL [NAME]' lines")
     parser.add_argument("--no-extract", action="store_true", help="maskedface-net: keep the zips unextracted")
+    parser.add_argument("--verify", action="store_true",
+                        help="maskedface-net: re-hash archives already extracted against SHA256SUMS")
     parser.add_argument("--json", help="ffhq: ffhq-dataset-v2.json, a local path or an http(s) URL")
     parser.add_argument("--kind", choices=("thumbnails", "images"), default="thumbnails",
                         help="ffhq: 128 px thumbnails (1.95 GB) or 1024 px images (89 GB)")
@@ -60,7 +62,8 @@ def run_download(args: argparse.Namespace) -> int:
                   f"  home:    {info.home}\n  licence: {info.licence}\n  {info.how_to_get_links}",
                   file=sys.stderr)
             return 2
-        report = download_maskedface_net(args.dest, pairs, extract=not args.no_extract, **options)
+        report = download_maskedface_net(args.dest, pairs, extract=not args.no_extract,
+                                         verify=args.verify, **options)
     else:
         if not args.json:
             print(f"FFHQ needs its index file, ffhq-dataset-v2.json.\n"
