@@ -139,3 +139,25 @@ def test_evaluation_uses_the_checkpoint_input_size(trained):
     _, checkpoint = trained
     state = torch.load(checkpoint, weights_only=True)
     assert state["preprocessing"]["input_size"] == 16
+
+
+def test_subtypes_come_from_the_trees_split_manifest(trained, tmp_path):
+    _, checkpoint = trained
+    rng = np.random.default_rng(2)
+    tree = tmp_path / "tree"
+    write_face(tree / "holdout" / "incorrect" / "mfn_a_000.jpg", "incorrect", rng)
+    write_face(tree / "holdout" / "covered" / "mfn_b_000.jpg", "covered", rng)
+    (tree / "split_manifest.csv").write_text(
+        "path,label,subtype,split,tree_path\n"
+        "/src/IMFD/a_Mask_Nose_Mouth.jpg,incorrect,chin_exposed,holdout,holdout/incorrect/mfn_a_000.jpg\n"
+        "/src/CMFD/b_Mask.jpg,covered,correct,holdout,holdout/covered/mfn_b_000.jpg\n"
+    )
+    out = tmp_path / "report"
+    assert (
+        main(["evaluate", str(checkpoint), "--data", str(tree), "--split", "holdout", "--out", str(out)]) == 0
+    )
+    report = json.loads((out / "metrics.json").read_text())
+    assert {name: s["count"] for name, s in report["per_subtype"].items()} == {
+        "chin_exposed": 1,
+        "correct": 1,
+    }

@@ -31,6 +31,8 @@ from maskdetect.train.plots import plot_confusion_matrix, plot_mistakes, plot_re
 
 log = logging.getLogger(__name__)
 
+SPLIT_MANIFEST = "split_manifest.csv"  # written by `maskdetect data split` beside the tree
+
 
 def evaluate_checkpoint(
     checkpoint_path: str | os.PathLike,
@@ -53,8 +55,9 @@ def evaluate_checkpoint(
         out_dir: where the report files go.
         split: ``train``, ``validation`` or ``holdout``; None for a plain class-folder tree.
         headshot: images are whole aligned head shots (MaskedFace-Net): crop the face first.
-        manifest: an optional CSV with ``path`` and ``subtype`` columns for per-subtype accuracy
-            (otherwise subtypes come from MaskedFace-Net file names).
+        manifest: an optional CSV with ``path`` and ``subtype`` columns (and ``tree_path``) for
+            per-subtype accuracy; by default the tree's own ``split_manifest.csv`` when present,
+            and MaskedFace-Net file names otherwise.
         batch_size, workers: inference batching.
         gallery: how many of the most confident mistakes to draw.
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -75,6 +78,7 @@ def evaluate_checkpoint(
     model = model_from_checkpoint(checkpoint, str(checkpoint_path))
     folder = split_folder(tree, split)
     samples = _scan(folder)
+    manifest = manifest or _tree_manifest(Path(tree), folder)
     subtype_lookup = _read_manifest(manifest) if manifest else None
     target_device = pick_device(device)
     model.to(target_device)
@@ -121,7 +125,7 @@ def _scan(folder: Path) -> list[tuple[Path, int]]:
 
 
 def _read_manifest(path: str | os.PathLike) -> dict[str, str]:
-    """Map each image (real path and bare file name) to its subtype."""
+    """Map each image to its subtype: by the tree file (``tree_path``), the source file, the file name."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such manifest")
@@ -132,10 +136,21 @@ def _read_manifest(path: str | os.PathLike) -> dict[str, str]:
             raise ValueError(f"{path}: a manifest needs 'path' and 'subtype' columns; it has {columns}")
         lookup = {}
         for row in reader:
-            if row["subtype"]:
-                lookup[os.path.realpath(path.parent / row["path"])] = row["subtype"]
-                lookup[Path(row["path"]).name] = row["subtype"]
+            if not row["subtype"]:
+                continue
+            if row.get("tree_path"):
+                lookup[os.path.realpath(path.parent / row["tree_path"])] = row["subtype"]
+            lookup[os.path.realpath(path.parent / row["path"])] = row["subtype"]
+            lookup[Path(row["path"]).name] = row["subtype"]
     return lookup
+
+
+def _tree_manifest(tree: Path, folder: Path) -> Path | None:
+    """The split manifest `maskdetect data split` leaves at a tree's root, if there is one."""
+    for candidate in (tree / SPLIT_MANIFEST, folder / SPLIT_MANIFEST):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _subtype(path: Path, lookup: dict[str, str] | None) -> str | None:
