@@ -188,3 +188,21 @@ def test_folder_of_faces_and_cli(tmp_path, capsys):
     assert sorted(p.name for p in out.rglob("*.jpg")) == ["00000_Mask.jpg", "00000_Mask_Chin.jpg"]
     assert main(["synth", str(src), str(tmp_path / "o2"), "--placements", "Mask_Nose"]) == 2
     assert "Mask_Nose" in capsys.readouterr().err
+
+
+def test_shipped_synth_sample_reads_as_maskedface_net():
+    """The data tools' MaskedFace-Net reader takes synth output as is, labels and face boxes included."""
+    from pathlib import Path
+
+    from maskdetect.data.maskedface_net import scan_maskedface_net
+
+    root = Path(__file__).resolve().parents[1] / "src/maskdetect/assets/sample/synth"
+    rows = list(scan_maskedface_net(root))
+    manifest = {r["file"]: r for r in csv.DictReader((root / "synth_manifest.csv").open())}
+    assert len(rows) == len(manifest) == 48
+    for row in rows:
+        ours = manifest[Path(row.path).relative_to(root.resolve()).as_posix()]
+        assert (row.label, row.subtype) == (ours["label"], ours["subtype"])
+        box = [float(ours[k]) for k in ("box_x0", "box_y0", "box_x1", "box_y1")]
+        assert np.allclose(row.box, box, atol=1.5)
+    assert sum(r.label == "incorrect" for r in rows) == 36
