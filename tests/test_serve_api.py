@@ -137,3 +137,17 @@ def test_openapi_lists_the_api(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/v1/model", "/v1/detect"} <= set(paths)
     assert "multipart/form-data" in paths["/v1/detect"]["post"]["requestBody"]["content"]
+
+
+class BrokenPredictor(FakePredictor):
+    def __call__(self, image):
+        raise RuntimeError("model exploded")
+
+
+def test_a_failing_model_is_a_json_500_and_the_server_goes_on(photo, caplog):
+    with TestClient(create_app(BrokenPredictor()), raise_server_exceptions=False) as client:
+        response = client.post("/v1/detect", content=photo, headers={"Content-Type": "image/jpeg"})
+        assert response.status_code == 500
+        assert response.json()["detail"].startswith("internal error (RuntimeError)")
+        assert "model exploded" in caplog.text
+        assert client.get("/healthz").status_code == 200

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import socket
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -166,3 +168,32 @@ def test_small_image_round_trip(client):
     Image.new("RGB", (3, 2), (255, 0, 0)).save(buffer, format="BMP")
     response = client.post("/v1/detect", content=buffer.getvalue(), headers={"Content-Type": "image/bmp"})
     assert response.status_code == 200 and response.json()["width"] == 3
+
+
+class GatedPredictor(FakePredictor):
+    """Holds every call until released: lets a test fill the server up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, image):
+        self.entered.set()
+        assert self.release.wait(30), "test never released the predictor"
+        return super().__call__(image)
+
+
+def test_busy_server_answers_503_not_a_pile_up(photo):
+    predictor = GatedPredictor()
+    with BackgroundServer(create_app(predictor, max_pending=1)) as server, ThreadPoolExecutor(1) as pool:
+        files = {"image": ("p.jpg", photo, "image/jpeg")}
+        first = pool.submit(httpx.post, server.url + "/v1/detect", files=files, timeout=30)
+        assert predictor.entered.wait(30)
+        second = httpx.post(server.url + "/v1/detect", files=files, timeout=30)
+        assert_refused(second, 503, "busy")
+        assert second.headers["retry-after"] == "1"
+        assert httpx.get(server.url + "/healthz").status_code == 200  # the event loop is free
+        predictor.release.set()
+        assert first.result().status_code == 200
+        assert httpx.post(server.url + "/v1/detect", files=files, timeout=30).status_code == 200

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import logging
 import time
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -35,6 +37,7 @@ from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, UploadError,
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 85
+DECODE_THREADS = 2
 
 
 def create_app(
@@ -44,6 +47,7 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     cors_origins: Sequence[str] | None = None,
     inference_threads: int = 1,
+    max_pending: int = 64,
     load_predictor: Callable[[], Any] | None = None,
 ) -> FastAPI:
     """Build the service.
@@ -57,6 +61,8 @@ def create_app(
         cors_origins: origins allowed to call the API from other pages; CORS is off when None/empty.
         inference_threads: how many predictor calls may run at once (each on its own thread); more
             than 1 only for a predictor that is thread-safe.
+        max_pending: detect requests in progress at once; more get 503 with Retry-After, so a burst
+            cannot pile up decoded images in memory without bound.
         load_predictor: builds the predictor at startup when `predictor` is None.
 
     Returns:
@@ -68,8 +74,10 @@ def create_app(
     """
     if max_bytes <= 0 or max_pixels <= 0:
         raise ValueError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
-    if inference_threads < 1:
-        raise ValueError(f"inference_threads must be at least 1, got {inference_threads}")
+    if inference_threads < 1 or max_pending < 1:
+        raise ValueError(
+            f"inference_threads and max_pending must be at least 1, got {inference_threads} and {max_pending}"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,7 +102,11 @@ def create_app(
     app.state.model_info = None
     app.state.max_bytes = max_bytes
     app.state.max_pixels = max_pixels
+    app.state.max_pending = max_pending
+    app.state.pending = 0  # touched only on the event loop thread: no lock needed
     app.state.inference_pool = _inference_pool(inference_threads)  # replaced at each startup
+    # A few decodes at a time: each may hold up to max_pixels x 3 bytes while it runs.
+    app.state.decode_limiter = anyio.CapacityLimiter(DECODE_THREADS)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -176,37 +188,50 @@ def _add_api_routes(app: FastAPI) -> None:
         format: Literal["json", "jpeg"] = Query("json", description="jpeg: answer with the annotated image"),  # noqa: A002
     ) -> Response:
         predictor = _predictor(request)
-        timer = _StageTimer()
-        upload = await read_upload(request, app.state.max_bytes)
-        timer.mark("read")
-        image = await run_in_threadpool(
-            open_image, upload.data, max_pixels=app.state.max_pixels, name=upload.filename or "upload"
-        )
-        timer.mark("decode")
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(app.state.inference_pool, predictor, image)
-        timer.mark("predict")
-        counts = {name: 0 for name in _classes(predictor)}
-        for face in results:
-            counts[face.label] = counts.get(face.label, 0) + 1
-        if format == "jpeg":
-            jpeg = await run_in_threadpool(_annotated_jpeg, image, results)
-            counts_header = ",".join(f"{k}={v}" for k, v in counts.items())
-            timer.mark("draw")
-            headers = {"X-Face-Counts": counts_header, "Server-Timing": timer.header()}
-            return Response(jpeg, media_type="image/jpeg", headers=headers)
-        body: dict[str, Any] = {
-            "faces": [face.to_dict() for face in results],
-            "counts": counts,
-            "width": image.width,
-            "height": image.height,
-            "model": _model_info(request)["name"],
-        }
-        if annotate:
-            jpeg = await run_in_threadpool(_annotated_jpeg, image, results)
-            body["annotated_image"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-            timer.mark("draw")
-        return JSONResponse(body, headers={"Server-Timing": timer.header()})
+        if app.state.pending >= app.state.max_pending:
+            busy = f"busy: {app.state.pending} requests in progress; retry shortly"
+            raise StarletteHTTPException(503, busy, headers={"Retry-After": "1"})
+        app.state.pending += 1
+        try:
+            return await _detect(request, predictor, annotate, format)
+        finally:
+            app.state.pending -= 1
+
+
+async def _detect(request: Request, predictor: Any, annotate: bool, format: str) -> Response:  # noqa: A002
+    app = request.app
+    timer = _StageTimer()
+    upload = await read_upload(request, app.state.max_bytes)
+    timer.mark("read")
+    decode = functools.partial(
+        open_image, upload.data, max_pixels=app.state.max_pixels, name=upload.filename or "upload"
+    )
+    image = await anyio.to_thread.run_sync(decode, limiter=app.state.decode_limiter)
+    timer.mark("decode")
+    loop = asyncio.get_running_loop()
+    results = await loop.run_in_executor(app.state.inference_pool, predictor, image)
+    timer.mark("predict")
+    counts = {name: 0 for name in _classes(predictor)}
+    for face in results:
+        counts[face.label] = counts.get(face.label, 0) + 1
+    if format == "jpeg":
+        jpeg = await run_in_threadpool(_annotated_jpeg, image, results)
+        counts_header = ",".join(f"{k}={v}" for k, v in counts.items())
+        timer.mark("draw")
+        headers = {"X-Face-Counts": counts_header, "Server-Timing": timer.header()}
+        return Response(jpeg, media_type="image/jpeg", headers=headers)
+    body: dict[str, Any] = {
+        "faces": [face.to_dict() for face in results],
+        "counts": counts,
+        "width": image.width,
+        "height": image.height,
+        "model": _model_info(request)["name"],
+    }
+    if annotate:
+        jpeg = await run_in_threadpool(_annotated_jpeg, image, results)
+        body["annotated_image"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+        timer.mark("draw")
+    return JSONResponse(body, headers={"Server-Timing": timer.header()})
 
 
 class _StageTimer:
@@ -250,6 +275,15 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def image_error(request: Request, err: ImageError) -> JSONResponse:
         status = 413 if "over the limit" in str(err) or "too many pixels" in str(err) else 422
         return JSONResponse({"detail": str(err)}, status_code=status)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, err: Exception) -> JSONResponse:
+        # A fault of ours, not of the input: log it whole, answer in JSON like every other error.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
+        return JSONResponse(
+            {"detail": f"internal error ({type(err).__name__}); the server log has the details"},
+            status_code=500,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
