@@ -232,6 +232,9 @@ def test_url_arguments_and_disk_check(tmp_path):
         ("https://x/y?a=b", "IMFD.zip"), ("https://drive.example/d?id=1", "CMFD_0.zip")]
     with pytest.raises(ValueError, match="not an http"):
         parse_url_args(["ftp://x/y.zip"])
+    with pytest.raises(ValueError, match="same name: a.zip"):
+        pairs = [("http://127.0.0.1:9/x", "a.zip"), ("http://127.0.0.1:9/y", "a.zip")]
+        download_maskedface_net(tmp_path, pairs, progress=False, retries=0)
     with pytest.raises(NotEnoughSpaceError, match=r"need 1,000,000,000,000,000,000 bytes .* free"):
         check_free_space(tmp_path, 10**18)
 

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -222,6 +223,10 @@ def download_all(
     """Download every spec into `dest`, `jobs` at a time, under one progress bar of bytes."""
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    twice = sorted(name for name, count in Counter(spec.relpath for spec in specs).items() if count > 1)
+    if twice:  # two threads would write one .part file
+        raise ValueError(f"several links would be saved under the same name: {', '.join(twice)}; "
+                         "name them with NAME.zip=URL")
     report = DownloadReport()
     total = sum(spec.size or 0 for spec in specs) or None
     lock = threading.Lock()
