@@ -14,7 +14,8 @@ import sys
 from maskdetect import __version__
 
 # Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES: list[str] = [
+COMMAND_MODULES: list[str    "maskdetect.detect_commands",
+] = [
     "maskdetect.data.commands",
     "maskdetect.synth.commands",
     "maskdetect.train.commands",

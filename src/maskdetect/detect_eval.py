@@ -125,6 +125,7 @@ def evaluate_images(
     items: Iterable[tuple[Path, list[TruthFace]]],
     predict: Callable[[object], tuple[np.ndarray, np.ndarray, list[str] | None]],
     workers: int = 2,
+    iou: float = IOU_MATCH,
 ) -> Iterator[ImageOutcome]:
     """Run `predict(image) -> (boxes, scores, labels or None)` over photos in threads; match each."""
 
@@ -136,13 +137,14 @@ def evaluate_images(
             nothing = [-1] * len(truth)
             return ImageOutcome(str(path), truth, np.zeros((0, 4)), np.zeros(0), None, nothing, str(err))
         truth_boxes = np.array([t[0] for t in truth]).reshape(-1, 4)
-        return ImageOutcome(str(path), truth, boxes, scores, labels, match_faces(truth_boxes, boxes, scores))
+        matches = match_faces(truth_boxes, boxes, scores, iou)
+        return ImageOutcome(str(path), truth, boxes, scores, labels, matches)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         yield from pool.map(one, items)
 
 
-def summarise(outcomes: list[ImageOutcome]) -> dict:
+def summarise(outcomes: list[ImageOutcome], iou: float = IOU_MATCH) -> dict:
     """Recall (overall and by size), precision, and classification figures on matched faces."""
     sizes, found, detections, true_labels, pred_labels = [], [], 0, [], []
     for o in outcomes:
@@ -161,7 +163,7 @@ def summarise(outcomes: list[ImageOutcome]) -> dict:
         "faces": len(found),
         "detections": detections,
         "matched": matched,
-        "iou_threshold": IOU_MATCH,
+        "iou_threshold": iou,
         "recall": _ratio(matched, len(found)),
         "precision": _ratio(matched, detections),
         "recall_by_size": {},
@@ -206,6 +208,52 @@ def classification_report(truth: list[str], predicted: list[str]) -> dict:
         "per_class": per_class,
         "confusion": {"classes": list(CLASSES), "rows_truth_columns_predicted": confusion.tolist()},
     }
+
+
+def box_fit(outcomes: list[ImageOutcome]) -> dict:
+    """How annotated boxes sit on the detector's matched boxes: medians of the centre shift (as a
+    fraction of the detector box's width/height) and of the size ratios. With the detector's raw
+    boxes these are the constants that convert its boxes to VOC-like ones.
+    """
+    rows = []
+    for o in outcomes:
+        for (box, _), det in zip(o.truth, o.matches, strict=True):
+            if det < 0:
+                continue
+            d = o.boxes[det]
+            dw, dh = d[2] - d[0], d[3] - d[1]
+            rows.append((
+                ((box[0] + box[2]) - (d[0] + d[2])) / 2 / dw,
+                ((box[1] + box[3]) - (d[1] + d[3])) / 2 / dh,
+                (box[2] - box[0]) / dw,
+                (box[3] - box[1]) / dh,
+            ))
+    if not rows:
+        return {"pairs": 0}
+    med = np.median(np.array(rows), axis=0)
+    return {"pairs": len(rows), "dx": round(float(med[0]), 4), "dy": round(float(med[1]), 4),
+            "sx": round(float(med[2]), 4), "sy": round(float(med[3]), 4)}
+
+
+def voc_items(voc_dir: str | Path, exclude: Iterable[str] = (), limit: int | None = None) -> list:
+    """(image path, faces) of every annotation in a VOC set, sorted by name; unreadable ones are
+    logged and left out. `exclude` holds image or xml file names (or stems) to leave out.
+    """
+    ann_dir, img_dir = voc_layout(voc_dir)
+    skip = {Path(name).stem for name in exclude}
+    items = []
+    for xml in sorted(ann_dir.glob("*.xml")):
+        if xml.stem in skip:
+            continue
+        try:
+            items.append(load_voc_faces(xml, img_dir))
+        except (ValueError, FileNotFoundError) as err:
+            log.warning("skipping %s", err)
+        if limit and len(items) >= limit:
+            break
+    if not items:
+        raise FileNotFoundError(f"{ann_dir}: no usable VOC annotations (*.xml)")
+    return items
 
 
 def _ratio(num: float, den: float) -> float:

@@ -57,7 +57,9 @@ def export_onnx(checkpoint: dict[str, Any], output: str | os.PathLike, source: s
     model = model_from_checkpoint(checkpoint, source)
     pre = preprocessing_of(checkpoint)
     example = torch.zeros(2, 3, pre.input_size, pre.input_size)
-    # The exporter prints progress lines on stdout; keep the CLI's output (e.g. JSON) clean.
+    # The exporter prints progress on stdout and logs every graph pass: keep the CLI's output clean.
+    for name in ("onnx_ir", "onnxscript"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         program = torch.onnx.export(
             model, (example,), dynamo=True, verbose=False, opset_version=OPSET,

@@ -1,0 +1,142 @@
+"""`maskdetect detect`, `maskdetect export` and `maskdetect evaluate-detect`: thin wrappers over
+`maskdetect.predict`, `maskdetect.export`, `maskdetect.detect_media` and `maskdetect.detect_eval`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from maskdetect.faces.detector import DETECTORS
+from maskdetect.fileio import atomic_write_text
+from maskdetect.predict import BACKENDS
+
+log = logging.getLogger(__name__)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    detect = subparsers.add_parser(
+        "detect", help="find faces in images, folders, videos or a camera and label their masks",
+        description="Annotated images/videos go to --out; one JSON line per image to --out/detections.jsonl.",
+    )
+    detect.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive), videos")
+    detect.add_argument("--camera", type=int, metavar="INDEX", help="read a camera (e.g. 0) instead")
+    detect.add_argument("--frames", type=int, default=0, metavar="N",
+                        help="stop a camera after N frames (0: until q/Ctrl-C)")
+    detect.add_argument("--out", "-o", type=Path, default=Path("detections"), help="output folder")
+    detect.add_argument("--jsonl", type=Path, help="JSON Lines file (default OUT/detections.jsonl)")
+    detect.add_argument("--no-images", action="store_true", help="write JSON Lines only, no annotated images")
+    detect.add_argument("--workers", type=int, default=2, help="images processed in parallel (threads)")
+    _model_options(detect)
+    detect.add_argument("--video-detector", choices=DETECTORS, default="blazeface-fast",
+                        help="face detector for video and camera frames (default: %(default)s)")
+    detect.set_defaults(func=run_detect)
+
+    export = subparsers.add_parser("export", help="export a checkpoint's classifier (ONNX)")
+    export.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (.pt)")
+    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export.add_argument("--output", "-o", type=Path, required=True, help="file to write, e.g. model.onnx")
+    export.set_defaults(func=run_export)
+
+    evaluate = subparsers.add_parser(
+        "evaluate-detect", help="end-to-end evaluation on a Pascal VOC photo set (recall, precision, F1)",
+    )
+    evaluate.add_argument("voc_dir", type=Path, metavar="VOC_DIR", help="folder with annotations/ and images")
+    _model_options(evaluate)
+    evaluate.add_argument("--detection-only", action="store_true", help="no classifier: face recall only")
+    evaluate.add_argument("--raw-boxes", action="store_true",
+                          help="(blazeface) score BlazeFace's own boxes, before the VOC mapping")
+    evaluate.add_argument("--match-iou", type=float, default=0.5, help="IoU for a match (default 0.5)")
+    evaluate.add_argument("--exclude", type=Path, help="file listing image names to leave out (first column)")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N annotations")
+    evaluate.add_argument("--workers", type=int, default=2, help="photos processed in parallel (threads)")
+    evaluate.add_argument("--output", "-o", type=Path, help="write the JSON report here too")
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, help="checkpoint (.pt); default: the bundled model")
+    parser.add_argument("--detector", choices=DETECTORS, default="blazeface", help="face detector")
+    parser.add_argument("--backend", choices=BACKENDS, default="onnx", help="classifier runtime")
+    parser.add_argument("--threshold", type=float, help="face detection score threshold (0-1)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from maskdetect.checkpoint import load_checkpoint
+    from maskdetect.export import export_onnx
+
+    path = export_onnx(load_checkpoint(args.checkpoint), args.output, source=str(args.checkpoint))
+    print(f"wrote {path}")
+    return 0
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    from maskdetect.detect_media import run_detect_job
+
+    if not args.inputs and args.camera is None:
+        raise ValueError("give INPUT files/folders/videos or --camera INDEX")
+    counts, failures = run_detect_job(args)
+    print("faces by class: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for failure in failures:
+        print(f"skipped: {failure}", file=sys.stderr)
+    return 1 if failures and not sum(counts.values()) and not args.camera else 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from maskdetect import detect_eval
+
+    exclude = _read_names(args.exclude) if args.exclude else []
+    items = detect_eval.voc_items(args.voc_dir, exclude, args.limit)
+    if args.detection_only:
+        from maskdetect.faces.detector import create_detector
+
+        detector = create_detector(args.detector, args.threshold)
+        if args.raw_boxes and not hasattr(detector, "detect_raw"):
+            raise ValueError(f"--raw-boxes needs a BlazeFace detector, not {args.detector!r}")
+        detect = detector.detect_raw if args.raw_boxes else detector.detect
+
+        def predict(image):
+            boxes, scores = detect(image)
+            return boxes, scores, None
+    else:
+        from maskdetect.predict import Predictor
+
+        predictor = Predictor(args.checkpoint, detector=args.detector, backend=args.backend,
+                              detection_threshold=args.threshold)
+
+        def predict(image):
+            faces = predictor(image)
+            import numpy as np
+
+            boxes = np.array([f.box for f in faces]).reshape(-1, 4)
+            return boxes, np.array([f.detection_score for f in faces]), [f.label for f in faces]
+
+    start = time.perf_counter()
+    outcomes = list(detect_eval.evaluate_images(items, predict, args.workers, args.match_iou))
+    report = detect_eval.summarise(outcomes, args.match_iou)
+    report.update(
+        voc_dir=str(args.voc_dir), detector=args.detector, threshold=args.threshold,
+        detection_only=args.detection_only, raw_boxes=args.raw_boxes, excluded=len(exclude),
+        box_fit=detect_eval.box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
+        checkpoint=None if args.detection_only else str(args.checkpoint or "bundled default"),
+    )
+    text = json.dumps(report, indent=2)
+    if args.output:
+        atomic_write_text(args.output, text + "\n")
+    print(text)
+    return 0
+
+
+def _read_names(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such exclude list")
+    names = []
+    for line in path.read_text().splitlines():
+        first = line.split("\t")[0].split(",")[0].strip()
+        if first and not first.startswith("#"):
+            names.append(first)
+    return names

@@ -1,0 +1,187 @@
+"""`maskdetect detect / export / evaluate-detect` as a user runs them, bad inputs included."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.data import astronaut
+
+from maskdetect.checkpoint import make_checkpoint, save_checkpoint
+from maskdetect.cli import main
+from maskdetect.detect_media import collect_inputs
+from maskdetect.draw import draw_results
+from maskdetect.labels import CLASS_COLOURS, CLASSES
+from maskdetect.models import create_model
+from maskdetect.predict import FaceResult
+from maskdetect.preprocess import Preprocessing
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    model = create_model("small_cnn")
+    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64)), path)
+    return path
+
+
+def _huge_png_header(path, side=20_000):
+    # A valid PNG whose header claims side x side pixels, with a few bytes of image data.
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+
+
+def _write_video(path, frames, fourcc="mp4v"):
+    size = (frames[0].shape[1], frames[0].shape[0])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, size)
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_detect_a_folder_with_bad_files_reports_them_and_goes_on(tmp_path, checkpoint, capsys):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut()).save(photos / "sub" / "astronaut.png")
+    Image.fromarray(astronaut()).resize((256, 256)).save(photos / "small.jpg")
+    (photos / "empty.jpg").write_bytes(b"")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    _huge_png_header(photos / "huge.png")
+    (photos / "notes.txt").write_text("ignored: not an image suffix")
+    out = tmp_path / "out"
+    code = main(["detect", str(photos), "--checkpoint", str(checkpoint), "--out", str(out), "--workers", "2"])
+    assert code == 0
+    records = {r["path"].split("/")[-1]: r for r in _read_jsonl(out / "detections.jsonl")}
+    assert set(records) == {"astronaut.png", "small.jpg", "empty.jpg", "broken.jpg", "huge.png"}
+    assert "empty" in records["empty.jpg"]["error"]
+    assert "broken.jpg" in records["broken.jpg"]["error"]
+    assert "too many pixels" in records["huge.png"]["error"]
+    assert len(records["astronaut.png"]["faces"]) == 1
+    for name, scale in (("astronaut.png", 1), ("small.jpg", 0.5)):
+        best = records[name]["faces"][0]  # best detection first: her face
+        centre_x = (best["box"][0] + best["box"][2]) / 2
+        assert best["label"] in CLASSES and abs(centre_x - 225 * scale) < 15 * scale
+    annotated = Image.open(out / "photos" / "sub" / "astronaut.png")
+    assert annotated.size == (512, 512)
+    x0, y0 = (round(v) for v in records["astronaut.png"]["faces"][0]["box"][:2])
+    label = records["astronaut.png"]["faces"][0]["label"]
+    assert annotated.convert("RGB").getpixel((x0, y0 + 20)) == CLASS_COLOURS[label]
+    captured = capsys.readouterr()
+    assert "faces by class:" in captured.out and "empty.jpg" in captured.err
+
+
+def test_detect_video_and_a_truncated_video(tmp_path, checkpoint):
+    frames = [np.asarray(Image.fromarray(astronaut()).resize((320, 240))) for _ in range(6)]
+    _write_video(tmp_path / "clip.mp4", frames)
+    _write_video(tmp_path / "cut.avi", frames * 3, fourcc="MJPG")
+    data = (tmp_path / "cut.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])  # ends early: half the frames are gone
+    (tmp_path / "junk.mp4").write_bytes(b"\x00" * 100)
+    out = tmp_path / "out"
+    args = [str(tmp_path / n) for n in ("clip.mp4", "cut.avi", "junk.mp4")]
+    assert main(["detect", *args, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    records = _read_jsonl(out / "detections.jsonl")
+    clip_frames = [r for r in records if r["path"].endswith("clip.mp4") and "frame" in r]
+    assert len(clip_frames) == 6 and all(len(r["faces"]) == 1 for r in clip_frames)
+    written = cv2.VideoCapture(str(out / "clip.annotated.mp4"))
+    assert written.isOpened() and int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    written.release()
+    summaries = {r["path"].split("/")[-1]: r for r in records if "frame" not in r}
+    assert "junk.mp4" in summaries["junk.mp4"]["error"]
+    cut = summaries["cut.avi"]
+    assert "error" in cut or ("ended early" in cut["warning"] and cut["frames"] < 18)
+
+
+def test_missing_camera_is_a_clear_error_and_files_still_run(tmp_path, checkpoint, capsys):
+    Image.fromarray(astronaut()).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    args = ["--camera", "97", "--checkpoint", str(checkpoint), "--out", str(out)]
+    main(["detect", str(tmp_path / "a.png"), *args])
+    assert "camera 97 is not there" in capsys.readouterr().err
+    assert len(_read_jsonl(out / "detections.jsonl")[0]["faces"]) == 1
+
+
+def test_detect_without_inputs_or_checkpoint_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    assert main(["detect", "--checkpoint", "x.pt"]) == 2
+    assert "INPUT" in capsys.readouterr().err
+    monkeypatch.setattr("maskdetect.predict.DEFAULT_MODEL", tmp_path / "default.pt")
+    Image.fromarray(astronaut()).save(tmp_path / "a.png")
+    assert main(["detect", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
+    assert "default model" in capsys.readouterr().err
+
+
+def test_collect_inputs_keeps_same_named_files_apart(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / folder / "x.jpg")
+    jobs, errors = collect_inputs([tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", tmp_path / "nope"])
+    assert len({j.out_name for j in jobs}) == 2 and errors == [f"{tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_export_command_writes_onnx(tmp_path, checkpoint, capsys):
+    import onnxruntime as ort
+
+    args = ["--checkpoint", str(checkpoint), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]
+    assert main(["export", *args]) == 0
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    assert session.run(None, {"input": np.zeros((3, 3, 64, 64), np.float32)})[0].shape == (3, 3)
+
+
+def _voc_set(root, faces):
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    Image.fromarray(astronaut()).save(root / "JPEGImages" / "astro.jpg")
+    objects = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+        f"<ymax>{b[3]}</ymax></bndbox></object>" for name, b in faces
+    )
+    xml = f"<annotation><filename>other.jpg</filename>{objects}</annotation>"
+    (root / "annotations" / "astro.xml").write_text(xml)
+
+
+def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, checkpoint, capsys):
+    # The astronaut's face (found) and a made-up small face on her suit (missed).
+    _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190)), ("with_mask", (380, 400, 400, 420))])
+    report_path = tmp_path / "report.json"
+    args = ["evaluate-detect", str(tmp_path / "voc"), "--checkpoint", str(checkpoint), "-o", str(report_path)]
+    assert main(args) == 0
+    report = json.loads(report_path.read_text())
+    assert report["faces"] == 2 and report["matched"] == 1 and report["recall"] == 0.5
+    assert report["recall_by_size"]["16-32"] == {"faces": 1, "recall": 0.0}
+    assert report["recall_by_size"][">=64"] == {"faces": 1, "recall": 1.0}
+    assert report["recall_32px_and_more"] == 1.0 and report["precision"] == 1.0
+    assert report["classification"]["faces"] == 1
+    assert report["classification"]["per_class"]["uncovered"]["support"] == 1
+    capsys.readouterr()
+    assert main(["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--detector", "haar"]) == 0
+    assert json.loads(capsys.readouterr().out)["matched"] == 1
+
+
+def test_evaluate_detect_on_a_folder_that_is_not_voc(tmp_path, capsys):
+    assert main(["evaluate-detect", str(tmp_path), "--detection-only"]) == 2
+    assert "annotations/" in capsys.readouterr().err
+
+
+def test_draw_results_colours_each_class():
+    faces = [
+        FaceResult((10 + 60 * i, 40, 50 + 60 * i, 90), name, 0.9, {name: 0.9}, 1.0)
+        for i, name in enumerate(CLASSES)
+    ]
+    picture = draw_results(Image.new("RGB", (200, 120), "white"), faces)
+    for i, name in enumerate(CLASSES):
+        assert picture.getpixel((10 + 60 * i, 70)) == CLASS_COLOURS[name]
