@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -156,11 +155,21 @@ def test_real_server_survives_bad_input(photo):
         assert response.status_code == 200 and response.json()["counts"]["covered"] == 1
 
 
-def test_host_defaults_to_loopback():
-    from maskdetect.serve.commands import DEFAULT_HOST
+def test_serve_command_defaults_to_loopback_without_cors():
+    from maskdetect.cli import build_parser
 
-    assert DEFAULT_HOST == "127.0.0.1"
-    assert socket.inet_aton(DEFAULT_HOST)
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.cors_origin) == ("127.0.0.1", 8000, [])
+    assert args.max_bytes == 10 * 1024 * 1024
+    args = build_parser().parse_args(["serve", "--cors-origin", "http://a.example", "--cors-origin", "http://b"])
+    assert args.cors_origin == ["http://a.example", "http://b"]
+
+
+def test_serve_command_with_a_missing_checkpoint_fails_before_listening(tmp_path, capsys):
+    from maskdetect.cli import main
+
+    assert main(["serve", "--port", "0", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err
 
 
 def test_small_image_round_trip(client):
