@@ -14,12 +14,12 @@ import sys
 from maskdetect import __version__
 
 # Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES: list[str    "maskdetect.detect_commands",
-] = [
+COMMAND_MODULES: list[str] = [
     "maskdetect.data.commands",
     "maskdetect.synth.commands",
     "maskdetect.train.commands",
     "maskdetect.serve.commands",
+    "maskdetect.detect_commands",
     "maskdetect.explain.commands",
 ]
 
