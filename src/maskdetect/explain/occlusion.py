@@ -55,9 +55,9 @@ def window_starts(size: int, patch: int, stride: int, border: str = "clip") -> l
     window at the border; ``shift`` keeps whole windows and adds one flush with the border.
 
     >>> window_starts(10, 4, 3)
-    [0, 3, 6, 9]
-    >>> window_starts(10, 4, 3, border="shift")
     [0, 3, 6]
+    >>> window_starts(11, 4, 3)
+    [0, 3, 6, 9]
     >>> window_starts(11, 4, 3, border="shift")
     [0, 3, 6, 7]
     """
@@ -151,46 +151,20 @@ def occlusion_map(
         patch: window side in pixels; stride: step in pixels.
         border: ``clip`` or ``shift`` (see `window_starts`).
         batch_size: perturbed crops per forward call.
-        windows: evaluate only these windows (coarse-to-fine uses this); default all.
+        windows: evaluate only these windows; default all.
 
     >>> fwd = lambda b: np.stack([b.mean(axis=(1, 2, 3)), -b.mean(axis=(1, 2, 3))], 1)
     >>> r = occlusion_map(fwd, np.ones((3, 4, 4), np.float32), np.zeros((3, 4, 4)), 0, 2, 2)
     >>> r.delta.shape, r.windows
     ((4, 4), 4)
     """
-    inputs = np.asarray(inputs, np.float32)
-    if inputs.ndim != 3:
-        raise ValueError(f"expected a 3 x H x W input, got shape {inputs.shape}")
+    inputs, baseline = _check_inputs(inputs, baseline, batch_size)
     _, height, width = inputs.shape
-    baseline = np.asarray(baseline, np.float32)
-    if baseline.ndim == 1:  # one value per channel
-        baseline = baseline[:, None, None]
-    baseline = np.broadcast_to(baseline, inputs.shape)
-    if batch_size < 1:
-        raise ValueError(f"batch size {batch_size} is not allowed; allowed: 1 or more")
     if windows is None:
         windows = occlusion_windows(height, width, patch, stride, border)
-    base = np.asarray(forward(inputs[None]))[0]
-    if not 0 <= target < base.shape[0]:
-        raise ValueError(f"target class index {target} is out of range; allowed: 0 to {base.shape[0] - 1}")
-    base_p = float(base[target])
-    drop_sum = np.zeros((height, width), np.float64)
-    prob_sum = np.zeros((height, width), np.float64)
-    counts = np.zeros((height, width), np.int32)
-    for start in range(0, len(windows), batch_size):
-        chunk = windows[start : start + batch_size]
-        batch = np.repeat(inputs[None], len(chunk), axis=0)
-        for i, (y0, y1, x0, x1) in enumerate(chunk):
-            batch[i, :, y0:y1, x0:x1] = baseline[:, y0:y1, x0:x1]
-        probs = np.asarray(forward(batch), np.float64)[:, target]
-        for p, (y0, y1, x0, x1) in zip(probs, chunk, strict=True):
-            drop_sum[y0:y1, x0:x1] += base_p - p
-            prob_sum[y0:y1, x0:x1] += p
-            counts[y0:y1, x0:x1] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        delta = np.where(counts > 0, drop_sum / counts, np.nan).astype(np.float32)
-        probability = np.where(counts > 0, prob_sum / counts, np.nan).astype(np.float32)
-    return OcclusionResult(delta, probability, base_p, target, len(windows), counts)
+    base_p = _base_probability(forward, inputs, target)
+    probs = _window_probabilities(forward, inputs, baseline, target, windows, batch_size)
+    return _assemble(windows, probs, base_p, target, height, width)
 
 
 def coarse_to_fine_map(
@@ -204,47 +178,97 @@ def coarse_to_fine_map(
     border: str = "clip",
     batch_size: int = 64,
     coarse_factor: int = 2,
-    top_fraction: float = 0.1,
+    refine_fraction: float = 0.15,
     margin: int | None = None,
 ) -> OcclusionResult:
-    """A cheap map: a coarse pass, then exact windows only where the coarse map is high.
+    """A cheaper map: a coarse pass, then the exact windows only where the coarse map is high.
 
-    The coarse pass uses patch and stride times ``coarse_factor``. Every exact window that comes
-    within ``margin`` pixels (default: the stride) of the coarse map's top ``top_fraction`` is
-    evaluated; pixels whose covering windows were all evaluated get exact values, the rest keep
-    the coarse value rescaled (least squares on the exact pixels) to the exact map's range.
+    The coarse pass is every ``coarse_factor``-th exact window along each axis (stride times the
+    factor, the same patch, capped so the windows still touch and the border window is kept), so
+    none of its work is wasted. Then every other exact window that comes within ``margin`` pixels
+    (default: the stride) of the coarse map's top ``refine_fraction`` is evaluated. Each pixel's
+    value is the average over the windows evaluated that cover it: exactly the full map's value
+    where all of them were (``counts`` says how many were), the coarse estimate elsewhere.
 
     >>> fwd = lambda b: np.stack([b[:, :, :2, :2].mean(axis=(1, 2, 3)), np.zeros(len(b))], 1)
-    >>> r = coarse_to_fine_map(fwd, np.ones((3, 8, 8), np.float32), np.zeros(3), 0, 2, 1)
-    >>> bool(r.delta[0, 0] > r.delta[7, 7])
-    True
+    >>> r = coarse_to_fine_map(fwd, np.ones((3, 16, 16), np.float32), np.zeros(3), 0, 2, 1)
+    >>> bool(r.delta[0, 0] > r.delta[15, 15]), r.windows < 15 * 15
+    (True, True)
     """
-    inputs = np.asarray(inputs, np.float32)
+    inputs, baseline = _check_inputs(inputs, baseline, batch_size)
     _, height, width = inputs.shape
-    if not 0 < top_fraction <= 1:
-        raise ValueError(f"top fraction {top_fraction} is not allowed; allowed: above 0 up to 1")
+    if not 0 < refine_fraction <= 1:
+        raise ValueError(f"refine fraction {refine_fraction} is not allowed; allowed: above 0 up to 1")
     if coarse_factor < 1:
         raise ValueError(f"coarse factor {coarse_factor} is not allowed; allowed: 1 or more")
+    check_window(height, width, patch, stride)
+    factor = max(1, min(coarse_factor, patch // stride))  # coarse windows must still touch
+    ys, xs = window_starts(height, patch, stride, border), window_starts(width, patch, stride, border)
+    coarse_ys, coarse_xs = set(ys[::factor]) | {ys[-1]}, set(xs[::factor]) | {xs[-1]}
     all_windows = occlusion_windows(height, width, patch, stride, border)
-    coarse_patch = min(patch * coarse_factor, height, width)
-    coarse_stride = min(stride * coarse_factor, coarse_patch)
-    coarse = occlusion_map(forward, inputs, baseline, target, coarse_patch, coarse_stride,
-                           border=border, batch_size=batch_size)
-    region = top_region(coarse.delta, top_fraction)
+    coarse_windows = [w for w in all_windows if w[0] in coarse_ys and w[2] in coarse_xs]
+    base_p = _base_probability(forward, inputs, target)
+    coarse_probs = _window_probabilities(forward, inputs, baseline, target, coarse_windows, batch_size)
+    coarse = _assemble(coarse_windows, coarse_probs, base_p, target, height, width)
+    region = top_region(coarse.delta, refine_fraction)
+    if (region & (coarse.delta > 0)).any():  # ties at zero would otherwise refine a whole flat map
+        region &= coarse.delta > 0
     margin = stride if margin is None else margin
-    chosen = [w for w in all_windows if _touches(region, w, margin)]
-    fine = occlusion_map(forward, inputs, baseline, target, patch, stride, border=border,
-                         batch_size=batch_size, windows=chosen)
-    full_counts = np.zeros((height, width), np.int32)
-    for y0, y1, x0, x1 in all_windows:
-        full_counts[y0:y1, x0:x1] += 1
-    exact = fine.counts == full_counts
-    scale = _fit_scale(coarse.delta[exact], fine.delta[exact])
-    delta = np.where(exact, fine.delta, coarse.delta * scale).astype(np.float32)
-    p_scale = _fit_scale(coarse.probability[exact], fine.probability[exact])
-    probability = np.where(exact, fine.probability, coarse.probability * p_scale).astype(np.float32)
-    return OcclusionResult(delta, probability, fine.base_probability, target,
-                           coarse.windows + fine.windows, full_counts * exact)
+    coarse_set = set(coarse_windows)
+    extra = [w for w in all_windows if w not in coarse_set and _touches(region, w, margin)]
+    extra_probs = _window_probabilities(forward, inputs, baseline, target, extra, batch_size)
+    return _assemble(coarse_windows + extra, np.concatenate([coarse_probs, extra_probs]), base_p, target,
+                     height, width)
+
+
+def _check_inputs(inputs: np.ndarray, baseline: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    inputs = np.asarray(inputs, np.float32)
+    if inputs.ndim != 3:
+        raise ValueError(f"expected a 3 x H x W input, got shape {inputs.shape}")
+    baseline = np.asarray(baseline, np.float32)
+    if baseline.ndim == 1:  # one value per channel
+        baseline = baseline[:, None, None]
+    if batch_size < 1:
+        raise ValueError(f"batch size {batch_size} is not allowed; allowed: 1 or more")
+    return inputs, np.broadcast_to(baseline, inputs.shape)
+
+
+def _base_probability(forward: ForwardFn, inputs: np.ndarray, target: int) -> float:
+    base = np.asarray(forward(inputs[None]))[0]
+    if not 0 <= target < base.shape[0]:
+        raise ValueError(f"target class index {target} is out of range; allowed: 0 to {base.shape[0] - 1}")
+    return float(base[target])
+
+
+def _window_probabilities(
+    forward: ForwardFn, inputs: np.ndarray, baseline: np.ndarray, target: int,
+    windows: Sequence[Window], batch_size: int,
+) -> np.ndarray:
+    # The target's probability with each window occluded, batch_size crops per forward call.
+    probs = []
+    for start in range(0, len(windows), batch_size):
+        chunk = windows[start : start + batch_size]
+        batch = np.repeat(inputs[None], len(chunk), axis=0)
+        for i, (y0, y1, x0, x1) in enumerate(chunk):
+            batch[i, :, y0:y1, x0:x1] = baseline[:, y0:y1, x0:x1]
+        probs.append(np.asarray(forward(batch), np.float64)[:, target])
+    return np.concatenate(probs) if probs else np.zeros(0)
+
+
+def _assemble(
+    windows: Sequence[Window], probs: np.ndarray, base_p: float, target: int, height: int, width: int
+) -> OcclusionResult:
+    drop_sum = np.zeros((height, width), np.float64)
+    prob_sum = np.zeros((height, width), np.float64)
+    counts = np.zeros((height, width), np.int32)
+    for p, (y0, y1, x0, x1) in zip(probs, windows, strict=True):
+        drop_sum[y0:y1, x0:x1] += base_p - p
+        prob_sum[y0:y1, x0:x1] += p
+        counts[y0:y1, x0:x1] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = np.where(counts > 0, drop_sum / counts, np.nan).astype(np.float32)
+        probability = np.where(counts > 0, prob_sum / counts, np.nan).astype(np.float32)
+    return OcclusionResult(delta, probability, base_p, target, len(windows), counts)
 
 
 def top_region(heatmap: np.ndarray, fraction: float) -> np.ndarray:
@@ -272,11 +296,3 @@ def region_iou(a: np.ndarray, b: np.ndarray) -> float:
 def _touches(region: np.ndarray, window: Window, margin: int) -> bool:
     y0, y1, x0, x1 = window
     return bool(region[max(0, y0 - margin) : y1 + margin, max(0, x0 - margin) : x1 + margin].any())
-
-
-def _fit_scale(coarse: np.ndarray, fine: np.ndarray) -> float:
-    # Least-squares factor mapping coarse values onto exact ones; 1 when there is nothing to fit.
-    denominator = float(np.dot(coarse.astype(np.float64), coarse))
-    if coarse.size == 0 or denominator <= 1e-12:
-        return 1.0
-    return max(0.0, float(np.dot(coarse.astype(np.float64), fine) / denominator))

@@ -28,7 +28,7 @@ from maskdetect.labels import normalise_label
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-# landmarks(crop) -> (468 x 3 points in the crop's pixels, face-presence score)
+# landmarks(face crop) -> (468 x 2+ points in the crop's pixels, face-presence score)
 MeshFn = Callable[[Any], tuple[np.ndarray, float]]
 
 
@@ -89,12 +89,14 @@ def measure_regions(
         except ValueError as err:
             skipped.append(f"{path}: {err}")
             continue
-        explanation = explainer.explain_crop(image)
-        points, score = landmarks(explanation.crop)
+        # The mesh runs on the full-resolution crop; its points are scaled to the map's grid.
+        points, score = landmarks(image.convert("RGB"))
         if score < min_mesh_score:
             skipped.append(f"{path}: face mesh score {score:.2f} below {min_mesh_score}")
             continue
+        explanation = explainer.explain_crop(image)
         height, width = explanation.heatmap.shape
+        points = np.asarray(points, np.float64)[:, :2] * [width / image.width, height / image.height]
         mask = polygon_mask(nose_mouth_polygon(points), height, width)
         share = heat_share(explanation.heatmap, mask)
         if math.isnan(share):
