@@ -89,7 +89,8 @@ def loader_rate(tree: Path, size: int, epochs: int) -> float:
         transforms.ToTensor(),
         transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     ])
-    dataset = datasets.ImageFolder(str(tree / "train"), transform=transform)
+    # allow_empty: a split tree keeps all three class folders even when a source lacks one class.
+    dataset = datasets.ImageFolder(str(tree / "train"), transform=transform, allow_empty=True)
     loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True, num_workers=2)
     seen, start = 0, time.perf_counter()
     for _ in range(epochs):
