@@ -80,130 +80,181 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 def _train(config: TrainConfig, context: DistContext, resume: bool) -> dict[str, Any]:
-    run_dir = Path(config.out)
     # Every check on the user's input comes before any time is spent.
     train_samples = scan_class_folders(split_folder(config.data, "train"), require_all=True)
     val_samples = scan_class_folders(split_folder(config.data, "validation"), require_all=False)
-    saved = _check_run_dir(run_dir, config, resume)
+    saved = _check_run_dir(Path(config.out), config, resume)
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed + context.rank, config.deterministic)
-
-    preprocessing = Preprocessing(
-        input_size=config.input_size, crop_policy=CropPolicy(scale=config.crop_scale)
-    )
-    train_set = FaceFolder(train_samples, train_transform(preprocessing))
-    val_set = FaceFolder(val_samples, eval_transform(preprocessing))
-    counts = train_set.class_counts()
-    log.info("train %s, validation %s images by class %s", counts, val_set.class_counts(), CLASSES)
-
-    model = create_model(config.model, len(CLASSES), pretrained=config.pretrained, **config.model_kwargs())
-    use_cuda = context.device.type == "cuda"
-    model = model.to(
-        context.device,
-        memory_format=torch.channels_last if use_cuda and config.channels_last else torch.contiguous_format,
-    )
-    net = (
-        DistributedDataParallel(model, device_ids=[context.device] if use_cuda else None)
-        if context.distributed
-        else model
-    )
-
-    class_weights = torch.tensor([len(train_set) / (len(CLASSES) * c) for c in counts], dtype=torch.float32)
-    criterion = nn.CrossEntropyLoss(
-        weight=class_weights.to(context.device) if config.balance == "loss" else None,
-        label_smoothing=config.label_smoothing,
-    )
-    sampler = ResumableSampler(
-        len(train_set),
-        weights=[1.0 / counts[t] for t in train_set.targets] if config.balance == "sampler" else None,
-        seed=config.seed,
-        rank=context.rank,
-        world_size=context.world_size,
-    )
-    val_sampler = ResumableSampler(
-        len(val_set), shuffle=False, rank=context.rank, world_size=context.world_size, pad=False
-    )
-    steps_per_epoch = math.ceil(sampler.share_size() / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = min(total_steps, round(config.warmup_epochs * steps_per_epoch))
-    optimizer = _make_optimizer(model, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and config.amp)
-
-    progress = Progress()
+    run = _Run(config, context, train_samples, val_samples)
     if saved is not None:
-        model.load_state_dict(saved["state_dict"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        progress = Progress.from_dict(saved["progress"])
-        if context.is_main:
-            restore_rng_state(saved["rng"])
-        else:  # other ranks: a fresh seed that still depends only on where the run is
-            seed_everything(config.seed + context.rank + 7919 * (progress.global_step + 1))
-        log.info(
-            "resuming at epoch %d, step %d of %d", progress.epoch + 1, progress.step_in_epoch, steps_per_epoch
-        )
-
-    def snapshot() -> None:
-        if context.is_main:
-            extra = {
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "progress": progress.to_dict(),
-                "rng": rng_state(),
-            }
-            save_checkpoint(
-                make_checkpoint(model, config.model, preprocessing, train_args=config.to_dict(), **extra),
-                run_dir / RESUME_FILE,
-            )
-
-    if context.is_main and saved is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / CONFIG_FILE)
-
+        run.restore(saved)
+    elif context.is_main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run.run_dir / CONFIG_FILE)
+    progress = run.progress
     while progress.epoch < config.epochs and not progress.stopped_early:
         started = time.perf_counter()
-        sampler.set_epoch(progress.epoch, skip=progress.step_in_epoch * config.batch_size)
-        loader = _loader(train_set, sampler, config, context, seed=config.seed * 1009 + progress.epoch)
+        run.train_epoch()
+        run.end_epoch(time.perf_counter() - started)
+    return {
+        "run_dir": str(run.run_dir),
+        "epochs": progress.epoch,
+        "best_epoch": progress.best_epoch,
+        "best_val_loss": progress.best_val_loss,
+        "stopped_early": progress.stopped_early,
+        "history": progress.history,
+    }
+
+
+class _Run:
+    """One training run's model, data, optimizer and progress, with a method per phase."""
+
+    def __init__(self, config: TrainConfig, context: DistContext, train_samples: list, val_samples: list):
+        self.config, self.context = config, context
+        self.run_dir = Path(config.out)
+        self.preprocessing = Preprocessing(
+            input_size=config.input_size, crop_policy=CropPolicy(scale=config.crop_scale)
+        )
+        self.train_set = FaceFolder(train_samples, train_transform(self.preprocessing))
+        self.val_set = FaceFolder(val_samples, eval_transform(self.preprocessing))
+        counts = self.train_set.class_counts()
+        log.info("train %s, validation %s images by class %s", counts, self.val_set.class_counts(), CLASSES)
+
+        self.use_cuda = context.device.type == "cuda"
+        self.memory_format = (
+            torch.channels_last if self.use_cuda and config.channels_last else torch.contiguous_format
+        )
+        model = create_model(
+            config.model, len(CLASSES), pretrained=config.pretrained, **config.model_kwargs()
+        )
+        self.model = model.to(context.device, memory_format=self.memory_format)
+        self.net = (
+            DistributedDataParallel(self.model, device_ids=[context.device] if self.use_cuda else None)
+            if context.distributed
+            else self.model
+        )
+        class_weights = torch.tensor([len(self.train_set) / (len(CLASSES) * c) for c in counts])
+        self.criterion = nn.CrossEntropyLoss(
+            weight=class_weights.to(context.device) if config.balance == "loss" else None,
+            label_smoothing=config.label_smoothing,
+        )
+        self.sampler = ResumableSampler(
+            len(self.train_set),
+            weights=[1.0 / counts[t] for t in self.train_set.targets]
+            if config.balance == "sampler"
+            else None,
+            seed=config.seed,
+            rank=context.rank,
+            world_size=context.world_size,
+        )
+        self.val_sampler = ResumableSampler(
+            len(self.val_set), shuffle=False, rank=context.rank, world_size=context.world_size, pad=False
+        )
+        self.steps_per_epoch = math.ceil(self.sampler.share_size() / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.warmup_steps = min(self.total_steps, round(config.warmup_epochs * self.steps_per_epoch))
+        self.optimizer = _make_optimizer(self.model, config)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_cuda and config.amp)
+        self.progress = Progress()
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Continue from a resumable state: weights, optimizer, random states, place in the epoch."""
+        self.model.load_state_dict(saved["state_dict"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        self.progress = Progress.from_dict(saved["progress"])
+        if self.context.is_main:
+            restore_rng_state(saved["rng"])
+        else:  # other ranks: a fresh seed that still depends only on where the run is
+            seed_everything(self.config.seed + self.context.rank + 7919 * (self.progress.global_step + 1))
+        log.info(
+            "resuming at epoch %d, step %d of %d",
+            self.progress.epoch + 1,
+            self.progress.step_in_epoch,
+            self.steps_per_epoch,
+        )
+
+    def _checkpoint(self, **extra: Any) -> dict[str, Any]:
+        return make_checkpoint(
+            self.model, self.config.model, self.preprocessing, train_args=self.config.to_dict(), **extra
+        )
+
+    def snapshot(self) -> None:
+        """Write resume.pt (rank 0 only): everything needed to continue after a kill."""
+        if self.context.is_main:
+            state = self._checkpoint(
+                optimizer=self.optimizer.state_dict(),
+                scaler=self.scaler.state_dict(),
+                progress=self.progress.to_dict(),
+                rng=rng_state(),
+            )
+            save_checkpoint(state, self.run_dir / RESUME_FILE)
+
+    def train_epoch(self) -> None:
+        """The rest of the current epoch's batches, from where the progress says it stopped."""
+        config, progress = self.config, self.progress
+        self.sampler.set_epoch(progress.epoch, skip=progress.step_in_epoch * config.batch_size)
+        loader = _loader(
+            self.train_set, self.sampler, config, self.context, seed=config.seed * 1009 + progress.epoch
+        )
         bar = tqdm(
             loader,
-            total=steps_per_epoch,
+            total=self.steps_per_epoch,
             initial=progress.step_in_epoch,
-            disable=not context.is_main,
+            disable=not self.context.is_main,
             desc=f"epoch {progress.epoch + 1}/{config.epochs}",
             unit="batch",
             mininterval=1.0,
             dynamic_ncols=True,
         )
-        net.train()
+        self.net.train()
         for batch in bar:
             if batch is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr * lr_factor(progress.global_step, warmup_steps, total_steps)
-                loss_sum, correct, count = _train_step(
-                    net, batch, criterion, optimizer, scaler, config, context
-                )
-                progress.running = [
-                    a + b for a, b in zip(progress.running, (loss_sum, correct, count), strict=True)
-                ]
-                run = progress.running
-                bar.set_postfix(loss=f"{run[0] / max(run[2], 1):.3f}", acc=f"{run[1] / max(run[2], 1):.3f}")
+                for group in self.optimizer.param_groups:
+                    group["lr"] = config.lr * lr_factor(
+                        progress.global_step, self.warmup_steps, self.total_steps
+                    )
+                sums = self._step(batch)
+                progress.running = [a + b for a, b in zip(progress.running, sums, strict=True)]
+                loss, correct, count = progress.running
+                bar.set_postfix(loss=f"{loss / max(count, 1):.3f}", acc=f"{correct / max(count, 1):.3f}")
             progress.global_step += 1
             progress.step_in_epoch += 1
             if progress.global_step % config.save_every == 0:
-                snapshot()
+                self.snapshot()
         bar.close()
 
-        train_loss, train_correct, train_n = sum_across(progress.running, context)
-        val_loss, val_acc = validate(model, val_set, val_sampler, config, context)
+    def _step(self, batch: tuple) -> tuple[float, float, float]:
+        """One optimizer step; returns (loss x count, correct, count) of the batch."""
+        images, targets, _ = batch
+        device = self.context.device
+        images = images.to(device, non_blocking=True, memory_format=self.memory_format)
+        targets = targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=self.use_cuda and self.config.amp):
+            logits = self.net(images)
+            loss = self.criterion(logits, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        count = targets.numel()
+        return float(loss.detach()) * count, float((logits.argmax(1) == targets).sum()), float(count)
+
+    def end_epoch(self, seconds: float) -> None:
+        """Validate, decide on early stopping, write the epoch's line, checkpoints and resume state."""
+        progress, config = self.progress, self.config
+        train_loss, train_correct, train_n = sum_across(progress.running, self.context)
+        val_loss, val_acc = validate(self.model, self.val_set, self.val_sampler, config, self.context)
         record = {
             "epoch": progress.epoch + 1,
             "train_loss": train_loss / max(train_n, 1),
             "train_accuracy": train_correct / max(train_n, 1),
             "val_loss": val_loss,
             "val_accuracy": val_acc,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": round(time.perf_counter() - started, 2),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": round(seconds, 2),
         }
         progress.epoch += 1
         progress.step_in_epoch = 0
@@ -217,41 +268,18 @@ def _train(config: TrainConfig, context: DistContext, resume: bool) -> dict[str,
             progress.epochs_without_improvement += 1
         if config.patience and progress.epochs_without_improvement >= config.patience:
             progress.stopped_early = True
-        if context.is_main:
+            log.info("stopping early: validation loss has not improved for %d epochs", config.patience)
+        if self.context.is_main:
             metrics = {k: record[k] for k in ("epoch", "val_loss", "val_accuracy")}
-            args = config.to_dict()
             if improved:
                 save_checkpoint(
-                    make_checkpoint(
-                        model,
-                        config.model,
-                        preprocessing,
-                        train_args=args,
-                        metrics=metrics,
-                        epoch=progress.epoch,
-                    ),
-                    run_dir / BEST_FILE,
+                    self._checkpoint(metrics=metrics, epoch=progress.epoch), self.run_dir / BEST_FILE
                 )
-            save_checkpoint(
-                make_checkpoint(
-                    model, config.model, preprocessing, train_args=args, metrics=metrics, epoch=progress.epoch
-                ),
-                run_dir / LAST_FILE,
-            )
-            atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in progress.history))
-            snapshot()
+            save_checkpoint(self._checkpoint(metrics=metrics, epoch=progress.epoch), self.run_dir / LAST_FILE)
+            lines = "".join(json.dumps(r) + "\n" for r in progress.history)
+            atomic_write_text(self.run_dir / METRICS_FILE, lines)
+            self.snapshot()
             log.info("epoch %d: %s", progress.epoch, json.dumps(record))
-        if progress.stopped_early:
-            log.info("stopping early: validation loss has not improved for %d epochs", config.patience)
-
-    return {
-        "run_dir": str(run_dir),
-        "epochs": progress.epoch,
-        "best_epoch": progress.best_epoch,
-        "best_val_loss": progress.best_val_loss,
-        "stopped_early": progress.stopped_early,
-        "history": progress.history,
-    }
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
@@ -302,36 +330,6 @@ def _loader(
         worker_init_fn=_seed_worker,
         generator=torch.Generator().manual_seed(seed),
     )
-
-
-def _train_step(
-    net: nn.Module,
-    batch: tuple,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    config: TrainConfig,
-    context: DistContext,
-) -> tuple[float, ...]:
-    images, targets, _ = batch
-    use_cuda = context.device.type == "cuda"
-    images = images.to(
-        context.device,
-        non_blocking=True,
-        memory_format=torch.channels_last if use_cuda and config.channels_last else torch.contiguous_format,
-    )
-    targets = targets.to(context.device, non_blocking=True)
-    with torch.autocast(
-        device_type=context.device.type, dtype=torch.float16, enabled=use_cuda and config.amp
-    ):
-        logits = net(images)
-        loss = criterion(logits, targets)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    count = targets.numel()
-    return float(loss.detach()) * count, float((logits.argmax(1) == targets).sum()), float(count)
 
 
 @torch.no_grad()
