@@ -10,6 +10,7 @@ import io
 import re
 import stat
 import threading
+import time
 import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,7 @@ class ServerState:
         fail_times: URL path -> answer 503 this many times before serving it.
         content_types: URL path -> Content-Type (default: image/png for .png, else application/zip).
         etags: URL path -> the file's ETag; a Range with another If-Range gets the whole file.
+        slow: URL path -> seconds to wait before each 16 kB of the body.
         requests: (path, headers) of every request received, in order.
     """
 
@@ -40,6 +42,7 @@ class ServerState:
     fail_times: dict[str, int] = field(default_factory=dict)
     content_types: dict[str, str] = field(default_factory=dict)
     etags: dict[str, str] = field(default_factory=dict)
+    slow: dict[str, float] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,8 +91,15 @@ def _handler_for(state: ServerState) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(end - start + 1))
             self.end_headers()
             chunk = body[start : end + 1]
-            self.wfile.write(chunk if cut is None else chunk[:cut])
-            self.wfile.flush()
+            chunk = chunk if cut is None else chunk[:cut]
+            delay = state.slow.get(path, 0.0)
+            try:
+                for offset in range(0, len(chunk), 16384):
+                    time.sleep(delay)
+                    self.wfile.write(chunk[offset : offset + 16384])
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client went away (a test that interrupts it)
             if cut is not None:
                 self.close_connection = True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 
 import pytest
 from download_fixtures import FixtureServer, ffhq_index, maskedface_zip
@@ -12,6 +13,7 @@ from download_fixtures import FixtureServer, ffhq_index, maskedface_zip
 from maskdetect.cli import main
 from maskdetect.data.dataset_download import (
     CHECKSUMS_FILE,
+    download_all,
     download_ffhq,
     download_maskedface_net,
     ffhq_specs,
@@ -86,6 +88,32 @@ def test_file_changed_on_server_between_tries_restarts_cleanly(server, tmp_path)
     assert (tmp_path / "v.zip").read_bytes() == new  # not 20 kB of the old file + the rest of the new
     assert server.state.requests[-1][1]["If-Range"] == '"v1"'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zip"]
+
+
+def test_interrupt_stops_transfers_and_keeps_part_for_resume(server, tmp_path, monkeypatch):
+    body = bytes(range(256)) * 1000
+    server.state.files["/big.zip"] = body
+    server.state.slow["/big.zip"] = 0.05  # about a second in all
+    part = tmp_path / "big.zip.part"
+
+    def interrupted(futures):  # Ctrl-C once the transfer is under way
+        deadline = time.monotonic() + 10
+        while not (part.exists() and part.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+        yield  # a generator, as as_completed is
+
+    monkeypatch.setattr("maskdetect.data.dataset_download.as_completed", interrupted)
+    spec = FileSpec(server.url("/big.zip"), "big.zip", size=len(body))
+    with pytest.raises(KeyboardInterrupt):
+        download_all([spec], tmp_path, progress=False, **FAST)
+    assert 0 < part.stat().st_size < len(body)  # stopped mid-file, not waited for
+    assert not (tmp_path / "big.zip").exists()
+    monkeypatch.undo()
+    server.state.slow.clear()
+    assert download_all([spec], tmp_path, progress=False, **FAST).downloaded == ["big.zip"]
+    assert (tmp_path / "big.zip").read_bytes() == body
+    assert _range_headers(server, "/big.zip")[-1].startswith("bytes=")
 
 
 def test_retries_on_503_then_succeeds(server, tmp_path):

@@ -55,6 +55,10 @@ class DownloadReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+class DownloadCancelled(Exception):  # noqa: N818 (not a failure of the file: the user stopped it)
+    """Raised inside transfer threads to end them when the user interrupts the whole download."""
+
+
 class ChecksumBook:
     """`DEST/SHA256SUMS` (`HASH  RELPATH` lines, as sha256sum writes them), safe to share across threads."""
 
@@ -229,14 +233,17 @@ def download_all(
                          "name them with NAME.zip=URL")
     report = DownloadReport()
     total = sum(spec.size or 0 for spec in specs) or None
-    lock = threading.Lock()
+    lock, stop = threading.Lock(), threading.Event()
     with tqdm(total=total, unit="B", unit_scale=True, disable=not progress, desc="download") as bar:
 
         def on_bytes(count: int) -> None:
+            if stop.is_set():  # Ctrl-C: end this transfer now; its .part file resumes next time
+                raise DownloadCancelled("download interrupted")
             with lock:
                 bar.update(count)
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
             futures = {
                 pool.submit(download_file, spec, dest, retries=retries, backoff=backoff, timeout=timeout,
                             on_bytes=on_bytes): spec
@@ -250,6 +257,11 @@ def download_all(
                 except (DownloadError, OSError) as err:
                     log.error("%s", err)
                     report.failed[spec.relpath] = str(err)
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
     report.downloaded.sort()
     return report
 
