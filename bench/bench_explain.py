@@ -117,6 +117,7 @@ def main() -> None:
         "speedup_exact_onnx": round(captum_s / exact_onnx_s, 2),
         "speedup_exact_onnx_with_export": round(captum_s / (exact_onnx_s + export_s), 2),
         "max_abs_diff_exact_onnx_vs_captum": float(np.nanmax(np.abs(exact_onnx.delta - captum_map))),
+        "max_abs_captum_value": float(np.abs(captum_map).max()),  # the scale the difference is against
         "coarse_s": round(coarse_s, 3),
         "coarse_windows": coarse.windows,
         "speedup_coarse": round(captum_s / coarse_s, 2),

@@ -123,7 +123,7 @@ def test_real_photo_through_the_face_detector(tmp_path: Path, checkpoint: Path) 
     Image.fromarray(astronaut()).save(photo)
     out = tmp_path / "out"
     rc = main(["explain", str(photo), "--checkpoint", str(checkpoint), "--patch", "8", "--stride", "8",
-               "--out", str(out)])
+               "--backend", "torch", "--out", str(out)])
     assert rc == 0
     index = json.loads((out / "index.json").read_text())
     assert len(index) >= 1

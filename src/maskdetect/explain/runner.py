@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from maskdetect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, preprocessing_of
-from maskdetect.explain.backend import BACKENDS, make_forward
+from maskdetect.explain.backend import BACKENDS, make_forward, softmax
 from maskdetect.explain.gradcam import GradCAM
 from maskdetect.explain.occlusion import (
     BORDERS,
@@ -157,6 +157,7 @@ class Explainer:
         detector: BoxDetector | None = None,
     ) -> None:
         self.settings = settings or ExplainSettings()
+        checkpoint_arg = checkpoint
         checkpoint, source = _load(checkpoint)
         self.source = source
         self.preprocessing = preprocessing_of(checkpoint)
@@ -166,6 +167,8 @@ class Explainer:
         if self.settings.method == "occlusion":
             check_window(size, size, self.settings.patch, self.settings.stride)
         self.model = model_from_checkpoint(checkpoint, source)
+        self._checkpoint = checkpoint
+        self._checkpoint_path = None if isinstance(checkpoint_arg, dict) else Path(source)
         self._forward = None
         self._detector = detector
 
@@ -173,7 +176,10 @@ class Explainer:
     def forward(self):  # noqa: ANN201 - a TorchForward or an OnnxForward
         """The batched forward function for occlusion (ONNX export happens here, once)."""
         if self._forward is None:
-            self._forward = make_forward(self.model, self.preprocessing.input_size, self.settings.backend)
+            if self.settings.backend != "torch" and self._checkpoint_path is not None:
+                self._forward = _cached_onnx_forward(self._checkpoint, self._checkpoint_path)
+            if self._forward is None:
+                self._forward = make_forward(self.model, self.preprocessing.input_size, self.settings.backend)
             log.info("occlusion backend: %s", self._forward.name)
         return self._forward
 
@@ -235,6 +241,30 @@ class Explainer:
         with torch.inference_mode():
             logits = self.model(torch.from_numpy(inputs)[None]).double()
         return torch.softmax(logits, dim=1)[0].numpy()
+
+
+class _SoftmaxOf:
+    """Probabilities from a logits function (the Predictor's cached ONNX classifier)."""
+
+    name = "onnx"
+
+    def __init__(self, logits_fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.logits_fn = logits_fn
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(self.logits_fn(batch), np.float64))
+
+
+def _cached_onnx_forward(checkpoint: dict, path: Path) -> _SoftmaxOf | None:
+    # The same cached export the Predictor uses (maskdetect.export), so a checkpoint is exported once.
+    try:
+        from maskdetect.export import OnnxClassifier, ensure_onnx
+
+        classifier = OnnxClassifier(ensure_onnx(checkpoint, path), intra_threads=torch.get_num_threads())
+        return _SoftmaxOf(classifier)
+    except Exception as err:  # export and ONNX Runtime raise many kinds; any of them means "export here"
+        log.info("no cached ONNX export for %s (%s); exporting in memory", path, err)
+        return None
 
 
 def _load(checkpoint: str | os.PathLike | dict | None) -> tuple[dict, str]:
