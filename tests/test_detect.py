@@ -165,6 +165,7 @@ def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, checkpoint, cap
     assert report["recall_by_size"]["16-32"] == {"faces": 1, "recall": 0.0}
     assert report["recall_by_size"][">=64"] == {"faces": 1, "recall": 1.0}
     assert report["recall_32px_and_more"] == 1.0 and report["precision"] == 1.0
+    assert report["recall_iou_0.3"] == 0.5
     assert report["classification"]["faces"] == 1
     assert report["classification"]["per_class"]["uncovered"]["support"] == 1
     capsys.readouterr()
