@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -47,13 +50,20 @@ def _draw(ax, panel: Panel, alpha: float):  # noqa: ANN001, ANN202 - matplotlib 
     if crop.shape[:2] != (height, width):
         crop = np.asarray(panel.crop.convert("RGB").resize((width, height), Image.BILINEAR))
     vmin, vmax = colour_limits(panel.heatmap, panel.symmetric)
+    mappable = ScalarMappable(Normalize(vmin, vmax), colormaps["RdBu_r" if panel.symmetric else "jet"])
+    heat = np.nan_to_num(np.asarray(panel.heatmap, np.float64))
+    rgba = mappable.to_rgba(heat)
+    if panel.symmetric:
+        # Signed maps: opacity grows with |value|, so the face stays visible where the map is ~0.
+        rgba[..., 3] = alpha * np.sqrt(np.clip(np.abs(heat) / vmax, 0, 1)) + 0.1
+    else:
+        rgba[..., 3] = alpha
     ax.imshow(crop, extent=(0, width, height, 0))
-    image = ax.imshow(panel.heatmap, cmap="RdBu_r" if panel.symmetric else "jet", vmin=vmin, vmax=vmax,
-                      alpha=alpha, extent=(0, width, height, 0), interpolation="nearest")
+    ax.imshow(rgba, extent=(0, width, height, 0), interpolation="nearest")
     ax.set_axis_off()
     if panel.caption:
         ax.set_title(panel.caption, fontsize=8)
-    return image
+    return mappable
 
 
 def save_overlay(
@@ -64,7 +74,7 @@ def save_overlay(
     title: str = "",
     colour_label: str = "",
     symmetric: bool = True,
-    alpha: float = 0.5,
+    alpha: float = 0.6,
     polygon: np.ndarray | None = None,
 ) -> None:
     """Write a PNG of the heat map blended over its crop, with a colour bar.
