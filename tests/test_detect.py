@@ -186,3 +186,35 @@ def test_draw_results_colours_each_class():
     picture = draw_results(Image.new("RGB", (200, 120), "white"), faces)
     for i, name in enumerate(CLASSES):
         assert picture.getpixel((10 + 60 * i, 70)) == CLASS_COLOURS[name]
+
+
+class FakeCamera:
+    """Stands in for cv2.VideoCapture(index): three frames of the astronaut, then nothing."""
+
+    def __init__(self, source):
+        self.left = 3 if source == 0 else 0
+
+    def isOpened(self):  # noqa: N802 (OpenCV's name)
+        return self.left > 0
+
+    def read(self):
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        frame = np.asarray(Image.fromarray(astronaut()).resize((320, 320)))
+        return True, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+
+    def release(self):
+        self.left = 0
+
+
+def test_camera_without_a_display_writes_annotated_frames(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCamera)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    out = tmp_path / "out"
+    assert main(["detect", "--camera", "0", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    frames = sorted((out / "camera").glob("frame_*.jpg"))
+    assert [f.name for f in frames] == ["frame_000000.jpg", "frame_000001.jpg", "frame_000002.jpg"]
+    records = _read_jsonl(out / "detections.jsonl")
+    assert [r["frame"] for r in records] == [0, 1, 2] and all(len(r["faces"]) == 1 for r in records)

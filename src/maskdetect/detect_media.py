@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
+# Atomic writes go through mkstemp (mode 0600); outputs get the usual permissions of a new file.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 @dataclass(frozen=True)
 class Job:
@@ -82,6 +87,7 @@ def annotate_image(predictor, job: Job, out_dir: Path | None) -> dict:
         with atomic_path(target) as tmp:
             kind = "PNG" if target.suffix == ".png" else "JPEG"
             draw_results(image, faces).save(tmp, format=kind, quality=90)
+            tmp.chmod(FILE_MODE)
         record["annotated"] = str(target)
     return record
 
@@ -224,6 +230,7 @@ def run_detect_job(args: argparse.Namespace) -> tuple[Counter, list[str]]:
     failures.extend(r["error"] for r in records if "error" in r)
     failures.extend(r["warning"] for r in records if "warning" in r)
     atomic_write_text(jsonl, "".join(json.dumps(r) + "\n" for r in records))
+    jsonl.chmod(FILE_MODE)
     counts = Counter({name: 0 for name in CLASSES})
     for record in records:
         counts.update(face["label"] for face in record.get("faces", []))
