@@ -132,3 +132,4 @@ def test_summary_command_writes_json_and_markdown(tmp_path: Path, face_crop: Ima
     assert len(report["skipped"]) == 1 and "broken.jpg" in report["skipped"][0]
     assert "| covered | 1 |" in (out / "summary.md").read_text()
     assert "lift" in capsys.readouterr().out
+    assert Image.open(out / "regions.png").format == "PNG"

@@ -143,9 +143,20 @@ def _run_summary(explainer: Explainer, args: argparse.Namespace) -> int:
     items = summary.labelled_images(args.summary)
     if not items:
         raise FileNotFoundError(f"{args.summary}: no images in class folders (covered, incorrect, uncovered)")
+    from maskdetect.explain.overlay import Panel, save_contact_sheet
+
     mesh = FaceMesh()
+    panels: list[Panel] = []
+
+    def keep_panel(record, explanation, polygon) -> None:  # noqa: ANN001 - a callback
+        if len(panels) < 48:
+            caption = f"{record.label}\nheat on region {record.heat_share:.2f}"
+            panels.append(Panel(explanation.crop, explanation.heatmap, caption,
+                                symmetric=explanation.method == "occlusion", polygon=polygon))
+
     records, skipped = summary.measure_regions(
-        explainer, items, mesh.landmarks, min_mesh_score=args.min_mesh_score, limit_per_class=args.limit
+        explainer, items, mesh.landmarks, min_mesh_score=args.min_mesh_score, limit_per_class=args.limit,
+        on_face=keep_panel,
     )
     if not records:
         raise ValueError(f"{args.summary}: no face could be measured ({len(skipped)} skipped)")
@@ -154,6 +165,8 @@ def _run_summary(explainer: Explainer, args: argparse.Namespace) -> int:
     settings = {"checkpoint": explainer.source, "method": s.method, "target": s.target, "patch": s.patch,
                 "stride": s.stride, "fill": s.fill, "mode": s.mode, "data": str(args.summary)}
     json_path, md_path = summary.write_report(args.out, table, records, skipped, settings)
+    if panels:
+        save_contact_sheet(panels, args.out / "regions.png")
     print(summary.markdown_table(table))
     print(f"{len(records)} faces measured, {len(skipped)} skipped; report: {md_path}, {json_path}")
     return 0

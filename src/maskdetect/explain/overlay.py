@@ -30,6 +30,7 @@ class Panel:
     heatmap: np.ndarray
     caption: str = ""
     symmetric: bool = True
+    polygon: np.ndarray | None = None  # (n, 2) x, y outlined on top, e.g. the nose-and-mouth region
 
 
 def colour_limits(heatmap: np.ndarray, symmetric: bool) -> tuple[float, float]:
@@ -60,6 +61,11 @@ def _draw(ax, panel: Panel, alpha: float):  # noqa: ANN001, ANN202 - matplotlib 
         rgba[..., 3] = alpha
     ax.imshow(crop, extent=(0, width, height, 0))
     ax.imshow(rgba, extent=(0, width, height, 0), interpolation="nearest")
+    if panel.polygon is not None and len(panel.polygon) >= 3:
+        closed = np.vstack([panel.polygon, panel.polygon[:1]])
+        ax.plot(closed[:, 0], closed[:, 1], color="lime", linewidth=1.0, linestyle="--")
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
     ax.set_axis_off()
     if panel.caption:
         ax.set_title(panel.caption, fontsize=8)
@@ -98,10 +104,7 @@ def save_overlay(
     figure = Figure(figsize=(4.2, 3.6), dpi=100)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot(1, 1, 1)
-    image = _draw(ax, Panel(crop, np.asarray(heatmap, np.float32), title, symmetric), alpha)
-    if polygon is not None and len(polygon) >= 3:
-        closed = np.vstack([polygon, polygon[:1]])
-        ax.plot(closed[:, 0], closed[:, 1], color="white", linewidth=1.0, linestyle="--")
+    image = _draw(ax, Panel(crop, np.asarray(heatmap, np.float32), title, symmetric, polygon), alpha)
     bar = figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if colour_label:
         bar.set_label(colour_label, fontsize=8)
@@ -125,7 +128,7 @@ def save_contact_sheet(
         raise ValueError("a contact sheet needs at least one panel; got none")
     columns = max(1, min(columns, len(panels)))
     rows = (len(panels) + columns - 1) // columns
-    figure = Figure(figsize=(2.0 * columns, 2.2 * rows), dpi=90)
+    figure = Figure(figsize=(2.0 * columns, 2.4 * rows), dpi=90)
     FigureCanvasAgg(figure)
     for index, panel in enumerate(panels):
         _draw(figure.add_subplot(rows, columns, index + 1), panel, alpha)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from maskdetect.explain.region import heat_share, nose_mouth_polygon, polygon_mask
-from maskdetect.explain.runner import Explainer
+from maskdetect.explain.runner import Explainer, FaceExplanation
 from maskdetect.fileio import atomic_write_text
 from maskdetect.images import open_image
 from maskdetect.labels import normalise_label
@@ -71,8 +71,11 @@ def measure_regions(
     *,
     min_mesh_score: float = 0.5,
     limit_per_class: int | None = None,
+    on_face: Callable[[RegionRecord, FaceExplanation, np.ndarray], None] | None = None,
 ) -> tuple[list[RegionRecord], list[str]]:
     """Explain each crop and measure its nose-and-mouth heat share.
+
+    ``on_face(record, explanation, polygon)`` is called for each measured face (e.g. to draw it).
 
     Returns:
         (records, skipped): skipped lists "path: reason" for unreadable images and faces the mesh
@@ -97,13 +100,16 @@ def measure_regions(
         explanation = explainer.explain_crop(image)
         height, width = explanation.heatmap.shape
         points = np.asarray(points, np.float64)[:, :2] * [width / image.width, height / image.height]
-        mask = polygon_mask(nose_mouth_polygon(points), height, width)
+        polygon = nose_mouth_polygon(points)
+        mask = polygon_mask(polygon, height, width)
         share = heat_share(explanation.heatmap, mask)
         if math.isnan(share):
             skipped.append(f"{path}: heat map has no positive mass")
             continue
         area = float(mask.mean())
         records.append(RegionRecord(str(path), label, explanation.predicted, share, area, score))
+        if on_face is not None:
+            on_face(records[-1], explanation, polygon)
         per_class[label] = per_class.get(label, 0) + 1
     return records, skipped
 
