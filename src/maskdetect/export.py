@@ -44,7 +44,7 @@ def export_onnx(checkpoint: dict[str, Any], output: str | os.PathLike, source: s
 
     >>> from maskdetect.models import create_model
     >>> from maskdetect.checkpoint import make_checkpoint
-    >>> ckpt = make_checkpoint(create_model("small_cnn", width=4), "small_cnn", Preprocessing(input_size=32))
+    >>> ckpt = make_checkpoint(create_model("small_cnn"), "small_cnn", Preprocessing(input_size=32))
     >>> import tempfile, pathlib
     >>> export_onnx(ckpt, pathlib.Path(tempfile.mkdtemp()) / "m.onnx").suffix
     '.onnx'
