@@ -39,12 +39,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--patch", type=int, default=16, help="occlusion window side in crop pixels")
     parser.add_argument("--stride", type=int, default=8, help="occlusion step in crop pixels")
     parser.add_argument("--fill", choices=FILLS, default="grey", help="occlusion fill, in pixel space")
-    parser.add_argument("--border", choices=BORDERS, default="clip")
+    parser.add_argument("--border", choices=BORDERS, default="clip",
+                        help="clip: the last window is clipped at the border (captum's rule); "
+                        "shift: whole windows, the last one flush with the border")
     parser.add_argument("--mode", choices=MODES, default="exact",
                         help="exact, or coarse (coarse-to-fine: exact windows only where the map is high)")
     parser.add_argument("--batch-size", type=int, default=64, help="occluded crops per forward pass")
     parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
     parser.add_argument("--no-detect", action="store_true", help="treat each image as one face crop")
+    parser.add_argument("--detector", default="blazeface",
+                        help="face detector for photos: blazeface (default), blazeface-fast or haar")
     parser.add_argument("--raw-probability", action="store_true",
                         help="also write the target's probability map with each pixel occluded")
     parser.add_argument("--out", type=Path, default=Path("explanations"), help="output folder")
@@ -61,7 +65,7 @@ def run_explain(args: argparse.Namespace) -> int:
         method=args.method, target=args.target, patch=args.patch, stride=args.stride, fill=args.fill,
         border=args.border, batch_size=args.batch_size, backend=args.backend, mode=args.mode,
     )
-    explainer = Explainer(args.checkpoint, settings)
+    explainer = Explainer(args.checkpoint, settings, detector=_boxes_by(args.detector))
     if args.summary is not None:
         return _run_summary(explainer, args)
     if not args.path.exists():
@@ -170,6 +174,24 @@ def _run_summary(explainer: Explainer, args: argparse.Namespace) -> int:
     print(summary.markdown_table(table))
     print(f"{len(records)} faces measured, {len(skipped)} skipped; report: {md_path}, {json_path}")
     return 0
+
+
+def _boxes_by(name: str):  # noqa: ANN202 - a BoxDetector
+    """Face boxes from a detector of `maskdetect.faces.detector`, built on first use."""
+    from maskdetect.faces.detector import DETECTORS
+
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; allowed: {', '.join(DETECTORS)}")
+    built: list = []
+
+    def detect(image):  # noqa: ANN001, ANN202
+        if not built:
+            from maskdetect.faces.detector import create_detector
+
+            built.append(create_detector(name))
+        return [tuple(map(float, box)) for box in built[0].detect(image)[0]]
+
+    return detect
 
 
 def atomic_json(path: Path, data: object) -> None:
