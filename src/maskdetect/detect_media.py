@@ -179,6 +179,8 @@ def run_camera(predictor, index: int, out_dir: Path, max_frames: int = 0) -> Ite
                 record["annotated"] = str(target)
             yield record
             frames += 1
+    except KeyboardInterrupt:  # Ctrl-C ends a camera run normally: the JSON Lines still get written
+        log.info("camera %d stopped by the user after %d frames", index, frames)
     finally:
         capture.release()
         if window:
