@@ -184,7 +184,7 @@ def _write_outputs(
         report["confusion_matrix"],
         CLASSES,
         out / "confusion_matrix.png",
-        title=f"{Path(report['tree']).name}: accuracy {report['accuracy']:.3f}",
+        title=f"{'/'.join(Path(report['tree']).parts[-2:])}: accuracy {report['accuracy']:.3f}",
     )
     plot_reliability(report["calibration"], out / "reliability.png")
     predicted = probs.argmax(1)

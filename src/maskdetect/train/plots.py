@@ -64,12 +64,14 @@ def plot_reliability(calibration: dict[str, Any], path: str | os.PathLike) -> No
         alpha=0.8,
         label="accuracy",
     )
+    # The marker is the bin's mean confidence: its gap to the bar top is the miscalibration.
     axes.plot(
+        centres,
         [b["confidence"] for b in bins],
-        [b["accuracy"] for b in bins],
-        "o",
+        "_",
         color="tab:orange",
-        markersize=4,
+        markersize=14,
+        markeredgewidth=2.5,
         label="mean confidence",
     )
     axes.set_xlim(0, 1)
