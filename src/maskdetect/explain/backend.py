@@ -57,6 +57,10 @@ class OnnxForward:
 
     Raises:
         RuntimeError: onnxruntime is not installed or the export failed.
+
+    >>> fwd = OnnxForward(nn.Sequential(nn.Conv2d(3, 3, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()), 4)
+    >>> fwd(np.zeros((5, 3, 4, 4), np.float32)).shape
+    (5, 3)
     """
 
     name = "onnx"
@@ -81,7 +85,14 @@ class OnnxForward:
 
 
 def export_onnx(model: nn.Module, input_size: int, path: Path) -> None:
-    """Export a classifier to ONNX with a dynamic batch axis (input ``input``, output ``logits``)."""
+    """Export a classifier to ONNX with a dynamic batch axis (input ``input``, output ``logits``).
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "m.onnx"
+    >>> export_onnx(nn.Sequential(nn.Conv2d(3, 3, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()), 4, path)
+    >>> path.stat().st_size > 0
+    True
+    """
     dummy = torch.zeros(1, 3, input_size, input_size)
     kwargs = dict(input_names=["input"], output_names=["logits"],
                   dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)

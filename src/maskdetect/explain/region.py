@@ -55,7 +55,13 @@ def polygon_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def nose_mouth_polygon(mesh_points: np.ndarray) -> np.ndarray:
-    """The hull of the mesh's nose and mouth points, (n, 2) x, y in the mesh's pixels."""
+    """The hull of the mesh's nose and mouth points, (n, 2) x, y in the mesh's pixels.
+
+    >>> points = np.zeros((468, 3))
+    >>> points[list(NOSE_MOUTH_POINTS[:3]), :2] = [[10, 10], [20, 10], [15, 30]]
+    >>> nose_mouth_polygon(points).tolist()
+    [[0.0, 0.0], [20.0, 10.0], [15.0, 30.0]]
+    """
     mesh_points = np.asarray(mesh_points)
     if mesh_points.ndim != 2 or mesh_points.shape[0] < max(NOSE_MOUTH_POINTS) + 1:
         raise ValueError(f"expected the 468-point face mesh, got points of shape {mesh_points.shape}")

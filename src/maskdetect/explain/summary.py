@@ -49,6 +49,14 @@ def labelled_images(root: str | Path) -> list[tuple[Path, str]]:
 
     Raises:
         FileNotFoundError: `root` is not a folder.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "train" / "with_mask").mkdir(parents=True)
+    >>> (root / "train" / "with_mask" / "a.jpg").write_bytes(b"")
+    0
+    >>> [label for _, label in labelled_images(root)]
+    ['covered']
     """
     root = Path(root)
     if not root.is_dir():
@@ -80,6 +88,10 @@ def measure_regions(
     Returns:
         (records, skipped): skipped lists "path: reason" for unreadable images and faces the mesh
         did not find (score below ``min_mesh_score``).
+
+    >>> from maskdetect.faces.landmarks import FaceMesh  # doctest: +SKIP
+    >>> records, skipped = measure_regions(Explainer("model.pt"), labelled_images("tree"),
+    ...                                    FaceMesh().landmarks)  # doctest: +SKIP
     """
     records: list[RegionRecord] = []
     skipped: list[str] = []
@@ -144,7 +156,13 @@ def summarise(records: list[RegionRecord]) -> dict[str, dict[str, float]]:
 
 
 def markdown_table(table: dict[str, dict[str, float]]) -> str:
-    """The summary as a markdown table."""
+    """The summary as a markdown table.
+
+    >>> row = {"faces": 2, "heat_share": 0.3, "heat_share_sem": 0.1, "area_share": 0.1, "lift": 3.0,
+    ...        "accuracy": 1.0}
+    >>> markdown_table({"all": row}).splitlines()[-1]
+    '| all | 2 | 0.300 | 0.100 | 0.100 | 3.00 | 1.000 |'
+    """
     lines = [
         "| class | faces | heat share on nose+mouth | ± s.e. | area share (chance) | lift | accuracy |",
         "|---|---|---|---|---|---|---|",
@@ -160,7 +178,13 @@ def markdown_table(table: dict[str, dict[str, float]]) -> str:
 def write_report(
     out_dir: str | Path, table: dict, records: list[RegionRecord], skipped: list[str], settings: dict
 ) -> tuple[Path, Path]:
-    """Write summary.json (table, settings, every record, skipped faces) and summary.md."""
+    """Write summary.json (table, settings, every record, skipped faces) and summary.md.
+
+    >>> import tempfile
+    >>> paths = write_report(tempfile.mkdtemp(), {}, [], [], {"method": "occlusion"})
+    >>> [p.name for p in paths]
+    ['summary.json', 'summary.md']
+    """
     out_dir = Path(out_dir)
     json_path, md_path = out_dir / "summary.json", out_dir / "summary.md"
     payload = {"settings": settings, "summary": table, "skipped": skipped,
