@@ -136,6 +136,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--gallery", type=int, default=24, help="how many worst mistakes to draw")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.set_defaults(func=run_evaluate)
 
@@ -145,6 +146,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.threads < 0:
+        raise ValueError(f"--threads must not be negative, got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     report = evaluate_checkpoint(
         args.checkpoint,
         args.data,
