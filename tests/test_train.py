@@ -12,7 +12,9 @@ from train_fixtures import make_split_tree
 
 from maskdetect.checkpoint import load_checkpoint, model_from_checkpoint, preprocessing_of
 from maskdetect.cli import main
+from maskdetect.preprocess import Preprocessing
 from maskdetect.train.config import build_config, read_yaml_settings
+from maskdetect.train.dataset import FaceFolder, scan_class_folders
 from maskdetect.train.distributed import ResumableSampler
 from maskdetect.train.loop import lr_factor, train
 
@@ -209,3 +211,15 @@ def test_sampler_shards_are_disjoint_and_resume_part_way():
     assert list(sampler) == shards[0][2:] and len(sampler) == 3
     sampler.set_epoch(1)
     assert list(sampler) != shards[0]  # a new order each epoch
+
+
+def test_unreadable_image_is_replaced_in_training_and_dropped_in_evaluation(tmp_path):
+    tree = make_split_tree(tmp_path / "tree", {"train": 2})
+    bad = tree / "train" / "covered" / "covered_0.jpg"
+    bad.write_bytes(b"")
+    samples = scan_class_folders(tree / "train", require_all=True)
+    position = [path for path, _ in samples].index(bad)
+    to_tensor = Preprocessing(input_size=16).to_tensor
+    assert FaceFolder(samples, to_tensor)[position] is None
+    image, target, used = FaceFolder(samples, to_tensor, substitute=True)[position]
+    assert used == position + 1 and target == samples[position + 1][1] and image.shape == (3, 16, 16)

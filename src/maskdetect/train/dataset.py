@@ -95,29 +95,40 @@ def split_folder(tree: str | os.PathLike, split: str | None) -> Path:
 
 
 class FaceFolder(Dataset):
-    """Face crops with class labels; an image that cannot be read yields None (see `collate_skipping`).
+    """Face crops with class labels; an image that cannot be read is skipped with a warning naming it.
+
+    For evaluation (`substitute=False`) a skipped image yields None, which `collate_skipping` leaves
+    out. For training (`substitute=True`) the next readable image takes its place, so every batch
+    keeps its size: distributed processes must all take the same number of steps.
 
     >>> ds = FaceFolder([], transform=lambda image: image)
     >>> len(ds)
     0
     """
 
-    def __init__(self, samples: Sequence[tuple[Path, int]], transform: Callable):
+    MAX_SUBSTITUTES = 16
+
+    def __init__(self, samples: Sequence[tuple[Path, int]], transform: Callable, substitute: bool = False):
         self.samples = list(samples)
         self.targets = [target for _, target in self.samples]
         self.transform = transform
+        self.substitute = substitute
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | None:
-        path, target = self.samples[index]
-        try:
-            image = open_image(path)
-        except ImageError as err:
-            log.warning("skipping unreadable image: %s", err)
-            return None
-        return self.transform(image), target, index
+        tries = self.MAX_SUBSTITUTES if self.substitute else 1
+        for attempt in range(min(tries, len(self.samples))):
+            current = (index + attempt) % len(self.samples)
+            path, target = self.samples[current]
+            try:
+                image = open_image(path)
+            except ImageError as err:
+                log.warning("skipping unreadable image: %s", err)
+                continue
+            return self.transform(image), target, current
+        return None
 
     def class_counts(self) -> list[int]:
         return [self.targets.count(i) for i in range(len(CLASSES))]

@@ -117,7 +117,7 @@ class _Run:
         self.preprocessing = Preprocessing(
             input_size=config.input_size, crop_policy=CropPolicy(scale=config.crop_scale)
         )
-        self.train_set = FaceFolder(train_samples, train_transform(self.preprocessing))
+        self.train_set = FaceFolder(train_samples, train_transform(self.preprocessing), substitute=True)
         self.val_set = FaceFolder(val_samples, eval_transform(self.preprocessing))
         counts = self.train_set.class_counts()
         log.info("train %s, validation %s images by class %s", counts, self.val_set.class_counts(), CLASSES)
