@@ -99,6 +99,8 @@ def _run_folder(explainer: Explainer, args: argparse.Namespace) -> int:
             print(f"maskdetect: skipping {err}", file=sys.stderr)
             continue
         faces = explainer.explain_photo(photo, detect=not args.no_detect)
+        if not faces:
+            print(f"{path}: no face found (--no-detect explains whole images as crops)")
         rel = path.relative_to(args.path)
         entries = _write_faces(faces, rel.with_suffix("").as_posix().replace("/", "__"), args.out, args)
         index.extend({"image": str(path), **e} for e in entries)
