@@ -1,1 +1,1 @@
-"""Drawing masks on faces, worn correctly and in MaskedFace-Net's three incorrect ways (`maskdetect synth`)."""
+"""Drawing masks on faces, worn correctly and in MaskedFace-Net's three wrong ways (`maskdetect synth`)."""
