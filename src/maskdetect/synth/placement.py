@@ -135,9 +135,13 @@ def placement_edges(
         sides = _lerp2(frame.side_v("nose"), frame.side_v("mouth"), float(rng.uniform(0.3, 0.7)))
         return Edges(top, sides, top_power=power)
     if placement == "Mask_Nose_Mouth":
-        # Up on the nose but pulled above the chin: the bottom edge runs under the lower lip.
-        bottom_sides = _lerp2(frame.side_v("below_mouth"), frame.side_v("jaw"), float(rng.uniform(0.0, 0.5)))
-        return Edges(on_bridge, bridge_sides, under_lip, bottom_sides, top_power=power)
+        # Up on the nose but pulled above the chin: the bottom edge runs just under the lower lip,
+        # fairly level, and the whole chin shows (as in MaskedFace-Net's chin-exposed images).
+        bottom = _lerp(v(lm.LOWER_LIP_BOTTOM), v(lm.CHIN_TOP), float(rng.uniform(0.0, 0.45)))
+        bottom_sides = _lerp2(
+            frame.side_v("mouth"), frame.side_v("below_mouth"), float(rng.uniform(0.2, 0.8))
+        )
+        return Edges(on_bridge, bridge_sides, bottom, bottom_sides, top_power=power)
     # Mask_Chin: pulled down under the lower lip; nose and mouth show.
     sides = _lerp2(frame.side_v("mouth"), frame.side_v("below_mouth"), float(rng.uniform(0.3, 0.8)))
     return Edges(under_lip, sides, top_power=power)
