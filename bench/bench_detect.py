@@ -58,6 +58,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="checkpoint to time (default: bundled model)")
     parser.add_argument("--frames", type=int, default=30, help="timed frames per configuration")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="classifier threads for both runtimes (default 1: fastest on the busy 2 cores)")
     args = parser.parse_args()
     if not PHOTO.is_file():
         sys.exit(f"bench photo not found: {PHOTO} (../shared/data must sit beside the project)")
@@ -66,7 +68,7 @@ def main() -> int:
     from maskdetect.faces.detector import create_detector
     from maskdetect.predict import Predictor
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     frame = np.asarray(Image.open(PHOTO).convert("RGB").resize((640, 480), Image.BILINEAR))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +78,8 @@ def main() -> int:
             fps, faces = _fps(lambda f, d=face_finder: d.detect(Image.fromarray(f))[0], frame, args.frames)
             results[f"detect_only/{detector}"] = {"fps": round(fps, 1), "faces": faces}
             for backend in ("onnx", "torch"):
-                predictor = Predictor(checkpoint, detector=detector, backend=backend)
+                options = dict(detector=detector, backend=backend, classifier_threads=args.threads)
+                predictor = Predictor(checkpoint, **options)
                 fps, faces = _fps(predictor, frame, args.frames)
                 results[f"{detector}/{backend}"] = {"fps": round(fps, 1), "faces": faces}
             onnx_fps, torch_fps = results[f"{detector}/onnx"]["fps"], results[f"{detector}/torch"]["fps"]
@@ -85,6 +88,7 @@ def main() -> int:
         "photo": f"{PHOTO.name} resized to 640x480 (3 annotated faces)",
         "checkpoint": described,
         "frames_per_config": args.frames,
+        "classifier_threads": args.threads,
         "cpu": platform.processor() or platform.machine(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),  # other jobs on the 2 cores
         "goal_fps": 30,

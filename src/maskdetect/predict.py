@@ -67,6 +67,8 @@ class Predictor:
         backend: "onnx" (ONNX Runtime, exported once and cached beside the checkpoint) or "torch".
         detection_threshold: the detector's score threshold; None keeps its tuned default.
         device: torch device for backend="torch" (ONNX Runtime here runs on the CPU).
+        classifier_threads: ONNX Runtime intra-op threads (None: its default, one per core). On a
+            busy machine 1 is often faster; for torch set `torch.set_num_threads` yourself.
 
     Raises:
         FileNotFoundError: no checkpoint given and no bundled default model yet, or a missing file.
@@ -85,6 +87,7 @@ class Predictor:
         backend: str = "onnx",
         detection_threshold: float | None = None,
         device: str = "cpu",
+        classifier_threads: int | None = None,
     ):
         from maskdetect.checkpoint import load_checkpoint, preprocessing_of
         from maskdetect.faces.detector import create_detector
@@ -107,7 +110,7 @@ class Predictor:
             raise ValueError(f"{checkpoint}: checkpoint classes {unknown} are not among {CLASSES}")
         self.backend = backend
         self.detector = create_detector(detector, threshold=detection_threshold)
-        self._classify = _make_backend(ckpt, self.checkpoint_path, backend, device)
+        self._classify = _make_backend(ckpt, self.checkpoint_path, backend, device, classifier_threads)
 
     def __call__(self, image: ImageSource) -> list[FaceResult]:
         """Every face in an image (a path, encoded bytes, a PIL image or an RGB array), best first.
@@ -164,11 +167,11 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def _make_backend(ckpt: dict, path: Path, backend: str, device: str):
+def _make_backend(ckpt: dict, path: Path, backend: str, device: str, threads: int | None):
     if backend == "onnx":
         from maskdetect.export import OnnxClassifier, ensure_onnx
 
-        return OnnxClassifier(ensure_onnx(ckpt, path))
+        return OnnxClassifier(ensure_onnx(ckpt, path), intra_threads=threads)
     import torch
 
     from maskdetect.checkpoint import model_from_checkpoint
