@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "maskdetect.serve.commands",
     "maskdetect.detect_commands",
     "maskdetect.explain.commands",
+    "maskdetect.demo.commands",
 ]
 
 

@@ -1,0 +1,1 @@
+"""`maskdetect demo`: the whole pipeline on the sample data that ships with the package."""

@@ -1,0 +1,139 @@
+"""Gather what the demo's stages wrote into one HTML report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from maskdetect.demo.report import ReportSection, write_report
+from maskdetect.labels import CLASSES
+
+if TYPE_CHECKING:
+    from maskdetect.demo.pipeline import StageTiming, _Paths
+
+SPLITS = ("train", "validation", "holdout")
+
+
+def build_demo_report(paths: _Paths, timings: list[StageTiming]) -> Path:
+    """Write `paths.report` from the files under `paths.out`; returns its path."""
+    sections = [
+        _data_section(paths.tree / "split_manifest.csv"),
+        _training_section(paths.run / "metrics.jsonl", paths.out / "learning_curves.png"),
+        _evaluation_section(paths.evaluation),
+        _explain_section(paths.explanations),
+        _detect_section(paths.detections),
+        _timing_section(timings),
+    ]
+    return write_report(paths.report, "maskdetect demo", sections)
+
+
+def _data_section(split_manifest: Path) -> ReportSection:
+    section = ReportSection("Data: grouped, stratified split")
+    with split_manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    counts = Counter((row["split"], row["label"]) for row in rows)
+    table = [[split, *(counts[split, c] for c in CLASSES), sum(counts[split, c] for c in CLASSES)]
+             for split in SPLITS]
+    table.append(["total", *(sum(counts[s, c] for s in SPLITS) for c in CLASSES), len(rows)])
+    section.paragraph(
+        "Faces cut from the shipped CC0 photos by the crop policy inference uses, plus masks synthesised "
+        "on some of their uncovered faces. Every photo (and every face identity) sits in one split only."
+    )
+    section.table(["split", *CLASSES, "total"], table)
+    groups = {row["split_group"]: row["split"] for row in rows}
+    crossing = sum(1 for g in groups if len({r["split"] for r in rows if r["split_group"] == g}) > 1)
+    section.paragraph(f"{len(groups)} groups; groups found in more than one split: {crossing}.")
+    return section
+
+
+def _training_section(metrics_jsonl: Path, plot_path: Path) -> ReportSection:
+    from maskdetect.demo.pipeline import read_jsonl
+
+    section = ReportSection("Training: ImageNet MobileNetV2, fine-tuned")
+    epochs = read_jsonl(metrics_jsonl)
+    _plot_learning_curves(epochs, plot_path)
+    section.figure(plot_path, "loss and accuracy per epoch", width=720)
+    section.table(
+        ["epoch", "train loss", "train accuracy", "validation loss", "validation accuracy", "seconds"],
+        [[e["epoch"], e["train_loss"], e["train_accuracy"], e["val_loss"], e["val_accuracy"], e["seconds"]]
+         for e in epochs],
+    )
+    return section
+
+
+def _plot_learning_curves(epochs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [e["epoch"] for e in epochs]
+    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
+    loss_ax.plot(xs, [e["train_loss"] for e in epochs], "o-", label="train")
+    loss_ax.plot(xs, [e["val_loss"] for e in epochs], "o-", label="validation")
+    loss_ax.set(title="loss", xlabel="epoch")
+    acc_ax.plot(xs, [e["train_accuracy"] for e in epochs], "o-", label="train")
+    acc_ax.plot(xs, [e["val_accuracy"] for e in epochs], "o-", label="validation")
+    acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1))
+    for ax in (loss_ax, acc_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _evaluation_section(folder: Path) -> ReportSection:
+    section = ReportSection("Evaluation on the holdout split")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    section.paragraph(
+        f"{metrics['count']} faces: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
+        f"expected calibration error {metrics['ece']:.3f}. A few epochs on a few hundred faces: this shows "
+        "the pipeline, not the shipped model's quality (see MODEL_CARD.md)."
+    )
+    section.table(
+        ["class", "precision", "recall", "F1", "faces"],
+        [[c, m["precision"], m["recall"], m["f1"], m["support"]] for c, m in metrics["per_class"].items()],
+    )
+    for name, caption in [("confusion_matrix.png", "confusion matrix"), ("reliability.png", "reliability"),
+                          ("mistakes.png", "most confident mistakes")]:
+        if (folder / name).exists():
+            section.figure(folder / name, caption, width=420 if name != "mistakes.png" else 860)
+    return section
+
+
+def _explain_section(folder: Path) -> ReportSection:
+    section = ReportSection("Explanations: occlusion maps")
+    section.paragraph(
+        "A grey patch slides over each face; red marks where hiding the pixels lowers the predicted "
+        "class's probability (what the model relies on), blue where it raises it."
+    )
+    for png in sorted(folder.glob("*.png")):
+        if png.name != "contact_sheet.png":
+            section.figure(png, f"true class: {png.stem.split('__')[0]}", width=260)
+    return section
+
+
+def _detect_section(folder: Path) -> ReportSection:
+    section = ReportSection("Detection on a photo")
+    from maskdetect.demo.pipeline import read_jsonl
+
+    lines = read_jsonl(folder / "detections.jsonl")
+    faces = [face for line in lines for face in line.get("faces", [])]
+    counts = Counter(face["label"] for face in faces)
+    section.paragraph(
+        f"{len(faces)} faces found: " + ", ".join(f"{counts[c]} {c}" for c in CLASSES) + "."
+    )
+    for image in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")):
+        section.figure(image, image.name, width=640)
+    return section
+
+
+def _timing_section(timings: list[StageTiming]) -> ReportSection:
+    section = ReportSection("How long each stage took")
+    section.table(["stage", "seconds"], [[t.name, f"{t.seconds:.1f}"] for t in timings]
+                  + [["total", f"{sum(t.seconds for t in timings):.1f}"]])
+    return section
