@@ -7,11 +7,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from maskdetect.explain.occlusion import BORDERS, FILLS
-from maskdetect.explain.runner import METHODS, MODES, Explainer, ExplainSettings, FaceExplanation
+from maskdetect.explain.options import BORDERS, FILLS, METHODS, MODES
+
+if TYPE_CHECKING:
+    from maskdetect.explain.runner import Explainer, FaceExplanation
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def run_explain(args: argparse.Namespace) -> int:
     if (args.path is None) == (args.summary is None):
         raise ValueError("give either an IMAGE or DIR to explain, or --summary DIR (not both)")
+    from maskdetect.explain.runner import Explainer, ExplainSettings
+
     settings = ExplainSettings(
         method=args.method, target=args.target, patch=args.patch, stride=args.stride, fill=args.fill,
         border=args.border, batch_size=args.batch_size, backend=args.backend, mode=args.mode,

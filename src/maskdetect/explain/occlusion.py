@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from maskdetect.explain.options import BORDERS, FILLS
+
 # forward(batch float32 NCHW, normalised) -> class probabilities, N x classes
 ForwardFn = Callable[[np.ndarray], np.ndarray]
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1; y1/x1 exclusive
 
-FILLS = ("grey", "mean", "blur")
-BORDERS = ("clip", "shift")
 
 
 @dataclass

@@ -31,12 +31,12 @@ from maskdetect.explain.occlusion import (
     normalise_pixels,
     occlusion_map,
 )
+from maskdetect.explain.options import METHODS, MODES
 from maskdetect.faces.crop import Box, crop_face
 
 log = logging.getLogger(__name__)
 
-METHODS = ("occlusion", "gradcam")
-MODES = ("exact", "coarse")
+
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "models" / "default.pt"
 BoxDetector = Callable[[Image.Image], list[Box]]
 

@@ -1,11 +1,17 @@
-"""The built-in architectures. Each constructor takes num_classes and pretrained."""
+"""The built-in architectures. Each constructor takes num_classes and pretrained.
+
+torch and torchvision are imported inside the constructors: listing the models (the CLI's
+--model choices) must not pay for importing them.
+"""
 
 from __future__ import annotations
 
-from torch import nn
-from torchvision import models as tvm
+from typing import TYPE_CHECKING
 
 from maskdetect.models.registry import load_imagenet_mobilenet_v2, register_model
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _no_weights(name: str, pretrained: bool) -> None:
@@ -17,6 +23,9 @@ def _no_weights(name: str, pretrained: bool) -> None:
 
 @register_model
 def mobilenet_v2(num_classes: int = 3, pretrained: bool = False, dropout: float = 0.2) -> nn.Module:
+    from torch import nn
+    from torchvision import models as tvm
+
     model = tvm.mobilenet_v2(weights=None, dropout=dropout)
     if pretrained:
         load_imagenet_mobilenet_v2(model)
@@ -26,12 +35,16 @@ def mobilenet_v2(num_classes: int = 3, pretrained: bool = False, dropout: float 
 
 @register_model
 def mobilenet_v3_small(num_classes: int = 3, pretrained: bool = False) -> nn.Module:
+    from torchvision import models as tvm
+
     _no_weights("mobilenet_v3_small", pretrained)
     return tvm.mobilenet_v3_small(weights=None, num_classes=num_classes)
 
 
 @register_model
 def resnet18(num_classes: int = 3, pretrained: bool = False) -> nn.Module:
+    from torchvision import models as tvm
+
     _no_weights("resnet18", pretrained)
     return tvm.resnet18(weights=None, num_classes=num_classes)
 
@@ -39,6 +52,9 @@ def resnet18(num_classes: int = 3, pretrained: bool = False) -> nn.Module:
 @register_model
 def resnet50(num_classes: int = 3, pretrained: bool = False, freeze_backbone: bool = False) -> nn.Module:
     """The seed's architecture; ``freeze_backbone`` trains only the head, as the seed did."""
+    from torch import nn
+    from torchvision import models as tvm
+
     _no_weights("resnet50", pretrained)
     model = tvm.resnet50(weights=None)
     if freeze_backbone:
@@ -51,6 +67,8 @@ def resnet50(num_classes: int = 3, pretrained: bool = False, freeze_backbone: bo
 @register_model
 def small_cnn(num_classes: int = 3, pretrained: bool = False, width: int = 32) -> nn.Module:
     """A small CNN for training from scratch (the fallback with no ImageNet weights)."""
+    from torch import nn
+
     _no_weights("small_cnn", pretrained)
 
     def block(cin: int, cout: int) -> nn.Sequential:

@@ -6,9 +6,10 @@ import importlib.util
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def create_model(name: str, num_classes: int = 3, pretrained: bool = False, **kw
     Raises:
         ValueError: unknown name (the message lists the known ones).
 
+    >>> import torch
     >>> model = create_model("small_cnn", num_classes=3)
     >>> model(torch.zeros(1, 3, 64, 64)).shape
     torch.Size([1, 3])
@@ -73,6 +75,8 @@ def mobilenet_v2_weights_path() -> Path | None:
 
 def load_imagenet_mobilenet_v2(model: nn.Module) -> None:
     """Load the ImageNet MobileNetV2 weights into `model` (all but the classifier head)."""
+    import torch
+
     path = mobilenet_v2_weights_path()
     if path is None:
         raise FileNotFoundError(
