@@ -105,15 +105,15 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     model = create_model("small_cnn", width=8).eval()
     prep = Preprocessing(input_size=32)
     path = tmp_path / "ckpt.pt"
-    save_checkpoint(make_checkpoint(model, "small_cnn", prep, metrics={"acc": 0.5}), path)
+    checkpoint = make_checkpoint(model, "small_cnn", prep, metrics={"acc": 0.5}, model_kwargs={"width": 8})
+    save_checkpoint(checkpoint, path)
     loaded = load_checkpoint(path)
     assert Preprocessing.from_dict(loaded["preprocessing"]) == prep
-    rebuilt = create_model("small_cnn", width=8)
-    rebuilt.load_state_dict(loaded["state_dict"])
+    rebuilt = model_from_checkpoint(loaded)
     x = torch.randn(2, 3, 32, 32)
-    assert torch.allclose(rebuilt.eval()(x), model(x))
+    assert torch.allclose(rebuilt(x), model(x))
 
-    loaded["arch"] = "resnet18"
+    loaded["arch"], loaded["model_kwargs"] = "resnet18", {}
     save_checkpoint(loaded, tmp_path / "wrong.pt")
     with pytest.raises(CheckpointError, match="do not fit architecture 'resnet18'"):
         model_from_checkpoint(load_checkpoint(tmp_path / "wrong.pt"), "wrong.pt")

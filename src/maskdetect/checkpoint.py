@@ -31,9 +31,13 @@ def make_checkpoint(
     *,
     train_args: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    model_kwargs: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Bundle a model's weights with everything needed to use them.
+
+    `model_kwargs` are the architecture options the model was built with (e.g. ``{"width": 8}``
+    for small_cnn); `model_from_checkpoint` passes them back to `create_model`.
 
     Extra keyword arguments (epoch, optimizer state, ...) are stored as they are; they must be
     made of tensors, numbers, strings, lists and dicts so that `weights_only` loading works.
@@ -46,6 +50,7 @@ def make_checkpoint(
         "preprocessing": preprocessing.to_dict(),
         "train_args": dict(train_args or {}),
         "metrics": dict(metrics or {}),
+        "model_kwargs": dict(model_kwargs or {}),
         **extra,
     }
 
@@ -98,7 +103,11 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str = "<checkpoint>"
         CheckpointError: the weights do not fit the named architecture.
     """
     classes = checkpoint["preprocessing"]["class_names"]
-    model = create_model(checkpoint["arch"], num_classes=len(classes), pretrained=False)
+    options = checkpoint.get("model_kwargs", {})
+    try:
+        model = create_model(checkpoint["arch"], num_classes=len(classes), pretrained=False, **options)
+    except TypeError as err:
+        raise CheckpointError(f"{path}: bad options {options} for {checkpoint['arch']!r}: {err}") from None
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
