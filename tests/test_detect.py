@@ -165,12 +165,17 @@ def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, checkpoint, cap
     assert report["recall_by_size"]["16-32"] == {"faces": 1, "recall": 0.0}
     assert report["recall_by_size"][">=64"] == {"faces": 1, "recall": 1.0}
     assert report["recall_32px_and_more"] == 1.0 and report["precision"] == 1.0
-    assert report["recall_iou_0.3"] == 0.5
+    assert report["recall_iou_0.3"] == 0.5 and report["box_fit"]["pairs"] == 1
     assert report["classification"]["faces"] == 1
     assert report["classification"]["per_class"]["uncovered"]["support"] == 1
     capsys.readouterr()
     assert main(["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--detector", "haar"]) == 0
     assert json.loads(capsys.readouterr().out)["matched"] == 1
+    assert main(["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--raw-boxes"]) == 0
+    assert json.loads(capsys.readouterr().out)["raw_boxes"] is True
+    only = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only"]
+    assert main([*only, "--raw-boxes", "--detector", "haar"]) == 2
+    assert "--raw-boxes needs a BlazeFace detector" in capsys.readouterr().err
 
 
 def test_evaluate_detect_on_a_folder_that_is_not_voc(tmp_path, capsys):
