@@ -127,3 +127,21 @@ def test_cli_help_runs(capsys):
         main(["--help"])
     assert info.value.code == 0
     assert "data" in capsys.readouterr().out
+
+
+def test_atomic_write_keeps_old_file_on_error_and_uses_normal_mode(tmp_path):
+    import os
+    import stat
+
+    from maskdetect.fileio import atomic_path, atomic_write_text
+
+    target = tmp_path / "result.txt"
+    atomic_write_text(target, "good")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.txt"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask

@@ -8,6 +8,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# mkstemp makes files only their owner can read; finished files get the usual umask-based mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -31,6 +36,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
