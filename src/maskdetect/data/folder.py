@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from maskdetect.data.manifest import IMAGE_EXTENSIONS, ManifestRow, file_sha256, header_size, require_dir
 from maskdetect.labels import normalise_label
@@ -43,9 +44,18 @@ def scan_folder(root: str | os.PathLike) -> list[ManifestRow]:
                 continue
             width, height = header_size(path)
             rows.append(ManifestRow(
-                path=str(path), box=None, label=label, group=f"{root.name}/{path.relative_to(root)}",
+                path=str(path), box=None, label=label, group=file_group(root, path),
                 source=SOURCE, dataset=root.name, width=width, height=height, sha256=file_sha256(path),
             ))
     if not rows:
         log.warning("%s: no images found in class subfolders", root)
     return rows
+
+
+def file_group(root: Path, path: Path) -> str:
+    """The group of one file of a class-folder tree (also used for masks drawn on it).
+
+    >>> file_group(Path("/data/faces"), Path("/data/faces/uncovered/a.jpg"))
+    'faces/uncovered/a.jpg'
+    """
+    return f"{root.name}/{path.relative_to(root)}"

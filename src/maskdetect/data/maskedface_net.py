@@ -6,6 +6,7 @@ are cut by the same policy as photo boxes. The group is the FFHQ id: one person,
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import re
@@ -63,6 +64,7 @@ def scan_maskedface_net(root: str | os.PathLike) -> Iterator[ManifestRow]:
     parts = [root / name for name in ("CMFD", "IMFD") if (root / name).is_dir()]
     if not parts:
         raise FileNotFoundError(f"no CMFD/ or IMFD/ folder in {root}")
+    source_groups = _synth_source_groups(root)
     for part in parts:
         for path in sorted(part.rglob("*")):
             if not path.is_file() or path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
@@ -72,7 +74,21 @@ def scan_maskedface_net(root: str | os.PathLike) -> Iterator[ManifestRow]:
                 log.warning("%s: not a MaskedFace-Net file name, skipped", path)
                 continue
             ffhq_id, label, subtype = parsed
-            yield headshot_row(path, label, subtype, ffhq_group(ffhq_id), SOURCE, root.name)
+            group = source_groups.get(path.relative_to(root).as_posix()) or ffhq_group(ffhq_id)
+            yield headshot_row(path, label, subtype, group, SOURCE, root.name)
+
+
+def _synth_source_groups(root: Path) -> dict[str, str]:
+    """For masks drawn by `maskdetect synth`: file -> the group of the photo the face came from.
+
+    Their numbers are not FFHQ ids; grouping by the source photo keeps a drawn mask in the same
+    split as the photo (and the other masks drawn on the same face).
+    """
+    manifest = root / "synth_manifest.csv"
+    if not manifest.is_file():
+        return {}
+    with manifest.open(newline="") as handle:
+        return {row["file"]: row.get("source_group") or "" for row in csv.DictReader(handle)}
 
 
 def headshot_row(path: Path, label: str, subtype: str, group: str, source: str, dataset: str) -> ManifestRow:

@@ -45,6 +45,15 @@ class VocReport:
         )
 
 
+def photo_group(dataset: str, image_path: Path) -> str:
+    """The group of every face of one photo of a VOC set (also used for masks drawn on them).
+
+    >>> photo_group("andrewmvd", Path("images/maksssksksss1.jpg"))
+    'andrewmvd/maksssksksss1'
+    """
+    return f"{dataset}/{image_path.stem}"
+
+
 def scan_voc(
     root: str | os.PathLike, min_face: int = DEFAULT_MIN_FACE
 ) -> tuple[list[ManifestRow], VocReport]:
@@ -114,7 +123,7 @@ def _scan_annotation(
         height = int(float(tree.findtext("size/height", "0") or 0))
     report.photos += 1
     sha = file_sha256(image_path)
-    group = f"{dataset}/{image_path.stem}"
+    group = photo_group(dataset, image_path)
     rows = []
     for number, obj in enumerate(tree.iter("object")):
         where = f"{xml_path.name} object {number}"

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from maskdetect.data.folder import file_group
+from maskdetect.data.voc import photo_group
 from maskdetect.faces import landmarks as lm
 from maskdetect.faces.crop import ALIGNED_HEADSHOT_BOX, Box, CropPolicy
 from maskdetect.fileio import atomic_write_bytes, atomic_write_text
@@ -39,7 +41,7 @@ MANIFEST_NAME = "synth_manifest.csv"
 SUMMARY_NAME = "synth_summary.json"
 SHEET_NAME = "contact_sheet.png"
 MANIFEST_FIELDS = (
-    "file", "label", "subtype", "suffix", "synth_id", "source_photo", "source_face",
+    "file", "label", "subtype", "suffix", "synth_id", "source_photo", "source_group", "source_face",
     "box_x0", "box_y0", "box_x1", "box_y1", "source_box", "kind", "pattern", "colour", "mesh_score",
 )
 
@@ -231,12 +233,21 @@ class Synthesizer:
         self.rows.append({
             "file": rel.as_posix(), "label": label, "subtype": subtype, "suffix": drawn.placement,
             "synth_id": f"{synth_id:05d}", "source_photo": self._source_name(face.photo),
+            "source_group": self._source_group(face),
             "source_face": face.index,
             "box_x0": out_box[0], "box_y0": out_box[1], "box_x1": out_box[2], "box_y1": out_box[3],
             "source_box": " ".join(f"{v:g}" for v in face.box) if face.box else "",
             "kind": drawn.style.kind, "pattern": drawn.style.pattern,
             "colour": "#{:02x}{:02x}{:02x}".format(*drawn.style.colour), "mesh_score": round(score, 4),
         })
+
+    def _source_group(self, face: SourceFace) -> str:
+        # The split group of the source face, so a drawn mask lands in the same split as its photo.
+        if self.source_root is None:
+            return ""
+        if face.box is None:
+            return file_group(self.source_root, face.photo)
+        return photo_group(self.source_root.resolve().name, face.photo)
 
     def _source_name(self, photo: Path) -> str:
         if self.source_root is not None:
