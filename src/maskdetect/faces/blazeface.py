@@ -173,8 +173,8 @@ class BlazeFaceConfig:
 # Named configurations: "accurate" for photos, "fast" for video and camera frames. The accurate
 # passes and thresholds were chosen on andrewmvd-face-mask (faces >= 32 px found at IoU 0.5: one
 # full-range pass 0.65, + short range 0.68, + half tiles 0.82, + short range on half tiles 0.89,
-# quarter tiles for the smaller faces; merging candidates from 0.3 up: recall of all faces 0.586 ->
-# 0.593, precision 0.737 -> 0.746). ilc2021-dev is only reported, never tuned on.
+# quarter tiles for the smaller faces; merging candidates from 0.3 up: recall of all faces 0.583 ->
+# 0.588, precision 0.726 -> 0.732, same faces >= 32 px). ilc2021-dev is only reported, never tuned on.
 CONFIGS: dict[str, BlazeFaceConfig] = {
     "accurate": BlazeFaceConfig(),
     "fast": BlazeFaceConfig(passes=(Pass("full", 1.0), Pass("short", 1.0)), candidate_threshold=None),
