@@ -178,7 +178,12 @@ class _Run:
 
     def _checkpoint(self, **extra: Any) -> dict[str, Any]:
         return make_checkpoint(
-            self.model, self.config.model, self.preprocessing, train_args=self.config.to_dict(), **extra
+            self.model,
+            self.config.model,
+            self.preprocessing,
+            train_args=self.config.to_dict(),
+            model_kwargs=self.config.model_kwargs(),
+            **extra,
         )
 
     def snapshot(self) -> None:
