@@ -90,6 +90,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from maskdetect import detect_eval
 
     exclude = _read_names(args.exclude) if args.exclude else []
+    annotations, _ = detect_eval.voc_layout(args.voc_dir)
+    skip = {Path(name).stem for name in exclude}
+    excluded = sum(1 for xml in annotations.glob("*.xml") if xml.stem in skip)
     items = detect_eval.voc_items(args.voc_dir, exclude, args.limit)
     if args.detection_only:
         from maskdetect.faces.detector import create_detector
@@ -120,7 +123,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report = detect_eval.summarise(outcomes, args.match_iou)
     report.update(
         voc_dir=str(args.voc_dir), detector=args.detector, threshold=args.threshold,
-        detection_only=args.detection_only, raw_boxes=args.raw_boxes, excluded=len(exclude),
+        detection_only=args.detection_only, raw_boxes=args.raw_boxes, excluded=excluded,
         box_fit=detect_eval.box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
         checkpoint=None if args.detection_only else str(args.checkpoint or "bundled default"),
     )
