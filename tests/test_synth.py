@@ -95,7 +95,7 @@ def test_headshot_frame_inverts_aligned_box():
     box = (40.0, 50.0, 90.0, 120.0)
     x0, y0, x1, y1 = headshot_frame(box)
     back = aligned_headshot_box(x1 - x0, y1 - y0)
-    assert np.allclose(np.array(back) + [x0, y0, x0, y0], box)
+    assert np.allclose(np.array(back) + [x0, y0, x0, y0], box, atol=0.006)  # boxes are kept to 0.01 px
 
 
 def _write_voc(root, photo: Image.Image, objects: list[tuple[str, tuple]]) -> None:
@@ -199,10 +199,10 @@ def test_shipped_synth_sample_reads_as_maskedface_net():
     root = Path(__file__).resolve().parents[1] / "src/maskdetect/assets/sample/synth"
     rows = list(scan_maskedface_net(root))
     manifest = {r["file"]: r for r in csv.DictReader((root / "synth_manifest.csv").open())}
-    assert len(rows) == len(manifest) == 48
+    assert len(rows) == len(manifest) == 80
     for row in rows:
         ours = manifest[Path(row.path).relative_to(root.resolve()).as_posix()]
         assert (row.label, row.subtype) == (ours["label"], ours["subtype"])
         box = [float(ours[k]) for k in ("box_x0", "box_y0", "box_x1", "box_y1")]
         assert np.allclose(row.box, box, atol=1.5)
-    assert sum(r.label == "incorrect" for r in rows) == 36
+    assert sum(r.label == "incorrect" for r in rows) == 60
