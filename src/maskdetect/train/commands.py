@@ -36,7 +36,7 @@ _TRAIN_FLAGS: list[tuple[str, Any, str]] = [
     ("--patience", int, "stop after this many epochs without a lower validation loss; 0 = never (3)"),
     ("--seed", int, "random seed (default 0)"),
     ("--workers", int, "DataLoader worker processes (default 1)"),
-    ("--threads", int, "torch CPU threads per process; 0 = torch's default"),
+    ("--threads", int, "torch CPU threads per process; 0 = cores left after the workers (default)"),
     ("--save-every", int, "optimizer steps between resumable snapshots (default 50)"),
 ]
 _TRAIN_SWITCHES: list[tuple[str, str]] = [

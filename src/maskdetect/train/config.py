@@ -45,7 +45,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision, CUDA only
     channels_last: bool = True  # CUDA only
     workers: int = 1
-    threads: int = 0  # torch CPU threads; 0 = torch's default
+    threads: int = 0  # torch CPU threads; 0 = the cores left after the loader workers
     save_every: int = 50  # optimizer steps between resumable snapshots (and one each epoch)
     device: str = "auto"
 

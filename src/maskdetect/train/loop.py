@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -84,8 +85,7 @@ def _train(config: TrainConfig, context: DistContext, resume: bool) -> dict[str,
     train_samples = scan_class_folders(split_folder(config.data, "train"), require_all=True)
     val_samples = scan_class_folders(split_folder(config.data, "validation"), require_all=False)
     saved = _check_run_dir(Path(config.out), config, resume)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(_cpu_threads(config, context))
     seed_everything(config.seed + context.rank, config.deterministic)
     run = _Run(config, context, train_samples, val_samples)
     if saved is not None:
@@ -303,6 +303,19 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str
     if saved["arch"] != config.model:
         raise ValueError(f"{state_path}: was trained as {saved['arch']!r}, but --model is {config.model!r}")
     return saved
+
+
+def _cpu_threads(config: TrainConfig, context: DistContext) -> int:
+    """Torch threads: as set, or the cores left after the loader workers (shared among local processes).
+
+    Oversubscribed cores are far slower than idle ones: on 2 cores, 2 torch threads beside 1 loader
+    worker trained several times slower than 1 thread (bench/bench_train.py).
+    """
+    if config.threads:
+        return config.threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, cores // local_processes - config.workers)
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
