@@ -22,7 +22,7 @@ SETTINGS = {
     "model": "small_cnn",
     "input_size": 16,
     "epochs": 3,
-    "batch_size": 8,
+    "batch_size": 4,
     "lr": 3e-3,
     "warmup_epochs": 0.5,
     "workers": 0,
@@ -31,7 +31,7 @@ SETTINGS = {
     "patience": 0,
     "seed": 5,
 }
-STEPS_PER_EPOCH = 9  # 72 training images in batches of 8
+STEPS_PER_EPOCH = 18  # 72 training images in batches of 4
 
 
 def _cli_args(tree: Path, out: Path) -> list[str]:
