@@ -276,11 +276,10 @@ class _Run:
             log.info("stopping early: validation loss has not improved for %d epochs", config.patience)
         if self.context.is_main:
             metrics = {k: record[k] for k in ("epoch", "val_loss", "val_accuracy")}
+            checkpoint = self._checkpoint(metrics=metrics, epoch=progress.epoch)
             if improved:
-                save_checkpoint(
-                    self._checkpoint(metrics=metrics, epoch=progress.epoch), self.run_dir / BEST_FILE
-                )
-            save_checkpoint(self._checkpoint(metrics=metrics, epoch=progress.epoch), self.run_dir / LAST_FILE)
+                save_checkpoint(checkpoint, self.run_dir / BEST_FILE)
+            save_checkpoint(checkpoint, self.run_dir / LAST_FILE)
             lines = "".join(json.dumps(r) + "\n" for r in progress.history)
             atomic_write_text(self.run_dir / METRICS_FILE, lines)
             self.snapshot()
