@@ -77,11 +77,6 @@ def sum_across(values: Sequence[float], context: DistContext) -> list[float]:
     return tensor.tolist()
 
 
-def barrier(context: DistContext) -> None:
-    if context.distributed:
-        dist.barrier()
-
-
 class ResumableSampler(Sampler[int]):
     """Seeded sampling that shards over processes and can start part-way through an epoch.
 
