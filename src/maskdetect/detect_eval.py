@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from maskdetect.faces.nms import iou_matrix
-from maskdetect.images import ImageError, open_image
+from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
 from maskdetect.labels import CLASSES, normalise_label
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 SIZE_BUCKETS: tuple[tuple[str, float, float], ...] = (
     ("<16", 0, 16), ("16-32", 16, 32), ("32-64", 32, 64), (">=64", 64, math.inf),
 )

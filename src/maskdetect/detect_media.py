@@ -22,12 +22,11 @@ from PIL import Image
 
 from maskdetect.draw import draw_results
 from maskdetect.fileio import atomic_path, atomic_write_text
-from maskdetect.images import ImageError, open_image
+from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
 from maskdetect.labels import CLASSES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 # Atomic writes go through mkstemp (mode 0600); outputs get the usual permissions of a new file.
@@ -55,7 +54,7 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Job], list[str]]:
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            wanted = {*IMAGE_SUFFIXES, *VIDEO_SUFFIXES}
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
             pairs = [(p, Path(path.name) / p.relative_to(path)) for p in files]
         elif path.is_file():

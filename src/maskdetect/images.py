@@ -11,6 +11,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
+# The file suffixes every folder walk treats as images (lower case; compare with `suffix.lower()`).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
 # Pillow's own guard only warns below 179 MP; a face photo never needs more than this.
 DEFAULT_MAX_PIXELS = 50_000_000
 

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskdetect.explain.options import BORDERS, FILLS, METHODS, MODES
+from maskdetect.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from maskdetect.explain.runner import Explainer, FaceExplanation
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 COLOUR_LABELS = {
     "occlusion": "drop in P({target}) when occluded",
     "gradcam": "Grad-CAM for {target}",

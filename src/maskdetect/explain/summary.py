@@ -22,12 +22,11 @@ import numpy as np
 from maskdetect.explain.region import heat_share, nose_mouth_polygon, polygon_mask
 from maskdetect.explain.runner import Explainer, FaceExplanation
 from maskdetect.fileio import atomic_write_text
-from maskdetect.images import open_image
+from maskdetect.images import IMAGE_SUFFIXES, open_image
 from maskdetect.labels import normalise_label
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 # landmarks(face crop) -> (468 x 2+ points in the crop's pixels, face-presence score)
 MeshFn = Callable[[Any], tuple[np.ndarray, float]]
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskdetect.faces.crop import Box
+from maskdetect.images import IMAGE_SUFFIXES
 from maskdetect.labels import UNCOVERED, normalise_label
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _ANNOTATION_DIRS = ("annotations", "Annotations")
 _IMAGE_DIRS = ("images", "JPEGImages", "Images")
 
