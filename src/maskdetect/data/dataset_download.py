@@ -28,6 +28,7 @@ from maskdetect.data.download import (
     check_free_space,
     download_file,
     file_digest,
+    part_path,
     probe,
 )
 from maskdetect.fileio import atomic_write_text
@@ -208,7 +209,7 @@ def bytes_still_needed(specs: list[FileSpec], dest: Path) -> int:
     need = 0
     for spec in specs:
         target = dest / spec.relpath
-        part = target.with_name(target.name + ".part")
+        part = part_path(target)
         have = target.stat().st_size if target.exists() else part.stat().st_size if part.exists() else 0
         need += max((spec.size or 0) - have, 0)
     return need

@@ -168,11 +168,7 @@ def probe(url: str, timeout: float = 30.0, follow: bool = True) -> RemoteInfo:
                 if real_url and follow:
                     return probe(real_url, timeout, follow=False)
                 return RemoteInfo(None, name, False)  # a web page (sign-in, quota notice), not the file
-            if response.status == 206:
-                total = response.headers.get("Content-Range", "").rpartition("/")[2]
-                return RemoteInfo(int(total) if total.isdigit() else None, name, True)
-            length = response.headers.get("Content-Length")
-            return RemoteInfo(int(length) if length and length.isdigit() else None, name, False)
+            return RemoteInfo(_total_size(response), name, response.status == 206)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise DownloadError(f"{url}: cannot reach it ({err})") from None
 
@@ -189,6 +185,15 @@ def _total_size(response: http.client.HTTPResponse) -> int | None:
     else:
         total = response.headers.get("Content-Length", "")
     return int(total) if total.isdigit() else None
+
+
+def part_path(target: Path) -> Path:
+    """Where the bytes of `target` gather until the whole file is checked.
+
+    >>> part_path(Path("d/CMFD.zip")).as_posix()
+    'd/CMFD.zip.part'
+    """
+    return target.with_name(target.name + ".part")
 
 
 def _size(path: Path) -> int:
@@ -339,7 +344,7 @@ def download_file(
             log.warning("%s; downloading it again", err)
             target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
+    part = part_path(target)
     if part.exists():
         report(part.stat().st_size)
     failures = 0
