@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from maskdetect.faces.nms import weighted_nms
+from maskdetect.faces.nms import clip_boxes, reframe_boxes, weighted_nms
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +221,9 @@ class BlazeFaceDetector:
             config = dataclasses.replace(config, threshold=threshold, candidate_threshold=low)
         self.config = config
         self._local = threading.local()
-        self._models(threading.current_thread())  # fail early if the model files are missing
+        self._models()  # fail early if the model files are missing
 
-    def _models(self, _thread: object = None) -> dict[str, BlazeFaceModel]:
+    def _models(self) -> dict[str, BlazeFaceModel]:
         models = getattr(self._local, "models", None)
         if models is None:
             models = {kind: BlazeFaceModel(kind) for kind in {p.model for p in self.config.passes}}
@@ -275,24 +275,7 @@ def to_voc_boxes(boxes: np.ndarray) -> np.ndarray:
     >>> to_voc_boxes(np.array([[0.0, 0.0, 10.0, 10.0]])).shape
     (1, 4)
     """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    cx = (boxes[:, 0] + boxes[:, 2]) / 2 + VOC_BOX_DX * w
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + VOC_BOX_DY * h
-    hw, hh = VOC_BOX_SX * w / 2, VOC_BOX_SY * h / 2
-    return np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
-
-
-def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clip boxes to the photo and drop those left with no area.
-
-    >>> clip_boxes(np.array([[-5.0, 2, 8, 9]]), 6, 6).tolist()
-    [[0.0, 2.0, 6.0, 6.0]]
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-    return boxes
+    return reframe_boxes(boxes, VOC_BOX_DX, VOC_BOX_DY, VOC_BOX_SX, VOC_BOX_SY)
 
 
 def _square_patch(pixels: np.ndarray, x0: int, y0: int, side: int, size: int) -> np.ndarray:

@@ -11,6 +11,8 @@ import threading
 import numpy as np
 from PIL import Image
 
+from maskdetect.faces.nms import clip_boxes, reframe_boxes
+
 log = logging.getLogger(__name__)
 
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -67,12 +69,9 @@ class HaarDetector:
         found = np.asarray(found, dtype=np.float64)
         # Cascade weights are unbounded margins (around 0-10): squash them into (0, 1).
         scores = 1.0 / (1.0 + np.exp(-(np.asarray(weights, dtype=np.float64).reshape(-1) - 2.0)))
-        x, y, w, h = found.T
-        cx, cy = x + w / 2, y + h / 2 + VOC_BOX_DY * h
-        hw, hh = VOC_BOX_SX * w / 2, VOC_BOX_SY * h / 2
-        boxes = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, image.width)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, image.height)
+        found[:, 2:] += found[:, :2]  # (x, y, w, h) -> (x0, y0, x1, y1)
+        boxes = reframe_boxes(found, 0.0, VOC_BOX_DY, VOC_BOX_SX, VOC_BOX_SY)
+        boxes = clip_boxes(boxes, image.width, image.height)
         keep = scores >= self.threshold
         order = np.argsort(-scores[keep], kind="stable")
         return boxes[keep][order], scores[keep][order]

@@ -1,4 +1,4 @@
-"""Box overlap and weighted non-maximum suppression, in plain numpy.
+"""Box overlap, weighted non-maximum suppression and box reframing, in plain numpy.
 
 Weighted NMS (BlazeFace's own, as MediaPipe runs it) averages the boxes of one cluster by score
 instead of keeping only the best one: steadier boxes, and the natural way to merge the same face
@@ -71,3 +71,32 @@ def weighted_nms(
     if not kept_boxes:
         return np.zeros((0, 4)), np.zeros(0)
     return np.array(kept_boxes), np.array(kept_scores)
+
+
+def reframe_boxes(boxes: np.ndarray, dx: float, dy: float, sx: float, sy: float) -> np.ndarray:
+    """Move and scale boxes about their centres: a detector's framing onto the VOC annotators'.
+
+    The new box has centre (cx + dx * w, cy + dy * h) and size (sx * w, sy * h), where cx, cy, w, h
+    describe the old box.
+
+    >>> reframe_boxes(np.array([[0.0, 0.0, 10.0, 10.0]]), 0.0, 0.1, 0.5, 1.0).tolist()
+    [[2.5, 1.0, 7.5, 11.0]]
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 + dx * w
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + dy * h
+    hw, hh = sx * w / 2, sy * h / 2
+    return np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1)
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip boxes to the photo (a copy; every box is kept, so they stay aligned with their scores).
+
+    >>> clip_boxes(np.array([[-5.0, 2, 8, 9]]), 6, 6).tolist()
+    [[0.0, 2.0, 6.0, 6.0]]
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    return boxes
