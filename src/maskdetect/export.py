@@ -8,7 +8,6 @@ run the classifier the way it was trained.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from maskdetect.fileio import atomic_path
+from maskdetect.fileio import atomic_path, file_digest
 from maskdetect.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -119,15 +118,6 @@ class OnnxClassifier:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cached_onnx_path(checkpoint_path: str | os.PathLike) -> Path:

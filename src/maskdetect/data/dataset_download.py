@@ -27,11 +27,10 @@ from maskdetect.data.download import (
     FileSpec,
     check_free_space,
     download_file,
-    file_digest,
     part_path,
     probe,
 )
-from maskdetect.fileio import atomic_write_text
+from maskdetect.fileio import atomic_write_text, file_digest
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ to its final name, so a file under its real name is always whole.
 from __future__ import annotations
 
 import email.message
-import hashlib
 import http.client
 import logging
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from maskdetect.data.gdrive import confirm_url
+from maskdetect.fileio import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -92,22 +92,6 @@ class RemoteInfo:
     size: int | None
     filename: str | None
     accepts_ranges: bool
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
-    >>> _ = p.write_bytes(b"abc")
-    >>> file_digest(p, "md5")
-    '900150983cd24fb0d6963f7d28e17f72'
-    """
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_file(path: Path, spec: FileSpec) -> None:

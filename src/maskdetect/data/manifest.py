@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import os
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskdetect.faces.crop import Box
-from maskdetect.fileio import atomic_write_text
+from maskdetect.fileio import atomic_write_text, file_digest
 from maskdetect.labels import CLASSES
 
 # Column order of the CSV; optional columns written only when some row has them.
@@ -95,11 +94,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     >>> file_sha256(p)[:12]
     'e3b0c44298fc'
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def rows_to_csv(rows: Iterable[ManifestRow]) -> str:
