@@ -25,10 +25,6 @@ class ManifestBuild:
     rows: list[ManifestRow] = field(default_factory=list)
     voc_reports: list[VocReport] = field(default_factory=list)
 
-    @property
-    def too_small(self) -> int:
-        return sum(r.too_small for r in self.voc_reports)
-
 
 def build_manifest(
     *,
