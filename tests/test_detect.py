@@ -223,3 +223,27 @@ def test_camera_without_a_display_writes_annotated_frames(tmp_path, checkpoint, 
     assert [f.name for f in frames] == ["frame_000000.jpg", "frame_000001.jpg", "frame_000002.jpg"]
     records = _read_jsonl(out / "detections.jsonl")
     assert [r["frame"] for r in records] == [0, 1, 2] and all(len(r["faces"]) == 1 for r in records)
+
+
+def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its_face(tmp_path):
+    from maskdetect.detect_eval import load_voc_faces
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    Image.new("RGB", (50, 50)).save(tmp_path / "images" / "a.jpg")
+
+    def write(name: str, objects: list[tuple[str, str]]) -> None:
+        body = "".join(
+            f"<object><name>{label}</name><bndbox><xmin>{x0}</xmin><ymin>1</ymin><xmax>20</xmax>"
+            f"<ymax>20</ymax></bndbox></object>"
+            for label, x0 in objects
+        )
+        xml = f"<annotation><filename>a.jpg</filename>{body}</annotation>"
+        (tmp_path / "annotations" / name).write_text(xml)
+
+    write("a.xml", [("with_mask", "two"), ("without_mask", "2")])
+    image, faces = load_voc_faces(tmp_path / "annotations" / "a.xml", tmp_path / "images")
+    assert image.name == "a.jpg" and faces == [((2.0, 1.0, 20.0, 20.0), "uncovered")]
+    write("a.xml", [("no_such_label", "2")])
+    with pytest.raises(ValueError, match=r"a\.xml: unknown label 'no_such_label'"):
+        load_voc_faces(tmp_path / "annotations" / "a.xml", tmp_path / "images")

@@ -52,12 +52,24 @@ def load_voc_faces(xml_path: str | Path, image_dir: str | Path) -> tuple[Path, l
         box = obj.find("bndbox")
         if box is None:
             continue
-        coords = tuple(float(box.findtext(k, "nan")) for k in ("xmin", "ymin", "xmax", "ymax"))
+        coords = tuple(_coordinate(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
         if not all(math.isfinite(v) for v in coords) or coords[2] <= coords[0] or coords[3] <= coords[1]:
             log.warning("%s: skipping a face with a bad box %s", xml_path, coords)
             continue
-        faces.append((coords, normalise_label(name)))
+        try:
+            label = normalise_label(name)
+        except ValueError as err:
+            raise ValueError(f"{xml_path}: {err}") from None
+        faces.append((coords, label))
     return _image_for(xml_path, image_dir, root.findtext("filename")), faces
+
+
+def _coordinate(text: str | None) -> float:
+    # A missing or non-numeric coordinate makes a bad box (skipped), not an error for the whole file.
+    try:
+        return float(text) if text is not None else math.nan
+    except ValueError:
+        return math.nan
 
 
 def _image_for(xml_path: Path, image_dir: Path, filename: str | None) -> Path:
