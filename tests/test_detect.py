@@ -247,3 +247,25 @@ def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its
     write("a.xml", [("no_such_label", "2")])
     with pytest.raises(ValueError, match=r"a\.xml: unknown label 'no_such_label'"):
         load_voc_faces(tmp_path / "annotations" / "a.xml", tmp_path / "images")
+
+
+def test_a_video_run_that_fails_midway_leaves_no_partial_file(tmp_path):
+    from pathlib import Path
+
+    from maskdetect.detect_media import Job, annotate_video
+
+    frames = [np.asarray(Image.fromarray(astronaut()).resize((160, 120))) for _ in range(4)]
+    _write_video(tmp_path / "clip.mp4", frames)
+    calls = []
+
+    def failing_predictor(rgb):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("model fault")
+        return []
+
+    out = tmp_path / "out"
+    records = annotate_video(failing_predictor, Job(tmp_path / "clip.mp4", Path("clip.mp4"), "video"), out)
+    with pytest.raises(RuntimeError, match="model fault"):
+        list(records)
+    assert sorted(p.name for p in out.rglob("*")) == []

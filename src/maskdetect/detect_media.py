@@ -108,7 +108,7 @@ def annotate_video(predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
         return
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    writer, target, tmp, frames = None, None, None, 0
+    writer, target, tmp, frames, finished = None, None, None, 0, False
     try:
         while True:
             ok, frame = capture.read()
@@ -128,11 +128,17 @@ def annotate_video(predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
                 drawn = np.asarray(draw_results(Image.fromarray(rgb), faces))
                 writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
             frames += 1
+        finished = True
     finally:
         capture.release()
         if writer is not None:
             writer.release()
-            os.replace(tmp, target)
+            # Publish only a video that was read to its end: an error or an abandoned run (the caller
+            # stopped iterating) must not leave a partial file under the final name.
+            if finished:
+                os.replace(tmp, target)
+            else:
+                tmp.unlink(missing_ok=True)
     summary = {"path": str(job.path), "frames": frames, "expected_frames": expected}
     if target is not None:
         summary["annotated"] = str(target)
