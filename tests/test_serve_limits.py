@@ -48,6 +48,13 @@ def test_truncated_jpeg(client, photo):
     assert_still_answering(client, photo)
 
 
+def test_a_corrupt_upload_named_like_a_size_error_is_still_422(client, photo):
+    # The status comes from the kind of error, not from words in a message that holds the file name.
+    name = "too many pixels over the limit.jpg"
+    response = client.post("/v1/detect", files={"image": (name, photo[: len(photo) // 2], "image/jpeg")})
+    assert_refused(response, 422, "corrupt or truncated")
+
+
 def test_text_file_in_form(client, photo):
     text = b"just some text\n" * 20
     response = client.post("/v1/detect", files={"image": ("notes.txt", text, "text/plain")})

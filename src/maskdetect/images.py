@@ -22,6 +22,10 @@ class ImageError(ValueError):
     """An input that is not a usable image; the message names the input and the problem."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image with more pixels than allowed (a service answers 413 to it, not 422)."""
+
+
 def _describe(source: ImageSource, name: str | None) -> str:
     if name:
         return name
@@ -81,7 +85,7 @@ def _open(handle: io.IOBase, label: str) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image Pillow can read") from None
     except Image.DecompressionBombError as err:
-        raise ImageError(f"{label}: too many pixels ({err})") from None
+        raise ImageTooLargeError(f"{label}: too many pixels ({err})") from None
     except OSError as err:
         raise ImageError(f"{label}: corrupt or truncated image ({err})") from None
 
@@ -93,7 +97,7 @@ def _finish(
     if width <= 0 or height <= 0:
         raise ImageError(f"{label}: image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageError(
+        raise ImageTooLargeError(
             f"{label}: {width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,}"
         )
     try:
@@ -102,7 +106,7 @@ def _finish(
         image.load()
         image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as err:
-        raise ImageError(f"{label}: too many pixels ({err})") from None
+        raise ImageTooLargeError(f"{label}: too many pixels ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{label}: corrupt or truncated image ({err})") from None
     if image.mode != "RGB":

@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskdetect import __version__
-from maskdetect.images import DEFAULT_MAX_PIXELS, ImageError, open_image
+from maskdetect.images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLargeError, open_image
 from maskdetect.serve.modelinfo import describe_model
 from maskdetect.serve.static import add_static_routes
 from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, UploadError, read_upload
@@ -273,7 +273,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, err: ImageError) -> JSONResponse:
-        status = 413 if "over the limit" in str(err) or "too many pixels" in str(err) else 422
+        # By the error's type, not its text: the text carries the client's own file name.
+        status = 413 if isinstance(err, ImageTooLargeError) else 422
         return JSONResponse({"detail": str(err)}, status_code=status)
 
     @app.exception_handler(Exception)
