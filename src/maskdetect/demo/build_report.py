@@ -8,13 +8,12 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from maskdetect.data.split import SPLITS
 from maskdetect.demo.report import ReportSection, write_report
 from maskdetect.labels import CLASSES
 
 if TYPE_CHECKING:
     from maskdetect.demo.pipeline import StageTiming, _Paths
-
-SPLITS = ("train", "validation", "holdout")
 
 
 def build_demo_report(paths: _Paths, timings: list[StageTiming]) -> Path:

@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from maskdetect.data.split import SPLITS
 from maskdetect.images import ImageError, open_image
 from maskdetect.labels import CLASSES, normalise_label
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-SPLITS = ("train", "validation", "holdout")
 
 
 def find_images(folder: Path) -> list[Path]:
