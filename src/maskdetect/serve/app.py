@@ -2,9 +2,9 @@
 
 One predictor (one model session) serves every request. Decoding runs in the shared worker threads
 and inference in its own small pool (one thread by default), so the event loop keeps answering.
-One inference thread because the runtimes already use the cores within a call, the TFLite face
-detector's interpreter is not thread-safe, and a model that stays on one thread ran faster here
-than one handed between anyio's workers.
+One inference thread because the runtimes already use the cores within a call and a model that stays
+on one thread ran faster here than one handed between anyio's workers. (More are safe with
+`Predictor`: its face detectors keep one TFLite interpreter / Haar cascade per thread.)
 """
 
 from __future__ import annotations

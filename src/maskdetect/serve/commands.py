@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from maskdetect.faces.detector import DETECTORS
 from maskdetect.images import DEFAULT_MAX_PIXELS
+from maskdetect.predict import BACKENDS
 from maskdetect.serve.upload import DEFAULT_MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
-    parser.add_argument("--detector", default="blazeface", help="face detector name (default blazeface)")
-    parser.add_argument("--backend", default="onnx", choices=("onnx", "torch"), help="classifier runtime")
+    parser.add_argument("--detector", default="blazeface", choices=DETECTORS, help="face detector")
+    parser.add_argument("--backend", default="onnx", choices=BACKENDS, help="classifier runtime")
     parser.add_argument("--detection-threshold", type=float, help="face detector score threshold")
     parser.add_argument(
         "--cors-origin", action="append", default=[], metavar="URL",
