@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,15 +42,15 @@ def _data_section(split_manifest: Path) -> ReportSection:
         "on some of their uncovered faces. Every photo (and every face identity) sits in one split only."
     )
     section.table(["split", *CLASSES, "total"], table)
-    groups = {row["split_group"]: row["split"] for row in rows}
-    crossing = sum(1 for g in groups if len({r["split"] for r in rows if r["split_group"] == g}) > 1)
-    section.paragraph(f"{len(groups)} groups; groups found in more than one split: {crossing}.")
+    splits_of_group: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        splits_of_group[row["split_group"]].add(row["split"])
+    crossing = sum(1 for splits in splits_of_group.values() if len(splits) > 1)
+    section.paragraph(f"{len(splits_of_group)} groups; groups found in more than one split: {crossing}.")
     return section
 
 
 def _training_section(metrics_jsonl: Path, plot_path: Path) -> ReportSection:
-    from maskdetect.demo.pipeline import read_jsonl
-
     section = ReportSection("Training: ImageNet MobileNetV2, fine-tuned")
     epochs = read_jsonl(metrics_jsonl)
     _plot_learning_curves(epochs, plot_path)
@@ -118,8 +118,6 @@ def _explain_section(folder: Path) -> ReportSection:
 
 def _detect_section(folder: Path) -> ReportSection:
     section = ReportSection("Detection on a photo")
-    from maskdetect.demo.pipeline import read_jsonl
-
     lines = read_jsonl(folder / "detections.jsonl")
     faces = [face for line in lines for face in line.get("faces", [])]
     counts = Counter(face["label"] for face in faces)
@@ -136,3 +134,8 @@ def _timing_section(timings: list[StageTiming]) -> ReportSection:
     section.table(["stage", "seconds"], [[t.name, f"{t.seconds:.1f}"] for t in timings]
                   + [["total", f"{sum(t.seconds for t in timings):.1f}"]])
     return section
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read a JSON Lines file (the training metrics, the detections)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

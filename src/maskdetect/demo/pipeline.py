@@ -7,7 +7,6 @@ never drift from the real tools; the report then reads the files those commands 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import shutil
 import time
@@ -145,10 +144,3 @@ def pick_holdout_photo(split_manifest: Path) -> Path:
     for row in rows:
         faces.setdefault(row["path"], []).append(row["label"])
     return Path(max(sorted(faces), key=lambda p: (len(set(faces[p])), -abs(len(faces[p]) - 4))))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Read a JSON Lines file (the training metrics, the detections)."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
