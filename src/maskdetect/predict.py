@@ -139,7 +139,7 @@ class Predictor:
         """Class probabilities (N x C) for a batch of preprocessed face arrays (N x 3 x S x S)."""
         if len(batch) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        return _softmax(self._classify(np.asarray(batch, np.float32)))
+        return softmax(self._classify(np.asarray(batch, np.float32)))
 
     def _results(self, photo: Image.Image, boxes: list[Box], det_scores: list[float]) -> list[FaceResult]:
         if not boxes:
@@ -161,7 +161,12 @@ class Predictor:
         return results
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits.
+
+    >>> softmax(np.array([[0.0, 0.0]])).tolist()
+    [[0.5, 0.5]]
+    """
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)

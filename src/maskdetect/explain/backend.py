@@ -17,20 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from maskdetect.predict import softmax
+
+__all__ = ["BACKENDS", "OnnxForward", "TorchForward", "export_onnx", "make_forward", "softmax"]
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits.
-
-    >>> softmax(np.array([[0.0, 0.0]])).tolist()
-    [[0.5, 0.5]]
-    """
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 class TorchForward:
@@ -68,20 +61,15 @@ class OnnxForward:
     def __init__(self, model: nn.Module, input_size: int, threads: int | None = None) -> None:
         if importlib.util.find_spec("onnxruntime") is None:
             raise RuntimeError("onnxruntime is not installed")
-        import onnxruntime as ort
+        from maskdetect.export import OnnxClassifier  # the one ONNX Runtime session setup
 
         with tempfile.TemporaryDirectory(prefix="maskdetect-explain-") as tmp:
             path = Path(tmp) / "model.onnx"
             export_onnx(model.eval(), input_size, path)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads or torch.get_num_threads()
-            options.log_severity_level = 3
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+            self.classifier = OnnxClassifier(path, intra_threads=threads or torch.get_num_threads())
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        (logits,) = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
-        return softmax(logits.astype(np.float64))
+        return softmax(self.classifier(batch).astype(np.float64))
 
 
 def export_onnx(model: nn.Module, input_size: int, path: Path) -> None:
