@@ -107,3 +107,12 @@ def aligned_headshot_box(width: int, height: int) -> Box:
     fx0, fy0, fx1, fy1 = ALIGNED_HEADSHOT_BOX
     # A hundredth of a pixel is plenty, and it keeps manifests (written to 2 decimals) exact.
     return (round(fx0 * width, 2), round(fy0 * height, 2), round(fx1 * width, 2), round(fy1 * height, 2))
+
+
+def crop_headshot(image: Image.Image, policy: CropPolicy | None = None) -> Image.Image:
+    """`crop_face` of a whole FFHQ-aligned head shot, at the face box `aligned_headshot_box` gives.
+
+    >>> crop_headshot(Image.new("RGB", (100, 100))).size
+    (77, 77)
+    """
+    return crop_face(image, aligned_headshot_box(image.width, image.height), policy)

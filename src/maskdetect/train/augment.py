@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from maskdetect.faces.crop import aligned_headshot_box, crop_face
+from maskdetect.faces.crop import crop_headshot
 from maskdetect.preprocess import Preprocessing
 
 
@@ -62,7 +62,7 @@ class _HeadshotCrop:
         self.policy = preprocessing.crop_policy
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        return crop_face(image, aligned_headshot_box(image.width, image.height), self.policy)
+        return crop_headshot(image, self.policy)
 
 
 class _Then:

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from maskdetect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, preprocessing_of
-from maskdetect.faces.crop import aligned_headshot_box, crop_face
+from maskdetect.faces.crop import crop_headshot
 from maskdetect.fileio import atomic_write_text
 from maskdetect.images import open_image
 from maskdetect.labels import CLASSES
@@ -200,9 +200,7 @@ def _write_outputs(
     for i in worst:
         image = open_image(paths[i])
         if headshot:
-            image = crop_face(
-                image, aligned_headshot_box(image.width, image.height), preprocessing.crop_policy
-            )
+            image = crop_headshot(image, preprocessing.crop_policy)
         mistakes.append(
             {
                 "image": image.resize((preprocessing.input_size,) * 2),
