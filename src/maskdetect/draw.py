@@ -31,7 +31,7 @@ def draw_results(image: Image.Image, results: Sequence) -> Image.Image:
     >>> draw_results(Image.new("RGB", (100, 100)), [face]).getpixel((10, 30))
     (46, 160, 67)
     """
-    canvas = image.convert("RGB").copy()
+    canvas = image.convert("RGB")  # always a new image (a copy when already RGB)
     draw = ImageDraw.Draw(canvas)
     line = max(2, round(max(canvas.size) / 400))
     font = _font(max(11, round(max(canvas.size) / 60)))
