@@ -106,6 +106,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             boxes, scores = detect(image)
             return boxes, scores, None
     else:
+        import numpy as np
+
         from maskdetect.predict import Predictor
 
         predictor = Predictor(args.checkpoint, detector=args.detector, backend=args.backend,
@@ -113,8 +115,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         def predict(image):
             faces = predictor(image)
-            import numpy as np
-
             boxes = np.array([f.box for f in faces]).reshape(-1, 4)
             return boxes, np.array([f.detection_score for f in faces]), [f.label for f in faces]
 
