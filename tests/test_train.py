@@ -223,3 +223,15 @@ def test_unreadable_image_is_replaced_in_training_and_dropped_in_evaluation(tmp_
     assert FaceFolder(samples, to_tensor)[position] is None
     image, target, used = FaceFolder(samples, to_tensor, substitute=True)[position]
     assert used == position + 1 and target == samples[position + 1][1] and image.shape == (3, 16, 16)
+
+
+def test_training_reads_every_image_kind_a_split_tree_may_hold(tmp_path):
+    # `data split` links whole-file faces with their own suffix, .gif included (the manifest accepts
+    # it): training must see the same files, or those faces silently drop out.
+    from PIL import Image
+
+    tree = make_split_tree(tmp_path / "tree", {"train": 1})
+    gif = tree / "train" / "uncovered" / "face.gif"
+    Image.new("RGB", (20, 20), (200, 10, 10)).save(gif)
+    paths = [path for path, _ in scan_class_folders(tree / "train", require_all=True)]
+    assert gif in paths

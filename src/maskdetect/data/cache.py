@@ -23,12 +23,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from maskdetect.fileio import atomic_write_text
-from maskdetect.images import ImageError, open_image
+from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
 
 log = logging.getLogger(__name__)
 
 RECORD_FILE = ".maskdetect-cache.json"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MODES = ("shorter", "square")
 
 

@@ -10,7 +10,8 @@ import logging
 import os
 from pathlib import Path
 
-from maskdetect.data.manifest import IMAGE_EXTENSIONS, ManifestRow, file_sha256, header_size, require_dir
+from maskdetect.data.manifest import ManifestRow, file_sha256, header_size, require_dir
+from maskdetect.images import IMAGE_SUFFIXES
 from maskdetect.labels import normalise_label
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def scan_folder(root: str | os.PathLike) -> list[ManifestRow]:
         except ValueError as err:
             raise ValueError(f"{sub}: {err}") from None
         for path in sorted(sub.rglob("*")):
-            if not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             width, height = header_size(path)
             rows.append(ManifestRow(

@@ -194,9 +194,6 @@ def require_dir(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-
-
 def header_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) from the file's header, after EXIF rotation; (0, 0) if unreadable.
 

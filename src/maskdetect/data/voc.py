@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskdetect.data.manifest import IMAGE_EXTENSIONS, ManifestRow, file_sha256, header_size, require_dir
+from maskdetect.data.manifest import ManifestRow, file_sha256, header_size, require_dir
+from maskdetect.images import IMAGE_SUFFIXES
 from maskdetect.labels import normalise_label
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def _index_images(folder: Path) -> dict[str, Path]:
     # Stems, lower-cased, so an xml naming x.jpg finds x.JPG, x.jpeg or x.png.
     index: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             index.setdefault(path.stem.lower(), path)
     return index
 

@@ -11,19 +11,18 @@ import torch
 from torch.utils.data import Dataset
 
 from maskdetect.data.split import SPLITS
-from maskdetect.images import ImageError, open_image
+from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
 from maskdetect.labels import CLASSES, normalise_label
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def find_images(folder: Path) -> list[Path]:
     """Image files under a folder (recursively, links followed), sorted."""
     found = []
     for dirpath, _dirs, files in os.walk(folder, followlinks=True):
-        found.extend(Path(dirpath) / name for name in files if name.lower().endswith(IMAGE_EXTENSIONS))
+        found.extend(Path(dirpath) / name for name in files if name.lower().endswith(IMAGE_SUFFIXES))
     return sorted(found)
 
 
