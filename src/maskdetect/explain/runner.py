@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from maskdetect import predict
 from maskdetect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, preprocessing_of
 from maskdetect.explain.backend import BACKENDS, make_forward, softmax
 from maskdetect.explain.gradcam import GradCAM
@@ -36,8 +37,6 @@ from maskdetect.faces.crop import Box, crop_face
 
 log = logging.getLogger(__name__)
 
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "models" / "default.pt"
 BoxDetector = Callable[[Image.Image], list[Box]]
 
 
@@ -279,10 +278,11 @@ def _load(checkpoint: str | os.PathLike | dict | None) -> tuple[dict, str]:
                 raise CheckpointError(f"checkpoint has no {key!r}; it is not a maskdetect checkpoint")
         return checkpoint, "<checkpoint>"
     if checkpoint is None:
-        if not DEFAULT_CHECKPOINT.is_file():
+        default = predict.DEFAULT_MODEL  # the one bundled model path, read when used
+        if not default.is_file():
             raise FileNotFoundError(
-                f"no --checkpoint given and the bundled model {DEFAULT_CHECKPOINT} does not exist yet; "
+                f"no --checkpoint given and the bundled model {default} does not exist yet; "
                 "pass --checkpoint FILE"
             )
-        checkpoint = DEFAULT_CHECKPOINT
+        checkpoint = default
     return load_checkpoint(checkpoint), str(checkpoint)
