@@ -73,6 +73,16 @@ def test_voc_finds_the_image_when_the_xml_names_another_extension(tmp_path: Path
     assert [Path(r.path).name for r in rows] == ["x.PNG"] and not report.problems
 
 
+def test_voc_corrupt_photo_with_a_non_numeric_size_still_scans(tmp_path: Path) -> None:
+    # The header is unreadable, so the xml's size is read; junk there must not end the whole scan.
+    root = make_voc(tmp_path / "v", {"x.jpg": [("with_mask", (10, 10, 60, 70))]})
+    (root / "images" / "x.jpg").write_bytes(b"not an image")
+    xml = root / "annotations" / "x.xml"
+    xml.write_text(xml.read_text().replace("<width>200</width>", "<width>wide</width>"))
+    rows, _ = scan_voc(root)
+    assert [(r.width, r.height) for r in rows] == [(0, 0)]
+
+
 def test_folder_of_class_named_subfolders(tmp_path: Path) -> None:
     write_image(tmp_path / "f" / "with_mask" / "1.jpg", 1)
     write_image(tmp_path / "f" / "Without_Mask" / "sub" / "2.png", 2)

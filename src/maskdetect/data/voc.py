@@ -120,8 +120,7 @@ def _scan_annotation(
         return []
     width, height = header_size(image_path)
     if not (width and height):  # unreadable header: trust the xml; verify will report the file
-        width = int(float(tree.findtext("size/width", "0") or 0))
-        height = int(float(tree.findtext("size/height", "0") or 0))
+        width, height = _xml_size(tree)
     report.photos += 1
     sha = file_sha256(image_path)
     group = photo_group(dataset, image_path)
@@ -146,6 +145,15 @@ def _scan_annotation(
             width=width, height=height, sha256=sha,
         ))
     return rows
+
+
+def _xml_size(tree: ET.Element) -> tuple[int, int]:
+    """The photo's size as its annotation states it; (0, 0) when missing or not a number."""
+    try:
+        return (int(float(tree.findtext("size/width", "0") or 0)),
+                int(float(tree.findtext("size/height", "0") or 0)))
+    except ValueError:
+        return 0, 0
 
 
 def _read_box(
