@@ -14,6 +14,7 @@ from maskdetect.train.config import (
     DEVICE_CHOICES,
     TrainConfig,
     build_config,
+    config_keys,
     read_yaml_settings,
 )
 
@@ -85,7 +86,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults < the run's saved config (with --resume) < --config YAML < flags given on the line."""
     flags = {
         name: getattr(args, name)
-        for name in TrainConfig.__dataclass_fields__
+        for name in config_keys()
         if getattr(args, name, None) is not None
     }
     layers: list[dict[str, Any]] = []
