@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from maskdetect.data.datasets_catalog import CATALOG, dataset_info, format_catalog
+from maskdetect.data.datasets_catalog import CATALOG, DatasetInfo, dataset_info, format_catalog
 
 
 def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -58,18 +58,12 @@ def run_download(args: argparse.Namespace) -> int:
     if args.dataset == "maskedface-net":
         pairs = parse_url_args(args.url, args.urls_file)
         if not pairs:
-            print(f"MaskedFace-Net needs its download links pasted by hand.\n"
-                  f"  home:    {info.home}\n  licence: {info.licence}\n  {info.how_to_get_links}",
-                  file=sys.stderr)
-            return 2
+            return _explain_missing_links("MaskedFace-Net needs its download links pasted by hand.", info)
         report = download_maskedface_net(args.dest, pairs, extract=not args.no_extract,
                                          verify=args.verify, **options)
     else:
         if not args.json:
-            print(f"FFHQ needs its index file, ffhq-dataset-v2.json.\n"
-                  f"  home:    {info.home}\n  licence: {info.licence}\n  {info.how_to_get_links}",
-                  file=sys.stderr)
-            return 2
+            return _explain_missing_links("FFHQ needs its index file, ffhq-dataset-v2.json.", info)
         report = download_ffhq(args.dest, args.json, kind=args.kind, limit=args.limit,
                                base_url=args.base_url, **options)
     skipped = f", {len(report.skipped)} archives already extracted" if report.skipped else ""
@@ -79,6 +73,13 @@ def run_download(args: argparse.Namespace) -> int:
     for name, reason in sorted(report.failed.items()):
         print(f"  FAILED {name}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _explain_missing_links(problem: str, info: DatasetInfo) -> int:
+    """Say what is missing and where the data set's links are found; the exit status of a usage error."""
+    print(f"{problem}\n  home:    {info.home}\n  licence: {info.licence}\n  {info.how_to_get_links}",
+          file=sys.stderr)
+    return 2
 
 
 def _add_cache(subparsers: argparse._SubParsersAction) -> None:
