@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from maskdetect.data.cache import list_images
 from maskdetect.data.split import SPLITS
-from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
+from maskdetect.images import ImageError, open_image
 from maskdetect.labels import CLASSES, normalise_label
 
 log = logging.getLogger(__name__)
@@ -19,11 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def find_images(folder: Path) -> list[Path]:
-    """Image files under a folder (recursively, links followed), sorted."""
-    found = []
-    for dirpath, _dirs, files in os.walk(folder, followlinks=True):
-        found.extend(Path(dirpath) / name for name in files if name.lower().endswith(IMAGE_SUFFIXES))
-    return sorted(found)
+    """Image files under a folder (recursively, links followed, hidden ones left out), sorted.
+
+    The very files `maskdetect data cache` copies, so a run on a cache sees what a run on its source does.
+    """
+    return sorted(folder / relpath for relpath in list_images(folder))
 
 
 def scan_class_folders(root: str | os.PathLike, *, require_all: bool) -> list[tuple[Path, int]]:
