@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from maskdetect.data.split import SPLITS
 from maskdetect.demo.report import ReportSection, write_report
 from maskdetect.labels import CLASSES
+from maskdetect.train.plots import plot_learning_curves
 
 if TYPE_CHECKING:
     from maskdetect.demo.pipeline import StageTiming, _Paths
@@ -53,7 +54,7 @@ def _data_section(split_manifest: Path) -> ReportSection:
 def _training_section(metrics_jsonl: Path, plot_path: Path) -> ReportSection:
     section = ReportSection("Training: ImageNet MobileNetV2, fine-tuned")
     epochs = read_jsonl(metrics_jsonl)
-    _plot_learning_curves(epochs, plot_path)
+    plot_learning_curves(epochs, plot_path)
     section.figure(plot_path, "loss and accuracy per epoch", width=720)
     section.table(
         ["epoch", "train loss", "train accuracy", "validation loss", "validation accuracy", "seconds"],
@@ -61,28 +62,6 @@ def _training_section(metrics_jsonl: Path, plot_path: Path) -> ReportSection:
          for e in epochs],
     )
     return section
-
-
-def _plot_learning_curves(epochs: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = [e["epoch"] for e in epochs]
-    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
-    loss_ax.plot(xs, [e["train_loss"] for e in epochs], "o-", label="train")
-    loss_ax.plot(xs, [e["val_loss"] for e in epochs], "o-", label="validation")
-    loss_ax.set(title="loss", xlabel="epoch")
-    acc_ax.plot(xs, [e["train_accuracy"] for e in epochs], "o-", label="train")
-    acc_ax.plot(xs, [e["val_accuracy"] for e in epochs], "o-", label="validation")
-    acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1))
-    for ax in (loss_ax, acc_ax):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def _evaluation_section(folder: Path) -> ReportSection:

@@ -1,4 +1,4 @@
-"""PNG figures of an evaluation: confusion matrix, reliability diagram, gallery of the worst mistakes."""
+"""PNG figures: confusion matrix, reliability diagram, worst mistakes, learning curves."""
 
 from __future__ import annotations
 
@@ -103,4 +103,21 @@ def plot_mistakes(mistakes: Sequence[dict[str, Any]], path: str | os.PathLike, c
     if not mistakes:
         grid.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     figure.suptitle("most confident mistakes", fontsize=10)
+    _save(figure, path)
+
+
+def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Loss and accuracy per epoch, train beside validation, from a run's metrics.jsonl records."""
+    xs = [e["epoch"] for e in history]
+    figure, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
+    loss_ax.plot(xs, [e["train_loss"] for e in history], "o-", label="train")
+    loss_ax.plot(xs, [e["val_loss"] for e in history], "o-", label="validation")
+    loss_ax.set(title="loss", xlabel="epoch")
+    acc_ax.plot(xs, [e["train_accuracy"] for e in history], "o-", label="train")
+    acc_ax.plot(xs, [e["val_accuracy"] for e in history], "o-", label="validation")
+    acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1))
+    for ax in (loss_ax, acc_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    figure.tight_layout()
     _save(figure, path)
