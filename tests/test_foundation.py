@@ -120,6 +120,10 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="junk.pt"):
         load_checkpoint(tmp_path / "junk.pt")
+    loaded["preprocessing"]["crop_policy"] = [1.3]  # not a mapping: still an error naming the file
+    save_checkpoint(loaded, tmp_path / "badprep.pt")
+    with pytest.raises(CheckpointError, match="badprep.pt: bad preprocessing"):
+        load_checkpoint(tmp_path / "badprep.pt")
 
 
 def test_cli_help_runs(capsys):

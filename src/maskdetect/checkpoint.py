@@ -91,7 +91,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         )
     try:
         Preprocessing.from_dict(checkpoint["preprocessing"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # AttributeError: a part not a dict
         raise CheckpointError(f"{path}: bad preprocessing ({err})") from None
     return checkpoint
 
