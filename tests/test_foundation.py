@@ -56,6 +56,13 @@ def test_crop_past_border_uses_fill_colour():
     assert tuple(array[-1, -1]) == (255, 255, 255)  # inside
 
 
+def test_sub_pixel_box_on_the_border_gets_fill_not_black():
+    # The square rounds to zero width at x=10 and is widened to one pixel, which lies outside.
+    image = Image.new("RGB", (10, 10), (255, 255, 255))
+    crop = crop_face(image, (9.8, 4.0, 10.0, 4.2), CropPolicy(scale=1.0))
+    assert np.asarray(crop).tolist() == [[list(CropPolicy().fill)]]
+
+
 def test_square_box_uses_longer_side():
     assert square_box((0, 0, 10, 40), CropPolicy(scale=1.0)) == (-15.0, 0.0, 25.0, 40.0)
 

@@ -80,19 +80,17 @@ def crop_face(
     (32, 32)
     """
     policy = policy or CropPolicy()
-    sx0, sy0, sx1, sy1 = (round(v) for v in square_box(box, policy))
+    sx0, sy0, sx1, _ = (round(v) for v in square_box(box, policy))
     side = max(1, sx1 - sx0)
+    sx1, sy1 = sx0 + side, sy0 + side
     if sx0 >= 0 and sy0 >= 0 and sx1 <= image.width and sy1 <= image.height:
-        crop = image.crop((sx0, sy0, sx0 + side, sy0 + side))
+        crop = image.crop((sx0, sy0, sx1, sy1))
     else:
+        # Image.crop would pad with black: paste the part inside the photo onto the fill colour instead.
         crop = Image.new("RGB", (side, side), policy.fill)
-        crop.paste(image.crop((sx0, sy0, sx0 + side, sy0 + side)).convert("RGB"), (0, 0))
-        # Image.crop pads with black outside the photo: repaint that margin with the fill colour.
-        inner = (max(0, -sx0), max(0, -sy0), min(side, image.width - sx0), min(side, image.height - sy0))
-        padded = Image.new("RGB", (side, side), policy.fill)
-        if inner[2] > inner[0] and inner[3] > inner[1]:
-            padded.paste(crop.crop(inner), inner[:2])
-        crop = padded
+        ix0, iy0, ix1, iy1 = max(0, sx0), max(0, sy0), min(image.width, sx1), min(image.height, sy1)
+        if ix1 > ix0 and iy1 > iy0:
+            crop.paste(image.crop((ix0, iy0, ix1, iy1)).convert("RGB"), (ix0 - sx0, iy0 - sy0))
     if size is not None:
         crop = crop.resize((size, size), Image.BILINEAR)
     return crop
