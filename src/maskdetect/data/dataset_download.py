@@ -132,9 +132,11 @@ def maskedface_net_specs(
         if not name:
             path_name = os.path.basename(urllib.parse.urlsplit(url).path)
             name = path_name if path_name.lower().endswith(".zip") else ""
-        if name and is_extracted(dest, _safe_name(name, url)):
-            done.append(_safe_name(name, url))
-            continue
+        if name:
+            name = _safe_name(name, url)
+            if is_extracted(dest, name):
+                done.append(name)
+                continue
         try:
             info = probe(url)
         except DownloadError as err:
