@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train_fixtures import make_split_tree, write_face
+from train_fixtures import fast_config, make_split_tree, write_face
 
 from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.cli import main
 from maskdetect.models import create_model
 from maskdetect.preprocess import Preprocessing
-from maskdetect.train.config import build_config
 from maskdetect.train.loop import train
 from maskdetect.train.metrics import calibration, classification_report, subtype_of
 
@@ -23,20 +22,7 @@ from maskdetect.train.metrics import calibration, classification_report, subtype
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     tree = make_split_tree(root / "tree")
-    config = build_config(
-        {
-            "data": str(tree),
-            "out": str(root / "run"),
-            "model": "small_cnn",
-            "input_size": 16,
-            "epochs": 3,
-            "batch_size": 8,
-            "lr": 3e-3,
-            "warmup_epochs": 0,
-            "workers": 0,
-            "threads": 1,
-        }
-    )
+    config = fast_config(tree, root / "run", epochs=3, lr=3e-3, warmup_epochs=0)
     train(config)
     return tree, root / "run" / "best.pt"
 

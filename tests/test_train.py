@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 import torch
 import yaml
-from train_fixtures import make_split_tree
+from train_fixtures import fast_config, make_split_tree
 
 from maskdetect.checkpoint import load_checkpoint, model_from_checkpoint, preprocessing_of
 from maskdetect.cli import main
 from maskdetect.preprocess import Preprocessing
-from maskdetect.train.config import build_config, read_yaml_settings
+from maskdetect.train.config import read_yaml_settings
 from maskdetect.train.dataset import FaceFolder, scan_class_folders
 from maskdetect.train.distributed import ResumableSampler
 from maskdetect.train.loop import lr_factor, train
@@ -47,21 +47,7 @@ def test_train_writes_checkpoints_metrics_and_config(tree, tmp_path, capsys):
 
 
 def test_training_learns_a_learnable_tree(tree, tmp_path):
-    config = build_config(
-        {
-            "data": str(tree),
-            "out": str(tmp_path / "run"),
-            "model": "small_cnn",
-            "input_size": 16,
-            "epochs": 3,
-            "batch_size": 8,
-            "lr": 3e-3,
-            "warmup_epochs": 0,
-            "workers": 0,
-            "threads": 1,
-            "balance": "loss",
-        }
-    )
+    config = fast_config(tree, tmp_path / "run", epochs=3, lr=3e-3, warmup_epochs=0, balance="loss")
     history = train(config)["history"]
     assert history[-1]["val_accuracy"] >= 0.75  # chance is 0.33
     assert history[-1]["val_loss"] < history[0]["train_loss"]
@@ -139,18 +125,7 @@ def test_corrupt_image_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
     tree = make_split_tree(tmp_path / "tree", {"train": 4, "validation": 2})
     bad = tree / "train" / "incorrect" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    config = build_config(
-        {
-            "data": str(tree),
-            "out": str(tmp_path / "run"),
-            "model": "small_cnn",
-            "input_size": 16,
-            "epochs": 1,
-            "batch_size": 4,
-            "workers": 0,
-            "threads": 1,
-        }
-    )
+    config = fast_config(tree, tmp_path / "run", epochs=1, batch_size=4)
     with caplog.at_level("WARNING"):
         assert train(config)["epochs"] == 1
     assert any("broken.jpg" in record.getMessage() for record in caplog.records)

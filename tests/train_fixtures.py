@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from maskdetect.labels import CLASSES
+from maskdetect.train.config import TrainConfig, build_config
 
 # One colour per class, on noise: learnable in an epoch or two by a small CNN at 16-32 px.
 CLASS_TINTS = {"covered": (40, 200, 60), "incorrect": (230, 160, 20), "uncovered": (200, 30, 40)}
@@ -31,3 +32,10 @@ def make_split_tree(
             for i in range(n):
                 write_face(root / split / label / f"{label}_{i}.jpg", label, rng)
     return root
+
+
+def fast_config(tree: Path, out: Path, **settings: object) -> TrainConfig:
+    """small_cnn on 16 px faces, batches of 8, one thread, no loader workers; `settings` override."""
+    base = {"data": str(tree), "out": str(out), "model": "small_cnn", "input_size": 16, "batch_size": 8,
+            "workers": 0, "threads": 1}
+    return build_config(base, settings)
