@@ -90,6 +90,8 @@ def test_bad_arguments(tmp_path):
         build_cache(tmp_path / "src", tmp_path / "c", mode="stretch")
     with pytest.raises(ValueError, match="inside the source"):
         build_cache(tmp_path / "src", tmp_path / "src" / "cache")
+    with pytest.raises(ValueError, match="--jobs must be at least 1, got 0"):  # 0 is not "every core"
+        build_cache(tmp_path / "src", tmp_path / "c", jobs=0)
     assert target_size(1024, 768, 160, "shorter") == (213, 160)
     assert cached_name("a/b.jpeg") == "a/b.jpeg"
 

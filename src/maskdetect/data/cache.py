@@ -197,7 +197,8 @@ def build_cache(
         raise ValueError(f"--quality must be 1..100, got {quality}")
     if src.resolve() == dest.resolve() or src.resolve() in dest.resolve().parents:
         raise ValueError(f"cache folder {dest} must not be inside the source tree {src}")
-    jobs = jobs or os.cpu_count() or 1
+    if jobs is None:
+        jobs = os.cpu_count() or 1
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     params = {"size": size, "mode": mode, "quality": quality}
