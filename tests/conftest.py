@@ -16,3 +16,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"real test data not found at {SHARED_DATA}; it must sit beside the project checkout")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained small_cnn checkpoint at 64 px: for plumbing tests, not for quality."""
+    import torch
+
+    from maskdetect.checkpoint import make_checkpoint, save_checkpoint
+    from maskdetect.models import create_model
+    from maskdetect.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    model = create_model("small_cnn")
+    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64)), path)
+    return path

@@ -9,27 +9,14 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from skimage.data import astronaut
 
-from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.cli import main
 from maskdetect.detect_media import collect_inputs
 from maskdetect.draw import draw_results
 from maskdetect.labels import CLASS_COLOURS, CLASSES
-from maskdetect.models import create_model
 from maskdetect.predict import FaceResult
-from maskdetect.preprocess import Preprocessing
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    model = create_model("small_cnn")
-    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64)), path)
-    return path
 
 
 def _huge_png_header(path, side=20_000):
@@ -54,7 +41,7 @@ def _read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_detect_a_folder_with_bad_files_reports_them_and_goes_on(tmp_path, checkpoint, capsys):
+def test_detect_a_folder_with_bad_files_reports_them_and_goes_on(tmp_path, untrained_checkpoint, capsys):
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
     Image.fromarray(astronaut()).save(photos / "sub" / "astronaut.png")
@@ -64,7 +51,8 @@ def test_detect_a_folder_with_bad_files_reports_them_and_goes_on(tmp_path, check
     _huge_png_header(photos / "huge.png")
     (photos / "notes.txt").write_text("ignored: not an image suffix")
     out = tmp_path / "out"
-    code = main(["detect", str(photos), "--checkpoint", str(checkpoint), "--out", str(out), "--workers", "2"])
+    code = main(["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out),
+                 "--workers", "2"])
     assert code == 0
     records = {r["path"].split("/")[-1]: r for r in _read_jsonl(out / "detections.jsonl")}
     assert set(records) == {"astronaut.png", "small.jpg", "empty.jpg", "broken.jpg", "huge.png"}
@@ -85,7 +73,7 @@ def test_detect_a_folder_with_bad_files_reports_them_and_goes_on(tmp_path, check
     assert "faces by class:" in captured.out and "empty.jpg" in captured.err
 
 
-def test_detect_video_and_a_truncated_video(tmp_path, checkpoint):
+def test_detect_video_and_a_truncated_video(tmp_path, untrained_checkpoint):
     frames = [np.asarray(Image.fromarray(astronaut()).resize((320, 240))) for _ in range(6)]
     _write_video(tmp_path / "clip.mp4", frames)
     _write_video(tmp_path / "cut.avi", frames * 3, fourcc="MJPG")
@@ -94,7 +82,7 @@ def test_detect_video_and_a_truncated_video(tmp_path, checkpoint):
     (tmp_path / "junk.mp4").write_bytes(b"\x00" * 100)
     out = tmp_path / "out"
     args = [str(tmp_path / n) for n in ("clip.mp4", "cut.avi", "junk.mp4")]
-    assert main(["detect", *args, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert main(["detect", *args, "--checkpoint", str(untrained_checkpoint), "--out", str(out)]) == 0
     records = _read_jsonl(out / "detections.jsonl")
     clip_frames = [r for r in records if r["path"].endswith("clip.mp4") and "frame" in r]
     assert len(clip_frames) == 6 and all(len(r["faces"]) == 1 for r in clip_frames)
@@ -107,10 +95,10 @@ def test_detect_video_and_a_truncated_video(tmp_path, checkpoint):
     assert "error" in cut or ("ended early" in cut["warning"] and cut["frames"] < 18)
 
 
-def test_missing_camera_is_a_clear_error_and_files_still_run(tmp_path, checkpoint, capsys):
+def test_missing_camera_is_a_clear_error_and_files_still_run(tmp_path, untrained_checkpoint, capsys):
     Image.fromarray(astronaut()).save(tmp_path / "a.png")
     out = tmp_path / "out"
-    args = ["--camera", "97", "--checkpoint", str(checkpoint), "--out", str(out)]
+    args = ["--camera", "97", "--checkpoint", str(untrained_checkpoint), "--out", str(out)]
     main(["detect", str(tmp_path / "a.png"), *args])
     assert "camera 97 is not there" in capsys.readouterr().err
     assert len(_read_jsonl(out / "detections.jsonl")[0]["faces"]) == 1
@@ -133,10 +121,10 @@ def test_collect_inputs_keeps_same_named_files_apart(tmp_path):
     assert len({j.out_name for j in jobs}) == 2 and errors == [f"{tmp_path / 'nope'}: no such file or folder"]
 
 
-def test_export_command_writes_onnx(tmp_path, checkpoint, capsys):
+def test_export_command_writes_onnx(tmp_path, untrained_checkpoint, capsys):
     import onnxruntime as ort
 
-    args = ["--checkpoint", str(checkpoint), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]
+    args = ["--checkpoint", str(untrained_checkpoint), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]
     assert main(["export", *args]) == 0
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     assert session.run(None, {"input": np.zeros((3, 3, 64, 64), np.float32)})[0].shape == (3, 3)
@@ -154,11 +142,12 @@ def _voc_set(root, faces):
     (root / "annotations" / "astro.xml").write_text(xml)
 
 
-def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, checkpoint, capsys):
+def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, untrained_checkpoint, capsys):
     # The astronaut's face (found) and a made-up small face on her suit (missed).
     _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190)), ("with_mask", (380, 400, 400, 420))])
     report_path = tmp_path / "report.json"
-    args = ["evaluate-detect", str(tmp_path / "voc"), "--checkpoint", str(checkpoint), "-o", str(report_path)]
+    checkpoint = str(untrained_checkpoint)
+    args = ["evaluate-detect", str(tmp_path / "voc"), "--checkpoint", checkpoint, "-o", str(report_path)]
     assert main(args) == 0
     report = json.loads(report_path.read_text())
     assert report["faces"] == 2 and report["matched"] == 1 and report["recall"] == 0.5
@@ -213,12 +202,13 @@ class FakeCamera:
         self.left = 0
 
 
-def test_camera_without_a_display_writes_annotated_frames(tmp_path, checkpoint, monkeypatch):
+def test_camera_without_a_display_writes_annotated_frames(tmp_path, untrained_checkpoint, monkeypatch):
     monkeypatch.setattr(cv2, "VideoCapture", FakeCamera)
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     out = tmp_path / "out"
-    assert main(["detect", "--camera", "0", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    args = ["detect", "--camera", "0", "--checkpoint", str(untrained_checkpoint), "--out", str(out)]
+    assert main(args) == 0
     frames = sorted((out / "camera").glob("frame_*.jpg"))
     assert [f.name for f in frames] == ["frame_000000.jpg", "frame_000001.jpg", "frame_000002.jpg"]
     records = _read_jsonl(out / "detections.jsonl")

@@ -6,30 +6,17 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from skimage.data import astronaut
 
-from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.images import ImageError
 from maskdetect.labels import CLASSES
-from maskdetect.models import create_model
 from maskdetect.predict import DEFAULT_MODEL, FaceResult, Predictor
-from maskdetect.preprocess import Preprocessing
 
 
 @pytest.fixture(scope="module")
-def checkpoint_path(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    model = create_model("small_cnn")
-    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64)), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def predictor(checkpoint_path):
-    return Predictor(checkpoint_path)
+def predictor(untrained_checkpoint):
+    return Predictor(untrained_checkpoint)
 
 
 def _check_astronaut(results):
@@ -56,9 +43,9 @@ def test_every_kind_of_input_gives_the_same_faces(predictor, tmp_path):
         assert results[0].to_dict() == outputs[0][0].to_dict()
 
 
-def test_torch_and_onnx_backends_agree(checkpoint_path, predictor):
+def test_torch_and_onnx_backends_agree(untrained_checkpoint, predictor):
     onnx_face = predictor(astronaut())[0]
-    torch_face = Predictor(checkpoint_path, backend="torch")(astronaut())[0]
+    torch_face = Predictor(untrained_checkpoint, backend="torch")(astronaut())[0]
     assert torch_face.label == onnx_face.label
     for name in CLASSES:
         assert torch_face.probabilities[name] == pytest.approx(onnx_face.probabilities[name], abs=1e-4)
@@ -101,12 +88,12 @@ def test_missing_default_model_says_so(monkeypatch, tmp_path):
     assert DEFAULT_MODEL.name == "default.pt"
 
 
-def test_unknown_backend_and_detector_list_the_choices(checkpoint_path):
+def test_unknown_backend_and_detector_list_the_choices(untrained_checkpoint):
     with pytest.raises(ValueError, match="onnx, torch"):
-        Predictor(checkpoint_path, backend="tensorrt")
+        Predictor(untrained_checkpoint, backend="tensorrt")
     with pytest.raises(ValueError, match="haar"):
-        Predictor(checkpoint_path, detector="mtcnn")
+        Predictor(untrained_checkpoint, detector="mtcnn")
 
 
-def test_haar_detector_runs_through_the_predictor(checkpoint_path):
-    _check_astronaut(Predictor(checkpoint_path, detector="haar", backend="torch")(astronaut()))
+def test_haar_detector_runs_through_the_predictor(untrained_checkpoint):
+    _check_astronaut(Predictor(untrained_checkpoint, detector="haar", backend="torch")(astronaut()))
