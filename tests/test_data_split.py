@@ -121,3 +121,29 @@ def test_count_table_totals() -> None:
     table = count_table(assign_splits(identity_rows(100), seed=0))
     total = table.splitlines()[-1].split()
     assert total[0] == "total" and int(total[-1]) == len(identity_rows(100))
+
+
+def test_keep_split_adds_data_without_moving_a_photo() -> None:
+    """New images of old photos (drawn masks) and new photos join; no earlier photo changes split."""
+    before = assign_splits(identity_rows(people=200, seed=4), seed=0)
+    earlier = {r.group: r.split for r in before}
+    extra = [ManifestRow(f"/synth/{r.group}.jpg", None, "incorrect", group=r.group) for r in before[::3]]
+    new_people = [
+        r.replace(group="new-" + r.group, path="/new" + r.path) for r in identity_rows(people=100, seed=5)
+    ]
+    rows = [r.replace(split="") for r in before] + extra + new_people
+    plain = assign_splits(rows, seed=0)
+    assert any(r.split != earlier[r.group] for r in plain if r.group in earlier)  # what --keep-split prevents
+    kept = assign_splits(rows, seed=0, keep=before)
+    assert all(r.split == earlier[r.group] for r in kept if r.group in earlier)
+    new_splits = Counter(r.split for r in kept if r.group.startswith("new-"))
+    assert set(new_splits) == set(SPLITS)
+    assert crossing_groups(kept, [r.split for r in kept]) == set()
+    holdout_share = sum(r.split == "holdout" for r in kept) / len(kept)
+    assert abs(holdout_share - 0.2) < 0.03
+
+
+def test_keep_split_rejects_an_unknown_split() -> None:
+    rows = identity_rows(people=5)
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        assign_splits(rows, keep=[rows[0].replace(split="test")])

@@ -83,6 +83,9 @@ def _add_split_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-scale", type=float, default=CropPolicy().scale,
                         help=f"crop side / face box side (default {CropPolicy().scale})")
     parser.add_argument("--overwrite", action="store_true", help="replace a different tree at --out")
+    parser.add_argument("--keep-split", metavar="CSV",
+                        help="an earlier tree's split_manifest.csv: its photos keep their split, new ones "
+                        "fill the shares around them (add data without moving the holdout)")
 
 
 def _check_output_parent(path: str) -> None:
@@ -125,8 +128,15 @@ def _verify(rows: list[ManifestRow], args: argparse.Namespace) -> list[ManifestR
 def _split(rows: list[ManifestRow], args: argparse.Namespace) -> None:
     start = time.perf_counter()
     threshold = None if args.near_duplicate_threshold < 0 else args.near_duplicate_threshold
+    keep = read_manifest(args.keep_split) if args.keep_split else []
+    if args.keep_split and not any(r.split for r in keep):
+        raise ValueError(f"{args.keep_split}: no split in it; give the split_manifest.csv of a prepared tree")
     split_rows = assign_splits(rows, holdout=args.holdout, validation=args.validation, seed=args.seed,
-                               cap=args.cap, balance=args.balance, near_duplicate_threshold=threshold)
+                               cap=args.cap, balance=args.balance, near_duplicate_threshold=threshold,
+                               keep=keep)
+    if keep:
+        kept = sum(1 for r in split_rows if r.group in {k.group for k in keep})
+        print(f"kept the earlier split ({args.keep_split}) for {kept} of {len(split_rows)} images")
     result = write_split_tree(split_rows, args.out, link=args.link, size=args.size,
                               policy=CropPolicy(scale=args.crop_scale), overwrite=args.overwrite,
                               workers=getattr(args, "workers", 2))

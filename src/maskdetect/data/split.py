@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -44,6 +44,7 @@ def split_grouped(
     holdout: float = 0.2,
     validation: float = 0.2,
     seed: int = 0,
+    pinned: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The split of each item, keeping groups whole and classes in proportion.
 
@@ -53,13 +54,26 @@ def split_grouped(
         holdout: share of everything for the holdout split.
         validation: share of the rest for validation.
         seed: the random seed (same inputs and seed, same split).
+        pinned: group -> split for groups whose split is already fixed (an earlier tree's); the
+            other groups fill the shares around them.
 
     Returns:
         ``"train"``, ``"validation"`` or ``"holdout"`` for each item.
 
+    Raises:
+        ValueError: a pinned split that is not one of SPLITS.
+
     >>> split_grouped(["covered"] * 10, [str(i) for i in range(10)], seed=1).count("holdout")
     2
+    >>> split_grouped(["covered"] * 3, ["a", "b", "c"], pinned={"a": "holdout"})[0]
+    'holdout'
     """
+    pinned = dict(pinned or {})
+    for group, split in pinned.items():
+        if split not in SPLITS:
+            raise ValueError(
+                f"group {group!r} is pinned to unknown split {split!r}; splits are {', '.join(SPLITS)}"
+            )
     if len(labels) != len(groups):
         raise ValueError(f"{len(labels)} labels but {len(groups)} groups")
     fractions = np.array(split_fractions(holdout, validation))
@@ -79,7 +93,13 @@ def split_grouped(
     rng = np.random.default_rng(seed)
     scale = np.maximum(targets, 1)  # errors relative to each split's own target
     assigned = [""] * len(labels)
-    for g in rng.permutation(len(names)):
+    order = rng.permutation(len(names))
+    for g in [g for g in order if names[g] in pinned]:
+        best = SPLITS.index(pinned[names[g]])
+        current[best] += counts[g]
+        for index in members[names[g]]:
+            assigned[index] = SPLITS[best]
+    for g in [g for g in order if names[g] not in pinned]:
         before = ((current - targets) / scale) ** 2
         after = ((current + counts[g] - targets) / scale) ** 2
         cost = (after - before).sum(axis=1)
@@ -135,6 +155,7 @@ def assign_splits(
     cap: int | None = None,
     balance: bool = False,
     near_duplicate_threshold: int | None = DEFAULT_THRESHOLD,
+    keep: Sequence[ManifestRow] = (),
 ) -> list[ManifestRow]:
     """Rows with ``split_group`` (groups merged across near-duplicate photos) and ``split`` filled in.
 
@@ -143,6 +164,8 @@ def assign_splits(
         holdout, validation, seed: see `split_grouped`.
         cap, balance: see `cap_and_balance` (applied before splitting).
         near_duplicate_threshold: largest dhash Hamming distance merged; None to merge nothing.
+        keep: rows of an earlier split (its split_manifest.csv): every photo it placed keeps its split,
+            so that adding data to a tree never moves a photo into or out of the holdout.
 
     >>> rows = [ManifestRow(str(i), None, "covered", group=str(i // 2)) for i in range(10)]
     >>> out = assign_splits(rows, seed=3)
@@ -154,8 +177,32 @@ def assign_splits(
     if near_duplicate_threshold is not None:
         groups, pairs = merge_near_duplicate_groups(groups, [r.dhash for r in rows], near_duplicate_threshold)
         log.info("near-duplicates: %d pairs of photos across groups merged", len(pairs))
-    splits = split_grouped([r.label for r in rows], groups, holdout=holdout, validation=validation, seed=seed)
+    pinned = _pinned_groups(rows, groups, keep)
+    splits = split_grouped([r.label for r in rows], groups, holdout=holdout, validation=validation, seed=seed,
+                           pinned=pinned)
     return [r.replace(split_group=g, split=s) for r, g, s in zip(rows, groups, splits, strict=True)]
+
+
+def _pinned_groups(
+    rows: Sequence[ManifestRow], groups: Sequence[str], keep: Sequence[ManifestRow]
+) -> dict[str, str]:
+    # Pin by source photo (`group`), then lift to the merged split groups. A merged group whose photos
+    # the earlier split put in different places cannot keep both: the first photo's split wins.
+    earlier = {r.group: r.split for r in keep if r.split}
+    pinned: dict[str, str] = {}
+    conflicts = 0
+    for row, group in zip(rows, groups, strict=True):
+        split = earlier.get(row.group)
+        if split is None:
+            continue
+        if pinned.setdefault(group, split) != split:
+            conflicts += 1
+    if keep:
+        kept = sum(1 for r in rows if r.group in earlier)
+        log.info("kept the earlier split of %d of %d images (%d new)", kept, len(rows), len(rows) - kept)
+    if conflicts:
+        log.warning("%d images of merged near-duplicate groups had different earlier splits", conflicts)
+    return pinned
 
 
 def count_table(rows: Sequence[ManifestRow]) -> str:
