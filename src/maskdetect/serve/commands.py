@@ -8,7 +8,7 @@ import logging
 from maskdetect.faces.detector import DETECTORS
 from maskdetect.images import DEFAULT_MAX_PIXELS
 from maskdetect.predict import BACKENDS
-from maskdetect.serve.upload import DEFAULT_MAX_BYTES
+from maskdetect.serve.limits import DEFAULT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 

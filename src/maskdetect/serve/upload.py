@@ -13,8 +13,9 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from maskdetect.serve.limits import DEFAULT_MAX_BYTES
+
 IMAGE_FIELD = "image"
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 RAW_TYPES = ("application/octet-stream",)
 
 
