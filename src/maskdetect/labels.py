@@ -40,6 +40,8 @@ MASKEDFACE_SUBTYPES: dict[str, tuple[str, str]] = {
     "Mask_Mouth_Chin": (INCORRECT, "nose_exposed"),
     "Mask_Nose_Mouth": (INCORRECT, "chin_exposed"),
     "Mask_Chin": (INCORRECT, "nose_mouth_exposed"),
+    # Not in MaskedFace-Net: `maskdetect synth`'s mask pulled down onto the neck.
+    "Mask_Neck": (INCORRECT, "nose_mouth_exposed"),
 }
 
 

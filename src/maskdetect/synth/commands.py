@@ -6,7 +6,7 @@ import argparse
 import json
 
 from maskdetect.synth.masks import KINDS
-from maskdetect.synth.placement import PLACEMENTS
+from maskdetect.synth.placement import EXTRA_PLACEMENTS, PLACEMENTS
 from maskdetect.synth.runner import SynthOptions, synthesize
 
 
@@ -21,15 +21,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Draw masks on the uncovered faces of a Pascal VOC photo set, or on a folder of face images, "
             "and write them as MaskedFace-Net does: OUT/CMFD/<thousands>/<id>_Mask.jpg (covered) and "
-            "OUT/IMFD/<thousands>/<id>_Mask_{Mouth_Chin,Nose_Mouth,Chin}.jpg (incorrect), framed as aligned "
-            "head shots, plus synth_manifest.csv, synth_summary.json and contact_sheet.png."
+            "OUT/IMFD/<thousands>/<id>_Mask_{Mouth_Chin,Nose_Mouth,Chin,Neck}.jpg (incorrect), framed as "
+            "aligned head shots, plus synth_manifest.csv, synth_summary.json and contact_sheet.png."
         ),
     )
     parser.add_argument("source", help="a Pascal VOC folder (annotations/ + images/) or a folder of faces")
     parser.add_argument("out", help="output folder")
     parser.add_argument(
         "--placements", type=_csv_list, default=PLACEMENTS,
-        help=f"comma-separated MaskedFace-Net suffixes to draw (default all: {','.join(PLACEMENTS)})",
+        help=f"comma-separated MaskedFace-Net suffixes to draw (default MaskedFace-Net's four: "
+        f"{','.join(PLACEMENTS)}; also {','.join(EXTRA_PLACEMENTS)}: a mask pulled down onto the neck)",
     )
     parser.add_argument(
         "--kinds", type=_csv_list, default=KINDS, help=f"mask kinds to pick from (default {','.join(KINDS)})"

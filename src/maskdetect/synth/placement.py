@@ -21,6 +21,10 @@ from maskdetect.faces import landmarks as lm
 
 # MaskedFace-Net's file-name suffixes, in the order they are drawn.
 PLACEMENTS: tuple[str, ...] = ("Mask", "Mask_Mouth_Chin", "Mask_Nose_Mouth", "Mask_Chin")
+# Beyond MaskedFace-Net: the whole mask pulled down off the mouth onto the chin and neck, the way most
+# wrongly worn masks look in street photos (MaskedFace-Net's Mask_Chin is a strip on the chin only).
+EXTRA_PLACEMENTS: tuple[str, ...] = ("Mask_Neck",)
+KNOWN_PLACEMENTS: tuple[str, ...] = PLACEMENTS + EXTRA_PLACEMENTS
 
 # Oval points on each side (image left, image right), top to bottom: cheekbone, nose, mouth, below
 # the mouth, jaw angle.
@@ -46,6 +50,8 @@ class Edges:
         bottom_mid, bottom_sides: v of the bottom edge, or None where the mask wraps under the chin.
         top_power: the top edge's curve (v rises from the side to the midline as |t| ** power);
             smaller is more pointed at the nose.
+        drop: how far (in v) the whole mask, shaped as these edges say, is slid down the face after
+            drawing: a mask pulled down keeps the shape it had on the face.
     """
 
     top_mid: float
@@ -53,6 +59,16 @@ class Edges:
     bottom_mid: float | None = None
     bottom_sides: tuple[float, float] | None = None
     top_power: float = 1.6
+    drop: float = 0.0
+
+    def dropped(self, jaw_sides: tuple[float, float]) -> Edges:
+        """These edges moved down by `drop` (bottom at the jaw when open), where the straps attach."""
+        bottom_sides = self.bottom_sides or jaw_sides
+        return Edges(
+            self.top_mid + self.drop, (self.top_sides[0] + self.drop, self.top_sides[1] + self.drop),
+            None if self.bottom_mid is None else self.bottom_mid + self.drop,
+            (bottom_sides[0] + self.drop, bottom_sides[1] + self.drop), self.top_power,
+        )
 
 
 class FaceFrame:
@@ -113,15 +129,17 @@ def placement_edges(
     Args:
         frame: the face frame of the mesh.
         placement: "Mask" (nose, mouth and chin covered), "Mask_Mouth_Chin" (nose exposed),
-            "Mask_Nose_Mouth" (chin exposed) or "Mask_Chin" (only the chin covered).
+            "Mask_Nose_Mouth" (chin exposed), "Mask_Chin" (only the chin covered) or "Mask_Neck"
+            (a whole mask slid down so that its top edge lies between the lower lip and the chin's
+            bottom; nose and mouth show, the rest hangs over the jaw and neck).
         rng: the random generator for the variety.
         kind: the mask's kind; an N95 has a more pointed top.
 
     Raises:
         ValueError: an unknown placement; the message lists the known ones.
     """
-    if placement not in PLACEMENTS:
-        raise ValueError(f"unknown placement {placement!r}; known: {', '.join(PLACEMENTS)}")
+    if placement not in KNOWN_PLACEMENTS:
+        raise ValueError(f"unknown placement {placement!r}; known: {', '.join(KNOWN_PLACEMENTS)}")
     v = frame.v
     power = float(rng.uniform(1.1, 1.4) if kind == "n95" else rng.uniform(1.4, 2.0))
     on_bridge = _lerp(v(168), v(lm.NOSE_TIP), float(rng.uniform(0.25, 0.45)))
@@ -129,6 +147,9 @@ def placement_edges(
     under_lip = _lerp(v(lm.LOWER_LIP_BOTTOM), v(lm.CHIN_TOP), float(rng.uniform(0.3, 0.8)))
     if placement == "Mask":
         return Edges(on_bridge, bridge_sides, top_power=power)
+    if placement == "Mask_Neck":
+        top = _lerp(v(lm.LOWER_LIP_BOTTOM), v(lm.CHIN_BOTTOM), float(rng.uniform(0.2, 0.8)))
+        return Edges(on_bridge, bridge_sides, top_power=power, drop=top - on_bridge)
     if placement == "Mask_Mouth_Chin":
         # Below the nose: the nostrils show, the upper lip is covered.
         top = _lerp(v(lm.NOSE_BOTTOM), v(lm.UPPER_LIP_TOP), float(rng.uniform(0.1, 0.5)))

@@ -42,7 +42,7 @@ def draw_mask(
     Args:
         image: an RGB image holding the face (a crop is best: the work is done over the face only).
         points: the face mesh (468, 2 or 3) in `image`'s pixels.
-        placement: one of `placement.PLACEMENTS`.
+        placement: one of `placement.KNOWN_PLACEMENTS`.
         style: see `masks.random_style`.
         rng: the seeded generator (placement variety and fabric grain).
 
@@ -78,10 +78,18 @@ def draw_mask(
     colour = np.zeros((work.height, work.width, 3), dtype=np.float64)
     alpha[y0:y1, x0:x1] = fields.alpha
     colour[y0:y1, x0:x1] = fabric * fields.alpha[..., None]
+    import cv2
+
+    if edges.drop:
+        # Slide the drawn mask down the face (along its chin-ward axis); what leaves the image is cut.
+        dx, dy = frame.v_axis * edges.drop * fields.unit
+        move = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+        colour = cv2.warpAffine(colour, move, (work.width, work.height), flags=cv2.INTER_LINEAR)
+        alpha = cv2.warpAffine(alpha, move, (work.width, work.height), flags=cv2.INTER_LINEAR)
+        jaw = (float(frame.points[172, 1]), float(frame.points[397, 1]))
+        edges = edges.dropped(jaw)
     _draw_straps(colour, alpha, frame, edges, style, fields.unit)
     if zoom > 1.0:
-        import cv2
-
         colour = cv2.resize(colour, image.size, interpolation=cv2.INTER_AREA)
         alpha = cv2.resize(alpha, image.size, interpolation=cv2.INTER_AREA)
     alpha = np.clip(alpha, 0.0, 1.0)

@@ -30,7 +30,7 @@ from maskdetect.fileio import atomic_write_bytes, atomic_write_text
 from maskdetect.images import ImageError, open_image
 from maskdetect.labels import MASKEDFACE_SUBTYPES
 from maskdetect.synth.masks import KINDS, random_style
-from maskdetect.synth.placement import PLACEMENTS
+from maskdetect.synth.placement import KNOWN_PLACEMENTS, PLACEMENTS
 from maskdetect.synth.render import draw_mask
 from maskdetect.synth.sheet import contact_sheet
 from maskdetect.synth.sources import SourceFace, iter_source_faces
@@ -75,8 +75,8 @@ class SynthOptions:
 
     def __post_init__(self) -> None:
         for name in self.placements:
-            if name not in PLACEMENTS:
-                raise ValueError(f"unknown placement {name!r}; known: {', '.join(PLACEMENTS)}")
+            if name not in KNOWN_PLACEMENTS:
+                raise ValueError(f"unknown placement {name!r}; known: {', '.join(KNOWN_PLACEMENTS)}")
         for kind in self.kinds:
             if kind not in KINDS:
                 raise ValueError(f"unknown mask kind {kind!r}; known: {', '.join(KINDS)}")
