@@ -32,14 +32,17 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def weighted_nms(
-    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge overlapping boxes: each cluster becomes its score-weighted mean box and its best score.
+    """Merge overlapping boxes: each cluster becomes its weighted mean box and its best score.
 
     Args:
         boxes: N x 4 array of (x0, y0, x1, y1).
         scores: N scores.
-        iou_threshold: boxes overlapping the cluster's best box by more than this join the cluster.
+        iou_threshold: boxes overlapping the cluster's seed box by more than this join the cluster.
+        weights: N weights of the boxes' geometry; None weighs by score. Clusters are seeded from the
+            heaviest box, so a box trusted more for where it is leads its cluster; the cluster's score
+            is still its best score.
 
     Returns:
         (boxes, scores) of the merged detections, best score first.
@@ -55,22 +58,26 @@ def weighted_nms(
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(boxes) != len(scores):
         raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
-    order = np.argsort(-scores, kind="stable")
-    remaining = order
+    weights = scores if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(weights) != len(scores):
+        raise ValueError(f"{len(weights)} weights but {len(scores)} scores")
+    remaining = np.argsort(-weights, kind="stable")
     kept_boxes, kept_scores = [], []
     while remaining.size:
-        best = remaining[0]
-        overlap = iou_matrix(boxes[best], boxes[remaining])[0]
+        seed = remaining[0]
+        overlap = iou_matrix(boxes[seed], boxes[remaining])[0]
         members = remaining[overlap > iou_threshold]
         members = members if members.size else remaining[:1]
-        weights = scores[members]
-        kept_boxes.append((boxes[members] * weights[:, None]).sum(axis=0) / max(weights.sum(), 1e-12))
-        kept_scores.append(scores[best])
+        w = weights[members]
+        kept_boxes.append((boxes[members] * w[:, None]).sum(axis=0) / max(w.sum(), 1e-12))
+        kept_scores.append(scores[members].max())
         remaining = remaining[overlap <= iou_threshold]
-        remaining = remaining[remaining != best]
+        remaining = remaining[remaining != seed]
     if not kept_boxes:
         return np.zeros((0, 4)), np.zeros(0)
-    return np.array(kept_boxes), np.array(kept_scores)
+    kept_boxes, kept_scores = np.array(kept_boxes), np.array(kept_scores)
+    order = np.argsort(-kept_scores, kind="stable")
+    return kept_boxes[order], kept_scores[order]
 
 
 def reframe_boxes(boxes: np.ndarray, dx: float, dy: float, sx: float, sy: float) -> np.ndarray:
