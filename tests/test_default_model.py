@@ -19,7 +19,7 @@ def test_bundled_model_carries_its_preprocessing():
     checkpoint = load_checkpoint(DEFAULT_MODEL)
     assert checkpoint["arch"] == "mobilenet_v2"
     prep = preprocessing_of(checkpoint)
-    assert prep.classes == CLASSES and prep.input_size == 160
+    assert prep.classes == CLASSES and prep.input_size == 224
 
 
 def test_bundled_model_labels_sample_faces():
