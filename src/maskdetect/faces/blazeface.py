@@ -268,8 +268,7 @@ class BlazeFaceDetector:
         """
         config = self.config
         low = config.threshold if config.candidate_threshold is None else config.candidate_threshold
-        image = image if image.mode == "RGB" else image.convert("RGB")
-        pixels = np.asarray(image)
+        pixels = np.asarray(image.convert("RGB"))
         boxes, scores = self._merged_candidates(pixels, low)
         if config.second_look and len(boxes):
             scores = verified_scores(scores, second_look_scores(pixels, boxes, self._models()))
@@ -278,7 +277,7 @@ class BlazeFaceDetector:
         keep = scores >= config.threshold
         boxes, scores = boxes[keep], scores[keep]
         if self._mesh_boxer is not None and len(boxes):
-            boxes = self._mesh_boxer(image, boxes)
+            boxes = self._mesh_boxer(Image.fromarray(pixels), boxes)
         return boxes, scores
 
     def _merged_candidates(self, pixels: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
