@@ -49,7 +49,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _model_options(evaluate)
     evaluate.add_argument("--detection-only", action="store_true", help="no classifier: face recall only")
     evaluate.add_argument("--raw-boxes", action="store_true",
-                          help="(blazeface) score BlazeFace's own boxes, before the VOC mapping")
+                          help="(blazeface) score the detector's boxes before their VOC framing "
+                          "(accurate config: the mesh-averaged boxes)")
     evaluate.add_argument("--match-iou", type=float, default=0.5, help="IoU for a match (default 0.5)")
     evaluate.add_argument("--exclude", type=Path, help="file listing image names to leave out (first column)")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N annotations")
