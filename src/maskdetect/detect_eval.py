@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from maskdetect.data.voc_xml import annotation_folder, image_folder, image_of, index_images, read_annotation
 from maskdetect.faces.nms import iou_matrix
-from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
+from maskdetect.images import ImageError, open_image
 from maskdetect.labels import CLASSES, normalise_label
 
 log = logging.getLogger(__name__)
@@ -31,54 +31,40 @@ LOOSE_IOU = 0.3  # recall here too tells missed faces from boxes framed unlike t
 TruthFace = tuple[tuple[float, float, float, float], str]
 
 
-def load_voc_faces(xml_path: str | Path, image_dir: str | Path) -> tuple[Path, list[TruthFace]]:
+def load_voc_faces(
+    xml_path: str | Path, image_dir: str | Path, images: dict[str, Path] | None = None
+) -> tuple[Path, list[TruthFace]]:
     """The image file and the (box, class) faces of one VOC annotation.
 
-    The image is found by the xml's stem (any image suffix, any case) in `image_dir`, falling back
-    to the xml's <filename>.
+    The image is found in `image_dir` by the xml's <filename> stem, else the xml's own stem (any
+    image suffix, any case). A face whose box is missing, not a number or empty is skipped.
+
+    Args:
+        xml_path: the annotation file.
+        image_dir: the folder of its photos.
+        images: `voc_xml.index_images(image_dir)`, when reading many files of one set.
 
     Raises:
         ValueError: unreadable xml, or a label `normalise_label` does not know.
         FileNotFoundError: no image for the annotation.
     """
     xml_path, image_dir = Path(xml_path), Path(image_dir)
-    try:
-        root = ET.parse(xml_path).getroot()
-    except ET.ParseError as err:
-        raise ValueError(f"{xml_path}: not a readable VOC annotation ({err})") from None
+    annotation = read_annotation(xml_path)
     faces = []
-    for obj in root.iter("object"):
-        name = obj.findtext("name", "")
-        box = obj.find("bndbox")
-        if box is None:
-            continue
-        coords = tuple(_coordinate(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-        if not all(math.isfinite(v) for v in coords) or coords[2] <= coords[0] or coords[3] <= coords[1]:
-            log.warning("%s: skipping a face with a bad box %s", xml_path, coords)
+    for obj in annotation.objects:
+        box = obj.box
+        if box is None or box[2] <= box[0] or box[3] <= box[1]:
+            log.warning("%s: skipping face %d, a bad box %s", xml_path, obj.index, box)
             continue
         try:
-            label = normalise_label(name)
+            label = normalise_label(obj.name)
         except ValueError as err:
             raise ValueError(f"{xml_path}: {err}") from None
-        faces.append((coords, label))
-    return _image_for(xml_path, image_dir, root.findtext("filename")), faces
-
-
-def _coordinate(text: str | None) -> float:
-    # A missing or non-numeric coordinate makes a bad box (skipped), not an error for the whole file.
-    try:
-        return float(text) if text is not None else math.nan
-    except ValueError:
-        return math.nan
-
-
-def _image_for(xml_path: Path, image_dir: Path, filename: str | None) -> Path:
-    for candidate in image_dir.glob(f"{xml_path.stem}.*"):
-        if candidate.suffix.lower() in IMAGE_SUFFIXES:
-            return candidate
-    if filename and (image_dir / filename).is_file():
-        return image_dir / filename
-    raise FileNotFoundError(f"{xml_path}: no image named {xml_path.stem}.* in {image_dir}")
+        faces.append((box, label))
+    image = image_of(annotation, images if images is not None else index_images(image_dir))
+    if image is None:
+        raise FileNotFoundError(f"{xml_path}: no image named {xml_path.stem}.* in {image_dir}")
+    return image, faces
 
 
 def voc_layout(voc_dir: str | Path) -> tuple[Path, Path]:
@@ -91,8 +77,7 @@ def voc_layout(voc_dir: str | Path) -> tuple[Path, Path]:
     voc_dir = Path(voc_dir)
     if not voc_dir.is_dir():
         raise FileNotFoundError(f"{voc_dir}: no such folder")
-    ann = next((voc_dir / n for n in ("annotations", "Annotations") if (voc_dir / n).is_dir()), None)
-    img = next((voc_dir / n for n in ("JPEGImages", "images", "Images") if (voc_dir / n).is_dir()), None)
+    ann, img = annotation_folder(voc_dir), image_folder(voc_dir)
     if ann is None or img is None:
         raise FileNotFoundError(
             f"{voc_dir}: expected a Pascal VOC set with annotations/ (or Annotations/) and "
@@ -259,13 +244,14 @@ def voc_items(voc_dir: str | Path, exclude: Iterable[str] = (), limit: int | Non
     logged and left out. `exclude` holds image or xml file names (or stems) to leave out.
     """
     ann_dir, img_dir = voc_layout(voc_dir)
+    images = index_images(img_dir)
     skip = {Path(name).stem for name in exclude}
     items = []
     for xml in sorted(ann_dir.glob("*.xml")):
         if xml.stem in skip:
             continue
         try:
-            items.append(load_voc_faces(xml, img_dir))
+            items.append(load_voc_faces(xml, img_dir, images))
         except (ValueError, FileNotFoundError) as err:
             log.warning("skipping %s", err)
         if limit and len(items) >= limit:

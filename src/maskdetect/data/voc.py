@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import logging
 import os
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskdetect.data.manifest import ManifestRow, file_sha256, header_size, require_dir
-from maskdetect.images import IMAGE_SUFFIXES
+from maskdetect.data.voc_xml import (
+    IMAGE_FOLDERS,
+    RawBox,
+    VocObject,
+    annotation_folder,
+    image_folder,
+    image_of,
+    index_images,
+    read_annotation,
+)
 from maskdetect.labels import normalise_label
 
 log = logging.getLogger(__name__)
 
 SOURCE = "voc"
-IMAGE_FOLDERS: tuple[str, ...] = ("JPEGImages", "images", "Images", "JPEGimages")
 DEFAULT_MIN_FACE = 16
 
 
@@ -77,13 +84,13 @@ def scan_voc(
     if min_face < 0:
         raise ValueError(f"min_face must be >= 0 pixels, got {min_face}")
     root = require_dir(root, "VOC").resolve()
-    annotations = next((root / n for n in ("annotations", "Annotations") if (root / n).is_dir()), None)
+    annotations = annotation_folder(root)
     if annotations is None:
         raise FileNotFoundError(f"VOC annotations folder not found: {root / 'annotations'}")
-    images = next((root / n for n in IMAGE_FOLDERS if (root / n).is_dir()), None)
+    images = image_folder(root)
     if images is None:
         raise FileNotFoundError(f"VOC images folder not found: {root}/{{{','.join(IMAGE_FOLDERS)}}}")
-    by_stem = _index_images(images)
+    by_stem = index_images(images)
     report = VocReport(dataset=root.name)
     rows: list[ManifestRow] = []
     for xml_path in sorted(annotations.glob("*.xml")):
@@ -92,48 +99,32 @@ def scan_voc(
     return rows, report
 
 
-def _index_images(folder: Path) -> dict[str, Path]:
-    # Stems, lower-cased, so an xml naming x.jpg finds x.JPG, x.jpeg or x.png.
-    index: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            index.setdefault(path.stem.lower(), path)
-    return index
-
-
-def _resolve_image(tree: ET.Element, xml_path: Path, by_stem: dict[str, Path]) -> Path | None:
-    names = [Path(tree.findtext("filename", "").strip()).stem, xml_path.stem]
-    return next((by_stem[n.lower()] for n in names if n and n.lower() in by_stem), None)
-
-
 def _scan_annotation(
     xml_path: Path, by_stem: dict[str, Path], dataset: str, min_face: int, report: VocReport
 ) -> list[ManifestRow]:
     try:
-        tree = ET.parse(xml_path).getroot()
-    except ET.ParseError as err:
-        report.problems.append(f"{xml_path}: unreadable XML ({err})")
+        annotation = read_annotation(xml_path)
+    except ValueError as err:
+        report.problems.append(str(err))
         return []
-    image_path = _resolve_image(tree, xml_path, by_stem)
+    image_path = image_of(annotation, by_stem)
     if image_path is None:
-        report.problems.append(f"{xml_path}: no image named {tree.findtext('filename', '')!r} or same stem")
+        report.problems.append(f"{xml_path}: no image named {annotation.filename!r} or same stem")
         return []
     width, height = header_size(image_path)
     if not (width and height):  # unreadable header: trust the xml; verify will report the file
-        width, height = _xml_size(tree)
+        width, height = annotation.size
     report.photos += 1
     sha = file_sha256(image_path)
     group = photo_group(dataset, image_path)
     rows = []
-    for number, obj in enumerate(tree.iter("object")):
-        where = f"{xml_path.name} object {number}"
-        name = obj.findtext("name", "").strip()
+    for obj in annotation.objects:
         try:
-            label = normalise_label(name)
+            label = normalise_label(obj.name)
         except ValueError:
-            report.unknown_labels[name] += 1
+            report.unknown_labels[obj.name] += 1
             continue
-        box = _read_box(obj, width, height, where, report)
+        box = _clamped_box(obj, width, height, f"{xml_path.name} object {obj.index}", report)
         if box is None:
             continue
         if min(box[2] - box[0], box[3] - box[1]) < min_face:
@@ -147,21 +138,9 @@ def _scan_annotation(
     return rows
 
 
-def _xml_size(tree: ET.Element) -> tuple[int, int]:
-    """The photo's size as its annotation states it; (0, 0) when missing or not a number."""
-    try:
-        return (int(float(tree.findtext("size/width", "0") or 0)),
-                int(float(tree.findtext("size/height", "0") or 0)))
-    except ValueError:
-        return 0, 0
-
-
-def _read_box(
-    obj: ET.Element, width: int, height: int, where: str, report: VocReport
-) -> tuple[float, float, float, float] | None:
-    try:
-        raw = [float(obj.findtext(f"bndbox/{k}", "")) for k in ("xmin", "ymin", "xmax", "ymax")]
-    except ValueError:
+def _clamped_box(obj: VocObject, width: int, height: int, where: str, report: VocReport) -> RawBox | None:
+    raw = obj.box
+    if raw is None:
         report.degenerate.append(f"{where}: missing or non-numeric bndbox")
         return None
     x0, y0, x1, y1 = raw

@@ -8,19 +8,16 @@ is drawn on a bare face. A folder of faces is any folder of images, one face eac
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from maskdetect.data.voc_xml import IMAGE_FOLDERS, annotation_folder, image_of, index_images, read_annotation
 from maskdetect.faces.crop import Box
 from maskdetect.images import IMAGE_SUFFIXES
 from maskdetect.labels import UNCOVERED, normalise_label
 
 log = logging.getLogger(__name__)
-
-_ANNOTATION_DIRS = ("annotations", "Annotations")
-_IMAGE_DIRS = ("images", "JPEGImages", "Images")
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ def is_voc_folder(root: Path) -> bool:
     >>> is_voc_folder(Path("/nonexistent"))
     False
     """
-    return any((root / name).is_dir() for name in _ANNOTATION_DIRS)
+    return annotation_folder(root) is not None
 
 
 def iter_source_faces(root: str | Path, counts: dict[str, int] | None = None) -> Iterator[SourceFace]:
@@ -69,46 +66,34 @@ def iter_source_faces(root: str | Path, counts: dict[str, int] | None = None) ->
 
 
 def _iter_voc(root: Path, counts: dict[str, int]) -> Iterator[SourceFace]:
-    ann_dir = next(root / n for n in _ANNOTATION_DIRS if (root / n).is_dir())
-    image_dirs = [root / n for n in _IMAGE_DIRS if (root / n).is_dir()] + [ann_dir]
-    by_stem = {p.stem: p for d in image_dirs for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    ann_dir = annotation_folder(root)
+    if ann_dir is None:
+        return
+    image_dirs = [root / n for n in IMAGE_FOLDERS if (root / n).is_dir()] + [ann_dir]
+    images = index_images(*image_dirs)
     for xml_path in sorted(ann_dir.glob("*.xml")):
         try:
-            tree = ET.parse(xml_path).getroot()
-        except ET.ParseError as err:
-            log.warning("%s: unreadable annotation (%s), skipped", xml_path, err)
+            annotation = read_annotation(xml_path)
+        except ValueError as err:
+            log.warning("%s, skipped", err)
             counts["bad_annotation"] = counts.get("bad_annotation", 0) + 1
             continue
-        filename = (tree.findtext("filename") or "").strip()
-        photo = by_stem.get(Path(filename).stem) or by_stem.get(xml_path.stem)
+        photo = image_of(annotation, images)
         if photo is None:
-            log.warning("%s: no image %r found, skipped", xml_path, filename)
+            log.warning("%s: no image %r found, skipped", xml_path, annotation.filename)
             counts["missing_image"] = counts.get("missing_image", 0) + 1
             continue
-        for index, obj in enumerate(tree.iter("object")):
+        for obj in annotation.objects:
             try:
-                label = normalise_label(obj.findtext("name") or "")
+                label = normalise_label(obj.name)
             except ValueError:
                 counts["unknown_label"] = counts.get("unknown_label", 0) + 1
                 continue
             if label != UNCOVERED:
                 counts[f"not_uncovered_{label}"] = counts.get(f"not_uncovered_{label}", 0) + 1
                 continue
-            box = _read_box(obj)
-            if box is None:
+            box = obj.box
+            if box is None or not (box[2] > box[0] and box[3] > box[1]):
                 counts["bad_box"] = counts.get("bad_box", 0) + 1
                 continue
-            yield SourceFace(photo, box, index)
-
-
-def _read_box(obj: ET.Element) -> Box | None:
-    bnd = obj.find("bndbox")
-    if bnd is None:
-        return None
-    try:
-        x0, y0, x1, y1 = (float(bnd.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
-    except ValueError:
-        return None
-    if not (x1 > x0 and y1 > y0):
-        return None
-    return (x0, y0, x1, y1)
+            yield SourceFace(photo, box, obj.index)
