@@ -147,3 +147,20 @@ def test_keep_split_rejects_an_unknown_split() -> None:
     rows = identity_rows(people=5)
     with pytest.raises(ValueError, match="unknown split 'test'"):
         assign_splits(rows, keep=[rows[0].replace(split="test")])
+
+
+def test_near_duplicate_pairs_match_brute_force_across_blocks() -> None:
+    """More hashes than one comparison block (512), near pairs planted on both sides of its edge."""
+    rng = random.Random(3)
+    hashes = [f"{rng.getrandbits(256):064x}" for _ in range(700)]
+    for i, j in ((10, 600), (505, 515), (511, 512), (650, 699)):
+        flipped = int(hashes[i], 16) ^ (1 << rng.randrange(256)) ^ (1 << rng.randrange(256))
+        hashes[j] = f"{flipped:064x}"
+    brute = [
+        (i, j, hamming(hashes[i], hashes[j]))
+        for i in range(len(hashes))
+        for j in range(i + 1, len(hashes))
+        if hamming(hashes[i], hashes[j]) <= 16
+    ]
+    assert {(i, j) for i, j, _ in brute} >= {(10, 600), (505, 515), (511, 512), (650, 699)}
+    assert near_duplicate_pairs(hashes, 16) == brute

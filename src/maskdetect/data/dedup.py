@@ -64,11 +64,12 @@ def near_duplicate_pairs(
     pairs = []
     block = 512
     for start in range(0, len(hashes), block):
-        chunk = words[start : start + block]
-        dist = np.bitwise_count(chunk[:, None, :] ^ words[None, :, :]).sum(axis=2)
+        # Each block against itself and what follows it only: the pairs before were counted already.
+        chunk, rest = words[start : start + block], words[start:]
+        dist = np.bitwise_count(chunk[:, None, :] ^ rest[None, :, :]).sum(axis=2)
         for i, j in zip(*np.nonzero(dist <= threshold), strict=True):
-            if start + i < j:
-                pairs.append((int(start + i), int(j), int(dist[i, j])))
+            if i < j:
+                pairs.append((int(start + i), int(start + j), int(dist[i, j])))
     return pairs
 
 
