@@ -2,8 +2,8 @@
 # Rebuild the bundled default model (src/maskdetect/assets/models/default.pt) from the CC0 andrewmvd
 # photos alone: draw masks on their uncovered faces, split by photo, train. MODEL_CARD.md gives the
 # figures. Usage: bash scripts/train-default-model.sh [ANDREWMVD_DIR] [WORK_DIR]
-# On one GPU the training takes a few minutes; on 2 CPU cores about 45 minutes (22 images/s at 224 px
-# from `python bench/bench_train.py --size 224 --threads 2`, 13 epochs of 4,183 images).
+# On one GPU the training takes a few minutes; on 2 CPU cores about 40 minutes (an epoch of 4,183
+# images at 224 px took 165 s there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${1:-../shared/data/andrewmvd-face-mask}
