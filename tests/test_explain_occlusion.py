@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from explain_fixtures import RectangleModel
 from torch import nn
 
 from maskdetect.explain.backend import TorchForward, make_forward
@@ -20,19 +21,6 @@ from maskdetect.explain.occlusion import (
 )
 from maskdetect.models import create_model
 from maskdetect.preprocess import IMAGENET_MEAN, IMAGENET_STD
-
-
-class RectangleModel(nn.Module):
-    """Class 0's logit is 10x the mean of a fixed rectangle of the input; the others are 0."""
-
-    def __init__(self, rows: slice, cols: slice) -> None:
-        super().__init__()
-        self.rows, self.cols = rows, cols
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = 10 * x[:, :, self.rows, self.cols].mean(dim=(1, 2, 3))
-        zeros = torch.zeros_like(score)
-        return torch.stack([score, zeros, zeros], dim=1)
 
 
 def ONES(height: int, width: int) -> np.ndarray:  # noqa: N802 - reads like a constant image

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from explain_fixtures import RectangleModel
 from PIL import Image
-from torch import nn
 
 from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.cli import main
@@ -62,16 +61,6 @@ def test_mesh_region_sits_on_the_nose_and_mouth_of_a_real_face(face_crop: Image.
     assert 0.04 < mask.mean() < 0.3
     assert 70 < xs.mean() < 125  # the middle of the face, not a cheek
     assert ys.max() > 110 and ys.min() > 40  # from below the eyes down to the mouth
-
-
-class RectangleModel(nn.Module):
-    def __init__(self, rows: slice, cols: slice) -> None:
-        super().__init__()
-        self.rows, self.cols = rows, cols
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = 10 * x[:, :, self.rows, self.cols].mean(dim=(1, 2, 3))
-        return torch.stack([score, torch.zeros_like(score), torch.zeros_like(score)], dim=1)
 
 
 def _tree(root: Path) -> Path:
