@@ -134,9 +134,6 @@ def _split(rows: list[ManifestRow], args: argparse.Namespace) -> None:
     split_rows = assign_splits(rows, holdout=args.holdout, validation=args.validation, seed=args.seed,
                                cap=args.cap, balance=args.balance, near_duplicate_threshold=threshold,
                                keep=keep)
-    if keep:
-        kept = sum(1 for r in split_rows if r.group in {k.group for k in keep})
-        print(f"kept the earlier split ({args.keep_split}) for {kept} of {len(split_rows)} images")
     result = write_split_tree(split_rows, args.out, link=args.link, size=args.size,
                               policy=CropPolicy(scale=args.crop_scale), overwrite=args.overwrite,
                               workers=getattr(args, "workers", 2))
