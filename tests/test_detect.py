@@ -133,10 +133,12 @@ def test_export_command_writes_onnx(tmp_path, untrained_checkpoint, capsys):
     assert session.run(None, {"input": np.zeros((3, 3, 64, 64), np.float32)})[0].shape == (3, 3)
 
 
-def _voc_set(root, faces):
+def _voc_set(root, faces, scale=1.0):
     (root / "JPEGImages").mkdir(parents=True)
     (root / "annotations").mkdir()
-    Image.fromarray(astronaut()).save(root / "JPEGImages" / "astro.jpg")
+    photo = Image.fromarray(astronaut())
+    photo = photo.resize((round(photo.width * scale), round(photo.height * scale)))
+    photo.save(root / "JPEGImages" / "astro.jpg")
     objects = "".join(
         f"<object><name>{name}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
         f"<ymax>{b[3]}</ymax></bndbox></object>" for name, b in faces
@@ -169,6 +171,28 @@ def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, untrained_check
     only = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only"]
     assert main([*only, "--raw-boxes", "--detector", "haar"]) == 2
     assert "--raw-boxes needs a BlazeFace detector" in capsys.readouterr().err
+
+
+def test_evaluate_detect_against_a_second_annotation(tmp_path, capsys):
+    # A second annotator labelled a half-size copy: the same face (scaled), another label, a box
+    # drawn looser (IoU 0.44 with the first one's), and a face the first one never drew.
+    _voc_set(tmp_path / "a", [("without_mask", (180, 80, 270, 190)), ("with_mask", (300, 300, 360, 360))])
+    second = [("mask_weared_incorrect", (90, 40, 135, 95)), ("with_mask", (145, 145, 190, 190)),
+              ("with_mask", (10, 10, 40, 40))]
+    _voc_set(tmp_path / "b", second, scale=0.5)
+    (tmp_path / "pairs.tsv").write_text("mine\ttheirs\nastro.jpg\tastro.jpg\n")
+    args = ["evaluate-detect", str(tmp_path / "a"), "--against", str(tmp_path / "b"), "--pairs",
+            str(tmp_path / "pairs.tsv")]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 1 and report["faces"] == 2 and report["matched"] == 1
+    assert report["precision"] == round(1 / 3, 4) and report["recall_iou_0.3"] == 1.0
+    assert report["classification"]["confusion"]["rows_truth_columns_predicted"][2] == [0, 1, 0]
+    assert main(args[:2] + ["--against", str(tmp_path / "b")]) == 2
+    assert "--against and --pairs go together" in capsys.readouterr().err
+    (tmp_path / "pairs.tsv").write_text("somebody.jpg\tastro.jpg\n")
+    assert main(args) == 2
+    assert "no pair names a photo of both" in capsys.readouterr().err
 
 
 def test_evaluate_detect_on_a_folder_that_is_not_voc(tmp_path, capsys):

@@ -54,6 +54,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--match-iou", type=float, default=0.5, help="IoU for a match (default 0.5)")
     evaluate.add_argument("--exclude", type=Path, help="file listing image names to leave out (first column)")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N annotations")
+    evaluate.add_argument("--against", type=Path, metavar="OTHER_VOC",
+                          help="no detector: score this second annotation of the same photos (with --pairs); "
+                          "how well two annotators agree")
+    evaluate.add_argument("--pairs", type=Path,
+                          help="with --against: lines 'photo in VOC_DIR<TAB or comma>its copy in OTHER_VOC'")
     evaluate.add_argument("--workers", type=int, default=2, help="photos processed in parallel (threads)")
     evaluate.add_argument("--output", "-o", type=Path, help="write the JSON report here too")
     evaluate.set_defaults(func=run_evaluate)
@@ -95,6 +100,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     skip = {Path(name).stem for name in exclude}
     excluded = sum(1 for xml in annotations.glob("*.xml") if xml.stem in skip)
     items = detect_eval.voc_items(args.voc_dir, exclude, args.limit)
+    if (args.against is None) != (args.pairs is None):
+        raise ValueError("--against and --pairs go together")
+    if args.against is not None:
+        return _report_agreement(args, items, excluded)
     if args.detection_only:
         from maskdetect.faces.detector import create_detector
 
@@ -133,6 +142,36 @@ def run_evaluate(args: argparse.Namespace) -> int:
         atomic_write_text(args.output, text + "\n")
     print(text)
     return 0
+
+
+def _report_agreement(args: argparse.Namespace, items: list, excluded: int) -> int:
+    from maskdetect import detect_eval
+
+    pairs = _read_pairs(args.pairs)
+    other = detect_eval.voc_items(args.against)
+    outcomes = detect_eval.agreement_outcomes(items, other, pairs, args.match_iou)
+    report = detect_eval.summarise(outcomes, args.match_iou)
+    report.update(voc_dir=str(args.voc_dir), against=str(args.against), pairs=len(pairs), excluded=excluded,
+                  box_fit=detect_eval.box_fit(outcomes))
+    text = json.dumps(report, indent=2)
+    if args.output:
+        atomic_write_text(args.output, text + "\n")
+    print(text)
+    return 0
+
+
+def _read_pairs(path: Path) -> list[tuple[str, str]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such pairs file")
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        cells = [c.strip() for c in line.replace(",", "\t").split("\t")]
+        if not cells[0] or cells[0].startswith("#"):
+            continue
+        if len(cells) < 2 or not cells[1]:
+            raise ValueError(f"{path}:{number}: expected two names, a photo and its copy")
+        pairs.append((cells[0], cells[1]))
+    return pairs
 
 
 def _read_names(path: Path) -> list[str]:

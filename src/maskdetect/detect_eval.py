@@ -261,5 +261,47 @@ def voc_items(voc_dir: str | Path, exclude: Iterable[str] = (), limit: int | Non
     return items
 
 
+def agreement_outcomes(
+    items: Iterable[tuple[Path, list[TruthFace]]],
+    other_items: Iterable[tuple[Path, list[TruthFace]]],
+    pairs: Iterable[tuple[str, str]],
+    iou: float = IOU_MATCH,
+) -> list[ImageOutcome]:
+    """Score a second annotation of the same photos as if it were the detector.
+
+    How often two annotators' boxes agree at `iou` is the ceiling for a detector scored against
+    either. `pairs` name a photo of `items` and its copy in `other_items` (file names or stems); the
+    copy may be another size, and its boxes are scaled to the photo's. Photos with no pair are left
+    out. The other annotation's labels stand as the predictions, so `summarise` also gives the label
+    agreement.
+
+    Raises:
+        ValueError: no pair names a photo of both sets.
+    """
+    from PIL import Image
+
+    others = {path.stem: (path, faces) for path, faces in other_items}
+    partner = {Path(a).stem: Path(b).stem for a, b in pairs}
+    outcomes = []
+    for path, truth in items:
+        other = others.get(partner.get(path.stem, ""))
+        if other is None:
+            continue
+        other_path, other_faces = other
+        with Image.open(path) as mine, Image.open(other_path) as theirs:
+            sx, sy = mine.width / theirs.width, mine.height / theirs.height
+        boxes = np.array([b for b, _ in other_faces], float).reshape(-1, 4) * [sx, sy, sx, sy]
+        scores = np.ones(len(boxes))
+        truth_boxes = np.array([t[0] for t in truth]).reshape(-1, 4)
+        outcomes.append(ImageOutcome(
+            str(path), truth, boxes, scores, [label for _, label in other_faces],
+            match_faces(truth_boxes, boxes, scores, iou),
+            loose_matches=match_faces(truth_boxes, boxes, scores, LOOSE_IOU),
+        ))
+    if not outcomes:
+        raise ValueError("no pair names a photo of both annotation sets")
+    return outcomes
+
+
 def _ratio(num: float, den: float) -> float:
     return round(float(num) / float(den), 4) if den else 0.0
