@@ -164,8 +164,15 @@ def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, untrained_check
     assert report["classification"]["faces"] == 1
     assert report["classification"]["per_class"]["uncovered"]["support"] == 1
     capsys.readouterr()
-    assert main(["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--detector", "haar"]) == 0
+    haar = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--detector", "haar"]
+    assert main(haar) == 0
     assert json.loads(capsys.readouterr().out)["matched"] == 1
+    (tmp_path / "only.txt").write_text("file\nastro.jpg\n")
+    assert main([*haar, "--only", str(tmp_path / "only.txt")]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 1
+    (tmp_path / "only.txt").write_text("someone-else.jpg\n")
+    assert main([*haar, "--only", str(tmp_path / "only.txt")]) == 2
+    assert "no usable VOC annotations" in capsys.readouterr().err
     assert main(["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--raw-boxes"]) == 0
     assert json.loads(capsys.readouterr().out)["raw_boxes"] is True
     only = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only"]

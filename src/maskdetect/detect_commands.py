@@ -53,6 +53,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                           "(accurate config: the mesh-averaged boxes)")
     evaluate.add_argument("--match-iou", type=float, default=0.5, help="IoU for a match (default 0.5)")
     evaluate.add_argument("--exclude", type=Path, help="file listing image names to leave out (first column)")
+    evaluate.add_argument("--only", type=Path, help="file listing the only image names to use (first column)")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N annotations")
     evaluate.add_argument("--against", type=Path, metavar="OTHER_VOC",
                           help="no detector: score this second annotation of the same photos (with --pairs); "
@@ -99,7 +100,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     annotations, _ = detect_eval.voc_layout(args.voc_dir)
     skip = {Path(name).stem for name in exclude}
     excluded = sum(1 for xml in annotations.glob("*.xml") if xml.stem in skip)
-    items = detect_eval.voc_items(args.voc_dir, exclude, args.limit)
+    only = _read_names(args.only) if args.only else None
+    items = detect_eval.voc_items(args.voc_dir, exclude, args.limit, only)
     if (args.against is None) != (args.pairs is None):
         raise ValueError("--against and --pairs go together")
     if args.against is not None:
@@ -176,7 +178,7 @@ def _read_pairs(path: Path) -> list[tuple[str, str]]:
 
 def _read_names(path: Path) -> list[str]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such exclude list")
+        raise FileNotFoundError(f"{path}: no such list of image names")
     names = []
     for line in path.read_text().splitlines():
         first = line.split("\t")[0].split(",")[0].strip()

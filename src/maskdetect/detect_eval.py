@@ -239,16 +239,23 @@ def box_fit(outcomes: list[ImageOutcome]) -> dict:
             "sx": round(float(med[2]), 4), "sy": round(float(med[3]), 4)}
 
 
-def voc_items(voc_dir: str | Path, exclude: Iterable[str] = (), limit: int | None = None) -> list:
+def voc_items(
+    voc_dir: str | Path,
+    exclude: Iterable[str] = (),
+    limit: int | None = None,
+    only: Iterable[str] | None = None,
+) -> list:
     """(image path, faces) of every annotation in a VOC set, sorted by name; unreadable ones are
-    logged and left out. `exclude` holds image or xml file names (or stems) to leave out.
+    logged and left out. `exclude` holds image or xml file names (or stems) to leave out; `only`,
+    when given, the ones to keep.
     """
     ann_dir, img_dir = voc_layout(voc_dir)
     images = index_images(img_dir)
     skip = {Path(name).stem for name in exclude}
+    keep = None if only is None else {Path(name).stem for name in only}
     items = []
     for xml in sorted(ann_dir.glob("*.xml")):
-        if xml.stem in skip:
+        if xml.stem in skip or (keep is not None and xml.stem not in keep):
             continue
         try:
             items.append(load_voc_faces(xml, img_dir, images))
