@@ -99,3 +99,12 @@ def test_unknown_backend_and_detector_list_the_choices(untrained_checkpoint):
 
 def test_haar_detector_runs_through_the_predictor(untrained_checkpoint):
     _check_astronaut(Predictor(untrained_checkpoint, detector="haar", backend="torch")(astronaut()))
+
+
+def test_with_detector_shares_the_classifier(predictor):
+    fast = predictor.with_detector("blazeface-fast", detection_threshold=0.6)
+    assert fast.detector.name == "blazeface-fast" and predictor.detector.name == "blazeface"
+    assert fast._classify is predictor._classify
+    _check_astronaut(fast(astronaut()))
+    same_face = predictor(astronaut())[0].probabilities
+    assert fast(astronaut())[0].probabilities == pytest.approx(same_face, abs=0.02)

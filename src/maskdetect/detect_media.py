@@ -219,13 +219,17 @@ def run_detect_job(args: argparse.Namespace) -> tuple[Counter, list[str]]:
     records: list[dict] = []
     images = [j for j in jobs if j.kind == "image"]
     videos = [j for j in jobs if j.kind == "video"]
+    predictor = None
     if images:
         predictor = Predictor(args.checkpoint, detector=args.detector, **options)
         with ThreadPoolExecutor(max(1, args.workers)) as pool:
             results = pool.map(lambda job: annotate_image(predictor, job, out_dir), images)
             records.extend(tqdm(results, total=len(images), desc="images", unit="img", disable=None))
     if videos or args.camera is not None:
-        frame_predictor = Predictor(args.checkpoint, detector=args.video_detector, **options)
+        if predictor is None:
+            frame_predictor = Predictor(args.checkpoint, detector=args.video_detector, **options)
+        else:  # photos and videos in one run: load the classifier once
+            frame_predictor = predictor.with_detector(args.video_detector, args.threshold)
         for job in videos:
             frames = annotate_video(frame_predictor, job, out_dir)
             records.extend(tqdm(frames, desc=job.path.name, unit="frame", disable=None))

@@ -8,6 +8,7 @@ cached) or eager torch.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Sequence
@@ -111,6 +112,14 @@ class Predictor:
         self.backend = backend
         self.detector = create_detector(detector, threshold=detection_threshold)
         self._classify = _make_backend(ckpt, self.checkpoint_path, backend, device, classifier_threads)
+
+    def with_detector(self, detector: str, detection_threshold: float | None = None) -> Predictor:
+        """The same classifier (loaded once, shared) behind another face detector."""
+        from maskdetect.faces.detector import create_detector
+
+        twin = copy.copy(self)
+        twin.detector = create_detector(detector, threshold=detection_threshold)
+        return twin
 
     def __call__(self, image: ImageSource) -> list[FaceResult]:
         """Every face in an image (a path, encoded bytes, a PIL image or an RGB array), best first.
