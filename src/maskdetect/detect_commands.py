@@ -139,10 +139,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         box_fit=detect_eval.box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
         checkpoint=None if args.detection_only else str(args.checkpoint or "bundled default"),
     )
-    text = json.dumps(report, indent=2)
-    if args.output:
-        atomic_write_text(args.output, text + "\n")
-    print(text)
+    _emit(report, args.output)
     return 0
 
 
@@ -150,16 +147,20 @@ def _report_agreement(args: argparse.Namespace, items: list, excluded: int) -> i
     from maskdetect import detect_eval
 
     pairs = _read_pairs(args.pairs)
-    other = detect_eval.voc_items(args.against)
+    other = detect_eval.voc_items(args.against, only=[theirs for _, theirs in pairs])
     outcomes = detect_eval.agreement_outcomes(items, other, pairs, args.match_iou)
     report = detect_eval.summarise(outcomes, args.match_iou)
     report.update(voc_dir=str(args.voc_dir), against=str(args.against), pairs=len(pairs), excluded=excluded,
                   box_fit=detect_eval.box_fit(outcomes))
-    text = json.dumps(report, indent=2)
-    if args.output:
-        atomic_write_text(args.output, text + "\n")
-    print(text)
+    _emit(report, args.output)
     return 0
+
+
+def _emit(report: dict, output: Path | None) -> None:
+    text = json.dumps(report, indent=2)
+    if output:
+        atomic_write_text(output, text + "\n")
+    print(text)
 
 
 def _read_pairs(path: Path) -> list[tuple[str, str]]:
