@@ -33,7 +33,8 @@ def _andrewmvd(shared_data, stem):
 def test_box_trust_ramps_per_model_and_rejects_unknown_models():
     assert box_trust("full", np.array([5.0, 22.0, 40.0])).round(2).tolist() == [0.05, 0.5, 1.0]
     assert box_trust("short", np.array([22.0]))[0] < box_trust("full", np.array([22.0]))[0]
-    with pytest.raises(ValueError, match="full, short"):
+    assert box_trust("back", np.array([30.0]))[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="full, short, back"):
         box_trust("long", np.array([1.0]))
 
 
@@ -52,14 +53,19 @@ def test_weighted_nms_takes_the_cluster_geometry_from_the_trusted_box_and_keeps_
 
 @pytest.mark.parametrize("stem", ["maksssksksss214", "maksssksksss179"])
 def test_trust_weighting_frames_small_faces_closer_to_the_annotation(detector, shared_data, stem):
-    # Faces of 25-30 px that the short-range model also reports as too-big boxes: the plain score
-    # weighted merge overlaps the annotation 0.45-0.66, the trust-weighted one 0.75-0.92.
+    # Faces of 25-30 px that the short-range model also reports as too-big boxes: with the full- and
+    # short-range passes only, the plain score weighted merge overlaps the annotation 0.45-0.66, the
+    # trust-weighted one 0.75-0.92. (The back-camera passes place 214's face well enough by
+    # themselves that both merges reach 0.67 there.)
     pixels, truth = _andrewmvd(shared_data, stem)
     target = {"maksssksksss214": [151, 96, 176, 121], "maksssksksss179": [170, 26, 199, 57]}[stem]
     assert any(np.allclose(t, target) for t in truth)
-    untrusted = BlazeFaceDetector(dataclasses.replace(CONFIGS["accurate"], trust_weighted=False))
+    two_models = dataclasses.replace(
+        CONFIGS["accurate"], passes=tuple(p for p in CONFIGS["accurate"].passes if p.model != "back")
+    )
     overlaps = []
-    for det in (untrusted, detector):
+    for trusted in (False, True):
+        det = BlazeFaceDetector(dataclasses.replace(two_models, trust_weighted=trusted))
         boxes, _ = det._merged_candidates(pixels, 0.3)
         overlaps.append(iou_matrix(np.array([target]), to_voc_boxes(boxes, MESH_VOC_FRAMING)).max())
     assert overlaps[0] < 0.7 and overlaps[1] > 0.75 and overlaps[1] - overlaps[0] > 0.2
@@ -92,6 +98,21 @@ def test_second_look_lifts_a_masked_face_and_drops_a_false_one(detector, shared_
         else:
             assert first[i] > 0.5 and verified[i] < 0.3
             assert iou_matrix(np.array([target]), final).max() < 0.3  # no longer reported
+
+
+def test_back_camera_passes_find_a_masked_face_the_other_models_miss(detector, shared_data):
+    # maksssksksss640: a 36 px face with its mask worn wrongly. Without the back-camera passes no
+    # candidate of it reaches the threshold; with them it is found (score 0.46, IoU 0.70).
+    pixels, truth = _andrewmvd(shared_data, "maksssksksss640")
+    target = np.array([[364, 84, 399, 121]])
+    assert any(np.allclose(t, target[0]) for t in truth)
+    without = dataclasses.replace(
+        CONFIGS["accurate"], passes=tuple(p for p in CONFIGS["accurate"].passes if p.model != "back")
+    )
+    photo = Image.fromarray(pixels)
+    for det, found in ((BlazeFaceDetector(without), False), (detector, True)):
+        boxes, _ = det.detect(photo)
+        assert (len(boxes) > 0 and iou_matrix(target, boxes).max() >= 0.5) == found
 
 
 def test_mesh_box_tightens_a_loose_box_on_the_astronaut():

@@ -23,7 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 # (input px where trust starts to rise, input px of full trust), per model.
-TRUST_RAMPS: dict[str, tuple[float, float]] = {"full": (12.0, 32.0), "short": (20.0, 40.0)}
+# The back-camera model shares the short-range model's anchor layout; its ramp is the short one's
+# (on andrewmvd-face-mask (12, 32) and (40, 80) did no better).
+TRUST_RAMPS: dict[str, tuple[float, float]] = {
+    "full": (12.0, 32.0),
+    "short": (20.0, 40.0),
+    "back": (20.0, 40.0),
+}
 MIN_TRUST = 0.05  # never zero: a face seen only small still needs a box
 
 
@@ -31,7 +37,7 @@ def box_trust(model: str, input_px: np.ndarray) -> np.ndarray:
     """Trust (MIN_TRUST..1) in boxes whose width was `input_px` pixels in `model`'s input.
 
     Args:
-        model: "full" or "short".
+        model: "full", "short" or "back".
         input_px: box widths in the model's input pixels.
 
     Raises:
