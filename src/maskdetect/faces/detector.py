@@ -25,7 +25,7 @@ def create_detector(name: str = "blazeface", threshold: float | None = None) -> 
     """Build a face detector.
 
     Args:
-        name: "blazeface" (tiles and scales, for photos), "blazeface-fast" (two whole-frame passes,
+        name: "blazeface" (tiles and scales, for photos), "blazeface-fast" (three whole-frame passes,
             for video and camera) or "haar" (OpenCV's fallback).
         threshold: detection score threshold; None keeps the detector's tuned default.
 
