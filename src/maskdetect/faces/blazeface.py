@@ -211,7 +211,10 @@ class BlazeFaceConfig:
 # README. They cost 1.4x the time (andrewmvd 51 -> 72 s on 2 cores). MESH_VOC_FRAMING measured again
 # with them (0.092, 1.009, 1.058) was left as it was. The back-camera model as a third second look
 # did no better (andrewmvd faces >= 32 px 0.917 against 0.913 at equal precision), nor did the
-# sparse full-range model as two more passes (0.911).
+# sparse full-range model as two more passes (0.911), nor back-camera quarter tiles. The face mesh's
+# own face-presence score, free for every kept face, does not tell faces from look-alikes any better:
+# mixed into the score (a fifth to a half) it found no more faces at equal precision, and as a veto
+# it dropped masked faces by the hundred (the mesh scores many of them under 0.05).
 # Tried and left out: a learned face verifier on every merged face from 0.1 (frozen ImageNet
 # MobileNetV2 features of a 64 px crop plus the score, logistic regression fitted on andrewmvd's
 # train photos). It ranked held-out andrewmvd candidates far better (ROC AUC 0.914 -> 0.986) but at
