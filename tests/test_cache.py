@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -11,6 +12,8 @@ from PIL import Image
 
 from maskdetect.cli import main
 from maskdetect.data.cache import RECORD_FILE, build_cache, cached_name, target_size
+from maskdetect.data.tree import MARKER, tree_crop_policy
+from maskdetect.faces.crop import CropPolicy
 
 
 def _tree(root):
@@ -42,6 +45,15 @@ def test_cache_resizes_keeps_colour_and_skips_corrupt(tmp_path):
     assert not (dest / "train/covered/broken.jpg").exists()
     assert [p.name for p in dest.rglob("*.part")] == []
     assert (dest / "holdout/uncovered").is_dir()  # empty class folders kept: same class indices
+
+
+def test_the_copy_keeps_the_trees_crop_policy(tmp_path):
+    src = _tree(tmp_path / "src")
+    build_cache(src, tmp_path / "plain", size=32, jobs=1, progress=False)
+    assert tree_crop_policy(tmp_path / "plain") is None  # a tree made by hand records none
+    (src / MARKER).write_text(json.dumps({"crop_policy": CropPolicy(scale=1.6).to_dict()}))
+    build_cache(src, tmp_path / "cache", size=32, jobs=1, progress=False)
+    assert tree_crop_policy(tmp_path / "cache") == CropPolicy(scale=1.6)
 
 
 def test_rerun_skips_up_to_date_and_redoes_changed(tmp_path):

@@ -14,8 +14,9 @@ from maskdetect.data.folder import scan_folder
 from maskdetect.data.manifest import read_manifest
 from maskdetect.data.sources import build_manifest
 from maskdetect.data.split import assign_splits
-from maskdetect.data.tree import MANIFEST_NAME, write_split_tree
+from maskdetect.data.tree import MANIFEST_NAME, MARKER, tree_crop_policy, write_split_tree
 from maskdetect.data.verify import verify_rows
+from maskdetect.faces.crop import CropPolicy
 from maskdetect.labels import CLASSES
 
 
@@ -69,6 +70,16 @@ def test_rerun_rewrites_nothing_and_a_different_tree_needs_overwrite(tmp_path: P
     assert [r.split for r in saved] == [r.split for r in other]
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*.jpg")}
     assert on_disk == {r.tree_path for r in saved}  # nothing of the old tree left
+
+
+def test_the_tree_records_the_crop_policy_its_faces_were_cut_with(tmp_path: Path) -> None:
+    rows = _split_rows(tmp_path)
+    write_split_tree(rows, tmp_path / "wide", size=32, workers=1, policy=CropPolicy(scale=1.6))
+    assert tree_crop_policy(tmp_path / "wide") == CropPolicy(scale=1.6)
+    assert tree_crop_policy(tmp_path) is None  # no marker: a folder made by hand
+    (tmp_path / "wide" / MARKER).write_text('{"crop_policy": {"scale": "wide"}}')
+    with pytest.raises(ValueError, match=MARKER):
+        tree_crop_policy(tmp_path / "wide")
 
 
 def test_link_modes_for_whole_file_faces(tmp_path: Path) -> None:

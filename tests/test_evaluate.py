@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from train_fixtures import fast_config, make_split_tree, write_face
 
 from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.cli import main
+from maskdetect.data.tree import MARKER
+from maskdetect.faces.crop import CropPolicy
 from maskdetect.models import create_model
 from maskdetect.preprocess import Preprocessing
 from maskdetect.train.loop import train
@@ -64,6 +67,23 @@ def test_plain_tree_with_source_label_names_and_subtypes(trained, tmp_path, capl
     assert set(report["per_subtype"]) == {"correct", "nose_exposed", "nose_mouth_exposed"}
     assert report["per_class"]["uncovered"]["support"] == 0
     assert "covered_vs_incorrect_accuracy" in report
+
+
+def test_a_tree_cut_with_another_crop_scale_is_warned_about(trained, tmp_path, caplog):
+    tree, checkpoint = trained
+    out = tmp_path / "report"
+    holdout = ["--split", "holdout", "--out", str(out)]
+    assert main(["evaluate", str(checkpoint), "--data", str(tree), *holdout]) == 0
+    assert json.loads((out / "metrics.json").read_text())["tree_crop_scale"] is None  # made by hand
+    assert not any("crop scale" in r.getMessage() for r in caplog.records)
+    wide = tmp_path / "wide"
+    shutil.copytree(tree, wide)
+    (wide / MARKER).write_text(json.dumps({"crop_policy": CropPolicy(scale=1.8).to_dict()}))
+    assert main(["evaluate", str(checkpoint), "--data", str(wide), *holdout]) == 0
+    warning = [r.getMessage() for r in caplog.records if "crop scale" in r.getMessage()]
+    assert len(warning) == 1 and "crop scale 1.8" in warning[0] and "scale 1.3" in warning[0]
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["tree_crop_scale"] == 1.8 and report["crop_scale"] == 1.3
 
 
 def test_split_tree_without_split_asks_for_one(trained, tmp_path, capsys):

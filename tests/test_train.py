@@ -12,6 +12,8 @@ from train_fixtures import fast_config, make_split_tree
 
 from maskdetect.checkpoint import load_checkpoint, model_from_checkpoint, preprocessing_of
 from maskdetect.cli import main
+from maskdetect.data.tree import MARKER
+from maskdetect.faces.crop import CropPolicy
 from maskdetect.preprocess import Preprocessing
 from maskdetect.train.config import read_yaml_settings
 from maskdetect.train.dataset import FaceFolder, scan_class_folders
@@ -161,6 +163,23 @@ def test_pretrained_without_offline_weights_is_refused(tree, tmp_path, capsys):
         == 2
     )
     assert "no offline ImageNet weights ship for resnet18" in capsys.readouterr().err
+
+
+def test_the_crop_policy_comes_from_the_tree_and_a_contradiction_is_refused(tmp_path, capsys):
+    tree = make_split_tree(tmp_path / "tree", {"train": 3, "validation": 1})
+    (tree / MARKER).write_text(json.dumps({"crop_policy": CropPolicy(scale=1.6).to_dict()}))
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tree), "--out", str(out), "--epochs", "1", *FAST]) == 0
+    assert preprocessing_of(load_checkpoint(out / "best.pt")).crop_policy.scale == 1.6
+    assert yaml.safe_load((out / "config.yaml").read_text())["crop_scale"] == 1.6
+    capsys.readouterr()
+    other = tmp_path / "other"
+    assert main(["train", "--data", str(tree), "--out", str(other), "--crop-scale", "1.3", *FAST]) == 2
+    assert "crop scale 1.6, not 1.3" in capsys.readouterr().err
+    assert not other.exists()  # refused before anything was written
+    plain = make_split_tree(tmp_path / "plain", {"train": 3, "validation": 1})  # no marker: the default
+    assert train(fast_config(plain, tmp_path / "p", epochs=1))["epochs"] == 1
+    assert preprocessing_of(load_checkpoint(tmp_path / "p" / "best.pt")).crop_policy == CropPolicy()
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():

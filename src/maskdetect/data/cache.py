@@ -8,6 +8,7 @@ other suffixes). Work is spread over every core. A record `.maskdetect-cache.jso
 parameters and each source's size and mtime, so a re-run only redoes new or changed files, and a
 change of size, mode or quality redoes all of them. Cached files whose source left the tree (a
 re-split moved it to another split) are deleted, so that a cache never leaks images across splits.
+The source tree's crop policy is recorded in the copy, for `train`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from maskdetect.data.tree import MARKER as TREE_MARKER
+from maskdetect.data.tree import tree_crop_policy
 from maskdetect.fileio import atomic_write_text
 from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
 
@@ -230,6 +233,10 @@ def build_cache(
         os.sync()
         record = {"params": params, "files": {k: v for k, v in files.items() if k not in report.failed}}
         atomic_write_text(dest / RECORD_FILE, json.dumps(record, indent=0, sort_keys=True))
+    policy = tree_crop_policy(src)
+    if policy is not None:  # `train` on the copy must record the crop policy its faces were cut with
+        marker = {"crop_policy": policy.to_dict(), "resized_copy_of": str(src)}
+        atomic_write_text(dest / TREE_MARKER, json.dumps(marker) + "\n")
     return report
 
 

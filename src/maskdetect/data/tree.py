@@ -3,8 +3,9 @@
 ``root/{train,validation,holdout}/{covered,incorrect,uncovered}/<source>_<group>_<index>.<ext>``:
 whole-file faces are hard-linked (or symlinked, or copied), crop specs (VOC boxes, head shots) are cut
 once by `crop_face` and saved as JPEG. ``split_manifest.csv`` sits beside them. A marker file records a
-fingerprint of the inputs: re-running with the same inputs rewrites nothing; writing over a
-different tree needs ``overwrite=True``.
+fingerprint of the inputs and the crop policy the faces were cut with (`tree_crop_policy`, which
+`train` records in its checkpoints): re-running with the same inputs rewrites nothing; writing over
+a different tree needs ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -147,10 +148,34 @@ def write_split_tree(
             log.error("%s", error)
     manifest_text = rows_to_csv([r.replace(tree_path=n) for r, n in zip(rows, names, strict=True)])
     write_text_if_changed(root / MANIFEST_NAME, manifest_text)
-    write_text_if_changed(root / MARKER, json.dumps({"fingerprint": fingerprint, "images": len(rows)}) + "\n")
+    marker = {
+        "fingerprint": fingerprint, "images": len(rows), "crop_policy": policy.to_dict(), "crop_size": size
+    }
+    write_text_if_changed(root / MARKER, json.dumps(marker) + "\n")
     log.debug("tree %s: %d written, %d unchanged, %d failed", root, result.written, result.unchanged,
              result.failed)
     return result
+
+
+def tree_crop_policy(root: str | os.PathLike) -> CropPolicy | None:
+    """The crop policy a split tree's faces were cut with, as its marker records it.
+
+    None for a folder without a marker (made by hand) or a tree written before markers recorded it.
+
+    Raises:
+        ValueError: the marker is there but unreadable or its policy is malformed.
+
+    >>> tree_crop_policy("/nonexistent") is None
+    True
+    """
+    marker = Path(root) / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8")).get("crop_policy")
+        return None if recorded is None else CropPolicy.from_dict(recorded)
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{marker}: not a readable split-tree marker ({err})") from None
 
 
 def _prepare_root(root: Path, fingerprint: str, overwrite: bool) -> None:

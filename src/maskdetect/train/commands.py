@@ -26,7 +26,8 @@ _TRAIN_FLAGS: list[tuple[str, Any, str]] = [
     (
         "--crop-scale",
         float,
-        "crop policy scale the tree's faces were cut with, recorded in checkpoints (1.3)",
+        "crop policy scale the tree's faces were cut with, recorded in checkpoints "
+        "(default: the one `data prepare` recorded in the tree, else 1.3)",
     ),
     ("--epochs", int, "epochs (default 10)"),
     ("--batch-size", int, "batch size per process (default 32)"),

@@ -31,7 +31,9 @@ class TrainConfig:
     pretrained: bool = False
     freeze_backbone: bool = False  # resnet50 only: train the head alone
     input_size: int = 160
-    crop_scale: float = 1.3  # the crop policy the tree's faces were cut with (recorded, not re-applied)
+    # The crop policy's scale, recorded in checkpoints. None: the one the tree's marker records (1.3
+    # for a tree without one); a value that contradicts the marker is refused before training.
+    crop_scale: float | None = None
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
@@ -69,6 +71,8 @@ class TrainConfig:
         for name in ("workers", "threads", "patience", "warmup_epochs", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.crop_scale is not None and not 0.5 <= self.crop_scale <= 4.0:
+            raise ValueError(f"crop_scale must be between 0.5 and 4.0, got {self.crop_scale}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:
@@ -108,6 +112,10 @@ def coerce_settings(settings: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _convert(value: Any, type_name: str, where: str) -> Any:
+    if type_name.endswith(" | None"):
+        if value is None:
+            return None
+        type_name = type_name.removesuffix(" | None")
     if type_name == "bool":
         if isinstance(value, bool):
             return value

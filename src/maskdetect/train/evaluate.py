@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from maskdetect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, preprocessing_of
+from maskdetect.data.tree import tree_crop_policy
 from maskdetect.faces.crop import crop_headshot
 from maskdetect.fileio import atomic_write_text
 from maskdetect.images import open_image
@@ -77,6 +79,13 @@ def evaluate_checkpoint(
         )
     model = model_from_checkpoint(checkpoint, str(checkpoint_path))
     folder = split_folder(tree, split)
+    tree_policy = tree_crop_policy(tree)
+    if tree_policy is not None and not math.isclose(tree_policy.scale, preprocessing.crop_policy.scale):
+        log.warning(
+            "%s: its faces were cut with crop scale %s, but %s was trained on crops of scale %s: "
+            "these figures are for faces framed unlike its training",
+            tree, tree_policy.scale, checkpoint_path, preprocessing.crop_policy.scale,
+        )
     samples = _scan(folder)
     manifest = manifest or _tree_manifest(Path(tree), folder)
     subtype_lookup = _read_manifest(manifest) if manifest else None
@@ -106,6 +115,8 @@ def evaluate_checkpoint(
             "arch": checkpoint["arch"],
             "tree": str(folder),
             "input_size": preprocessing.input_size,
+            "crop_scale": preprocessing.crop_policy.scale,
+            "tree_crop_scale": None if tree_policy is None else tree_policy.scale,
             "skipped_unreadable": len(samples) - len(kept),
         }
     )

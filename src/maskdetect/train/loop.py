@@ -7,6 +7,7 @@ optimizer, random states, the position in the epoch). All are written atomically
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from maskdetect.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from maskdetect.data.tree import tree_crop_policy
 from maskdetect.faces.crop import CropPolicy
 from maskdetect.fileio import atomic_write_text
 from maskdetect.labels import CLASSES
@@ -84,10 +86,12 @@ def _train(config: TrainConfig, context: DistContext, resume: bool) -> dict[str,
     # Every check on the user's input comes before any time is spent.
     train_samples = scan_class_folders(split_folder(config.data, "train"), require_all=True)
     val_samples = scan_class_folders(split_folder(config.data, "validation"), require_all=False)
+    policy = crop_policy_for(config)
+    config = dataclasses.replace(config, crop_scale=policy.scale)  # config.yaml records the one used
     saved = _check_run_dir(Path(config.out), config, resume)
     torch.set_num_threads(_cpu_threads(config, context))
     seed_everything(config.seed + context.rank, config.deterministic)
-    run = _Run(config, context, train_samples, val_samples)
+    run = _Run(config, context, train_samples, val_samples, policy)
     if saved is not None:
         run.restore(saved)
     elif context.is_main:
@@ -111,12 +115,17 @@ def _train(config: TrainConfig, context: DistContext, resume: bool) -> dict[str,
 class _Run:
     """One training run's model, data, optimizer and progress, with a method per phase."""
 
-    def __init__(self, config: TrainConfig, context: DistContext, train_samples: list, val_samples: list):
+    def __init__(
+        self,
+        config: TrainConfig,
+        context: DistContext,
+        train_samples: list,
+        val_samples: list,
+        policy: CropPolicy,
+    ):
         self.config, self.context = config, context
         self.run_dir = Path(config.out)
-        self.preprocessing = Preprocessing(
-            input_size=config.input_size, crop_policy=CropPolicy(scale=config.crop_scale)
-        )
+        self.preprocessing = Preprocessing(input_size=config.input_size, crop_policy=policy)
         self.train_set = FaceFolder(train_samples, train_transform(self.preprocessing), substitute=True)
         self.val_set = FaceFolder(val_samples, eval_transform(self.preprocessing))
         counts = self.train_set.class_counts()
@@ -284,6 +293,27 @@ class _Run:
             atomic_write_text(self.run_dir / METRICS_FILE, lines)
             self.snapshot()
             log.info("epoch %d: %s", progress.epoch, json.dumps(record))
+
+
+def crop_policy_for(config: TrainConfig) -> CropPolicy:
+    """The crop policy a run records: the tree's own, which `--crop-scale` may only repeat.
+
+    A checkpoint that recorded another policy than the one its training faces were cut with would
+    be shown differently framed faces at inference, and lose accuracy without a word.
+
+    Raises:
+        ValueError: `crop_scale` contradicts the scale the tree's marker records.
+    """
+    recorded = tree_crop_policy(config.data)
+    if config.crop_scale is None:
+        return recorded or CropPolicy()
+    if recorded is not None and not math.isclose(recorded.scale, config.crop_scale):
+        raise ValueError(
+            f"{config.data}: its faces were cut with crop scale {recorded.scale}, not {config.crop_scale}; "
+            f"leave --crop-scale out to use the tree's, or prepare the tree again with --crop-scale "
+            f"{config.crop_scale}"
+        )
+    return recorded or CropPolicy(scale=config.crop_scale)
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
