@@ -186,54 +186,11 @@ class BlazeFaceConfig:
     voc_framing: tuple[float, float, float, float] = BLAZEFACE_VOC_FRAMING
 
 
-# Named configurations: "accurate" for photos, "fast" for video and camera frames. Everything in
-# the accurate config was chosen on andrewmvd-face-mask (the back-camera passes also on ilc2021-dev's
-# 96 near-duplicates of it, which no reported figure includes); ilc2021-dev is otherwise only reported.
-# Passes (faces >= 32 px found at IoU 0.5): one full-range pass 0.65, + short range 0.68, + half
-# tiles 0.82, + short range on half tiles 0.89, quarter tiles for the smaller faces; merging
-# candidates from 0.3 up: recall of all faces 0.583 -> 0.588, precision 0.726 -> 0.732.
-# Refinements, `maskdetect evaluate-detect ../shared/data/andrewmvd-face-mask --detection-only`
-# (recall of all faces / faces >= 32 px / 16-32 px, precision; threshold 0.5 unless given):
-#   five passes, plain weighted NMS                        0.588 / 0.888 / 0.605, 0.732
-#   + trust-weighted merging (faces.box_trust)             0.598 / 0.890 / 0.624, 0.734
-#   + second look (faces.second_look), threshold 0.35      0.646 / 0.908 / 0.704, 0.725
-#   + mesh box (faces.mesh_box), MESH_VOC_FRAMING          0.656 / 0.913 / 0.720, 0.736
-#   + back-camera model, whole photo and half tiles, 0.37  0.664 / 0.914 / 0.734, 0.739
-# The threshold 0.35 gave the old precision (0.40: 0.619 / 0.885, 0.810). Held out, ilc2021-dev
-# (1,114 photos, its near-duplicates of andrewmvd left out) went 0.766 / 0.798 -> 0.820 / 0.848,
-# precision 0.612 -> 0.600; at IoU 0.3 faces >= 32 px 0.918 -> 0.940. Most of what is left at IoU
-# 0.5 there is framing: its annotators' boxes vary more in shape than andrewmvd's. Time per photo
-# went up about 1.6x (CPU seconds of a full andrewmvd run 70 -> 110).
-# The back-camera passes came last. andrewmvd's photos are all under 800 px, so they show little
-# (the threshold 0.37 again keeps its precision); on larger crowd photos they find masked faces the
-# others miss. On ilc2021-dev's 96 near-duplicates of andrewmvd (left out of every reported figure)
-# faces >= 32 px went 0.701 -> 0.723, precision 0.617 -> 0.629; the held-out figures are in the
-# README. They cost 1.4x the time (andrewmvd 51 -> 72 s on 2 cores). MESH_VOC_FRAMING measured again
-# with them (0.092, 1.009, 1.058) was left as it was. The back-camera model as a third second look
-# did no better (andrewmvd faces >= 32 px 0.917 against 0.913 at equal precision), nor did the
-# sparse full-range model as two more passes (0.911), nor back-camera quarter tiles. The face mesh's
-# own face-presence score, free for every kept face, does not tell faces from look-alikes any better:
-# mixed into the score (a fifth to a half) it found no more faces at equal precision, and as a veto
-# it dropped masked faces by the hundred (the mesh scores many of them under 0.05).
-# Tried and left out: a learned face verifier on every merged face from 0.1 (frozen ImageNet
-# MobileNetV2 features of a 64 px crop plus the score, logistic regression fitted on andrewmvd's
-# train photos). It ranked held-out andrewmvd candidates far better (ROC AUC 0.914 -> 0.986) but at
-# the precision of the 0.35 threshold it found no more faces at IoU 0.5 on either set: keeping every
-# candidate from 0.1 reaches only 0.888 of ilc2021-dev's faces >= 32 px (0.99 at IoU 0.3), so what
-# the threshold drops there is mostly boxes framed unlike its annotators', not unseen faces.
-# Also left out (measured before the back-camera passes): the short-range model on quarter tiles as
-# one more pass. On ilc2021-dev's large
-# crowd photos it finds more small masked faces (faces >= 32 px 0.848 -> 0.860 at threshold 0.40,
-# precision 0.600 -> 0.619), but on andrewmvd, the set we tune on, it loses at equal precision
-# (0.913 / 0.736 at 0.35 against 0.897 / 0.748 at 0.40) and costs 1.4x the time. Run only on photos
-# of 800 px and more (none of andrewmvd's), it found 31 more faces and 132 false ones (ears, hands,
-# eyes of close-ups, logos) in a third of ilc2021-dev's large photos.
-# The fast config (whole-frame passes only, no refinements) gained most from the back-camera model:
-# on andrewmvd, full + short range at 0.5 found 0.676 of faces >= 32 px (all faces 0.286, precision
-# 0.829); + back camera at 0.51, the threshold that keeps that precision, 0.804 (0.401, 0.831), for
-# about 5 ms more per frame. Without the short-range model it lost close-ups (faces filling half the
-# frame or more: 46 of 51 found against 48). Its framing measured again, (0.018, 0.064, 0.950, 1.038),
-# did no better there than BLAZEFACE_VOC_FRAMING (0.803), so that stays.
+# Named configurations: "accurate" for photos, "fast" for video and camera frames. Both were tuned on
+# andrewmvd-face-mask (thresholds: the value that keeps its precision as passes were added); the
+# back-camera passes of "accurate" also on ilc2021-dev's 96 near-duplicates of it, which no reported
+# figure includes. DETECTOR.md has the measurements behind every pass and refinement, and the ideas
+# tried and left out.
 CONFIGS: dict[str, BlazeFaceConfig] = {
     "accurate": BlazeFaceConfig(
         threshold=0.37, trust_weighted=True, second_look=True, mesh_box=True, voc_framing=MESH_VOC_FRAMING
