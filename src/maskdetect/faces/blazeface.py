@@ -199,6 +199,7 @@ CONFIGS: dict[str, BlazeFaceConfig] = {
         passes=(Pass("full", 1.0), Pass("short", 1.0), Pass("back", 1.0)),
         threshold=0.51,
         candidate_threshold=None,
+        trust_weighted=True,  # free: it only weighs the boxes being merged
     ),
 }
 
