@@ -204,6 +204,7 @@ def build_cache(
         jobs = os.cpu_count() or 1
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    policy = tree_crop_policy(src)  # read first: a broken marker fails before any work
     params = {"size": size, "mode": mode, "quality": quality}
     dest.mkdir(parents=True, exist_ok=True)
     old, held = _load_record(dest, params)
@@ -233,7 +234,6 @@ def build_cache(
         os.sync()
         record = {"params": params, "files": {k: v for k, v in files.items() if k not in report.failed}}
         atomic_write_text(dest / RECORD_FILE, json.dumps(record, indent=0, sort_keys=True))
-    policy = tree_crop_policy(src)
     if policy is not None:  # `train` on the copy must record the crop policy its faces were cut with
         marker = {"crop_policy": policy.to_dict(), "resized_copy_of": str(src)}
         atomic_write_text(dest / TREE_MARKER, json.dumps(marker) + "\n")
