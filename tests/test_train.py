@@ -78,7 +78,7 @@ def test_yaml_config_is_read_and_flags_override_it(tree, tmp_path):
         ("epochs: many\n", "setting 'epochs' must be a int"),
         ("balance: maybe\n", "unknown balance 'maybe'; choices: sampler, loss, none"),
         ("- 1\n", "expected a mapping"),
-        ("crop-scale: 9\n", "crop_scale must be between 0.5 and 4.0, got 9.0"),
+        ("crop-scale: 9\n", "crop scale must be between 0.5 and 4.0, got 9.0"),
         ("crop-scale: wide\n", "setting 'crop-scale' must be a float"),
     ],
 )

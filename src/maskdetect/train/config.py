@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from maskdetect.faces.crop import CropPolicy
 from maskdetect.fileio import atomic_write_text
 from maskdetect.models import list_models
 
@@ -71,8 +72,8 @@ class TrainConfig:
         for name in ("workers", "threads", "patience", "warmup_epochs", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.crop_scale is not None and not 0.5 <= self.crop_scale <= 4.0:
-            raise ValueError(f"crop_scale must be between 0.5 and 4.0, got {self.crop_scale}")
+        if self.crop_scale is not None:
+            CropPolicy(scale=self.crop_scale)  # the policy's own range check names a bad scale
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:
