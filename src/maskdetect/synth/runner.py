@@ -105,8 +105,8 @@ class SynthSummary:
 def headshot_frame(box: Box) -> Box:
     """The output image's rectangle (photo pixels) that puts `box` at ALIGNED_HEADSHOT_BOX fractions.
 
-    >>> headshot_frame((100, 100, 150, 156))
-    (75.0, 70.0, 175.0, 170.0)
+    >>> tuple(round(v, 1) for v in headshot_frame((100, 100, 150, 156)))
+    (79.2, 68.2, 171.1, 162.5)
     """
     fx0, fy0, fx1, fy1 = ALIGNED_HEADSHOT_BOX
     x0, y0, x1, y1 = box
@@ -164,7 +164,7 @@ class Synthesizer:
     >>> Synthesizer("/tmp/never-written", SynthOptions(placements=("Nose",)))
     Traceback (most recent call last):
     ...
-    ValueError: unknown placement 'Nose'; known: Mask, Mask_Mouth_Chin, Mask_Nose_Mouth, Mask_Chin
+    ValueError: unknown placement 'Nose'; known: Mask, Mask_Mouth_Chin, Mask_Nose_Mouth, Mask_Chin, Mask_Neck
     """
 
     def __init__(
