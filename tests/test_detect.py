@@ -180,6 +180,26 @@ def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, untrained_check
     assert "--raw-boxes needs a BlazeFace detector" in capsys.readouterr().err
 
 
+def test_evaluate_detect_sweeps_thresholds_from_one_run(tmp_path, capsys):
+    # The accurate detector finds the astronaut's face (0.94) and weak look-alikes on her suit (0.4-0.5).
+    _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190))])
+    only = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only"]
+    assert main([*only, "--sweep", "0.6,0.3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["threshold"] == 0.3  # one run, at the lowest
+    low, high = report["sweep"]
+    assert low["threshold"] == 0.3 and low["detections"] >= 2 and low["recall"] == 1.0
+    assert (high["threshold"], high["detections"], high["recall"], high["precision"]) == (0.6, 1, 1.0, 1.0)
+    assert main([*only, "--threshold", "0.3"]) == 0  # the same as a run at that threshold
+    assert json.loads(capsys.readouterr().out)["precision"] == low["precision"]
+    assert main([*only, "--sweep", "0.6", "--threshold", "0.5"]) == 2
+    assert "leave --threshold out" in capsys.readouterr().err
+    for bad in ("0.5,high", "0.5,1.5"):
+        with pytest.raises(SystemExit):
+            main([*only, "--sweep", bad])
+        assert "--sweep" in capsys.readouterr().err
+
+
 def test_evaluate_detect_against_a_second_annotation(tmp_path, capsys):
     # A second annotator labelled a half-size copy: the same face (scaled), another label, a box
     # drawn looser (IoU 0.44 with the first one's), and a face the first one never drew.

@@ -60,9 +60,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                           "how well two annotators agree")
     evaluate.add_argument("--pairs", type=Path,
                           help="with --against: lines 'photo in VOC_DIR<TAB or comma>its copy in OTHER_VOC'")
+    evaluate.add_argument("--sweep", type=_thresholds, metavar="T1,T2,...",
+                          help="also report recall and precision at each of these detection thresholds: "
+                          "the detector runs once at the lowest, its faces are then kept by score")
     evaluate.add_argument("--workers", type=int, default=2, help="photos processed in parallel (threads)")
     evaluate.add_argument("--output", "-o", type=Path, help="write the JSON report here too")
     evaluate.set_defaults(func=run_evaluate)
+
+
+def _thresholds(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not values or not all(0.0 < v < 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"thresholds must lie between 0 and 1, got {text!r}")
+    return values
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +119,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("--against and --pairs go together")
     if args.against is not None:
         return _report_agreement(args, items, excluded)
+    if args.sweep:
+        if args.threshold is not None:
+            raise ValueError("--sweep sets the thresholds: leave --threshold out")
+        args.threshold = min(args.sweep)
     if args.detection_only:
         from maskdetect.faces.detector import create_detector
 
@@ -139,6 +156,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         box_fit=detect_eval.box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
         checkpoint=None if args.detection_only else str(args.checkpoint or "bundled default"),
     )
+    if args.sweep:
+        report["sweep"] = detect_eval.threshold_sweep(outcomes, args.sweep, args.match_iou)
     _emit(report, args.output)
     return 0
 

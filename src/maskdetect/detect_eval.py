@@ -6,6 +6,7 @@ geometric mean of the annotated box's width and height (sqrt(w * h)), in pixels 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -183,6 +184,41 @@ def summarise(outcomes: list[ImageOutcome], iou: float = IOU_MATCH) -> dict:
     if true_labels:
         report["classification"] = classification_report(true_labels, pred_labels)
     return report
+
+
+def at_threshold(outcome: ImageOutcome, threshold: float, iou: float = IOU_MATCH) -> ImageOutcome:
+    """The outcome as if only detections scoring `threshold` or more had been made, matched again.
+
+    >>> truth = [((0, 0, 10, 10), "covered")]
+    >>> o = ImageOutcome("p", truth, np.array([[0, 0, 10, 10]]), np.array([0.4]), None, [0])
+    >>> at_threshold(o, 0.5).matches, at_threshold(o, 0.3).matches
+    ([-1], [0])
+    """
+    keep = np.flatnonzero(np.asarray(outcome.scores) >= threshold)
+    boxes, scores = np.asarray(outcome.boxes).reshape(-1, 4)[keep], np.asarray(outcome.scores)[keep]
+    labels = None if outcome.labels is None else [outcome.labels[i] for i in keep]
+    truth_boxes = np.array([t[0] for t in outcome.truth]).reshape(-1, 4)
+    return dataclasses.replace(
+        outcome, boxes=boxes, scores=scores, labels=labels,
+        matches=match_faces(truth_boxes, boxes, scores, iou),
+        loose_matches=match_faces(truth_boxes, boxes, scores, LOOSE_IOU),
+    )
+
+
+def threshold_sweep(
+    outcomes: list[ImageOutcome], thresholds: Iterable[float], iou: float = IOU_MATCH
+) -> list[dict]:
+    """Recall and precision at each detection threshold, from one run at the lowest of them."""
+    rows = []
+    for threshold in sorted(thresholds):
+        report = summarise([at_threshold(o, threshold, iou) for o in outcomes], iou)
+        row = {"threshold": threshold}
+        row.update({k: report[k] for k in ("recall", "recall_32px_and_more", "precision", "detections")})
+        row[f"recall_32px_and_more_iou_{LOOSE_IOU}"] = report[f"recall_32px_and_more_iou_{LOOSE_IOU}"]
+        if "classification" in report:
+            row["macro_f1"] = report["classification"]["macro_f1"]
+        rows.append(row)
+    return rows
 
 
 def classification_report(truth: list[str], predicted: list[str]) -> dict:
