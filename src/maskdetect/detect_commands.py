@@ -62,7 +62,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                           help="with --against: lines 'photo in VOC_DIR<TAB or comma>its copy in OTHER_VOC'")
     evaluate.add_argument("--sweep", type=_thresholds, metavar="T1,T2,...",
                           help="also report recall and precision at each of these detection thresholds: "
-                          "the detector runs once at the lowest, its faces are then kept by score")
+                          "the detector runs once at the lowest, its faces are then kept by score (a "
+                          "detector that merges only boxes above its threshold, as blazeface-fast does, "
+                          "can differ a little from a run at each one)")
     evaluate.add_argument("--workers", type=int, default=2, help="photos processed in parallel (threads)")
     evaluate.add_argument("--output", "-o", type=Path, help="write the JSON report here too")
     evaluate.set_defaults(func=run_evaluate)
