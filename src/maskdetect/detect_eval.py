@@ -6,7 +6,6 @@ geometric mean of the annotated box's width and height (sqrt(w * h)), in pixels 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -120,6 +119,18 @@ def match_faces(
     return matches
 
 
+def matched_outcome(
+    path: str, truth: list[TruthFace], boxes: np.ndarray, scores: np.ndarray, labels: list[str] | None,
+    iou: float = IOU_MATCH,
+) -> ImageOutcome:
+    """One photo's detections matched to its truth, at `iou` and at LOOSE_IOU."""
+    truth_boxes = np.array([t[0] for t in truth]).reshape(-1, 4)
+    return ImageOutcome(
+        path, truth, boxes, scores, labels, match_faces(truth_boxes, boxes, scores, iou),
+        loose_matches=match_faces(truth_boxes, boxes, scores, LOOSE_IOU),
+    )
+
+
 def evaluate_images(
     items: Iterable[tuple[Path, list[TruthFace]]],
     predict: Callable[[object], tuple[np.ndarray, np.ndarray, list[str] | None]],
@@ -135,10 +146,7 @@ def evaluate_images(
         except ImageError as err:
             nothing = [-1] * len(truth)
             return ImageOutcome(str(path), truth, np.zeros((0, 4)), np.zeros(0), None, nothing, str(err))
-        truth_boxes = np.array([t[0] for t in truth]).reshape(-1, 4)
-        matches = match_faces(truth_boxes, boxes, scores, iou)
-        loose = match_faces(truth_boxes, boxes, scores, LOOSE_IOU)
-        return ImageOutcome(str(path), truth, boxes, scores, labels, matches, loose_matches=loose)
+        return matched_outcome(str(path), truth, boxes, scores, labels, iou)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         yield from pool.map(one, items)
@@ -197,12 +205,9 @@ def at_threshold(outcome: ImageOutcome, threshold: float, iou: float = IOU_MATCH
     keep = np.flatnonzero(np.asarray(outcome.scores) >= threshold)
     boxes, scores = np.asarray(outcome.boxes).reshape(-1, 4)[keep], np.asarray(outcome.scores)[keep]
     labels = None if outcome.labels is None else [outcome.labels[i] for i in keep]
-    truth_boxes = np.array([t[0] for t in outcome.truth]).reshape(-1, 4)
-    return dataclasses.replace(
-        outcome, boxes=boxes, scores=scores, labels=labels,
-        matches=match_faces(truth_boxes, boxes, scores, iou),
-        loose_matches=match_faces(truth_boxes, boxes, scores, LOOSE_IOU),
-    )
+    matched = matched_outcome(outcome.path, outcome.truth, boxes, scores, labels, iou)
+    matched.error = outcome.error  # an unreadable photo stays reported as one
+    return matched
 
 
 def threshold_sweep(
@@ -334,13 +339,8 @@ def agreement_outcomes(
         with Image.open(path) as mine, Image.open(other_path) as theirs:
             sx, sy = mine.width / theirs.width, mine.height / theirs.height
         boxes = np.array([b for b, _ in other_faces], float).reshape(-1, 4) * [sx, sy, sx, sy]
-        scores = np.ones(len(boxes))
-        truth_boxes = np.array([t[0] for t in truth]).reshape(-1, 4)
-        outcomes.append(ImageOutcome(
-            str(path), truth, boxes, scores, [label for _, label in other_faces],
-            match_faces(truth_boxes, boxes, scores, iou),
-            loose_matches=match_faces(truth_boxes, boxes, scores, LOOSE_IOU),
-        ))
+        labels = [label for _, label in other_faces]
+        outcomes.append(matched_outcome(str(path), truth, boxes, np.ones(len(boxes)), labels, iou))
     if not outcomes:
         raise ValueError("no pair names a photo of both annotation sets")
     return outcomes
