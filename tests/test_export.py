@@ -30,6 +30,18 @@ def exported(tmp_path_factory):
     return model, ckpt, path
 
 
+def test_efficientnet_lite0_exports_with_its_same_padding(tmp_path):
+    # TensorFlow-style padding is computed from the input's shape inside forward(): it must trace.
+    torch.manual_seed(0)
+    model = create_model("efficientnet_lite0").eval()
+    ckpt = make_checkpoint(model, "efficientnet_lite0", Preprocessing(input_size=64))
+    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    got = OnnxClassifier(export_onnx(ckpt, tmp_path / "lite.onnx"))(x)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("batch", [1, 5])
 def test_onnx_outputs_equal_torch_within_1e4(exported, batch):
     model, _, path = exported

@@ -19,6 +19,7 @@ from maskdetect.faces.crop import CropPolicy, crop_face, square_box
 from maskdetect.images import ImageError, open_image
 from maskdetect.labels import CLASSES, normalise_label
 from maskdetect.models import create_model, list_models
+from maskdetect.models.efficientnet_lite import lite0_weights_path
 from maskdetect.preprocess import Preprocessing
 
 
@@ -98,7 +99,8 @@ def test_open_image_applies_exif_rotation():
 
 
 def test_registry_lists_and_rejects():
-    assert {"mobilenet_v2", "mobilenet_v3_small", "resnet18", "resnet50", "small_cnn"} <= set(list_models())
+    builtin = {"efficientnet_lite0", "mobilenet_v2", "mobilenet_v3_small", "resnet18", "resnet50"}
+    assert builtin | {"small_cnn"} <= set(list_models())
     with pytest.raises(ValueError, match="known models: .*mobilenet_v2"):
         create_model("vgg_nope")
 
@@ -106,6 +108,22 @@ def test_registry_lists_and_rejects():
 def test_mobilenet_v2_imagenet_weights_load():
     model = create_model("mobilenet_v2", pretrained=True)
     assert model(torch.zeros(1, 3, 96, 96)).shape == (1, 3)
+
+
+def test_efficientnet_lite0_imagenet_weights_see_an_espresso():
+    # The whole network with its ImageNet head: a wrong layer, padding or normalisation loses this.
+    from skimage import data
+
+    from maskdetect.models.architectures import LITE_MEAN, LITE_STD
+
+    model = create_model("efficientnet_lite0", num_classes=1000, pretrained=True).eval()
+    head = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    model._fc.load_state_dict({"weight": head["_fc.weight"], "bias": head["_fc.bias"]})
+    photo = Image.fromarray(data.coffee()).crop((100, 0, 500, 400))
+    x = Preprocessing(input_size=224, mean=LITE_MEAN, std=LITE_STD).to_tensor(photo)
+    with torch.no_grad():
+        probs = model(x[None]).softmax(1)[0]
+    assert int(probs.argmax()) == 967 and probs[967] > 0.5  # ImageNet class 967: espresso
 
 
 def test_checkpoint_round_trip_and_errors(tmp_path):

