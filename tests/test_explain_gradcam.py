@@ -23,6 +23,9 @@ def test_target_layer_for_the_registry_models() -> None:
     assert find_target_layer(small) is small[3]
     v3 = create_model("mobilenet_v3_small")
     assert find_target_layer(v3) is v3.features
+    lite = create_model("efficientnet_lite0")
+    assert find_target_layer(lite) is lite._head_act
+    assert gradcam_map(lite.eval(), torch.randn(3, 64, 64)).shape == (64, 64)
     with pytest.raises(ValueError, match="Linear has no Conv2d layer"):
         find_target_layer(nn.Linear(3, 3))
 

@@ -21,12 +21,15 @@ def find_target_layer(model: nn.Module) -> nn.Module:
     """The last convolutional block: ``layer4`` for ResNets, else the last top-level child with a Conv2d.
 
     For torchvision's MobileNets that child is ``features`` (whose output is ``features[-1]``'s);
-    for the registry's ``small_cnn`` it is the fourth block.
+    for the registry's ``small_cnn`` it is the fourth block. A model may name its own (``cam_target``,
+    as the registry's ``efficientnet_lite0`` does: its head activation).
 
     >>> from maskdetect.models import create_model
     >>> type(find_target_layer(create_model("resnet18"))).__name__
     'Sequential'
     """
+    if isinstance(getattr(model, "cam_target", None), nn.Module):
+        return model.cam_target
     if isinstance(getattr(model, "layer4", None), nn.Module):
         return model.layer4
     children = list(model.children())

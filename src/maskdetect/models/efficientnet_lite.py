@@ -93,14 +93,20 @@ class EfficientNetLite0(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
+        self._head_act = nn.ReLU6()  # a module of its own so that Grad-CAM can hook it (cam_target)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(1280, num_classes)
+
+    @property
+    def cam_target(self) -> nn.Module:
+        """The last feature map, after its activation: where Grad-CAM looks."""
+        return self._head_act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
+        x = self._head_act(self._bn1(self._conv_head(x)))
         return self._fc(self._dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
 
 
