@@ -18,7 +18,7 @@ from maskdetect.cli import main
 from maskdetect.faces.crop import CropPolicy, crop_face, square_box
 from maskdetect.images import ImageError, open_image
 from maskdetect.labels import CLASSES, normalise_label
-from maskdetect.models import create_model, list_models
+from maskdetect.models import create_model, list_models, register_model
 from maskdetect.models.efficientnet_lite import lite0_weights_path
 from maskdetect.preprocess import Preprocessing
 
@@ -103,6 +103,8 @@ def test_registry_lists_and_rejects():
     assert builtin | {"small_cnn"} <= set(list_models())
     with pytest.raises(ValueError, match="known models: .*mobilenet_v2"):
         create_model("vgg_nope")
+    with pytest.raises(ValueError, match="give mean and std together"):
+        register_model(mean=(0.5, 0.5, 0.5))
 
 
 def test_mobilenet_v2_imagenet_weights_load():

@@ -6,7 +6,7 @@ import importlib.util
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import nn
@@ -23,16 +23,18 @@ def register_model(
     *,
     mean: tuple[float, float, float] | None = None,
     std: tuple[float, float, float] | None = None,
-):
+) -> Callable[..., Any]:
     """Decorator: make a model constructor available to `create_model` under its function name.
 
     Used bare, or as ``@register_model(mean=..., std=...)`` for a model whose pretrained weights
     expect another input normalisation than ImageNet's (see `input_normalisation`).
     """
+    if (mean is None) != (std is None):
+        raise ValueError("register_model: give mean and std together")
 
     def register(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         _REGISTRY[fn.__name__] = fn
-        if mean is not None and std is not None:
+        if mean is not None and std is not None:  # both or neither, checked above
             _NORMALISATION[fn.__name__] = (tuple(mean), tuple(std))
         return fn
 

@@ -30,7 +30,7 @@ from maskdetect.faces.crop import CropPolicy
 from maskdetect.fileio import atomic_write_text
 from maskdetect.labels import CLASSES
 from maskdetect.models import create_model, input_normalisation
-from maskdetect.preprocess import Preprocessing
+from maskdetect.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from maskdetect.train.augment import eval_transform, train_transform
 from maskdetect.train.config import TrainConfig, save_config
 from maskdetect.train.dataset import FaceFolder, collate_skipping, scan_class_folders, split_folder
@@ -318,10 +318,7 @@ def crop_policy_for(config: TrainConfig) -> CropPolicy:
 
 def _preprocessing_for(config: TrainConfig, policy: CropPolicy) -> Preprocessing:
     # A model's pretrained weights decide its input normalisation (ImageNet's unless it says otherwise).
-    normalisation = input_normalisation(config.model)
-    if normalisation is None:
-        return Preprocessing(input_size=config.input_size, crop_policy=policy)
-    mean, std = normalisation
+    mean, std = input_normalisation(config.model) or (IMAGENET_MEAN, IMAGENET_STD)
     return Preprocessing(input_size=config.input_size, mean=mean, std=std, crop_policy=policy)
 
 
