@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -122,6 +123,28 @@ def test_collect_inputs_keeps_same_named_files_apart(tmp_path):
         Image.new("RGB", (8, 8)).save(tmp_path / folder / "x.jpg")
     jobs, errors = collect_inputs([tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", tmp_path / "nope"])
     assert len({j.out_name for j in jobs}) == 2 and errors == [f"{tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_inputs_that_would_share_an_annotated_name_each_keep_their_own(tmp_path, untrained_checkpoint):
+    # a.tif and a.webp are both annotated as JPEG, clip.mp4 and clip.avi both as an mp4: none may
+    # overwrite another, nor may A.png and a.png on a file system that ignores case.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    face = Image.fromarray(astronaut()).resize((128, 128))
+    for name in ("a.tif", "a.webp", "a.jpg", "A.png", "a.png"):
+        face.save(photos / name)
+    jobs, _ = collect_inputs([photos])
+    names = [str(job.out_name).lower() for job in jobs]
+    assert len(set(names)) == 5 and all(n.endswith((".jpg", ".png")) for n in names)
+    frames = [np.asarray(face)] * 2
+    _write_video(photos / "clip.mp4", frames)
+    _write_video(photos / "clip.avi", frames, fourcc="MJPG")
+    out = tmp_path / "out"
+    assert main(["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out)]) == 0
+    records = [r for r in _read_jsonl(out / "detections.jsonl") if "annotated" in r]
+    written = {r["path"]: r["annotated"] for r in records}
+    assert len(written) == 7 and len(set(written.values())) == 7
+    assert all(Path(target).is_file() for target in written.values())
 
 
 def test_export_command_writes_onnx(tmp_path, untrained_checkpoint, capsys):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage.data import astronaut
 
 from maskdetect.checkpoint import (
     CheckpointError,
@@ -88,6 +89,18 @@ def test_open_image_refuses_bomb_before_decoding():
     Image.new("L", (3000, 3000)).save(buffer, "PNG")
     with pytest.raises(ImageError, match="over the limit"):
         open_image(buffer.getvalue(), max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_open_image_keeps_the_tones_of_deep_grey_images(tmp_path, mode):
+    # A 16-bit grey PNG of the astronaut: Pillow's own convert("RGB") turns it all but white.
+    grey = np.asarray(Image.fromarray(astronaut()).convert("L"))
+    deep = Image.fromarray(grey.astype(np.uint16) * 257)
+    deep.save(tmp_path / "deep.png")
+    source = tmp_path / "deep.png" if mode == "I;16" else deep.convert(mode)
+    rgb = np.asarray(open_image(source)).astype(int)
+    assert rgb.shape == (*grey.shape, 3)
+    assert np.abs(rgb[..., 1] - grey).max() <= 1
 
 
 def test_open_image_applies_exif_rotation():

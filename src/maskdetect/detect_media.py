@@ -37,7 +37,7 @@ FILE_MODE = 0o666 & ~_UMASK
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and the name its annotated output takes under the output folder."""
+    """One input file and the path, under the output folder, that its annotated copy takes."""
 
     path: Path
     out_name: Path
@@ -46,6 +46,10 @@ class Job:
 
 def collect_inputs(inputs: list[str | Path]) -> tuple[list[Job], list[str]]:
     """Expand files and folders (recursively) into jobs; missing inputs come back as error lines.
+
+    Every job gets an output name of its own, compared without case (as macOS and Windows do): two
+    inputs that would write the same file, `x.jpg` in two folders given apart, or `a.tif` beside
+    `a.webp` (both annotated as `a.jpg`), never overwrite each other.
 
     >>> collect_inputs(["/no/such/file.jpg"])[1]
     ['/no/such/file.jpg: no such file or folder']
@@ -62,13 +66,21 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Job], list[str]]:
         else:
             errors.append(f"{raw}: no such file or folder")
             continue
-        for file, out_name in pairs:
+        for file, relative in pairs:
             kind = "video" if file.suffix.lower() in VIDEO_SUFFIXES else "image"
-            while out_name in seen:  # two inputs with the same name must not overwrite each other
-                out_name = out_name.with_name(f"{out_name.stem}_{len(seen)}{out_name.suffix}")
-            seen.add(out_name)
+            out_name, n = _output_name(relative, kind), 0
+            while str(out_name).lower() in seen:
+                n += 1
+                out_name = _output_name(relative.with_name(f"{relative.stem}_{n}{relative.suffix}"), kind)
+            seen.add(str(out_name).lower())
             jobs.append(Job(file, out_name, kind))
     return jobs, errors
+
+
+def _output_name(relative: Path, kind: str) -> Path:
+    if kind == "video":
+        return relative.with_suffix(".annotated.mp4")
+    return relative if relative.suffix.lower() in (".jpg", ".png") else relative.with_suffix(".jpg")
 
 
 def annotate_image(predictor, job: Job, out_dir: Path | None) -> dict:
@@ -81,18 +93,14 @@ def annotate_image(predictor, job: Job, out_dir: Path | None) -> dict:
     record = {"path": str(job.path), "width": image.width, "height": image.height,
               "faces": [f.to_dict() for f in faces]}
     if out_dir is not None:
-        target = out_dir / _image_out_name(job.out_name)
+        target = out_dir / job.out_name
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
-            kind = "PNG" if target.suffix == ".png" else "JPEG"
+            kind = "PNG" if target.suffix.lower() == ".png" else "JPEG"
             draw_results(image, faces).save(tmp, format=kind, quality=90)
             tmp.chmod(FILE_MODE)
         record["annotated"] = str(target)
     return record
-
-
-def _image_out_name(name: Path) -> Path:
-    return name if name.suffix.lower() in (".jpg", ".png") else name.with_suffix(".jpg")
 
 
 def annotate_video(predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
@@ -119,7 +127,7 @@ def annotate_video(predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
             yield {"path": str(job.path), "frame": frames, "faces": [f.to_dict() for f in faces]}
             if out_dir is not None:
                 if writer is None:
-                    target = out_dir / job.out_name.with_suffix(".annotated.mp4")
+                    target = out_dir / job.out_name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     # VideoWriter picks the container by the suffix, so the temporary name keeps it.
                     tmp = target.with_name(f".{target.stem}.part.mp4")

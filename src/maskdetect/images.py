@@ -115,6 +115,8 @@ def _finish(
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode.startswith("I") or image.mode == "F":
+        return _deep_grey_to_rgb(image)
     # Transparent pixels become white rather than whatever colour the encoder left under them.
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
@@ -122,6 +124,21 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         return canvas
     return image.convert("RGB")
+
+
+def _deep_grey_to_rgb(image: Image.Image) -> Image.Image:
+    # 16-bit and 32-bit grey (scans, medical and machine-vision cameras): Pillow's convert clips
+    # every value over 255 to white, so scale by the depth the values show instead.
+    grey = np.asarray(image, dtype=np.float64)
+    top = float(grey.max(initial=0.0))
+    if image.mode.startswith("I;16") or 255 < top <= 65535:
+        full = 65535.0
+    elif top <= 1.0 and image.mode == "F":
+        full = 1.0
+    else:
+        full = max(top, 255.0)
+    scaled = np.clip(np.rint(grey * (255.0 / full)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, "L").convert("RGB")
 
 
 def _from_array(array: np.ndarray, label: str) -> Image.Image:
