@@ -57,6 +57,7 @@ def test_explain_folder_skips_corrupt_images_and_writes_a_contact_sheet(
     (folder / "covered").mkdir(parents=True)
     _image(folder / "covered" / "a.png", 1)
     _image(folder / "b.jpg", 2)
+    _image(folder / "b.png", 3)  # the same stem: its maps must not overwrite b.jpg's
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
     rc = main(["explain", str(folder), "--checkpoint", str(checkpoint), "--no-detect", "--method", "gradcam",
@@ -65,7 +66,9 @@ def test_explain_folder_skips_corrupt_images_and_writes_a_contact_sheet(
     assert "broken.jpg" in capsys.readouterr().err
     assert Image.open(out / "contact_sheet.png").format == "PNG"
     assert np.load(out / "covered__a_gradcam.npy").shape == (SIZE, SIZE)
-    assert len(json.loads((out / "index.json").read_text())) == 2
+    index = json.loads((out / "index.json").read_text())
+    assert len(index) == 3 and len({entry["map"] for entry in index}) == 3
+    assert all(Path(entry["map"]).is_file() for entry in index)
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,7 @@ def _run_folder(explainer: Explainer, args: argparse.Namespace) -> int:
         images = images[: args.limit]
     if not images:
         raise FileNotFoundError(f"{args.path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-    panels, index = [], []
+    panels, index, used = [], [], set()
     for path in images:
         try:
             photo = open_image(path)
@@ -107,7 +107,8 @@ def _run_folder(explainer: Explainer, args: argparse.Namespace) -> int:
         if not faces:
             print(f"{path}: no face found (--no-detect explains whole images as crops)")
         rel = path.relative_to(args.path)
-        entries = _write_faces(faces, rel.with_suffix("").as_posix().replace("/", "__"), args.out, args)
+        stem = _unused_stem(rel.with_suffix("").as_posix().replace("/", "__"), used)
+        entries = _write_faces(faces, stem, args.out, args)
         index.extend({"image": str(path), **e} for e in entries)
         for face in faces:
             caption = f"{rel.stem[:18]}\n{face.predicted} {face.probabilities[face.predicted]:.2f}"
@@ -118,6 +119,17 @@ def _run_folder(explainer: Explainer, args: argparse.Namespace) -> int:
         save_contact_sheet(panels[:120], sheet)
         print(f"contact sheet of {min(len(panels), 120)} faces: {sheet}")
     return 0
+
+
+def _unused_stem(stem: str, used: set[str]) -> str:
+    # a.tif beside a.webp (or A.png beside a.png, on a file system that ignores case) would write
+    # the same maps: the later one takes a numbered name instead of overwriting.
+    candidate, n = stem, 0
+    while candidate.lower() in used:
+        n += 1
+        candidate = f"{stem}_{n}"
+    used.add(candidate.lower())
+    return candidate
 
 
 def _write_faces(faces: list[FaceExplanation], stem: str, out: Path, args: argparse.Namespace) -> list[dict]:
