@@ -17,7 +17,7 @@ from maskdetect.checkpoint import (
 )
 from maskdetect.cli import main
 from maskdetect.faces.crop import CropPolicy, crop_face, square_box
-from maskdetect.images import ImageError, open_image
+from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
 from maskdetect.labels import CLASSES, normalise_label
 from maskdetect.models import create_model, list_models, register_model
 from maskdetect.models.efficientnet_lite import lite0_weights_path
@@ -101,6 +101,18 @@ def test_open_image_keeps_the_tones_of_deep_grey_images(tmp_path, mode):
     rgb = np.asarray(open_image(source)).astype(int)
     assert rgb.shape == (*grey.shape, 3)
     assert np.abs(rgb[..., 1] - grey).max() <= 1
+
+
+def test_open_image_reads_an_iphone_heic_upright(tmp_path):
+    # iPhones save HEIC, often stored sideways with an orientation tag, as here (turned to show).
+    photo = Image.fromarray(astronaut()).resize((256, 192))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    photo.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "IMG_0001.HEIC", "HEIF", exif=exif.tobytes())
+    opened = np.asarray(open_image(tmp_path / "IMG_0001.HEIC")).astype(float)
+    assert opened.shape == (192, 256, 3)
+    assert np.abs(opened - np.asarray(photo)).mean() < 8  # lossy, but the same picture the right way up
+    assert ".heic" in IMAGE_SUFFIXES
 
 
 def test_open_image_applies_exif_rotation():

@@ -9,10 +9,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+try:  # HEIC/HEIF, what iPhones save photos as; pillow-heif applies their orientation when it reads
+    import pillow_heif
+except ImportError:  # pragma: no cover - installed by scripts/install.sh
+    pillow_heif = None
+else:
+    pillow_heif.register_heif_opener()
+
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 # The file suffixes every folder walk treats as images (lower case; compare with `suffix.lower()`).
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif",
+)
 
 # Pillow's own guard only warns below 179 MP; a face photo never needs more than this.
 DEFAULT_MAX_PIXELS = 50_000_000
