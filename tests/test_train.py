@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 import torch
 import yaml
+from PIL import Image
 from train_fixtures import fast_config, make_split_tree
 
 from maskdetect.checkpoint import load_checkpoint, model_from_checkpoint, preprocessing_of
@@ -15,6 +16,7 @@ from maskdetect.cli import main
 from maskdetect.data.tree import MARKER
 from maskdetect.faces.crop import CropPolicy
 from maskdetect.preprocess import Preprocessing
+from maskdetect.train.augment import train_transform
 from maskdetect.train.config import read_yaml_settings
 from maskdetect.train.dataset import FaceFolder, scan_class_folders
 from maskdetect.train.distributed import ResumableSampler
@@ -80,6 +82,7 @@ def test_yaml_config_is_read_and_flags_override_it(tree, tmp_path):
         ("- 1\n", "expected a mapping"),
         ("crop-scale: 9\n", "crop scale must be between 0.5 and 4.0, got 9.0"),
         ("crop-scale: wide\n", "setting 'crop-scale' must be a float"),
+        ("grayscale: 1.5\n", "grayscale must be in [0, 1], got 1.5"),
     ],
 )
 def test_bad_config_is_named_before_training(tree, tmp_path, capsys, text, message):
@@ -192,6 +195,21 @@ def test_the_crop_policy_comes_from_the_tree_and_a_contradiction_is_refused(tmp_
     plain = make_split_tree(tmp_path / "plain", {"train": 3, "validation": 1})  # no marker: the default
     assert train(fast_config(plain, tmp_path / "p", epochs=1))["epochs"] == 1
     assert preprocessing_of(load_checkpoint(tmp_path / "p" / "best.pt")).crop_policy == CropPolicy()
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_grayscale_share_turns_that_share_of_training_crops_grey(share):
+    torch.manual_seed(0)
+    transform = train_transform(Preprocessing(input_size=16), grayscale=share)
+    red = Image.new("RGB", (24, 24), (200, 30, 30))
+    grey = [bool(torch.allclose(*_unnormalised(transform(red))[:2], atol=1e-4)) for _ in range(20)]
+    assert sum(grey) == 20 * share
+
+
+def _unnormalised(tensor):
+    mean = torch.tensor(Preprocessing(input_size=16).mean).view(3, 1, 1)
+    std = torch.tensor(Preprocessing(input_size=16).std).view(3, 1, 1)
+    return tensor * std + mean
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():

@@ -16,12 +16,14 @@ from maskdetect.faces.crop import crop_headshot
 from maskdetect.preprocess import Preprocessing
 
 
-def train_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
+def train_transform(
+    preprocessing: Preprocessing, *, grayscale: float = 0.05
+) -> Callable[[Image.Image], torch.Tensor]:
     """Random augmentation of a face crop, then the model's normalisation.
 
     The crop keeps at least 70% of the face's area so the mask and the nose stay in view (the label
     depends on them); colour jitter works on the image before normalisation; rotation is small,
-    as faces in photos are mostly upright.
+    as faces in photos are mostly upright; a share `grayscale` of the crops loses its colour.
 
     >>> tensor = train_transform(Preprocessing(input_size=32))(Image.new("RGB", (64, 64)))
     >>> tuple(tensor.shape)
@@ -34,7 +36,7 @@ def train_transform(preprocessing: Preprocessing) -> Callable[[Image.Image], tor
             T.RandomHorizontalFlip(),
             T.RandomApply([T.RandomRotation(10, fill=preprocessing.crop_policy.fill)], p=0.5),
             T.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
-            T.RandomGrayscale(p=0.05),
+            T.RandomGrayscale(p=grayscale),
             T.RandomApply([T.GaussianBlur(3, sigma=(0.1, 1.5))], p=0.2),
         ]
     )

@@ -35,6 +35,7 @@ _TRAIN_FLAGS: list[tuple[str, Any, str]] = [
     ("--weight-decay", float, "AdamW weight decay (default 0.05)"),
     ("--warmup-epochs", float, "linear warm-up before cosine decay (default 1)"),
     ("--label-smoothing", float, "label smoothing (default 0.1)"),
+    ("--grayscale", float, "share of training crops turned grey, for grey photos and night CCTV (0.05)"),
     ("--patience", int, "stop after this many epochs without a lower validation loss; 0 = never (3)"),
     ("--seed", int, "random seed (default 0)"),
     ("--workers", int, "DataLoader worker processes (default 1)"),

@@ -41,6 +41,8 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
+    # Share of training crops turned grey: CCTV at night (infrared) and old photos have no colour.
+    grayscale: float = 0.05
     balance: str = "sampler"
     patience: int = 3  # epochs without a better validation loss before stopping; 0 = never stop early
     seed: int = 0
@@ -78,6 +80,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.grayscale <= 1:
+            raise ValueError(f"grayscale must be in [0, 1], got {self.grayscale}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

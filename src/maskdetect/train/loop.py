@@ -126,7 +126,9 @@ class _Run:
         self.config, self.context = config, context
         self.run_dir = Path(config.out)
         self.preprocessing = _preprocessing_for(config, policy)
-        self.train_set = FaceFolder(train_samples, train_transform(self.preprocessing), substitute=True)
+        self.train_set = FaceFolder(
+            train_samples, train_transform(self.preprocessing, grayscale=config.grayscale), substitute=True
+        )
         self.val_set = FaceFolder(val_samples, eval_transform(self.preprocessing))
         counts = self.train_set.class_counts()
         log.info("train %s, validation %s images by class %s", counts, self.val_set.class_counts(), CLASSES)
