@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -113,6 +115,26 @@ def test_open_image_reads_an_iphone_heic_upright(tmp_path):
     assert opened.shape == (192, 256, 3)
     assert np.abs(opened - np.asarray(photo)).mean() < 8  # lossy, but the same picture the right way up
     assert ".heic" in IMAGE_SUFFIXES
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    # A PNG whose header claims width x height pixels, with almost no image data after it.
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def test_a_200_megapixel_phone_photo_is_read_and_20000_squared_is_refused(recwarn):
+    # 16320x12240 gets past both size guards (ours and Pillow's) to the decoder, which finds this
+    # file's pixels missing; 20,000 x 20,000 is refused from its header.
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        open_image(_png_header_only(16320, 12240), name="phone.png")
+    with pytest.raises(ImageError, match="huge.png: .*(over the limit|too many pixels)"):
+        open_image(_png_header_only(20_000, 20_000), name="huge.png")
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
 def test_open_image_applies_exif_rotation():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,13 @@ IMAGE_SUFFIXES: tuple[str, ...] = (
     ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif",
 )
 
-# Pillow's own guard only warns below 179 MP; a face photo never needs more than this.
-DEFAULT_MAX_PIXELS = 50_000_000
+# Phones shoot 108 and 200 MP photos (12000x9000, 16320x12240): they are read (about 2 GB of memory
+# for 108 MP through detection); past this a file is far more likely a bomb than a photo.
+DEFAULT_MAX_PIXELS = 250_000_000
+# Pillow warns past MAX_IMAGE_PIXELS and refuses twice that, at 179 MP by default: a 200 MP photo would
+# never reach the check above, which every read here makes from the header before decoding.
+if Image.MAX_IMAGE_PIXELS is not None:  # None: the user has turned Pillow's guard off
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, DEFAULT_MAX_PIXELS)
 
 
 class ImageError(ValueError):
@@ -90,7 +96,9 @@ def open_image(
 
 def _open(handle: io.IOBase, label: str) -> Image.Image:
     try:
-        return Image.open(handle)
+        with warnings.catch_warnings():  # _finish refuses too large a file with a clear error
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(handle)
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image Pillow can read") from None
     except Image.DecompressionBombError as err:

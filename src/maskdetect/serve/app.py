@@ -29,7 +29,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskdetect import __version__
-from maskdetect.images import DEFAULT_MAX_PIXELS, ImageError, ImageTooLargeError, open_image
+from maskdetect.images import ImageError, ImageTooLargeError, open_image
+from maskdetect.serve.limits import SERVE_MAX_PIXELS
 from maskdetect.serve.modelinfo import describe_model
 from maskdetect.serve.static import add_static_routes
 from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, UploadError, read_upload
@@ -44,7 +45,7 @@ def create_app(
     predictor: Any = None,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = SERVE_MAX_PIXELS,
     cors_origins: Sequence[str] | None = None,
     inference_threads: int = 1,
     max_pending: int = 64,

@@ -6,9 +6,8 @@ import argparse
 import logging
 
 from maskdetect.faces.detector import DETECTORS
-from maskdetect.images import DEFAULT_MAX_PIXELS
 from maskdetect.predict import BACKENDS
-from maskdetect.serve.limits import DEFAULT_MAX_BYTES
+from maskdetect.serve.limits import DEFAULT_MAX_BYTES, SERVE_MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
                         help=f"largest upload in bytes (default {DEFAULT_MAX_BYTES:,})")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help=f"largest image in pixels (default {DEFAULT_MAX_PIXELS:,})")
+    parser.add_argument("--max-pixels", type=int, default=SERVE_MAX_PIXELS,
+                        help=f"largest image in pixels (default {SERVE_MAX_PIXELS:,})")
     parser.set_defaults(func=run_serve)
 
 
