@@ -114,6 +114,31 @@ def test_upload_draws_boxes_and_counts(page, server, shared_data, tmp_path):
     assert page.console_errors == []
 
 
+def test_a_photo_over_the_servers_limits_is_shrunk_by_the_page_and_checked(browser, tmp_path, shared_data):
+    from PIL import Image
+
+    from maskdetect.predict import Predictor
+
+    big = tmp_path / "phone.jpg"  # a photo past both limits of this server, like a phone's 48 MP shot
+    Image.open(photo_dir(shared_data) / PHOTO).convert("RGB").resize((2400, 1800)).save(big, quality=95)
+    app = create_app(Predictor(make_checkpoint_file(tmp_path)), max_bytes=big.stat().st_size // 3,
+                     max_pixels=2_000_000)
+    with BackgroundServer(app) as small_server:
+        files = {"image": ("phone.jpg", big.read_bytes(), "image/jpeg")}
+        assert httpx.post(small_server.url + "/v1/detect", files=files).status_code == 413
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(small_server.url + "/")
+        page.wait_for_selector("#model-name:has-text('Model: small_cnn')", timeout=15_000)  # limits known
+        page.set_input_files("#file-input", str(big))
+        page.wait_for_selector("#canvas:not([data-boxes='0'])", state="attached", timeout=30_000)
+        status = page.text_content("#status")
+        assert status.startswith("Found") and "2400×1800 sent as" in status, status
+        # Drawn on the original photo, at its own size (or larger), with boxes scaled to it.
+        assert page.evaluate("canvas.width") >= 2400 * float(page.get_attribute("#canvas", "data-scale")) - 1
+        context.close()
+
+
 def test_bad_file_shows_the_servers_message(page, tmp_path):
     fake = tmp_path / "notes.jpg"
     fake.write_text("not a photo at all\n")

@@ -6,6 +6,8 @@
   // Fallback colours; /v1/model sends the real ones (maskdetect.labels.CLASS_COLOURS).
   let colours = { covered: "rgb(46,160,67)", incorrect: "rgb(230,145,20)", uncovered: "rgb(210,40,40)" };
   let classes = ["covered", "incorrect", "uncovered"];
+  // The server's upload limits (from /v1/model); a photo past them is shrunk here before it is sent.
+  let limits = { maxBytes: 10 * 1024 * 1024, maxPixels: 50e6 };
 
   const $ = (id) => document.getElementById(id);
   const fileInput = $("file-input");
@@ -35,7 +37,7 @@
       if (info.colours) colours = info.colours;
       if (Array.isArray(info.classes)) classes = info.classes;
       if (info.limits && info.limits.max_bytes) {
-        $("limit-mb").textContent = String(Math.round(info.limits.max_bytes / (1024 * 1024)));
+        limits = { maxBytes: info.limits.max_bytes, maxPixels: info.limits.max_pixels || limits.maxPixels };
       }
       $("model-name").textContent = `Model: ${info.name || "unknown"}`;
     } catch (err) {
@@ -49,17 +51,16 @@
     document.body.classList.add("busy");
     setStatus(`Looking for faces in ${name}…`);
     try {
+      const bitmap = await decodeImage(blob);
+      const shrunk = bitmap ? await fitLimits(blob, bitmap) : null;
       const form = new FormData();
-      form.append("image", blob, name);
-      const [response, bitmap] = await Promise.all([
-        fetch("/v1/detect", { method: "POST", body: form }),
-        decodeImage(blob),
-      ]);
+      form.append("image", shrunk ? shrunk.blob : blob, name);
+      const response = await fetch("/v1/detect", { method: "POST", body: form });
       const body = await response.json().catch(() => ({}));
       if (!response.ok) {
         throw new Error(body.detail || `the server answered ${response.status}`);
       }
-      render(bitmap, body, name);
+      render(bitmap, body, name, shrunk);
     } catch (err) {
       setStatus(`Could not check ${name}: ${err.message}`, true);
     } finally {
@@ -76,7 +77,28 @@
     }
   }
 
-  function render(bitmap, result, name) {
+  // A photo over the server's limits (a phone's 48 MP shot is 15-25 MB) is sent as a smaller JPEG
+  // instead of being refused; boxes come back in its pixels and are drawn scaled onto the original.
+  async function fitLimits(blob, bitmap) {
+    const pixels = bitmap.width * bitmap.height;
+    if (blob.size <= limits.maxBytes && pixels <= limits.maxPixels) return null;
+    let scale = Math.min(1, Math.sqrt(limits.maxPixels / pixels));
+    for (let tries = 0; tries < 8; tries++, scale *= 0.8) {
+      const frame = document.createElement("canvas");
+      frame.width = Math.max(1, Math.round(bitmap.width * scale));
+      frame.height = Math.max(1, Math.round(bitmap.height * scale));
+      const ctx = frame.getContext("2d");
+      ctx.imageSmoothingQuality = "high";
+      ctx.drawImage(bitmap, 0, 0, frame.width, frame.height);
+      const small = await new Promise((resolve) => frame.toBlob(resolve, "image/jpeg", 0.92));
+      if (small && small.size <= limits.maxBytes) {
+        return { blob: small, width: frame.width, height: frame.height, from: [bitmap.width, bitmap.height] };
+      }
+    }
+    return null; // the server's answer will say what is wrong
+  }
+
+  function render(bitmap, result, name, shrunk = null) {
     const faces = result.faces || [];
     const width = bitmap ? bitmap.width : result.width;
     const height = bitmap ? bitmap.height : result.height;
@@ -154,9 +176,12 @@
       if (cell) cell.textContent = String(counts[cls] || 0);
     }
     const parts = classes.filter((c) => counts[c]).map((c) => `${counts[c]} ${c}`);
-    setStatus(faces.length
+    const sent = shrunk
+      ? ` (${shrunk.from.join("×")} sent as ${shrunk.width}×${shrunk.height} to fit the server's limits)`
+      : "";
+    setStatus((faces.length
       ? `Found ${plural(faces.length, "face")}: ${parts.join(", ")}.`
-      : `No faces found in ${name}.`);
+      : `No faces found in ${name}.`) + sent);
   }
 
   function takeFile(file) {
