@@ -147,6 +147,60 @@ def test_inputs_that_would_share_an_annotated_name_each_keep_their_own(tmp_path,
     assert all(Path(target).is_file() for target in written.values())
 
 
+def test_a_killed_folder_run_keeps_its_records_and_resumes(tmp_path, untrained_checkpoint, monkeypatch):
+    import maskdetect.detect_media as media
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    face = Image.fromarray(astronaut()).resize((128, 128))
+    for n in range(5):
+        face.save(photos / f"p{n}.jpg")
+    (photos / "p5.jpg").write_bytes(b"")  # fails every time: tried again on resume
+    out = tmp_path / "out"
+    (out / "detections.jsonl").parent.mkdir()
+    (out / "detections.jsonl").write_text("an earlier run's finished log\n")
+    real, seen = media.annotate_image, []
+
+    def killed_at_the_fourth(predictor, job, out_dir):
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # Ctrl-C, or the machine going down
+        seen.append(job.path.name)
+        return real(predictor, job, out_dir)
+
+    monkeypatch.setattr(media, "annotate_image", killed_at_the_fourth)
+    args = ["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out),
+            "--workers", "1"]
+    assert main(args) == 130  # "maskdetect: interrupted"
+    assert (out / "detections.jsonl").read_text() == "an earlier run's finished log\n"  # not replaced
+    part = out / "detections.jsonl.part"
+    assert [r["path"].split("/")[-1] for r in _read_jsonl(part)] == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    part.write_text(part.read_text() + '{"path": "half a line')  # killed mid-write
+
+    seen.clear()
+    monkeypatch.setattr(media, "annotate_image",
+                        lambda predictor, job, o: seen.append(job.path.name) or real(predictor, job, o))
+    assert main([*args, "--resume"]) == 0
+    assert seen == ["p3.jpg", "p4.jpg", "p5.jpg"]
+    records = _read_jsonl(out / "detections.jsonl")
+    assert sorted(r["path"].split("/")[-1] for r in records) == [f"p{n}.jpg" for n in range(6)]
+    assert "empty" in records[-1]["error"] and not part.exists()
+
+
+def test_resume_keeps_finished_videos_and_redoes_cut_ones(tmp_path):
+    from maskdetect.detect_log import finished_records, part_path
+
+    log = tmp_path / "detections.jsonl"
+    lines = [
+        {"path": "done.mp4", "frame": 0, "faces": []}, {"path": "done.mp4", "frames": 1},
+        {"path": "cut.mp4", "frame": 0, "faces": []},  # killed before its summary
+        {"path": "bad.jpg", "error": "bad.jpg: empty file (0 bytes)"},
+        {"path": "camera:0", "frame": 0, "faces": []},
+    ]
+    part_path(log).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = finished_records(log)
+    assert list(done) == ["done.mp4"] and len(done["done.mp4"]) == 2
+
+
 def test_export_command_writes_onnx(tmp_path, untrained_checkpoint, capsys):
     import onnxruntime as ort
 

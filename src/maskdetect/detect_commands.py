@@ -30,6 +30,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     detect.add_argument("--out", "-o", type=Path, default=Path("detections"), help="output folder")
     detect.add_argument("--jsonl", type=Path, help="JSON Lines file (default OUT/detections.jsonl)")
     detect.add_argument("--no-images", action="store_true", help="write JSON Lines only, no annotated images")
+    detect.add_argument("--resume", action="store_true",
+                        help="skip the inputs an interrupted run (same --out/--jsonl) had finished")
     detect.add_argument("--workers", type=int, default=2, help="images processed in parallel (threads)")
     _model_options(detect)
     detect.add_argument("--video-detector", choices=DETECTORS, default="blazeface-fast",

@@ -8,7 +8,6 @@ output folder; one JSON line per image (or video frame) records the faces.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from collections import Counter
@@ -20,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from maskdetect.detect_log import RunLog, finished_records, part_path
 from maskdetect.draw import draw_results
-from maskdetect.fileio import atomic_path, atomic_write_text
+from maskdetect.fileio import atomic_path
 from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
 from maskdetect.labels import CLASSES
 
@@ -214,7 +214,11 @@ def _has_display() -> bool:
 
 
 def run_detect_job(args: argparse.Namespace) -> tuple[Counter, list[str]]:
-    """The whole `maskdetect detect` run: returns faces per class and the failures."""
+    """The whole `maskdetect detect` run: returns faces per class and the failures.
+
+    Each record reaches the JSON Lines log as its input finishes (`detect_log`); `args.resume` skips
+    the inputs that an interrupted run with the same log had finished.
+    """
     from tqdm import tqdm
 
     from maskdetect.predict import Predictor
@@ -223,33 +227,52 @@ def run_detect_job(args: argparse.Namespace) -> tuple[Counter, list[str]]:
     args.out.mkdir(parents=True, exist_ok=True)
     jsonl = args.jsonl or args.out / "detections.jsonl"
     jobs, failures = collect_inputs(args.inputs)
+    done = finished_records(jsonl) if args.resume else {}
+    kept = [record for job in jobs for record in done.get(str(job.path), [])]
+    todo = [job for job in jobs if str(job.path) not in done]
+    if done:
+        log.warning("resuming: %d inputs already done, %d to go", len(jobs) - len(todo), len(todo))
+    elif part_path(jsonl).exists():
+        log.warning("%s holds an interrupted run's records: starting again (--resume continues it)",
+                    part_path(jsonl))
+    jobs = todo
+    run_log = RunLog(jsonl, kept, FILE_MODE)
+    records: list[dict] = list(kept)
+
+    def keep(new: Iterator[dict]) -> None:
+        for record in new:
+            records.append(record)
+            run_log.write(record)
+
     options = dict(backend=args.backend, detection_threshold=args.threshold)
-    records: list[dict] = []
     images = [j for j in jobs if j.kind == "image"]
     videos = [j for j in jobs if j.kind == "video"]
     predictor = None
-    if images:
-        predictor = Predictor(args.checkpoint, detector=args.detector, **options)
-        with ThreadPoolExecutor(max(1, args.workers)) as pool:
-            results = pool.map(lambda job: annotate_image(predictor, job, out_dir), images)
-            records.extend(tqdm(results, total=len(images), desc="images", unit="img", disable=None))
-    if videos or args.camera is not None:
-        if predictor is None:
-            frame_predictor = Predictor(args.checkpoint, detector=args.video_detector, **options)
-        else:  # photos and videos in one run: load the classifier once
-            frame_predictor = predictor.with_detector(args.video_detector, args.threshold)
-        for job in videos:
-            frames = annotate_video(frame_predictor, job, out_dir)
-            records.extend(tqdm(frames, desc=job.path.name, unit="frame", disable=None))
-        if args.camera is not None:
-            try:
-                records.extend(run_camera(frame_predictor, args.camera, args.out, args.frames))
-            except FileNotFoundError as err:
-                failures.append(str(err))
+    try:
+        if images:
+            predictor = Predictor(args.checkpoint, detector=args.detector, **options)
+            with ThreadPoolExecutor(max(1, args.workers)) as pool:
+                results = pool.map(lambda job: annotate_image(predictor, job, out_dir), images)
+                keep(tqdm(results, total=len(images), desc="images", unit="img", disable=None))
+        if videos or args.camera is not None:
+            if predictor is None:
+                frame_predictor = Predictor(args.checkpoint, detector=args.video_detector, **options)
+            else:  # photos and videos in one run: load the classifier once
+                frame_predictor = predictor.with_detector(args.video_detector, args.threshold)
+            for job in videos:
+                keep(tqdm(annotate_video(frame_predictor, job, out_dir), desc=job.path.name, unit="frame",
+                          disable=None))
+            if args.camera is not None:
+                try:
+                    keep(run_camera(frame_predictor, args.camera, args.out, args.frames))
+                except FileNotFoundError as err:
+                    failures.append(str(err))
+    except BaseException:
+        run_log.close()  # killed or failed: the .part file keeps every finished input for --resume
+        raise
+    run_log.finish()
     failures.extend(r["error"] for r in records if "error" in r)
     failures.extend(r["warning"] for r in records if "warning" in r)
-    atomic_write_text(jsonl, "".join(json.dumps(r) + "\n" for r in records))
-    jsonl.chmod(FILE_MODE)
     counts = Counter({name: 0 for name in CLASSES})
     for record in records:
         counts.update(face["label"] for face in record.get("faces", []))

@@ -1,0 +1,80 @@
+"""The JSON Lines log of a `detect` run, written as it goes so that a killed run loses nothing.
+
+Records are appended to `detections.jsonl.part` as each input finishes; the finished run renames it
+to `detections.jsonl` in one step, so a good earlier file is never replaced by half a run. With
+`--resume`, the inputs that a killed run had finished are read back from the `.part` file (or from a
+finished file) and skipped: an image with a record and no error, a video with its closing summary.
+A video cut off midway, an input that failed and a half-written last line are done again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO
+
+
+def part_path(jsonl: Path) -> Path:
+    """Where a run's log grows until the run finishes."""
+    return jsonl.with_name(jsonl.name + ".part")
+
+
+def finished_records(jsonl: Path) -> dict[str, list[dict]]:
+    """The records of every input a previous run finished, by input path (empty when none).
+
+    >>> import tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "detections.jsonl"
+    >>> _ = part_path(log).write_text('{"path": "a.jpg", "faces": []}\\n{"path": "b.jpg", "fa')
+    >>> list(finished_records(log))
+    ['a.jpg']
+    """
+    source = part_path(jsonl) if part_path(jsonl).exists() else jsonl
+    if not source.exists():
+        return {}
+    by_path: dict[str, list[dict]] = {}
+    with open(source, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # the line being written when the run was killed
+                continue
+            if isinstance(record, dict) and isinstance(record.get("path"), str):
+                by_path.setdefault(record["path"], []).append(record)
+    return {path: records for path, records in by_path.items() if _finished(records)}
+
+
+def _finished(records: list[dict]) -> bool:
+    last = records[-1]
+    # An image is one record; a video ends with its summary (the only record without "frame").
+    return "error" not in last and "frame" not in last and not last["path"].startswith("camera:")
+
+
+class RunLog:
+    """Append records to the `.part` file, flushed one by one; `finish` publishes it.
+
+    Opening it rewrites the `.part` file with `kept` only (the finished inputs of a resumed run).
+    """
+
+    def __init__(self, jsonl: Path, kept: list[dict], file_mode: int):
+        self.jsonl, self.part, self.file_mode = jsonl, part_path(jsonl), file_mode
+        self.jsonl.parent.mkdir(parents=True, exist_ok=True)
+        self._handle: IO[str] = open(self.part, "w", encoding="utf-8")  # noqa: SIM115 - finish/close
+        for record in kept:
+            self.write(record)
+
+    def write(self, record: dict) -> None:
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()
+
+    def finish(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        self.part.chmod(self.file_mode)
+        os.replace(self.part, self.jsonl)
+
+    def close(self) -> None:
+        """Stop writing without publishing (the run was interrupted): the `.part` file stays."""
+        if not self._handle.closed:
+            self._handle.close()
