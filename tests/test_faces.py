@@ -106,6 +106,27 @@ def test_blazeface_recall_on_real_group_photos(detector, shared_data):
     assert total >= 5 and found / total >= 0.8
 
 
+def test_small_faces_of_a_real_photo_are_found_inside_a_48_megapixel_one(detector, shared_data):
+    # maksssksksss29's three faces (61-70 px) are 0.8% of an 8,000 px photo's side: the fraction tiles
+    # alone shrink them to 6 px in the model's input; the finer tiles of large photos find them.
+    import dataclasses
+
+    from maskdetect.detect_eval import load_voc_faces
+
+    folder = shared_data / "andrewmvd-face-mask"
+    path, faces = load_voc_faces(folder / "annotations" / "maksssksksss29.xml", folder / "images")
+    canvas = Image.new("RGB", (8000, 6000), (90, 90, 90))
+    canvas.paste(Image.open(path).convert("RGB"), (5200, 3900))
+    truth = np.array([[x0 + 5200, y0 + 3900, x1 + 5200, y1 + 3900] for (x0, y0, x1, y1), _ in faces])
+
+    def found(boxes: np.ndarray) -> int:
+        return int((iou_matrix(truth, boxes).max(axis=1) >= 0.5).sum()) if len(boxes) else 0
+
+    assert found(detector.detect(canvas)[0]) == len(truth) == 3
+    fractions_only = dataclasses.replace(blazeface.CONFIGS["accurate"], max_tile_px=None)
+    assert found(BlazeFaceDetector(fractions_only).detect(canvas)[0]) == 0
+
+
 def test_unknown_detector_and_bad_threshold_are_clear_errors():
     with pytest.raises(ValueError, match="blazeface-fast"):
         create_detector("yolo")

@@ -179,6 +179,10 @@ class BlazeFaceConfig:
     threshold: float = 0.5
     nms_iou: float = 0.3
     min_tile_px: int = 96  # never blow a tile up more than 2x: tiny tiles only add false faces
+    # Tiles are fractions of the photo, so in a large photo even the finest are large and small faces
+    # shrink to nothing in the model's input. Past this side (px) the full-range model looks again
+    # with tiles halved until they are no larger: a 48 MP photo is searched like a 1,600 px one.
+    max_tile_px: int | None = None
     candidate_threshold: float | None = 0.3
     trust_weighted: bool = False
     second_look: bool = False
@@ -193,7 +197,8 @@ class BlazeFaceConfig:
 # tried and left out.
 CONFIGS: dict[str, BlazeFaceConfig] = {
     "accurate": BlazeFaceConfig(
-        threshold=0.37, trust_weighted=True, second_look=True, mesh_box=True, voc_framing=MESH_VOC_FRAMING
+        threshold=0.37, trust_weighted=True, second_look=True, mesh_box=True, voc_framing=MESH_VOC_FRAMING,
+        max_tile_px=400,
     ),
     "fast": BlazeFaceConfig(
         passes=(Pass("full", 1.0), Pass("short", 1.0), Pass("back", 1.0)),
@@ -282,11 +287,8 @@ class BlazeFaceDetector:
         longer = max(width, height)
         models = self._models()
         all_boxes, all_scores, all_trust = [], [], []
-        for p in self.config.passes:
+        for p, side in self._tilings(longer):
             model = models[p.model]
-            side = max(round(p.tile * longer), min(self.config.min_tile_px, longer))
-            if p.tile < 1.0 and side >= longer:
-                continue  # the photo is too small for this tiling: the whole-photo pass covers it
             for y0 in tile_origins(height, side, p.overlap):
                 for x0 in tile_origins(width, side, p.overlap):
                     patch = _square_patch(pixels, x0, y0, side, model.spec.input_size)
@@ -305,6 +307,26 @@ class BlazeFaceDetector:
         scores = np.concatenate(all_scores)
         weights = scores * np.concatenate(all_trust) if self.config.trust_weighted else None
         return weighted_nms(np.concatenate(all_boxes), scores, self.config.nms_iou, weights)
+
+    def _tilings(self, longer: int) -> list[tuple[Pass, int]]:
+        """Each pass with its tile side in pixels, plus the finer ones a large photo needs.
+
+        >>> [side for _, side in BlazeFaceDetector()._tilings(800)]
+        [800, 800, 400, 400, 200, 800, 400]
+        >>> [side for _, side in BlazeFaceDetector()._tilings(8000)][-3:]
+        [1000, 500, 250]
+        """
+        config, tilings = self.config, []
+        for p in config.passes:
+            side = max(round(p.tile * longer), min(config.min_tile_px, longer))
+            if p.tile < 1.0 and side >= longer:
+                continue  # the photo is too small for this tiling: the whole-photo pass covers it
+            tilings.append((p, side))
+        finest = min((side for p, side in tilings if p.model == "full"), default=longer)
+        while config.max_tile_px is not None and finest > config.max_tile_px:
+            finest = round(finest / 2)
+            tilings.append((Pass("full", finest / longer), finest))
+        return tilings
 
     def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         """Face boxes (N x 4, x0 y0 x1 y1 pixels, VOC-like framing) and scores, best first."""
