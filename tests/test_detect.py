@@ -314,6 +314,23 @@ def test_draw_results_colours_each_class():
         assert picture.getpixel((10 + 60 * i, 70)) == CLASS_COLOURS[name]
 
 
+def _label_height(picture, face):
+    # Rows of the label's colour straight above the box's left edge: the label's height.
+    x0, y0 = (round(v) for v in face.box[:2])
+    colour, rows, y = CLASS_COLOURS[face.label], 0, y0 - 1
+    while y >= 0 and picture.getpixel((x0 + 1, y)) == colour:
+        rows, y = rows + 1, y - 1
+    return rows
+
+
+def test_labels_follow_the_photo_but_never_bury_a_small_face():
+    big_face = FaceResult((400, 400, 800, 900), "covered", 0.9, {"covered": 0.9}, 1.0)
+    small_face = FaceResult((2000, 2000, 2024, 2028), "uncovered", 0.9, {"uncovered": 0.9}, 1.0)
+    picture = draw_results(Image.new("RGB", (4000, 3000), "white"), [big_face, small_face])
+    assert _label_height(picture, big_face) >= 4000 / 60  # readable on the whole photo
+    assert _label_height(picture, small_face) <= 28 * 1.2  # no taller than the face it names
+
+
 class FakeCamera:
     """Stands in for cv2.VideoCapture(index): three frames of the astronaut, then nothing."""
 

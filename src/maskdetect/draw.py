@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
@@ -9,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from maskdetect.labels import CLASS_COLOURS
 
 
+@functools.lru_cache(maxsize=64)
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
@@ -33,11 +35,15 @@ def draw_results(image: Image.Image, results: Sequence) -> Image.Image:
     """
     canvas = image.convert("RGB")  # always a new image (a copy when already RGB)
     draw = ImageDraw.Draw(canvas)
-    line = max(2, round(max(canvas.size) / 400))
-    font = _font(max(11, round(max(canvas.size) / 60)))
+    longer = max(canvas.size)
     for face in results:
         colour = CLASS_COLOURS.get(face.label, (255, 255, 255))
         x0, y0, x1, y1 = (round(v) for v in face.box)
+        # Sized by the photo, but never far past the face: in a large crowd photo a label as big as
+        # the photo asks would bury the small faces around it.
+        height = max(1, y1 - y0)
+        line = max(1, min(max(2, round(longer / 400)), round(height / 12)))
+        font = _font(max(11, min(round(longer / 60), round(height * 0.6))))
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
         text = f"{face.label} {face.score:.0%}"
         tx0, ty0, tx1, ty1 = draw.textbbox((0, 0), text, font=font)
