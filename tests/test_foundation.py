@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -115,6 +117,9 @@ def test_open_image_reads_an_iphone_heic_upright(tmp_path):
     assert opened.shape == (192, 256, 3)
     assert np.abs(opened - np.asarray(photo)).mean() < 8  # lossy, but the same picture the right way up
     assert ".heic" in IMAGE_SUFFIXES
+    # In a bare interpreter too: here other imports (scikit-image's) may have registered HEIF already.
+    check = "import maskdetect.images; from PIL import Image; assert 'HEIF' in Image.OPEN"
+    subprocess.run([sys.executable, "-c", check], check=True)
 
 
 def _png_header_only(width: int, height: int) -> bytes:
