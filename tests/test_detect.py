@@ -331,6 +331,17 @@ def test_labels_follow_the_photo_but_never_bury_a_small_face():
     assert _label_height(picture, small_face) <= 28 * 1.2  # no taller than the face it names
 
 
+def test_a_label_moves_rather_than_cover_its_neighbours_label():
+    # Two faces side by side: the left one's label, wider than its face, reaches over the spot above
+    # the right one, whose label goes inside its box's top instead of on top of it.
+    left = FaceResult((20, 40, 60, 90), "covered", 0.91, {"covered": 0.91}, 1.0)
+    right = FaceResult((64, 40, 104, 90), "uncovered", 0.88, {"uncovered": 0.88}, 1.0)
+    picture = draw_results(Image.new("RGB", (200, 120), "white"), [left, right])
+    above_right = (66, 32)  # inside the left label's band, over the right face's left edge
+    assert picture.getpixel(above_right) == CLASS_COLOURS["covered"]
+    assert picture.getpixel((68, 44)) == CLASS_COLOURS["uncovered"]  # the right label, inside its box
+
+
 class FakeCamera:
     """Stands in for cv2.VideoCapture(index): three frames of the astronaut, then nothing."""
 

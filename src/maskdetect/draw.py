@@ -36,6 +36,7 @@ def draw_results(image: Image.Image, results: Sequence) -> Image.Image:
     canvas = image.convert("RGB")  # always a new image (a copy when already RGB)
     draw = ImageDraw.Draw(canvas)
     longer = max(canvas.size)
+    labels = []
     for face in results:
         colour = CLASS_COLOURS.get(face.label, (255, 255, 255))
         x0, y0, x1, y1 = (round(v) for v in face.box)
@@ -45,11 +46,23 @@ def draw_results(image: Image.Image, results: Sequence) -> Image.Image:
         line = max(1, min(max(2, round(longer / 400)), round(height / 12)))
         font = _font(max(11, min(round(longer / 60), round(height * 0.6))))
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        labels.append((face, colour, x0, y0, y1, line, font))
+    # Labels after every box, so that no box crosses a label; each goes above its box, else inside
+    # its top, else below it: wherever it covers no label already placed (as the web page does).
+    placed: list[tuple[int, int, int, int]] = []
+    for face, colour, x0, y0, y1, line, font in labels:
         text = f"{face.label} {face.score:.0%}"
         tx0, ty0, tx1, ty1 = draw.textbbox((0, 0), text, font=font)
-        tw, th = tx1 - tx0, ty1 - ty0
-        # The label sits above the box, or inside its top when the box touches the top edge.
-        ty = y0 - th - 2 * line if y0 - th - 2 * line >= 0 else y0
-        draw.rectangle((x0, ty, x0 + tw + 2 * line, ty + th + 2 * line), fill=colour)
-        draw.text((x0 + line - tx0, ty + line - ty0), text, fill=(255, 255, 255), font=font)
+        w, h = tx1 - tx0 + 2 * line, ty1 - ty0 + 2 * line
+        x = max(0, min(x0, canvas.width - w))
+        spots = [(x, y, x + w, y + h) for y in (y0 - h, y0, y1) if y >= 0 and y + h <= canvas.height]
+        spot = next((c for c in spots if not any(_overlap(c, p) for p in placed)), None)
+        spot = spot or (spots[0] if spots else (x, max(0, y0), x + w, max(0, y0) + h))
+        placed.append(spot)
+        draw.rectangle(spot, fill=colour)
+        draw.text((spot[0] + line - tx0, spot[1] + line - ty0), text, fill=(255, 255, 255), font=font)
     return canvas
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
