@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -184,6 +186,10 @@ def test_a_killed_folder_run_keeps_its_records_and_resumes(tmp_path, untrained_c
     records = _read_jsonl(out / "detections.jsonl")
     assert sorted(r["path"].split("/")[-1] for r in records) == [f"p{n}.jpg" for n in range(6)]
     assert "empty" in records[-1]["error"] and not part.exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (out / "detections.jsonl", out / "photos" / "p0.jpg"):  # the usual mode of a new file
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask, written
 
 
 def test_resume_keeps_finished_videos_and_redoes_cut_ones(tmp_path):

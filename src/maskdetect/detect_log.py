@@ -56,8 +56,8 @@ class RunLog:
     Opening it rewrites the `.part` file with `kept` only (the finished inputs of a resumed run).
     """
 
-    def __init__(self, jsonl: Path, kept: list[dict], file_mode: int):
-        self.jsonl, self.part, self.file_mode = jsonl, part_path(jsonl), file_mode
+    def __init__(self, jsonl: Path, kept: list[dict]):
+        self.jsonl, self.part = jsonl, part_path(jsonl)
         self.jsonl.parent.mkdir(parents=True, exist_ok=True)
         self._handle: IO[str] = open(self.part, "w", encoding="utf-8")  # noqa: SIM115 - finish/close
         for record in kept:
@@ -71,8 +71,7 @@ class RunLog:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
-        self.part.chmod(self.file_mode)
-        os.replace(self.part, self.jsonl)
+        os.replace(self.part, self.jsonl)  # open() made it with the usual mode of a new file
 
     def close(self) -> None:
         """Stop writing without publishing (the run was interrupted): the `.part` file stays."""

@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
-# Atomic writes go through mkstemp (mode 0600); outputs get the usual permissions of a new file.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,6 @@ def annotate_image(predictor, job: Job, out_dir: Path | None) -> dict:
         with atomic_path(target) as tmp:
             kind = "PNG" if target.suffix.lower() == ".png" else "JPEG"
             draw_results(image, faces).save(tmp, format=kind, quality=90)
-            tmp.chmod(FILE_MODE)
         record["annotated"] = str(target)
     return record
 
@@ -236,7 +231,7 @@ def run_detect_job(args: argparse.Namespace) -> tuple[Counter, list[str]]:
         log.warning("%s holds an interrupted run's records: starting again (--resume continues it)",
                     part_path(jsonl))
     jobs = todo
-    run_log = RunLog(jsonl, kept, FILE_MODE)
+    run_log = RunLog(jsonl, kept)
     records: list[dict] = list(kept)
 
     def keep(new: Iterator[dict]) -> None:
