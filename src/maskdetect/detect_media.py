@@ -8,6 +8,7 @@ output folder; one JSON line per image (or video frame) records the faces.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 from collections import Counter
@@ -21,7 +22,7 @@ from PIL import Image
 
 from maskdetect.detect_log import RunLog, finished_records, part_path
 from maskdetect.draw import draw_results
-from maskdetect.fileio import atomic_path
+from maskdetect.fileio import atomic_path, unused_name
 from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
 from maskdetect.labels import CLASSES
 
@@ -64,19 +65,17 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Job], list[str]]:
             continue
         for file, relative in pairs:
             kind = "video" if file.suffix.lower() in VIDEO_SUFFIXES else "image"
-            out_name, n = _output_name(relative, kind), 0
-            while str(out_name).lower() in seen:
-                n += 1
-                out_name = _output_name(relative.with_name(f"{relative.stem}_{n}{relative.suffix}"), kind)
-            seen.add(str(out_name).lower())
-            jobs.append(Job(file, out_name, kind))
+            name = unused_name(functools.partial(_output_name, relative, kind), relative.stem, seen)
+            jobs.append(Job(file, Path(name), kind))
     return jobs, errors
 
 
-def _output_name(relative: Path, kind: str) -> Path:
+def _output_name(relative: Path, kind: str, stem: str) -> str:
+    # The annotated copy of `relative`, named `stem`: images stay JPEG or PNG, videos become mp4.
+    named = relative.with_name(stem + relative.suffix)
     if kind == "video":
-        return relative.with_suffix(".annotated.mp4")
-    return relative if relative.suffix.lower() in (".jpg", ".png") else relative.with_suffix(".jpg")
+        return str(named.with_suffix(".annotated.mp4"))
+    return str(named if named.suffix.lower() in (".jpg", ".png") else named.with_suffix(".jpg"))
 
 
 def annotate_image(predictor, job: Job, out_dir: Path | None) -> dict:

@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # mkstemp makes files only their owner can read; finished files get the usual umask-based mode.
@@ -52,6 +52,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write text (UTF-8) to `path` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def unused_name(name_for: Callable[[str], str], stem: str, used: set[str]) -> str:
+    """`name_for(stem)`, or `name_for(stem_1)`, `name_for(stem_2)`... the first not in `used`.
+
+    Names are compared without case, as macOS and Windows file systems do; the one returned is
+    added to `used`. Batch commands use it so that no input's output overwrites another's.
+
+    >>> used = set()
+    >>> [unused_name(lambda s: s + ".jpg", "a", used) for _ in range(3)]
+    ['a.jpg', 'a_1.jpg', 'a_2.jpg']
+    >>> unused_name(lambda s: s + ".jpg", "A", used)
+    'A_3.jpg'
+    """
+    name, n = name_for(stem), 0
+    while name.lower() in used:
+        n += 1
+        name = name_for(f"{stem}_{n}")
+    used.add(name.lower())
+    return name
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskdetect.explain.options import BORDERS, FILLS, METHODS, MODES
+from maskdetect.fileio import unused_name
 from maskdetect.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -107,7 +108,8 @@ def _run_folder(explainer: Explainer, args: argparse.Namespace) -> int:
         if not faces:
             print(f"{path}: no face found (--no-detect explains whole images as crops)")
         rel = path.relative_to(args.path)
-        stem = _unused_stem(rel.with_suffix("").as_posix().replace("/", "__"), used)
+        # a.tif beside a.webp (or A.png beside a.png) would write the same maps: the later is numbered.
+        stem = unused_name(str, rel.with_suffix("").as_posix().replace("/", "__"), used)
         entries = _write_faces(faces, stem, args.out, args)
         index.extend({"image": str(path), **e} for e in entries)
         for face in faces:
@@ -119,17 +121,6 @@ def _run_folder(explainer: Explainer, args: argparse.Namespace) -> int:
         save_contact_sheet(panels[:120], sheet)
         print(f"contact sheet of {min(len(panels), 120)} faces: {sheet}")
     return 0
-
-
-def _unused_stem(stem: str, used: set[str]) -> str:
-    # a.tif beside a.webp (or A.png beside a.png, on a file system that ignores case) would write
-    # the same maps: the later one takes a numbered name instead of overwriting.
-    candidate, n = stem, 0
-    while candidate.lower() in used:
-        n += 1
-        candidate = f"{stem}_{n}"
-    used.add(candidate.lower())
-    return candidate
 
 
 def _write_faces(faces: list[FaceExplanation], stem: str, out: Path, args: argparse.Namespace) -> list[dict]:
