@@ -135,6 +135,10 @@ def main() -> None:
             if step + 1 >= needed:
                 break
         pipeline_alone = seen / (time.perf_counter() - started)
+        # Persistent workers prefetch the next epoch: stop them before the scratch tree is deleted,
+        # or they report every file they then cannot find.
+        if loader._iterator is not None:
+            loader._iterator._shutdown_workers()
 
     baseline = (synthetic + synthetic_again) / 2
     print(
