@@ -12,7 +12,6 @@ import copy
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,42 +20,12 @@ from PIL import Image
 from maskdetect.faces.crop import Box
 from maskdetect.images import ImageSource, open_image
 from maskdetect.labels import CLASSES
+from maskdetect.results import FaceResult, ImageResult
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "models" / "default.pt"
 BACKENDS = ("onnx", "torch")
-
-
-@dataclass(frozen=True)
-class FaceResult:
-    """One face: where it is, what it is, and how sure each stage was.
-
-    Attributes:
-        box: (x0, y0, x1, y1) pixels in the EXIF-rotated image.
-        label: the most probable class, one of CLASSES.
-        score: the probability of `label`.
-        probabilities: every class's probability.
-        detection_score: the face detector's confidence (1.0 for boxes given by the caller).
-
-    >>> FaceResult((1, 2, 3, 4), "covered", 0.9, {"covered": 0.9}, 0.8).to_dict()["box"]
-    [1.0, 2.0, 3.0, 4.0]
-    """
-
-    box: tuple[float, float, float, float]
-    label: str
-    score: float
-    probabilities: dict[str, float]
-    detection_score: float
-
-    def to_dict(self) -> dict:
-        return {
-            "box": [round(float(v), 2) for v in self.box],
-            "label": self.label,
-            "score": round(float(self.score), 5),
-            "probabilities": {k: round(float(v), 5) for k, v in self.probabilities.items()},
-            "detection_score": round(float(self.detection_score), 5),
-        }
 
 
 class Predictor:
@@ -130,6 +99,23 @@ class Predictor:
         photo = open_image(image)
         boxes, scores = self.detector.detect(photo)
         return self._results(photo, [tuple(map(float, b)) for b in boxes], [float(s) for s in scores])
+
+    def predict(self, image: ImageSource) -> ImageResult:
+        """Every face in an image, with the image's name and size: one `ImageResult`.
+
+        `ImageResult.to_dict()` is the JSON record that `detect`, the REST API and the web page
+        write; `.draw()` and `.save()` annotate the photo it was computed on.
+
+        Raises:
+            maskdetect.images.ImageError: the input is not a usable image (names it and why).
+
+        >>> result = Predictor().predict("group.jpg")  # doctest: +SKIP
+        >>> result.save("boxed.jpg"); result.counts()  # doctest: +SKIP
+        {'covered': 2, 'incorrect': 0, 'uncovered': 1}
+        """
+        photo = open_image(image)
+        path = str(image) if isinstance(image, (str, os.PathLike)) else None
+        return ImageResult(faces=self(photo), width=photo.width, height=photo.height, path=path, image=photo)
 
     def classify_faces(self, image: ImageSource, boxes: Sequence[Box]) -> list[FaceResult]:
         """Classify faces at given boxes (x0, y0, x1, y1 pixels), skipping the detector.
