@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,65 @@ DEFAULT_MAX_PIXELS = 250_000_000
 # never reach the check above, which every read here makes from the header before decoding.
 if Image.MAX_IMAGE_PIXELS is not None:  # None: the user has turned Pillow's guard off
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, DEFAULT_MAX_PIXELS)
+
+
+def find_files(
+    root: str | os.PathLike,
+    suffixes: tuple[str, ...] | frozenset[str] | set[str] = IMAGE_SUFFIXES,
+    *,
+    on_skip: Callable[[Path, str], None] | None = None,
+) -> list[Path]:
+    """Every regular file under `root` whose suffix (any case) is in `suffixes`, sorted: the one folder walk.
+
+    Hidden files and folders (a leading dot) are left out; linked folders are followed, each real
+    folder once. An entry that carries a wanted suffix but is no readable file (a dangling link, a
+    FIFO, a folder named ``x.jpg``) is passed to `on_skip(path, reason)`, so callers can report it.
+
+    Raises:
+        FileNotFoundError: `root` is not a folder.
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("b.JPG", "a/c.png", "notes.txt", ".hidden.jpg"):
+    ...     (root / name).parent.mkdir(exist_ok=True); _ = (root / name).write_bytes(b"")
+    >>> [p.relative_to(root).as_posix() for p in find_files(root)]
+    ['a/c.png', 'b.JPG']
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    wanted = {s.lower() for s in suffixes}
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree: walked already
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files + [d for d in dirs if Path(d).suffix.lower() in wanted]:
+            path = Path(folder, name)
+            if name.startswith(".") or path.suffix.lower() not in wanted:
+                continue
+            if path.is_file():
+                found.append(path)
+            elif on_skip is not None:
+                on_skip(path, _not_a_file(path))
+    return sorted(found)
+
+
+def find_images(root: str | os.PathLike, *, on_skip: Callable[[Path, str], None] | None = None) -> list[Path]:
+    """Every image file under `root` (`IMAGE_SUFFIXES`), sorted; see `find_files`."""
+    return find_files(root, IMAGE_SUFFIXES, on_skip=on_skip)
+
+
+def _not_a_file(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return "a link to nothing"
+    if path.is_dir():
+        return "a folder, not a file"
+    return "not a regular file"
 
 
 class ImageError(ValueError):
