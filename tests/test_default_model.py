@@ -10,7 +10,7 @@ import numpy as np
 
 from maskdetect.checkpoint import load_checkpoint, preprocessing_of
 from maskdetect.data.sample import sample_data_dir
-from maskdetect.detect_eval import load_voc_faces, match_faces
+from maskdetect.detect.evaluate import load_voc_faces, match_faces
 from maskdetect.labels import CLASSES, normalise_label
 from maskdetect.predict import DEFAULT_MODEL, Predictor
 

@@ -16,7 +16,7 @@ from PIL import Image
 from skimage.data import astronaut
 
 from maskdetect.cli import main
-from maskdetect.detect_media import collect_inputs
+from maskdetect.detect.media import collect_inputs
 from maskdetect.draw import draw_results
 from maskdetect.labels import CLASS_COLOURS, CLASSES
 from maskdetect.predict import FaceResult
@@ -150,7 +150,7 @@ def test_inputs_that_would_share_an_annotated_name_each_keep_their_own(tmp_path,
 
 
 def test_a_killed_folder_run_keeps_its_records_and_resumes(tmp_path, untrained_checkpoint, monkeypatch):
-    import maskdetect.detect_media as media
+    import maskdetect.detect.media as media
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -193,7 +193,7 @@ def test_a_killed_folder_run_keeps_its_records_and_resumes(tmp_path, untrained_c
 
 
 def test_resume_keeps_finished_videos_and_redoes_cut_ones(tmp_path):
-    from maskdetect.detect_log import finished_records, part_path
+    from maskdetect.detect.log import finished_records, part_path
 
     log = tmp_path / "detections.jsonl"
     lines = [
@@ -382,7 +382,7 @@ def test_camera_without_a_display_writes_annotated_frames(tmp_path, untrained_ch
 
 
 def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its_face(tmp_path):
-    from maskdetect.detect_eval import load_voc_faces
+    from maskdetect.detect.evaluate import load_voc_faces
 
     (tmp_path / "images").mkdir()
     (tmp_path / "annotations").mkdir()
@@ -408,7 +408,7 @@ def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its
 def test_a_video_run_that_fails_midway_leaves_no_partial_file(tmp_path):
     from pathlib import Path
 
-    from maskdetect.detect_media import Job, annotate_video
+    from maskdetect.detect.media import Job, annotate_video
 
     frames = [np.asarray(Image.fromarray(astronaut()).resize((160, 120))) for _ in range(4)]
     _write_video(tmp_path / "clip.mp4", frames)

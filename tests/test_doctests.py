@@ -19,7 +19,8 @@ MODULES = sorted(
 
 
 def test_every_module_is_found():
-    assert {"maskdetect.train.loop", "maskdetect.faces.blazeface", "maskdetect.detect_eval"} <= set(MODULES)
+    expected = {"maskdetect.train.loop", "maskdetect.faces.blazeface", "maskdetect.detect.evaluate"}
+    assert expected <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -19,7 +19,7 @@ COMMAND_MODULES: list[str] = [
     "maskdetect.synth.commands",
     "maskdetect.train.commands",
     "maskdetect.serve.commands",
-    "maskdetect.detect_commands",
+    "maskdetect.detect.commands",
     "maskdetect.explain.commands",
     "maskdetect.demo.commands",
 ]

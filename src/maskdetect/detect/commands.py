@@ -1,5 +1,5 @@
 """`maskdetect detect`, `maskdetect export` and `maskdetect evaluate-detect`: thin wrappers over
-`maskdetect.predict`, `maskdetect.export`, `maskdetect.detect_media` and `maskdetect.detect_eval`.
+`maskdetect.predict`, `maskdetect.export`, `maskdetect.detect.media` and `maskdetect.detect.evaluate`.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    from maskdetect.detect_media import run_detect_job
+    from maskdetect.detect.media import run_detect_job
 
     if not args.inputs and args.camera is None:
         raise ValueError("give INPUT files/folders/videos or --camera INDEX")
@@ -111,7 +111,7 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from maskdetect import detect_eval
+    from maskdetect.detect import evaluate as detect_eval
 
     exclude = _read_names(args.exclude) if args.exclude else []
     annotations, _ = detect_eval.voc_layout(args.voc_dir)
@@ -167,7 +167,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _report_agreement(args: argparse.Namespace, items: list, excluded: int) -> int:
-    from maskdetect import detect_eval
+    from maskdetect.detect import evaluate as detect_eval
 
     pairs = _read_pairs(args.pairs)
     other = detect_eval.voc_items(args.against, only=[theirs for _, theirs in pairs])

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from maskdetect.detect_log import RunLog, finished_records, part_path
+from maskdetect.detect.log import RunLog, finished_records, part_path
 from maskdetect.draw import draw_results
 from maskdetect.fileio import atomic_path, unused_name
 from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
@@ -210,7 +210,7 @@ def _has_display() -> bool:
 def run_detect_job(args: argparse.Namespace) -> tuple[Counter, list[str]]:
     """The whole `maskdetect detect` run: returns faces per class and the failures.
 
-    Each record reaches the JSON Lines log as its input finishes (`detect_log`); `args.resume` skips
+    Each record reaches the JSON Lines log as its input finishes (`detect.log`); `args.resume` skips
     the inputs that an interrupted run with the same log had finished.
     """
     from tqdm import tqdm
