@@ -16,7 +16,7 @@ from PIL import Image
 from skimage.data import astronaut
 
 from maskdetect.cli import main
-from maskdetect.detect.media import collect_inputs
+from maskdetect.detect.inputs import Job, collect_inputs
 from maskdetect.draw import draw_results
 from maskdetect.labels import CLASS_COLOURS, CLASSES
 from maskdetect.predict import FaceResult
@@ -406,22 +406,67 @@ def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its
 
 
 def test_a_video_run_that_fails_midway_leaves_no_partial_file(tmp_path):
-    from pathlib import Path
-
-    from maskdetect.detect.media import Job, annotate_video
+    from maskdetect.detect.media import annotate_video
+    from maskdetect.results import ImageResult
 
     frames = [np.asarray(Image.fromarray(astronaut()).resize((160, 120))) for _ in range(4)]
     _write_video(tmp_path / "clip.mp4", frames)
-    calls = []
 
-    def failing_predictor(rgb):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("model fault")
-        return []
+    class FailingPredictor:
+        calls = 0
+
+        def predict(self, rgb):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("model fault")
+            return ImageResult([], rgb.shape[1], rgb.shape[0], image=Image.fromarray(rgb))
 
     out = tmp_path / "out"
-    records = annotate_video(failing_predictor, Job(tmp_path / "clip.mp4", Path("clip.mp4"), "video"), out)
+    job = Job(tmp_path / "clip.mp4", Path("clip.mp4"), "video")
+    records = annotate_video(FailingPredictor(), job, out)
     with pytest.raises(RuntimeError, match="model fault"):
         list(records)
     assert sorted(p.name for p in out.rglob("*")) == []
+
+
+def test_a_folder_entry_that_is_no_file_is_reported_with_its_reason(tmp_path, untrained_checkpoint):
+    from maskdetect.detect.media import DetectSummary, detect_files
+    from maskdetect.predict import Predictor
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(astronaut()).resize((128, 128)).save(photos / "a.jpg")
+    (photos / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")  # a dangling link
+    os.mkfifo(photos / "pipe.png")  # would block a reader forever
+    (photos / "folder.jpg").mkdir()
+    (photos / "folder.jpg" / "inside.jpg").write_bytes(b"")
+    predictor = Predictor(untrained_checkpoint, detector="haar")
+    summary = detect_files(predictor, [photos], tmp_path / "out", images=False)
+    assert isinstance(summary, DetectSummary)
+    reasons = {Path(line.split(": ")[0]).name: line.split(": ", 1)[1] for line in summary.failures}
+    assert reasons == {"gone.jpg": "a link to nothing", "pipe.png": "not a regular file",
+                       "folder.jpg": "a folder, not a file", "inside.jpg": "empty file (0 bytes)"}
+    assert summary.records == 2 and summary.annotated == 0
+    assert summary.jsonl == tmp_path / "out" / "detections.jsonl"
+    assert sorted(summary.counts) == sorted(CLASSES)
+
+
+def test_detect_files_is_the_library_call_and_frames_are_image_results(tmp_path, untrained_checkpoint):
+    from maskdetect.detect.media import detect_files
+    from maskdetect.predict import Predictor
+
+    face = np.asarray(Image.fromarray(astronaut()).resize((160, 160)))
+    _write_video(tmp_path / "clip.mp4", [face] * 3)
+    Image.fromarray(face).save(tmp_path / "a.png")
+    predictor = Predictor(untrained_checkpoint, detection_threshold=0.6)
+    video = predictor.with_detector("blazeface-fast", 0.6)
+    inputs = [tmp_path / "a.png", tmp_path / "clip.mp4"]
+    summary = detect_files(predictor, inputs, tmp_path / "out", workers=1, video_predictor=video)
+    assert summary.failures == [] and summary.records == 5 and summary.annotated == 2
+    assert sum(summary.counts.values()) == 4  # her face in the photo and in each of the 3 frames
+    records = _read_jsonl(summary.jsonl)
+    photo = predictor.predict(tmp_path / "a.png").to_dict()
+    assert records[0] == {**photo, "annotated": str(tmp_path / "out" / "a.png")}
+    frame = records[1]
+    assert list(frame) == ["path", "frame", "width", "height", "faces"]
+    assert (frame["path"], frame["frame"], frame["width"], frame["height"]) == (str(inputs[1]), 0, 160, 160)

@@ -1,5 +1,5 @@
-"""`maskdetect detect`, `maskdetect export` and `maskdetect evaluate-detect`: thin wrappers over
-`maskdetect.predict`, `maskdetect.export`, `maskdetect.detect.media` and `maskdetect.detect.evaluate`.
+"""`maskdetect detect`, `maskdetect export` and `maskdetect evaluate-detect`: argv in, one library
+call (`detect_files`, `export_onnx`, `evaluate_detection` / `annotator_agreement`), its result printed.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 from maskdetect.faces.detector import DETECTORS
@@ -99,82 +98,42 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    from maskdetect.detect.media import run_detect_job
+    from maskdetect.detect.media import detect_files
+    from maskdetect.predict import Predictor
 
     if not args.inputs and args.camera is None:
         raise ValueError("give INPUT files/folders/videos or --camera INDEX")
-    counts, failures = run_detect_job(args)
-    print("faces by class: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    for failure in failures:
+    predictor = Predictor(args.checkpoint, detector=args.detector, backend=args.backend,
+                          detection_threshold=args.threshold)
+    summary = detect_files(
+        predictor, args.inputs, args.out, workers=args.workers, resume=args.resume,
+        images=not args.no_images, jsonl=args.jsonl, camera=args.camera, frames=args.frames,
+        video_predictor=predictor.with_detector(args.video_detector, args.threshold),
+    )
+    print("faces by class: " + ", ".join(f"{k} {v}" for k, v in summary.counts.items()))
+    for failure in summary.failures:
         print(f"skipped: {failure}", file=sys.stderr)
-    return 1 if failures and not sum(counts.values()) and not args.camera else 0
+    return 1 if summary.failures and not sum(summary.counts.values()) and not args.camera else 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from maskdetect.detect import evaluate as detect_eval
+    from maskdetect.detect.evaluate import EvaluateDetectOptions, annotator_agreement, evaluate_detection
 
-    exclude = _read_names(args.exclude) if args.exclude else []
-    annotations, _ = detect_eval.voc_layout(args.voc_dir)
-    skip = {Path(name).stem for name in exclude}
-    excluded = sum(1 for xml in annotations.glob("*.xml") if xml.stem in skip)
-    only = _read_names(args.only) if args.only else None
-    items = detect_eval.voc_items(args.voc_dir, exclude, args.limit, only)
     if (args.against is None) != (args.pairs is None):
         raise ValueError("--against and --pairs go together")
+    exclude = _read_names(args.exclude) if args.exclude else []
+    only = _read_names(args.only) if args.only else None
     if args.against is not None:
-        return _report_agreement(args, items, excluded)
-    if args.sweep:
-        if args.threshold is not None:
-            raise ValueError("--sweep sets the thresholds: leave --threshold out")
-        args.threshold = min(args.sweep)
-    if args.detection_only:
-        from maskdetect.faces.detector import create_detector
-
-        detector = create_detector(args.detector, args.threshold)
-        if args.raw_boxes and not hasattr(detector, "detect_raw"):
-            raise ValueError(f"--raw-boxes needs a BlazeFace detector, not {args.detector!r}")
-        detect = detector.detect_raw if args.raw_boxes else detector.detect
-
-        def predict(image):
-            boxes, scores = detect(image)
-            return boxes, scores, None
+        report = annotator_agreement(args.voc_dir, args.against, _read_pairs(args.pairs), exclude=exclude,
+                                     only=only, limit=args.limit, match_iou=args.match_iou)
     else:
-        import numpy as np
-
-        from maskdetect.predict import Predictor
-
-        predictor = Predictor(args.checkpoint, detector=args.detector, backend=args.backend,
-                              detection_threshold=args.threshold)
-
-        def predict(image):
-            faces = predictor(image)
-            boxes = np.array([f.box for f in faces]).reshape(-1, 4)
-            return boxes, np.array([f.detection_score for f in faces]), [f.label for f in faces]
-
-    start = time.perf_counter()
-    outcomes = list(detect_eval.evaluate_images(items, predict, args.workers, args.match_iou))
-    report = detect_eval.summarise(outcomes, args.match_iou)
-    report.update(
-        voc_dir=str(args.voc_dir), detector=args.detector, threshold=args.threshold,
-        detection_only=args.detection_only, raw_boxes=args.raw_boxes, excluded=excluded,
-        box_fit=detect_eval.box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
-        checkpoint=None if args.detection_only else str(args.checkpoint or "bundled default"),
-    )
-    if args.sweep:
-        report["sweep"] = detect_eval.threshold_sweep(outcomes, args.sweep, args.match_iou)
-    _emit(report, args.output)
-    return 0
-
-
-def _report_agreement(args: argparse.Namespace, items: list, excluded: int) -> int:
-    from maskdetect.detect import evaluate as detect_eval
-
-    pairs = _read_pairs(args.pairs)
-    other = detect_eval.voc_items(args.against, only=[theirs for _, theirs in pairs])
-    outcomes = detect_eval.agreement_outcomes(items, other, pairs, args.match_iou)
-    report = detect_eval.summarise(outcomes, args.match_iou)
-    report.update(voc_dir=str(args.voc_dir), against=str(args.against), pairs=len(pairs), excluded=excluded,
-                  box_fit=detect_eval.box_fit(outcomes))
+        options = EvaluateDetectOptions(
+            checkpoint=args.checkpoint, detector=args.detector, backend=args.backend,
+            threshold=args.threshold, detection_only=args.detection_only, raw_boxes=args.raw_boxes,
+            match_iou=args.match_iou, exclude=exclude, only=only, limit=args.limit,
+            sweep=args.sweep or (), workers=args.workers,
+        )
+        report = evaluate_detection(args.voc_dir, options)
     _emit(report, args.output)
     return 0
 

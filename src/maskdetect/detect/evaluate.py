@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,3 +349,152 @@ def agreement_outcomes(
 
 def _ratio(num: float, den: float) -> float:
     return round(float(num) / float(den), 4) if den else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateDetectOptions:
+    """How `evaluate_detection` runs: the model, what it scores, and which photos.
+
+    Attributes:
+        checkpoint: the classifier (.pt); None: the bundled model.
+        detector: the face detector (`maskdetect.faces.detector.DETECTORS`).
+        backend: the classifier runtime ("onnx" or "torch").
+        threshold: the detection score threshold; None: the detector's default.
+        detection_only: no classifier: face recall and precision only.
+        raw_boxes: (BlazeFace, with detection_only) score the detector's boxes before their VOC framing.
+        match_iou: IoU for a detection to match an annotated face.
+        exclude: image or xml names (or stems) to leave out.
+        only: when given, the only image or xml names (or stems) to use.
+        limit: evaluate only the first N usable annotations.
+        sweep: also report recall and precision at each of these thresholds, from one run at the
+            lowest (leave `threshold` None).
+        workers: photos processed at once (threads).
+
+    >>> EvaluateDetectOptions(detector="haar", detection_only=True).match_iou
+    0.5
+    """
+
+    checkpoint: Path | None = None
+    detector: str = "blazeface"
+    backend: str = "onnx"
+    threshold: float | None = None
+    detection_only: bool = False
+    raw_boxes: bool = False
+    match_iou: float = IOU_MATCH
+    exclude: Sequence[str] = ()
+    only: Sequence[str] | None = None
+    limit: int | None = None
+    sweep: Sequence[float] = ()
+    workers: int = 2
+
+
+def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | None = None) -> dict:
+    """End-to-end evaluation on a Pascal VOC photo set: `summarise`'s report, and how it was made.
+
+    Besides `summarise`'s figures the report holds voc_dir, detector, threshold, detection_only,
+    raw_boxes, excluded (annotations left out by `exclude`), box_fit, seconds and checkpoint (None
+    when detection_only), and "sweep" (`threshold_sweep`) when thresholds were given.
+
+    Raises:
+        FileNotFoundError: not a VOC set, or no usable annotation in it.
+        ValueError: both sweep and threshold given, or raw_boxes with a detector that has none.
+
+    >>> report = evaluate_detection("voc/", EvaluateDetectOptions(sweep=(0.3, 0.5)))  # doctest: +SKIP
+    >>> report["recall"], [row["precision"] for row in report["sweep"]]  # doctest: +SKIP
+    (0.91, [0.62, 0.88])
+    """
+    options = options or EvaluateDetectOptions()
+    excluded = _excluded(voc_dir, options.exclude)
+    items = voc_items(voc_dir, options.exclude, options.limit, options.only)
+    threshold = options.threshold
+    if options.sweep:
+        if threshold is not None:
+            raise ValueError("--sweep sets the thresholds: leave --threshold out")
+        threshold = min(options.sweep)  # one run at the lowest; the others keep faces by score
+    predict = _face_finder(options, threshold)
+    start = time.perf_counter()
+    outcomes = list(evaluate_images(items, predict, options.workers, options.match_iou))
+    report = summarise(outcomes, options.match_iou)
+    report.update(
+        voc_dir=str(voc_dir), detector=options.detector, threshold=threshold,
+        detection_only=options.detection_only, raw_boxes=options.raw_boxes, excluded=excluded,
+        box_fit=box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
+        checkpoint=None if options.detection_only else str(options.checkpoint or "bundled default"),
+    )
+    if options.sweep:
+        report["sweep"] = threshold_sweep(outcomes, options.sweep, options.match_iou)
+    return report
+
+
+def _face_finder(
+    options: EvaluateDetectOptions, threshold: float | None
+) -> Callable[[object], tuple[np.ndarray, np.ndarray, list[str] | None]]:
+    # predict(image) -> (boxes, detection scores, labels or None) for `evaluate_images`.
+    if options.detection_only:
+        from maskdetect.faces.detector import create_detector
+
+        detector = create_detector(options.detector, threshold)
+        if options.raw_boxes and not hasattr(detector, "detect_raw"):
+            raise ValueError(f"--raw-boxes needs a BlazeFace detector, not {options.detector!r}")
+        detect = detector.detect_raw if options.raw_boxes else detector.detect
+
+        def find(image: object) -> tuple[np.ndarray, np.ndarray, None]:
+            boxes, scores = detect(image)
+            return boxes, scores, None
+
+        return find
+    from maskdetect.predict import Predictor
+
+    predictor = Predictor(options.checkpoint, detector=options.detector, backend=options.backend,
+                          detection_threshold=threshold)
+
+    def find_and_classify(image: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        faces = predictor(image)
+        boxes = np.array([f.box for f in faces]).reshape(-1, 4)
+        return boxes, np.array([f.detection_score for f in faces]), [f.label for f in faces]
+
+    return find_and_classify
+
+
+def annotator_agreement(
+    voc_dir: str | Path,
+    against: str | Path,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    exclude: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    limit: int | None = None,
+    match_iou: float = IOU_MATCH,
+) -> dict:
+    """How well a second annotation of the same photos agrees with the first (`agreement_outcomes`).
+
+    The report is `summarise`'s, with voc_dir, against, pairs (how many), excluded and box_fit.
+
+    Args:
+        voc_dir: the first annotation (VOC set), taken as the truth.
+        against: the second annotation (VOC set), scored as if it were the detector.
+        pairs: (photo in voc_dir, its copy in against), file names or stems.
+        exclude, only, limit: which photos of voc_dir, as in `EvaluateDetectOptions`.
+        match_iou: IoU for two boxes to match.
+
+    Raises:
+        ValueError: no pair names a photo of both sets.
+
+    >>> annotator_agreement("a/", "b/", [("astro.jpg", "astro-small.jpg")])["recall"]  # doctest: +SKIP
+    0.5
+    """
+    excluded = _excluded(voc_dir, exclude)
+    items = voc_items(voc_dir, exclude, limit, only)
+    other = voc_items(against, only=[theirs for _, theirs in pairs])
+    outcomes = agreement_outcomes(items, other, pairs, match_iou)
+    report = summarise(outcomes, match_iou)
+    report.update(voc_dir=str(voc_dir), against=str(against), pairs=len(pairs), excluded=excluded,
+                  box_fit=box_fit(outcomes))
+    return report
+
+
+def _excluded(voc_dir: str | Path, exclude: Iterable[str]) -> int:
+    # How many of the set's annotations `exclude` leaves out (reported beside the figures).
+    annotations, _ = voc_layout(voc_dir)
+    skip = {Path(name).stem for name in exclude}
+    return sum(1 for xml in annotations.glob("*.xml") if xml.stem in skip)

@@ -2,102 +2,59 @@
 
 Every input is handled on its own: an unreadable image, a corrupt video or a missing camera is
 reported and the rest of the batch goes on. Annotated images mirror the input's name under the
-output folder; one JSON line per image (or video frame) records the faces.
+output folder; one JSON line per image (or video frame) records the faces, each the
+`ImageResult.to_dict()` of `Predictor.predict`, with the frame number for video and camera frames.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
+from maskdetect.detect.inputs import Job, collect_inputs
 from maskdetect.detect.log import RunLog, finished_records, part_path
-from maskdetect.draw import draw_results
-from maskdetect.fileio import atomic_path, unused_name
-from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
+from maskdetect.images import ImageError
 from maskdetect.labels import CLASSES
+
+if TYPE_CHECKING:
+    from maskdetect.predict import Predictor
+    from maskdetect.results import ImageResult
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
+def annotate_image(predictor: Predictor, job: Job, out_dir: Path | None) -> dict:
+    """Detect and classify one image; write its annotated copy; return its JSON record.
 
-
-@dataclass(frozen=True)
-class Job:
-    """One input file and the path, under the output folder, that its annotated copy takes."""
-
-    path: Path
-    out_name: Path
-    kind: str  # "image" or "video"
-
-
-def collect_inputs(inputs: list[str | Path]) -> tuple[list[Job], list[str]]:
-    """Expand files and folders (recursively) into jobs; missing inputs come back as error lines.
-
-    Every job gets an output name of its own, compared without case (as macOS and Windows do): two
-    inputs that would write the same file, `x.jpg` in two folders given apart, or `a.tif` beside
-    `a.webp` (both annotated as `a.jpg`), never overwrite each other.
-
-    >>> collect_inputs(["/no/such/file.jpg"])[1]
-    ['/no/such/file.jpg: no such file or folder']
+    The record is the image's `ImageResult.to_dict()` (path, width, height, faces), with
+    "annotated" when a copy was written, or {"path", "error"} for an image that cannot be read.
     """
-    jobs, errors, seen = [], [], set()
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            wanted = {*IMAGE_SUFFIXES, *VIDEO_SUFFIXES}
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
-            pairs = [(p, Path(path.name) / p.relative_to(path)) for p in files]
-        elif path.is_file():
-            pairs = [(path, Path(path.name))]
-        else:
-            errors.append(f"{raw}: no such file or folder")
-            continue
-        for file, relative in pairs:
-            kind = "video" if file.suffix.lower() in VIDEO_SUFFIXES else "image"
-            name = unused_name(functools.partial(_output_name, relative, kind), relative.stem, seen)
-            jobs.append(Job(file, Path(name), kind))
-    return jobs, errors
-
-
-def _output_name(relative: Path, kind: str, stem: str) -> str:
-    # The annotated copy of `relative`, named `stem`: images stay JPEG or PNG, videos become mp4.
-    named = relative.with_name(stem + relative.suffix)
-    if kind == "video":
-        return str(named.with_suffix(".annotated.mp4"))
-    return str(named if named.suffix.lower() in (".jpg", ".png") else named.with_suffix(".jpg"))
-
-
-def annotate_image(predictor, job: Job, out_dir: Path | None) -> dict:
-    """Detect and classify one image; write its annotated copy; return its JSON record."""
     try:
-        image = open_image(job.path)
-        faces = predictor(image)
+        result = predictor.predict(job.path)
     except (ImageError, OSError) as err:
         return {"path": str(job.path), "error": str(err)}
-    record = {"path": str(job.path), "width": image.width, "height": image.height,
-              "faces": [f.to_dict() for f in faces]}
+    record = result.to_dict()
     if out_dir is not None:
         target = out_dir / job.out_name
         target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            kind = "PNG" if target.suffix.lower() == ".png" else "JPEG"
-            draw_results(image, faces).save(tmp, format=kind, quality=90)
-        record["annotated"] = str(target)
+        record["annotated"] = str(result.save(target))
     return record
 
 
-def annotate_video(predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
+def _frame_record(path: str, frame: int, result: ImageResult) -> dict:
+    # A frame's record: where it came from and which frame it is, then its ImageResult.
+    return {"path": path, "frame": frame, **result.to_dict()}
+
+
+def annotate_video(predictor: Predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
     """Detect faces in every frame of a video; write an annotated mp4 (mp4v). Yields one record per
     frame, then a summary record; a video that cannot be opened or ends early says so in it.
     """
@@ -116,9 +73,8 @@ def annotate_video(predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
             ok, frame = capture.read()
             if not ok or frame is None:
                 break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            faces = predictor(rgb)
-            yield {"path": str(job.path), "frame": frames, "faces": [f.to_dict() for f in faces]}
+            result = predictor.predict(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            yield _frame_record(str(job.path), frames, result)
             if out_dir is not None:
                 if writer is None:
                     target = out_dir / job.out_name
@@ -127,8 +83,7 @@ def annotate_video(predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
                     tmp = target.with_name(f".{target.stem}.part.mp4")
                     height, width = frame.shape[:2]
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-                drawn = np.asarray(draw_results(Image.fromarray(rgb), faces))
-                writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+                writer.write(cv2.cvtColor(np.asarray(result.draw()), cv2.COLOR_RGB2BGR))
             frames += 1
         finished = True
     finally:
@@ -151,8 +106,10 @@ def annotate_video(predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
     yield summary
 
 
-def run_camera(predictor, index: int, out_dir: Path, max_frames: int = 0) -> Iterator[dict]:
+def run_camera(predictor: Predictor, index: int, out_dir: Path, max_frames: int = 0) -> Iterator[dict]:
     """Annotate a camera's frames: in a window where a display exists, else as JPEGs in out_dir.
+
+    Yields one record per frame (path "camera:INDEX", the frame number, its `ImageResult`).
 
     Raises:
         FileNotFoundError: no camera at that index.
@@ -171,19 +128,17 @@ def run_camera(predictor, index: int, out_dir: Path, max_frames: int = 0) -> Ite
             if not ok:
                 log.warning("camera %d stopped delivering frames after %d", index, frames)
                 break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            faces = predictor(rgb)
-            drawn = cv2.cvtColor(np.asarray(draw_results(Image.fromarray(rgb), faces)), cv2.COLOR_RGB2BGR)
-            record = {"path": f"camera:{index}", "frame": frames, "faces": [f.to_dict() for f in faces]}
+            result = predictor.predict(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            record = _frame_record(f"camera:{index}", frames, result)
             if window:
+                drawn = cv2.cvtColor(np.asarray(result.draw()), cv2.COLOR_RGB2BGR)
                 cv2.imshow(f"maskdetect camera {index} (q quits)", drawn)
                 if cv2.waitKey(1) & 0xFF == ord("q"):
                     break
             else:
                 target = out_dir / "camera" / f"frame_{frames:06d}.jpg"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(target), drawn)
-                record["annotated"] = str(target)
+                record["annotated"] = str(result.save(target))
             yield record
             frames += 1
     except KeyboardInterrupt:  # Ctrl-C ends a camera run normally: the JSON Lines still get written
@@ -207,29 +162,82 @@ def _has_display() -> bool:
         return False
 
 
-def run_detect_job(args: argparse.Namespace) -> tuple[Counter, list[str]]:
-    """The whole `maskdetect detect` run: returns faces per class and the failures.
+@dataclass
+class DetectSummary:
+    """What a `detect_files` run did.
 
-    Each record reaches the JSON Lines log as its input finishes (`detect.log`); `args.resume` skips
-    the inputs that an interrupted run with the same log had finished.
+    Attributes:
+        counts: faces found per class, every class present (zero where none was found).
+        failures: one line per input left out or cut short (a missing or unreadable file, a corrupt
+            or truncated video, a missing camera), naming it and why.
+        records: JSON lines in the log, those kept from a resumed run included.
+        annotated: annotated images, videos and camera frames that the log names.
+        resumed: inputs skipped because an interrupted run had finished them.
+        jsonl: the JSON Lines log.
+    """
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
+    failures: list[str] = field(default_factory=list)
+    records: int = 0
+    annotated: int = 0
+    resumed: int = 0
+    jsonl: Path | None = None
+
+
+def detect_files(
+    predictor: Predictor,
+    inputs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    workers: int = 2,
+    resume: bool = False,
+    images: bool = True,
+    jsonl: str | os.PathLike | None = None,
+    video_predictor: Predictor | None = None,
+    camera: int | None = None,
+    frames: int = 0,
+) -> DetectSummary:
+    """Find and classify the faces in images, folders (recursive) and videos, then a camera.
+
+    Each record reaches the JSON Lines log as its input finishes (`maskdetect.detect.log`): a killed
+    run keeps them in `<jsonl>.part`, and `resume=True` skips the inputs it had finished.
+
+    Args:
+        predictor: classifies the faces of photos (`Predictor.predict`).
+        inputs: image and video files, and folders of them.
+        out: the output folder: annotated copies mirror the inputs' names under it.
+        workers: images processed at once (threads).
+        resume: skip the inputs that an interrupted run with the same log had finished.
+        images: write annotated images and videos (False: the JSON Lines only).
+        jsonl: the log (default `out/detections.jsonl`).
+        video_predictor: for video and camera frames, e.g. `predictor.with_detector("blazeface-fast")`
+            (default: `predictor`).
+        camera: also read this camera (e.g. 0) after the files, until `frames` frames or q / Ctrl-C.
+        frames: stop the camera after this many frames (0: no limit).
+
+    Returns:
+        Faces per class, the failures, and what was written.
+
+    >>> summary = detect_files(Predictor(), ["photos/", "clip.mp4"], "out", workers=4)  # doctest: +SKIP
+    >>> summary.counts, summary.failures  # doctest: +SKIP
+    ({'covered': 12, 'incorrect': 1, 'uncovered': 3}, ['photos/empty.jpg: empty file (0 bytes)'])
     """
     from tqdm import tqdm
 
-    from maskdetect.predict import Predictor
-
-    out_dir = None if args.no_images else args.out
-    args.out.mkdir(parents=True, exist_ok=True)
-    jsonl = args.jsonl or args.out / "detections.jsonl"
-    jobs, failures = collect_inputs(args.inputs)
-    done = finished_records(jsonl) if args.resume else {}
+    out = Path(out)
+    out_dir = out if images else None
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = Path(jsonl) if jsonl is not None else out / "detections.jsonl"
+    frame_predictor = video_predictor or predictor
+    jobs, failures = collect_inputs(inputs)
+    done = finished_records(jsonl) if resume else {}
     kept = [record for job in jobs for record in done.get(str(job.path), [])]
     todo = [job for job in jobs if str(job.path) not in done]
     if done:
         log.warning("resuming: %d inputs already done, %d to go", len(jobs) - len(todo), len(todo))
     elif part_path(jsonl).exists():
-        log.warning("%s holds an interrupted run's records: starting again (--resume continues it)",
+        log.warning("%s holds an interrupted run's records: starting again (resume continues it)",
                     part_path(jsonl))
-    jobs = todo
     run_log = RunLog(jsonl, kept)
     records: list[dict] = list(kept)
 
@@ -238,36 +246,32 @@ def run_detect_job(args: argparse.Namespace) -> tuple[Counter, list[str]]:
             records.append(record)
             run_log.write(record)
 
-    options = dict(backend=args.backend, detection_threshold=args.threshold)
-    images = [j for j in jobs if j.kind == "image"]
-    videos = [j for j in jobs if j.kind == "video"]
-    predictor = None
+    photos = [j for j in todo if j.kind == "image"]
     try:
-        if images:
-            predictor = Predictor(args.checkpoint, detector=args.detector, **options)
-            with ThreadPoolExecutor(max(1, args.workers)) as pool:
-                results = pool.map(lambda job: annotate_image(predictor, job, out_dir), images)
-                keep(tqdm(results, total=len(images), desc="images", unit="img", disable=None))
-        if videos or args.camera is not None:
-            if predictor is None:
-                frame_predictor = Predictor(args.checkpoint, detector=args.video_detector, **options)
-            else:  # photos and videos in one run: load the classifier once
-                frame_predictor = predictor.with_detector(args.video_detector, args.threshold)
-            for job in videos:
-                keep(tqdm(annotate_video(frame_predictor, job, out_dir), desc=job.path.name, unit="frame",
-                          disable=None))
-            if args.camera is not None:
-                try:
-                    keep(run_camera(frame_predictor, args.camera, args.out, args.frames))
-                except FileNotFoundError as err:
-                    failures.append(str(err))
+        if photos:
+            with ThreadPoolExecutor(max(1, workers)) as pool:
+                results = pool.map(lambda job: annotate_image(predictor, job, out_dir), photos)
+                keep(tqdm(results, total=len(photos), desc="images", unit="img", disable=None))
+        for job in (j for j in todo if j.kind == "video"):
+            keep(tqdm(annotate_video(frame_predictor, job, out_dir), desc=job.path.name, unit="frame",
+                      disable=None))
+        if camera is not None:
+            try:
+                keep(run_camera(frame_predictor, camera, out, frames))
+            except FileNotFoundError as err:
+                failures.append(str(err))
     except BaseException:
         run_log.close()  # killed or failed: the .part file keeps every finished input for --resume
         raise
     run_log.finish()
-    failures.extend(r["error"] for r in records if "error" in r)
+    return _summarise(records, failures, len(jobs) - len(todo), jsonl)
+
+
+def _summarise(records: list[dict], failures: list[str], resumed: int, jsonl: Path) -> DetectSummary:
+    failures = [*failures, *(r["error"] for r in records if "error" in r)]
     failures.extend(r["warning"] for r in records if "warning" in r)
-    counts = Counter({name: 0 for name in CLASSES})
+    counts = Counter(dict.fromkeys(CLASSES, 0))
     for record in records:
         counts.update(face["label"] for face in record.get("faces", []))
-    return counts, failures
+    annotated = len({r["annotated"] for r in records if "annotated" in r})
+    return DetectSummary(dict(counts), failures, len(records), annotated, resumed, jsonl)

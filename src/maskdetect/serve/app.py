@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskdetect import __version__
 from maskdetect.images import ImageError, ImageTooLargeError, open_image
+from maskdetect.results import ImageResult
 from maskdetect.serve.limits import SERVE_MAX_PIXELS
 from maskdetect.serve.modelinfo import describe_model
 from maskdetect.serve.static import add_static_routes
@@ -55,8 +56,10 @@ def create_app(
 
     Args:
         predictor: a ready `maskdetect.predict.Predictor` (or anything callable the same way:
-            ``predictor(image) -> list[FaceResult]`` with a ``classes`` attribute). When None, one is
-            built at startup by `load_predictor`, or `Predictor()` with the bundled default model.
+            ``predictor(image) -> list[FaceResult]`` with a ``classes`` attribute); its faces are
+            answered as an `ImageResult` (`to_dict()` for the JSON, `draw()` for the picture). When
+            None, one is built at startup by `load_predictor`, or `Predictor()` with the bundled
+            default model.
         max_bytes: largest accepted request body.
         max_pixels: largest accepted image (width x height), checked from its header before decoding.
         cors_origins: origins allowed to call the API from other pages; CORS is off when None/empty.
@@ -186,7 +189,7 @@ def _add_api_routes(app: FastAPI) -> None:
     async def detect(
         request: Request,
         annotate: bool = Query(False, description="add the annotated image (base64 JPEG) to the JSON"),
-        format: Literal["json", "jpeg"] = Query("json", description="jpeg: answer with the annotated image"),  # noqa: A002
+        format: Literal["json", "jpeg"] = Query("json", description="jpeg: answer with the annotated image"),
     ) -> Response:
         predictor = _predictor(request)
         if app.state.pending >= app.state.max_pending:
@@ -199,7 +202,7 @@ def _add_api_routes(app: FastAPI) -> None:
             app.state.pending -= 1
 
 
-async def _detect(request: Request, predictor: Any, annotate: bool, format: str) -> Response:  # noqa: A002
+async def _detect(request: Request, predictor: Any, annotate: bool, format: str) -> Response:
     app = request.app
     timer = _StageTimer()
     upload = await read_upload(request, app.state.max_bytes)
@@ -210,26 +213,28 @@ async def _detect(request: Request, predictor: Any, annotate: bool, format: str)
     image = await anyio.to_thread.run_sync(decode, limiter=app.state.decode_limiter)
     timer.mark("decode")
     loop = asyncio.get_running_loop()
-    results = await loop.run_in_executor(app.state.inference_pool, predictor, image)
+    faces = await loop.run_in_executor(app.state.inference_pool, predictor, image)
+    result = ImageResult(list(faces), image.width, image.height, image=image)
     timer.mark("predict")
     counts = {name: 0 for name in _classes(predictor)}
-    for face in results:
+    for face in result:
         counts[face.label] = counts.get(face.label, 0) + 1
     if format == "jpeg":
-        jpeg = await run_in_threadpool(_annotated_jpeg, image, results)
+        jpeg = await run_in_threadpool(_annotated_jpeg, result)
         counts_header = ",".join(f"{k}={v}" for k, v in counts.items())
         timer.mark("draw")
         headers = {"X-Face-Counts": counts_header, "Server-Timing": timer.header()}
         return Response(jpeg, media_type="image/jpeg", headers=headers)
+    record = result.to_dict()
     body: dict[str, Any] = {
-        "faces": [face.to_dict() for face in results],
+        "faces": record["faces"],
         "counts": counts,
-        "width": image.width,
-        "height": image.height,
+        "width": record["width"],
+        "height": record["height"],
         "model": _model_info(request)["name"],
     }
     if annotate:
-        jpeg = await run_in_threadpool(_annotated_jpeg, image, results)
+        jpeg = await run_in_threadpool(_annotated_jpeg, result)
         body["annotated_image"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
         timer.mark("draw")
     return JSONResponse(body, headers={"Server-Timing": timer.header()})
@@ -257,12 +262,9 @@ def _classes(predictor: Any) -> Sequence[str]:
     return tuple(getattr(predictor, "classes", None) or CLASSES)
 
 
-def _annotated_jpeg(image: Any, results: Sequence[Any]) -> bytes:
-    from maskdetect.draw import draw_results
-
-    drawn = draw_results(image, results)
+def _annotated_jpeg(result: ImageResult) -> bytes:
     buffer = io.BytesIO()
-    drawn.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    result.draw().save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
 
 

@@ -1,0 +1,70 @@
+"""What a `detect` run reads: image and video files, and folders of them, each with the name its
+annotated copy takes under the output folder."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from maskdetect.fileio import unused_name
+from maskdetect.images import IMAGE_SUFFIXES, find_files
+
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and the path, under the output folder, that its annotated copy takes."""
+
+    path: Path
+    out_name: Path
+    kind: str  # "image" or "video"
+
+
+def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
+    """Expand files and folders (recursively) into jobs; what cannot be read comes back as error lines.
+
+    Folders are walked by `maskdetect.images.find_files`: hidden entries are left out, and an entry
+    with an image or video suffix that is no readable file (a dangling link, a FIFO, a folder named
+    `x.jpg`) is reported with its reason. Every job gets an output name of its own, compared without
+    case (as macOS and Windows do): two inputs that would write the same file, `x.jpg` in two folders
+    given apart, or `a.tif` beside `a.webp` (both annotated as `a.jpg`), never overwrite each other.
+
+    Args:
+        inputs: image or video files, and folders of them.
+
+    Returns:
+        The jobs, in the order given (a folder's files sorted), and one line per input left out.
+
+    >>> collect_inputs(["/no/such/file.jpg"])[1]
+    ['/no/such/file.jpg: no such file or folder']
+    """
+    jobs: list[Job] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            files = find_files(path, (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES),
+                               on_skip=lambda entry, why: errors.append(f"{entry}: {why}"))
+            pairs = [(p, Path(path.name) / p.relative_to(path)) for p in files]
+        elif path.is_file():
+            pairs = [(path, Path(path.name))]
+        else:
+            errors.append(f"{raw}: no such file or folder")
+            continue
+        for file, relative in pairs:
+            kind = "video" if file.suffix.lower() in VIDEO_SUFFIXES else "image"
+            name = unused_name(functools.partial(_output_name, relative, kind), relative.stem, seen)
+            jobs.append(Job(file, Path(name), kind))
+    return jobs, errors
+
+
+def _output_name(relative: Path, kind: str, stem: str) -> str:
+    # The annotated copy of `relative`, named `stem`: images stay JPEG or PNG, videos become mp4.
+    named = relative.with_name(stem + relative.suffix)
+    if kind == "video":
+        return str(named.with_suffix(".annotated.mp4"))
+    return str(named if named.suffix.lower() in (".jpg", ".png") else named.with_suffix(".jpg"))
