@@ -470,3 +470,20 @@ def test_detect_files_is_the_library_call_and_frames_are_image_results(tmp_path,
     frame = records[1]
     assert list(frame) == ["path", "frame", "width", "height", "faces"]
     assert (frame["path"], frame["frame"], frame["width"], frame["height"]) == (str(inputs[1]), 0, 160, 160)
+
+
+def test_evaluate_detection_is_the_library_call_behind_the_command(tmp_path, capsys):
+    from maskdetect.detect.evaluate import EvaluateDetectOptions, annotator_agreement, evaluate_detection
+
+    _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190))])
+    options = EvaluateDetectOptions(detector="haar", detection_only=True, sweep=(0.6, 0.3))
+    report = evaluate_detection(tmp_path / "voc", options)
+    assert main(["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--detector", "haar",
+                 "--sweep", "0.6,0.3"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert report.pop("seconds") >= 0 and printed.pop("seconds") >= 0
+    assert list(report) == list(printed) and report == {**printed, "voc_dir": str(tmp_path / "voc")}
+    with pytest.raises(ValueError, match="leave --threshold out"):
+        evaluate_detection(tmp_path / "voc", EvaluateDetectOptions(threshold=0.5, sweep=(0.6,)))
+    agreement = annotator_agreement(tmp_path / "voc", tmp_path / "voc", [("astro.jpg", "astro.jpg")])
+    assert (agreement["recall"], agreement["precision"], agreement["pairs"]) == (1.0, 1.0, 1)
