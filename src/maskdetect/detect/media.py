@@ -236,7 +236,7 @@ def detect_files(
     if done:
         log.warning("resuming: %d inputs already done, %d to go", len(jobs) - len(todo), len(todo))
     elif part_path(jsonl).exists():
-        log.warning("%s holds an interrupted run's records: starting again (resume continues it)",
+        log.warning("%s holds an interrupted run's records: starting again (--resume continues it)",
                     part_path(jsonl))
     run_log = RunLog(jsonl, kept)
     records: list[dict] = list(kept)
