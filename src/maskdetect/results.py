@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,7 @@ class ImageResult:
     def __len__(self) -> int:
         return len(self.faces)
 
-    def __iter__(self):  # noqa: ANN204 - an iterator of FaceResult
+    def __iter__(self) -> Iterator[FaceResult]:
         return iter(self.faces)
 
     def counts(self) -> dict[str, int]:
