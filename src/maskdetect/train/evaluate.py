@@ -25,10 +25,10 @@ from maskdetect.faces.crop import crop_headshot
 from maskdetect.fileio import atomic_write_text
 from maskdetect.images import open_image
 from maskdetect.labels import CLASSES
+from maskdetect.metrics import classification_report, subtype_of
 from maskdetect.train.augment import eval_transform
 from maskdetect.train.dataset import SPLITS, FaceFolder, collate_skipping, scan_class_folders, split_folder
 from maskdetect.train.distributed import pick_device
-from maskdetect.train.metrics import classification_report, subtype_of
 from maskdetect.train.plots import plot_confusion_matrix, plot_mistakes, plot_reliability
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,9 @@ def evaluate_checkpoint(
     probs, truth, kept = np.concatenate(probabilities), np.concatenate(targets), np.concatenate(indices)
     paths = [samples[i][0] for i in kept]
     subtypes = [_subtype(p, subtype_lookup) for p in paths]
-    report = classification_report(probs, truth, CLASSES, subtypes if any(subtypes) else None)
+    report = classification_report(
+        truth, classes=CLASSES, probabilities=probs, subtypes=subtypes if any(subtypes) else None
+    )
     report.update(
         {
             "checkpoint": str(checkpoint_path),
