@@ -178,7 +178,8 @@ def index_images(*folders: Path) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for folder in folders:
         for path in sorted(folder.iterdir()):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            # find_files' rule, one level deep: image suffix in any case, hidden names left out
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
                 index.setdefault(path.stem.lower(), path)
     return index
 

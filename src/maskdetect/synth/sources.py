@@ -14,7 +14,7 @@ from pathlib import Path
 
 from maskdetect.data.voc_xml import VocFace, VocPolicy, VocSkip, annotation_folder, photo_index, read_photo
 from maskdetect.faces.crop import Box
-from maskdetect.images import IMAGE_SUFFIXES
+from maskdetect.images import find_images
 from maskdetect.labels import UNCOVERED, normalise_label
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def iter_source_faces(root: str | Path, counts: dict[str, int] | None = None) ->
     if is_voc_folder(root):
         yield from _iter_voc(root, counts)
         return
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in find_images(root):
         yield SourceFace(path, None, 0)
 
 
