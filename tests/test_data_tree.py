@@ -115,7 +115,7 @@ def test_hard_link_falls_back_to_a_copy_across_file_systems(tmp_path: Path, monk
         write_image(tmp_path / "f" / label / "0.png", seed)
     rows = [r.replace(split="train") for r in scan_folder(tmp_path / "f")]
 
-    def cross_device(src, dst):  # noqa: ANN001 - os.link's signature
+    def cross_device(src, dst):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "link", cross_device)
