@@ -15,6 +15,7 @@ from maskdetect.data.maskedface_net import scan_maskedface_net
 from maskdetect.data.sources import build_manifest
 from maskdetect.data.voc import scan_voc
 from maskdetect.faces.crop import aligned_headshot_box
+from maskdetect.labels import CLASSES
 
 
 def test_maskedface_net_labels_subtypes_groups_and_boxes(tmp_path: Path) -> None:
@@ -115,3 +116,22 @@ def test_manifest_csv_round_trip_and_pandas(tmp_path: Path) -> None:
     frame = pd.read_csv(out)
     assert len(frame) == 5 and set(frame["source"]) == {"maskedface_net", "voc"}
     assert {"path", "x0", "label", "subtype", "group", "sha256", "content_id", "width"} <= set(frame.columns)
+
+
+def test_prepare_training_and_the_explain_summary_read_class_folders_alike(tmp_path: Path) -> None:
+    from maskdetect.explain.summary import labelled_images
+    from maskdetect.train.dataset import scan_class_folders
+
+    root = tmp_path / "f"
+    write_image(root / "with_mask" / "1.jpg", 1)
+    write_image(root / "without_mask" / "deep" / "2.PNG", 2)
+    write_image(root / "mask_weared_incorrect" / "3.jpg", 3)
+    write_image(root / "without_mask" / ".4.jpg", 4)  # hidden: left out by every reader
+    write_image(root / ".trash" / "5.jpg", 5)
+    expected = [("mask_weared_incorrect/3.jpg", "incorrect"), ("with_mask/1.jpg", "covered"),
+                ("without_mask/deep/2.PNG", "uncovered")]
+    prepared = [(Path(r.path).relative_to(root.resolve()).as_posix(), r.label) for r in scan_folder(root)]
+    samples = scan_class_folders(root, require_all=True)
+    trained = [(p.relative_to(root).as_posix(), CLASSES[i]) for p, i in samples]
+    explained = [(p.relative_to(root).as_posix(), label) for p, label in labelled_images(root)]
+    assert prepared == trained == explained == expected

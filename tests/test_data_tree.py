@@ -11,10 +11,10 @@ from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from maskdetect.data.folder import scan_folder
-from maskdetect.data.manifest import read_manifest
+from maskdetect.data.manifest import SPLIT_MANIFEST_NAME, read_manifest, split_manifest_of, subtype_lookup
 from maskdetect.data.sources import build_manifest
 from maskdetect.data.split import assign_splits
-from maskdetect.data.tree import MANIFEST_NAME, MARKER, tree_crop_policy, write_split_tree
+from maskdetect.data.tree import MARKER, tree_crop_policy, write_split_tree
 from maskdetect.data.verify import verify_rows
 from maskdetect.faces.crop import CropPolicy
 from maskdetect.labels import CLASSES
@@ -44,7 +44,7 @@ def test_imagefolder_reads_the_tree_with_the_project_class_order(tmp_path: Path)
         assert len(dataset) == sum(r.split == split for r in rows)
         image, _ = dataset[0]
         assert image.size == (64, 64)
-    saved = read_manifest(tmp_path / "root" / MANIFEST_NAME)
+    saved = read_manifest(tmp_path / "root" / SPLIT_MANIFEST_NAME)
     assert [r.split for r in saved] == [r.split for r in rows]
     for row in saved:
         assert (tmp_path / "root" / row.tree_path).is_file()
@@ -66,7 +66,7 @@ def test_rerun_rewrites_nothing_and_a_different_tree_needs_overwrite(tmp_path: P
     with pytest.raises(FileExistsError, match="overwrite"):
         write_split_tree(other, root, size=32)
     write_split_tree(other, root, size=32, overwrite=True, workers=1)
-    saved = read_manifest(root / MANIFEST_NAME)
+    saved = read_manifest(root / SPLIT_MANIFEST_NAME)
     assert [r.split for r in saved] == [r.split for r in other]
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*.jpg")}
     assert on_disk == {r.tree_path for r in saved}  # nothing of the old tree left
@@ -90,7 +90,7 @@ def test_link_modes_for_whole_file_faces(tmp_path: Path) -> None:
     for link in ("hard", "sym", "copy"):
         root = tmp_path / link
         write_split_tree(rows, root, link=link, workers=1)
-        saved = read_manifest(root / MANIFEST_NAME)
+        saved = read_manifest(root / SPLIT_MANIFEST_NAME)
         for row in saved:
             placed = root / row.tree_path
             assert placed.suffix == ".png"
@@ -115,13 +115,32 @@ def test_hard_link_falls_back_to_a_copy_across_file_systems(tmp_path: Path, monk
         write_image(tmp_path / "f" / label / "0.png", seed)
     rows = [r.replace(split="train") for r in scan_folder(tmp_path / "f")]
 
-    def cross_device(src, dst):  # noqa: ANN001 - os.link's signature
+    def cross_device(src, dst):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "link", cross_device)
     write_split_tree(rows, tmp_path / "root", link="hard", workers=1)
-    for row in read_manifest(tmp_path / "root" / MANIFEST_NAME):
+    for row in read_manifest(tmp_path / "root" / SPLIT_MANIFEST_NAME):
         placed = tmp_path / "root" / row.tree_path
         assert placed.read_bytes() == Path(row.path).read_bytes()
         assert os.stat(placed).st_ino != os.stat(row.path).st_ino
     assert not list((tmp_path / "root").rglob("*.part"))
+
+
+def test_the_split_manifest_is_named_and_read_in_one_place(tmp_path: Path) -> None:
+    for label, seed in (("with_mask", 1), ("with_incorrect_mask", 2), ("without_mask", 3)):
+        for k in range(2):
+            write_image(tmp_path / "f" / label / f"{k}.png", seed * 10 + k)
+    rows = assign_splits(scan_folder(tmp_path / "f"), seed=0, holdout=0.34, validation=0.34)
+    rows = [r.replace(subtype="correct") if r.label == "covered" else r for r in rows]
+    root = tmp_path / "tree"
+    write_split_tree(rows, root, link="copy", workers=1)
+    split = next(s for s in ("train", "validation", "holdout") if (root / s).is_dir())
+    assert split_manifest_of(root / split, root) == root / SPLIT_MANIFEST_NAME
+    lookup = subtype_lookup(root / SPLIT_MANIFEST_NAME)
+    covered = [r for r in read_manifest(root / SPLIT_MANIFEST_NAME) if r.label == "covered"]
+    assert covered and all(lookup[os.path.realpath(root / r.tree_path)] == "correct" for r in covered)
+    assert len(lookup) == 3 * len(covered)  # by tree file, source file and bare name
+    (tmp_path / "bad.csv").write_text("file,kind\n")
+    with pytest.raises(ValueError, match=r"bad\.csv: not a manifest, missing column\(s\) path, subtype"):
+        subtype_lookup(tmp_path / "bad.csv")

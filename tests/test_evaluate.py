@@ -15,10 +15,10 @@ from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.cli import main
 from maskdetect.data.tree import MARKER
 from maskdetect.faces.crop import CropPolicy
+from maskdetect.metrics import calibration, classification_report, subtype_of
 from maskdetect.models import create_model
 from maskdetect.preprocess import Preprocessing
 from maskdetect.train.loop import train
-from maskdetect.train.metrics import calibration, classification_report, subtype_of
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_checkpoint_of_another_architecture_is_refused(trained, tmp_path, capsys
 def test_report_figures_match_hand_counts():
     probs = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.5, 0.4, 0.1]])
     targets = np.array([0, 1, 1, 2, 1])
-    report = classification_report(probs, targets)
+    report = classification_report(targets, probabilities=probs)
     assert report["accuracy"] == pytest.approx(3 / 5)
     assert report["confusion_matrix"] == [[1, 0, 0], [2, 1, 0], [0, 0, 1]]
     incorrect = report["per_class"]["incorrect"]

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from maskdetect.data.tree import MARKER as TREE_MARKER
 from maskdetect.data.tree import tree_crop_policy
 from maskdetect.fileio import atomic_write_text
-from maskdetect.images import IMAGE_SUFFIXES, ImageError, open_image
+from maskdetect.images import ImageError, find_images, open_image
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,15 @@ def _save_jpeg_by_rename(image: Image.Image, target: Path, quality: int) -> None
 
 
 def list_images(root: Path) -> list[str]:
-    """Relative paths (forward slashes, sorted) of every image under `root`, following links."""
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
-                found.append(Path(folder, name).relative_to(root).as_posix())
-    return sorted(found)
+    """Relative paths (forward slashes, sorted as strings) of every image `find_images` finds under `root`.
+
+    >>> list_images(Path("/nonexistent"))
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: /nonexistent: no such folder
+    """
+    found = find_images(root, on_skip=lambda path, why: log.warning("%s: %s, skipped", path, why))
+    return sorted(path.relative_to(root).as_posix() for path in found)
 
 
 def list_folders(root: Path) -> list[str]:

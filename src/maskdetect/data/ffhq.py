@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from maskdetect.data.manifest import ManifestRow, require_dir
 from maskdetect.data.maskedface_net import ffhq_group, headshot_row
+from maskdetect.images import find_files
 from maskdetect.labels import UNCOVERED
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def scan_ffhq(root: str | os.PathLike) -> Iterator[ManifestRow]:
     layout = next((root / name for name in LAYOUTS if (root / name).is_dir()), None)
     if layout is None:
         raise FileNotFoundError(f"no {'/ or '.join(LAYOUTS)}/ folder in {root}")
-    for path in sorted(layout.rglob("*.png")):
+    for path in find_files(layout, (".png",)):
         if not path.stem.isdigit():
             log.warning("%s: not an FFHQ file name, skipped", path)
             continue

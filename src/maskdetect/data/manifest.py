@@ -11,7 +11,7 @@ import csv
 import dataclasses
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,8 @@ BASE_COLUMNS: tuple[str, ...] = (
     "width", "height", "sha256", "content_id",
 )
 OPTIONAL_COLUMNS: tuple[str, ...] = ("dhash", "split_group", "split", "tree_path")
+# The manifest `maskdetect data split` writes at a split tree's root, with each row's ``tree_path``.
+SPLIT_MANIFEST_NAME = "split_manifest.csv"
 
 
 @dataclass
@@ -141,28 +143,88 @@ def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
     return True
 
 
-def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
-    """Read a manifest CSV written by `write_manifest` (extra columns are ignored).
+def manifest_records(
+    path: str | os.PathLike, required: Iterable[str]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, record) of each row of a manifest CSV: the one place its file is opened and checked.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: a required column is missing or a row has a bad value (names the line).
+        ValueError: a `required` column is missing (names them and the columns there are).
+
+    >>> next(manifest_records("/nonexistent.csv", ["path"]))
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: manifest not found: /nonexistent.csv
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in ("path", "label", "group") if c not in (reader.fieldnames or [])]
+        columns = reader.fieldnames or []
+        missing = [c for c in required if c not in columns]
         if missing:
-            raise ValueError(f"{path}: not a manifest, missing column(s) {', '.join(missing)}")
-        rows = []
-        for line, record in enumerate(reader, start=2):
-            try:
-                rows.append(_row_from_record(record))
-            except (ValueError, KeyError) as err:
-                raise ValueError(f"{path}, line {line}: {err}") from None
+            missing_text = ", ".join(missing)
+            raise ValueError(f"{path}: not a manifest, missing column(s) {missing_text}; it has {columns}")
+        yield from enumerate(reader, start=2)
+
+
+def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
+    """Read a manifest CSV written by `write_manifest` (extra columns are ignored).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: a required column is missing or a row has a bad value (names the line).
+
+    >>> read_manifest("/nonexistent.csv")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: manifest not found: /nonexistent.csv
+    """
+    rows = []
+    for line, record in manifest_records(path, ("path", "label", "group")):
+        try:
+            rows.append(_row_from_record(record))
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"{path}, line {line}: {err}") from None
     return rows
+
+
+def subtype_lookup(path: str | os.PathLike) -> dict[str, str]:
+    """Each image's subtype from a manifest with ``path`` and ``subtype`` columns (``tree_path`` too
+    for a split manifest), keyed by the tree file, the source file (both real paths, relative ones
+    read from the manifest's folder) and the bare file name. Rows without a subtype are left out.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the ``path`` or ``subtype`` column is missing.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / SPLIT_MANIFEST_NAME
+    >>> _ = path.write_text("path,subtype\\n/src/a_Mask_Chin.jpg,nose_mouth_exposed\\n/src/b.jpg,\\n")
+    >>> subtype_lookup(path)["a_Mask_Chin.jpg"]
+    'nose_mouth_exposed'
+    """
+    folder = Path(path).parent
+    lookup = {}
+    for _, record in manifest_records(path, ("path", "subtype")):
+        if not record["subtype"]:
+            continue
+        if record.get("tree_path"):
+            lookup[os.path.realpath(folder / record["tree_path"])] = record["subtype"]
+        lookup[os.path.realpath(folder / record["path"])] = record["subtype"]
+        lookup[Path(record["path"]).name] = record["subtype"]
+    return lookup
+
+
+def split_manifest_of(*folders: Path) -> Path | None:
+    """The first `SPLIT_MANIFEST_NAME` file in `folders` (a split tree's root, a split's folder), or None.
+
+    >>> split_manifest_of(Path("/nonexistent")) is None
+    True
+    """
+    return next((f / SPLIT_MANIFEST_NAME for f in folders if (f / SPLIT_MANIFEST_NAME).is_file()), None)
 
 
 def _row_from_record(record: dict[str, str]) -> ManifestRow:

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from maskdetect.data.manifest import ManifestRow, file_sha256, header_size, require_dir
 from maskdetect.faces.crop import aligned_headshot_box
+from maskdetect.images import find_files
 from maskdetect.labels import MASKEDFACE_SUBTYPES
 
 log = logging.getLogger(__name__)
 
 SOURCE = "maskedface_net"
+MASKEDFACE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 # Longest suffixes first is not needed: the whole suffix after the id is matched exactly.
 _NAME = re.compile(r"^(?P<id>\d+)_(?P<suffix>Mask(?:_[A-Za-z]+)*)$")
 
@@ -66,9 +68,7 @@ def scan_maskedface_net(root: str | os.PathLike) -> Iterator[ManifestRow]:
         raise FileNotFoundError(f"no CMFD/ or IMFD/ folder in {root}")
     source_groups = _synth_source_groups(root)
     for part in parts:
-        for path in sorted(part.rglob("*")):
-            if not path.is_file() or path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-                continue
+        for path in find_files(part, MASKEDFACE_SUFFIXES):
             parsed = parse_maskedface_name(path.stem)
             if parsed is None:
                 log.warning("%s: not a MaskedFace-Net file name, skipped", path)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskdetect.data.manifest import ManifestRow, rows_to_csv, write_text_if_changed
+from maskdetect.data.manifest import SPLIT_MANIFEST_NAME, ManifestRow, rows_to_csv, write_text_if_changed
 from maskdetect.data.split import SPLITS
 from maskdetect.faces.crop import CropPolicy, crop_face
 from maskdetect.fileio import atomic_path
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 LINK_MODES: tuple[str, ...] = ("hard", "sym", "copy")
 MARKER = ".maskdetect-tree.json"
-MANIFEST_NAME = "split_manifest.csv"
 DEFAULT_CROP_SIZE = 256
 JPEG_QUALITY = 95
 
@@ -147,7 +146,7 @@ def write_split_tree(
             result.failed += 1
             log.error("%s", error)
     manifest_text = rows_to_csv([r.replace(tree_path=n) for r, n in zip(rows, names, strict=True)])
-    write_text_if_changed(root / MANIFEST_NAME, manifest_text)
+    write_text_if_changed(root / SPLIT_MANIFEST_NAME, manifest_text)
     marker = {
         "fingerprint": fingerprint, "images": len(rows), "crop_policy": policy.to_dict(), "crop_size": size
     }
@@ -200,7 +199,7 @@ def _prepare_root(root: Path, fingerprint: str, overwrite: bool) -> None:
             "pass --overwrite (overwrite=True) to replace it, or choose another folder"
         )
     log.warning("overwriting the split tree in %s", root)
-    for name in (*SPLITS, MARKER, MANIFEST_NAME):
+    for name in (*SPLITS, MARKER, SPLIT_MANIFEST_NAME):
         path = root / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

@@ -13,18 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskdetect.data.manifest import ManifestRow, file_sha256, header_size, require_dir
-from maskdetect.data.voc_xml import (
-    IMAGE_FOLDERS,
-    RawBox,
-    VocObject,
-    annotation_folder,
-    image_folder,
-    image_of,
-    index_images,
-    read_annotation,
-)
-from maskdetect.labels import normalise_label
+from maskdetect.data.manifest import ManifestRow, file_sha256, require_dir
+from maskdetect.data.voc_xml import VocPolicy, annotation_folder, photo_index, read_photo
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +41,16 @@ class VocReport:
             f"{self.clamped} clamped, {len(self.degenerate)} degenerate, "
             f"{sum(self.unknown_labels.values())} unknown labels, {len(self.problems)} unreadable"
         )
+
+
+def voc_policy(min_face: float = DEFAULT_MIN_FACE) -> VocPolicy:
+    """The policy `data prepare` reads a VOC set with: clamp to the photo, skip faces under
+    `min_face` pixels and labels it does not know (both counted in the report).
+
+    >>> voc_policy(16)
+    VocPolicy(min_face=16, clamp=True, unknown_labels='skip', photo_folders='image_folder')
+    """
+    return VocPolicy(min_face=min_face, clamp=True, unknown_labels="skip", photo_folders="image_folder")
 
 
 def photo_group(dataset: str, image_path: Path) -> str:
@@ -81,75 +81,44 @@ def scan_voc(
     ...
     FileNotFoundError: VOC annotations folder not found: ...
     """
-    if min_face < 0:
-        raise ValueError(f"min_face must be >= 0 pixels, got {min_face}")
+    policy = voc_policy(min_face)  # raises on a negative min_face
     root = require_dir(root, "VOC").resolve()
     annotations = annotation_folder(root)
     if annotations is None:
         raise FileNotFoundError(f"VOC annotations folder not found: {root / 'annotations'}")
-    images = image_folder(root)
-    if images is None:
-        raise FileNotFoundError(f"VOC images folder not found: {root}/{{{','.join(IMAGE_FOLDERS)}}}")
-    by_stem = index_images(images)
+    by_stem = photo_index(root, policy)
     report = VocReport(dataset=root.name)
     rows: list[ManifestRow] = []
     for xml_path in sorted(annotations.glob("*.xml")):
-        rows.extend(_scan_annotation(xml_path, by_stem, root.name, min_face, report))
+        rows.extend(_scan_annotation(xml_path, by_stem, root.name, policy, report))
     log.debug("%s", report.summary())
     return rows, report
 
 
 def _scan_annotation(
-    xml_path: Path, by_stem: dict[str, Path], dataset: str, min_face: int, report: VocReport
+    xml_path: Path, by_stem: dict[str, Path], dataset: str, policy: VocPolicy, report: VocReport
 ) -> list[ManifestRow]:
-    try:
-        annotation = read_annotation(xml_path)
-    except ValueError as err:
-        report.problems.append(str(err))
+    photo = read_photo(xml_path, by_stem, policy)
+    if photo.error or photo.image is None:
+        report.problems.append(str(photo.error))
         return []
-    image_path = image_of(annotation, by_stem)
-    if image_path is None:
-        report.problems.append(f"{xml_path}: no image named {annotation.filename!r} or same stem")
-        return []
-    width, height = header_size(image_path)
-    if not (width and height):  # unreadable header: trust the xml; verify will report the file
-        width, height = annotation.size
+    width, height = photo.size
     report.photos += 1
-    sha = file_sha256(image_path)
-    group = photo_group(dataset, image_path)
-    rows = []
-    for obj in annotation.objects:
-        try:
-            label = normalise_label(obj.name)
-        except ValueError:
-            report.unknown_labels[obj.name] += 1
-            continue
-        box = _clamped_box(obj, width, height, f"{xml_path.name} object {obj.index}", report)
-        if box is None:
-            continue
-        if min(box[2] - box[0], box[3] - box[1]) < min_face:
+    report.clamped += photo.clamped
+    for skip in photo.skipped:
+        if skip.reason == "unknown_label":
+            report.unknown_labels[skip.obj.name] += 1
+        elif skip.reason == "bad_box":
+            report.degenerate.append(skip.detail)
+        else:
             report.too_small += 1
-            continue
-        report.boxes += 1
-        rows.append(ManifestRow(
-            path=str(image_path), box=box, label=label, group=group, source=SOURCE, dataset=dataset,
-            width=width, height=height, sha256=sha,
-        ))
-    return rows
-
-
-def _clamped_box(obj: VocObject, width: int, height: int, where: str, report: VocReport) -> RawBox | None:
-    raw = obj.box
-    if raw is None:
-        report.degenerate.append(f"{where}: missing or non-numeric bndbox")
-        return None
-    x0, y0, x1, y1 = raw
-    if width and height:
-        x0, x1 = min(max(x0, 0.0), width), min(max(x1, 0.0), width)
-        y0, y1 = min(max(y0, 0.0), height), min(max(y1, 0.0), height)
-    if x1 <= x0 or y1 <= y0:
-        report.degenerate.append(f"{where}: degenerate box {tuple(raw)} in a {width}x{height} photo")
-        return None
-    if (x0, y0, x1, y1) != tuple(raw):
-        report.clamped += 1
-    return (x0, y0, x1, y1)
+    sha = file_sha256(photo.image)
+    group = photo_group(dataset, photo.image)
+    report.boxes += len(photo.faces)
+    return [
+        ManifestRow(
+            path=str(photo.image), box=face.box, label=face.label, group=group, source=SOURCE,
+            dataset=dataset, width=width, height=height, sha256=sha,
+        )
+        for face in photo.faces
+    ]

@@ -16,10 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from maskdetect.data.voc_xml import annotation_folder, image_folder, image_of, index_images, read_annotation
+from maskdetect.data.voc_xml import (
+    VocPolicy,
+    annotation_folder,
+    image_folder,
+    index_images,
+    photo_index,
+    read_photo,
+)
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.images import ImageError, open_image
-from maskdetect.labels import CLASSES, normalise_label
+from maskdetect.metrics import classification_report
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +39,15 @@ LOOSE_IOU = 0.3  # recall here too tells missed faces from boxes framed unlike t
 TruthFace = tuple[tuple[float, float, float, float], str]
 
 
+# evaluate-detect scores the faces as annotated: no clamping, no minimum size (small faces are
+# their own recall bucket), and a label it does not know makes the file unusable.
+DETECT_VOC_POLICY = VocPolicy(min_face=0, clamp=False, unknown_labels="raise", photo_folders="image_folder")
+
+
 def load_voc_faces(
     xml_path: str | Path, image_dir: str | Path, images: dict[str, Path] | None = None
 ) -> tuple[Path, list[TruthFace]]:
-    """The image file and the (box, class) faces of one VOC annotation.
+    """The image file and the (box, class) faces of one VOC annotation, read with `DETECT_VOC_POLICY`.
 
     The image is found in `image_dir` by the xml's <filename> stem, else the xml's own stem (any
     image suffix, any case). A face whose box is missing, not a number or empty is skipped.
@@ -50,22 +62,14 @@ def load_voc_faces(
         FileNotFoundError: no image for the annotation.
     """
     xml_path, image_dir = Path(xml_path), Path(image_dir)
-    annotation = read_annotation(xml_path)
-    faces = []
-    for obj in annotation.objects:
-        box = obj.box
-        if box is None or box[2] <= box[0] or box[3] <= box[1]:
-            log.warning("%s: skipping face %d, a bad box %s", xml_path, obj.index, box)
-            continue
-        try:
-            label = normalise_label(obj.name)
-        except ValueError as err:
-            raise ValueError(f"{xml_path}: {err}") from None
-        faces.append((box, label))
-    image = image_of(annotation, images if images is not None else index_images(image_dir))
-    if image is None:
+    photo = read_photo(xml_path, images if images is not None else index_images(image_dir), DETECT_VOC_POLICY)
+    if photo.error_kind == "no_image":
         raise FileNotFoundError(f"{xml_path}: no image named {xml_path.stem}.* in {image_dir}")
-    return image, faces
+    if photo.error or photo.image is None:
+        raise ValueError(photo.error)
+    for skip in photo.skipped:  # only bad boxes: unknown labels raise, and there is no minimum
+        log.warning("%s: skipping face %d, a bad box %s", xml_path, skip.obj.index, skip.obj.box)
+    return photo.image, [(face.box, face.label) for face in photo.faces]
 
 
 def voc_layout(voc_dir: str | Path) -> tuple[Path, Path]:
@@ -191,7 +195,7 @@ def summarise(outcomes: list[ImageOutcome], iou: float = IOU_MATCH) -> dict:
             "recall": _ratio(int(found_a[in_bucket].sum()), int(in_bucket.sum())),
         }
     if true_labels:
-        report["classification"] = classification_report(true_labels, pred_labels)
+        report["classification"] = classification_report(true_labels, pred_labels, layout="evaluate-detect")
     return report
 
 
@@ -225,35 +229,6 @@ def threshold_sweep(
             row["macro_f1"] = report["classification"]["macro_f1"]
         rows.append(row)
     return rows
-
-
-def classification_report(truth: list[str], predicted: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: truth).
-
-    >>> classification_report(["covered", "uncovered"], ["covered", "covered"])["accuracy"]
-    0.5
-    """
-    index = {c: i for i, c in enumerate(CLASSES)}
-    confusion = np.zeros((len(CLASSES), len(CLASSES)), int)
-    for t, p in zip(truth, predicted, strict=True):
-        confusion[index[t], index[p]] += 1
-    per_class, f1s = {}, []
-    for i, name in enumerate(CLASSES):
-        tp = confusion[i, i]
-        precision = _ratio(tp, confusion[:, i].sum())
-        recall = _ratio(tp, confusion[i, :].sum())
-        f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
-        per_class[name] = {"support": int(confusion[i, :].sum()), "precision": precision, "recall": recall,
-                           "f1": round(f1, 4)}
-        if confusion[i, :].sum():
-            f1s.append(f1)
-    return {
-        "faces": len(truth),
-        "accuracy": _ratio(int(np.trace(confusion)), len(truth)),
-        "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
-        "per_class": per_class,
-        "confusion": {"classes": list(CLASSES), "rows_truth_columns_predicted": confusion.tolist()},
-    }
 
 
 def box_fit(outcomes: list[ImageOutcome]) -> dict:
@@ -292,7 +267,7 @@ def voc_items(
     when given, the ones to keep.
     """
     ann_dir, img_dir = voc_layout(voc_dir)
-    images = index_images(img_dir)
+    images = photo_index(Path(voc_dir), DETECT_VOC_POLICY)
     skip = {Path(name).stem for name in exclude}
     keep = None if only is None else {Path(name).stem for name in only}
     items = []

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from maskdetect.data.folder import class_folder_images, subfolders
 from maskdetect.explain.region import heat_share, nose_mouth_polygon, polygon_mask
 from maskdetect.explain.runner import Explainer, FaceExplanation
 from maskdetect.fileio import atomic_write_text
-from maskdetect.images import IMAGE_SUFFIXES, open_image
+from maskdetect.images import open_image
 from maskdetect.labels import normalise_label
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,10 @@ class RegionRecord:
 
 
 def labelled_images(root: str | Path) -> list[tuple[Path, str]]:
-    """Images under `root` whose folder names a class (any label name `normalise_label` knows).
+    """Images under `root`'s class folders, or its splits' (any label name `normalise_label` knows).
+
+    Folders that name no class are left out; the class folders are read by
+    `maskdetect.data.folder.class_folder_images`.
 
     Raises:
         FileNotFoundError: `root` is not a folder.
@@ -60,15 +64,18 @@ def labelled_images(root: str | Path) -> list[tuple[Path, str]]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (expected root/[split/]<class>/images)")
-    found = []
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
-        try:
-            found.append((path, normalise_label(path.parent.name)))
-        except ValueError:
-            continue
-    return found
+    folders = subfolders(root)
+    if any(_is_label(p.name) for p in folders):  # root/<class>/...
+        return class_folder_images(root, unknown_folders="skip")
+    return [item for split in folders for item in class_folder_images(split, unknown_folders="skip")]
+
+
+def _is_label(name: str) -> bool:
+    try:
+        normalise_label(name)
+    except ValueError:
+        return False
+    return True
 
 
 def measure_regions(

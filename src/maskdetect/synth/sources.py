@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskdetect.data.voc_xml import IMAGE_FOLDERS, annotation_folder, image_of, index_images, read_annotation
+from maskdetect.data.voc_xml import VocFace, VocPolicy, VocSkip, annotation_folder, photo_index, read_photo
 from maskdetect.faces.crop import Box
-from maskdetect.images import IMAGE_SUFFIXES
+from maskdetect.images import find_images
 from maskdetect.labels import UNCOVERED, normalise_label
 
 log = logging.getLogger(__name__)
@@ -61,39 +61,43 @@ def iter_source_faces(root: str | Path, counts: dict[str, int] | None = None) ->
     if is_voc_folder(root):
         yield from _iter_voc(root, counts)
         return
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in find_images(root):
         yield SourceFace(path, None, 0)
+
+
+# Synth draws masks on bare faces of any size, as annotated: no clamping, no minimum; photos may
+# also sit beside the XML.
+SYNTH_VOC_POLICY = VocPolicy(min_face=0, clamp=False, unknown_labels="skip", photo_folders="anywhere")
 
 
 def _iter_voc(root: Path, counts: dict[str, int]) -> Iterator[SourceFace]:
     ann_dir = annotation_folder(root)
     if ann_dir is None:
         return
-    image_dirs = [root / n for n in IMAGE_FOLDERS if (root / n).is_dir()] + [ann_dir]
-    images = index_images(*image_dirs)
+    images = photo_index(root, SYNTH_VOC_POLICY)
     for xml_path in sorted(ann_dir.glob("*.xml")):
-        try:
-            annotation = read_annotation(xml_path)
-        except ValueError as err:
-            log.warning("%s, skipped", err)
-            counts["bad_annotation"] = counts.get("bad_annotation", 0) + 1
+        photo = read_photo(xml_path, images, SYNTH_VOC_POLICY)
+        if photo.error_kind == "unreadable":
+            log.warning("%s, skipped", photo.error)
+            _count(counts, "bad_annotation")
             continue
-        photo = image_of(annotation, images)
-        if photo is None:
-            log.warning("%s: no image %r found, skipped", xml_path, annotation.filename)
-            counts["missing_image"] = counts.get("missing_image", 0) + 1
+        if photo.image is None:
+            log.warning("%s, skipped", photo.error)
+            _count(counts, "missing_image")
             continue
-        for obj in annotation.objects:
-            try:
-                label = normalise_label(obj.name)
-            except ValueError:
-                counts["unknown_label"] = counts.get("unknown_label", 0) + 1
-                continue
-            if label != UNCOVERED:
-                counts[f"not_uncovered_{label}"] = counts.get(f"not_uncovered_{label}", 0) + 1
-                continue
-            box = obj.box
-            if box is None or not (box[2] > box[0] and box[3] > box[1]):
-                counts["bad_box"] = counts.get("bad_box", 0) + 1
-                continue
-            yield SourceFace(photo, box, obj.index)
+        # In object order, so a --limit that stops mid-photo leaves the counts as they were.
+        verdicts: list[VocFace | VocSkip] = [*photo.faces, *photo.skipped]
+        for verdict in sorted(verdicts, key=lambda v: v.index if isinstance(v, VocFace) else v.obj.index):
+            if isinstance(verdict, VocFace) and verdict.label == UNCOVERED:
+                yield SourceFace(photo.image, verdict.box, verdict.index)
+            elif isinstance(verdict, VocFace):
+                _count(counts, f"not_uncovered_{verdict.label}")
+            elif verdict.reason == "unknown_label":
+                _count(counts, "unknown_label")
+            else:  # a bad box: a face with a mask counts as not uncovered first, as before
+                label = normalise_label(verdict.obj.name)
+                _count(counts, "bad_box" if label == UNCOVERED else f"not_uncovered_{label}")
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1

@@ -10,28 +10,20 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from maskdetect.data.cache import list_images
+from maskdetect.data.folder import class_folder_images, subfolders
 from maskdetect.data.split import SPLITS
 from maskdetect.images import ImageError, open_image
-from maskdetect.labels import CLASSES, normalise_label
+from maskdetect.labels import CLASSES
 
 log = logging.getLogger(__name__)
-
-
-
-def find_images(folder: Path) -> list[Path]:
-    """Image files under a folder (recursively, links followed, hidden ones left out), sorted.
-
-    The very files `maskdetect data cache` copies, so a run on a cache sees what a run on its source does.
-    """
-    return sorted(folder / relpath for relpath in list_images(folder))
 
 
 def scan_class_folders(root: str | os.PathLike, *, require_all: bool) -> list[tuple[Path, int]]:
     """List (path, class index) for a folder of class folders.
 
     Folder names may be any label a source uses (``with_mask``, ``covered``, ...); they are mapped
-    onto the three classes.
+    onto the three classes by `maskdetect.data.folder.class_folder_images`, the one class-folder
+    scanner.
 
     Args:
         root: a folder holding one folder per class.
@@ -49,21 +41,14 @@ def scan_class_folders(root: str | os.PathLike, *, require_all: bool) -> list[tu
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    samples: list[tuple[Path, int]] = []
-    counts = dict.fromkeys(CLASSES, 0)
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = [p.name for p in subfolders(root)]
     if not folders:
         raise ValueError(f"{root}: no class folders (expected {', '.join(CLASSES)})")
-    for folder in folders:
-        try:
-            name = normalise_label(folder.name)
-        except ValueError:
-            raise ValueError(
-                f"{folder}: not a class folder; expected folders named {', '.join(CLASSES)}"
-            ) from None
-        paths = find_images(folder)
-        counts[name] += len(paths)
-        samples.extend((path, CLASSES.index(name)) for path in paths)
+    found = class_folder_images(root)
+    counts = dict.fromkeys(CLASSES, 0)
+    for _, label in found:
+        counts[label] += 1
+    samples = [(path, CLASSES.index(label)) for path, label in found]
     if require_all:
         missing = [name for name, count in counts.items() if count == 0]
         if missing:
@@ -72,7 +57,7 @@ def scan_class_folders(root: str | os.PathLike, *, require_all: bool) -> list[tu
                 f"{', '.join(CLASSES)}; counts: {counts})"
             )
     if not samples:
-        raise ValueError(f"{root}: empty: no images in {', '.join(p.name for p in folders)}")
+        raise ValueError(f"{root}: empty: no images in {', '.join(folders)}")
     return samples
 
 

@@ -20,21 +20,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from maskdetect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, preprocessing_of
+from maskdetect.data.manifest import split_manifest_of, subtype_lookup
 from maskdetect.data.tree import tree_crop_policy
 from maskdetect.faces.crop import crop_headshot
 from maskdetect.fileio import atomic_write_text
 from maskdetect.images import open_image
 from maskdetect.labels import CLASSES
+from maskdetect.metrics import classification_report, subtype_of
 from maskdetect.train.augment import eval_transform
 from maskdetect.train.dataset import SPLITS, FaceFolder, collate_skipping, scan_class_folders, split_folder
 from maskdetect.train.distributed import pick_device
-from maskdetect.train.metrics import classification_report, subtype_of
 from maskdetect.train.plots import plot_confusion_matrix, plot_mistakes, plot_reliability
 
 log = logging.getLogger(__name__)
-
-SPLIT_MANIFEST = "split_manifest.csv"  # written by `maskdetect data split` beside the tree
-
 
 def evaluate_checkpoint(
     checkpoint_path: str | os.PathLike,
@@ -87,8 +85,8 @@ def evaluate_checkpoint(
             tree, tree_policy.scale, checkpoint_path, preprocessing.crop_policy.scale,
         )
     samples = _scan(folder)
-    manifest = manifest or _tree_manifest(Path(tree), folder)
-    subtype_lookup = _read_manifest(manifest) if manifest else None
+    manifest = manifest or split_manifest_of(Path(tree), folder)
+    subtypes_by_file = subtype_lookup(manifest) if manifest else None
     target_device = pick_device(device)
     model.to(target_device)
 
@@ -107,8 +105,10 @@ def evaluate_checkpoint(
         raise ValueError(f"{folder}: none of the {len(samples)} images could be read")
     probs, truth, kept = np.concatenate(probabilities), np.concatenate(targets), np.concatenate(indices)
     paths = [samples[i][0] for i in kept]
-    subtypes = [_subtype(p, subtype_lookup) for p in paths]
-    report = classification_report(probs, truth, CLASSES, subtypes if any(subtypes) else None)
+    subtypes = [_subtype(p, subtypes_by_file) for p in paths]
+    report = classification_report(
+        truth, classes=CLASSES, probabilities=probs, subtypes=subtypes if any(subtypes) else None
+    )
     report.update(
         {
             "checkpoint": str(checkpoint_path),
@@ -133,35 +133,6 @@ def _scan(folder: Path) -> list[tuple[Path, int]]:
                 f"{folder} is a split tree: choose a split with --split ({', '.join(SPLITS)})"
             ) from None
         raise err
-
-
-def _read_manifest(path: str | os.PathLike) -> dict[str, str]:
-    """Map each image to its subtype: by the tree file (``tree_path``), the source file, the file name."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such manifest")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        if "path" not in columns or "subtype" not in columns:
-            raise ValueError(f"{path}: a manifest needs 'path' and 'subtype' columns; it has {columns}")
-        lookup = {}
-        for row in reader:
-            if not row["subtype"]:
-                continue
-            if row.get("tree_path"):
-                lookup[os.path.realpath(path.parent / row["tree_path"])] = row["subtype"]
-            lookup[os.path.realpath(path.parent / row["path"])] = row["subtype"]
-            lookup[Path(row["path"]).name] = row["subtype"]
-    return lookup
-
-
-def _tree_manifest(tree: Path, folder: Path) -> Path | None:
-    """The split manifest `maskdetect data split` leaves at a tree's root, if there is one."""
-    for candidate in (tree / SPLIT_MANIFEST, folder / SPLIT_MANIFEST):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _subtype(path: Path, lookup: dict[str, str] | None) -> str | None:
