@@ -11,7 +11,7 @@ import pytest
 from download_fixtures import FixtureServer, ffhq_index, maskedface_zip
 
 from maskdetect.cli import main
-from maskdetect.data.dataset_download import (
+from maskdetect.data.download.datasets import (
     CHECKSUMS_FILE,
     download_all,
     download_ffhq,
@@ -19,7 +19,7 @@ from maskdetect.data.dataset_download import (
     ffhq_specs,
     parse_url_args,
 )
-from maskdetect.data.download import (
+from maskdetect.data.download.transfer import (
     ChecksumError,
     DownloadError,
     FileSpec,
@@ -103,7 +103,7 @@ def test_interrupt_stops_transfers_and_keeps_part_for_resume(server, tmp_path, m
         raise KeyboardInterrupt
         yield  # a generator, as as_completed is
 
-    monkeypatch.setattr("maskdetect.data.dataset_download.as_completed", interrupted)
+    monkeypatch.setattr("maskdetect.data.download.datasets.as_completed", interrupted)
     spec = FileSpec(server.url("/big.zip"), "big.zip", size=len(body))
     with pytest.raises(KeyboardInterrupt):
         download_all([spec], tmp_path, progress=False, **FAST)
@@ -193,7 +193,8 @@ def test_free_disk_checked_before_downloading(server, tmp_path, monkeypatch):
     body = maskedface_zip()
     server.state.files["/CMFD.zip"] = body
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr("maskdetect.data.download.shutil.disk_usage", lambda path: usage._replace(free=1000))
+    monkeypatch.setattr("maskdetect.data.download.transfer.shutil.disk_usage",
+                        lambda path: usage._replace(free=1000))
     with pytest.raises(NotEnoughSpaceError, match=f"need {len(body):,} bytes .* free 1,000 bytes"):
         download_maskedface_net(tmp_path, [(server.url("/CMFD.zip"), "")], progress=False, **FAST)
     assert _range_headers(server, "/CMFD.zip") == ["bytes=0-0"]  # only the size probe
