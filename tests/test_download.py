@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -286,3 +288,30 @@ def test_cli_downloads_ffhq_and_reports_failure(capsys, server, tmp_path):
     assert code == 1
     assert "1 files downloaded" in captured.out
     assert "FAILED thumbnails128x128/00000/00000.png" in captured.err
+
+
+def _run_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "maskdetect", *argv], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_download_of_unreachable_index_is_one_error_line(server, tmp_path):
+    # A DownloadError (a RuntimeError) used to escape cli.main as a traceback.
+    result = _run_cli("data", "download", "ffhq", str(tmp_path / "out"), "--json", server.url("/gone.json"),
+                      "--no-progress", "--retries", "0")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("maskdetect: error: ")]
+    assert len(errors) == 1 and "/gone.json" in errors[0] and "HTTP 404" in errors[0]
+
+
+def test_cli_os_error_is_one_error_line(tmp_path):
+    # An OSError outside the old list (here IsADirectoryError) used to escape as a traceback.
+    target = tmp_path / "manifest.csv"
+    target.mkdir()
+    (tmp_path / "voc" / "annotations").mkdir(parents=True)
+    (tmp_path / "voc" / "images").mkdir()
+    result = _run_cli("data", "manifest", "--voc", str(tmp_path / "voc"), "-o", str(target))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("maskdetect: error: ")
