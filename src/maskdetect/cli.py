@@ -25,10 +25,6 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
-class UsageError(ValueError):
-    """A bad command-line value; printed without a traceback."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command, collected from `COMMAND_MODULES`.
 
