@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
 from download_fixtures import FixtureServer, ffhq_index, maskedface_zip
 
 from maskdetect.cli import main
-from maskdetect.data.dataset_download import (
+from maskdetect.data.download.datasets import (
     CHECKSUMS_FILE,
     download_all,
     download_ffhq,
@@ -19,7 +21,7 @@ from maskdetect.data.dataset_download import (
     ffhq_specs,
     parse_url_args,
 )
-from maskdetect.data.download import (
+from maskdetect.data.download.transfer import (
     ChecksumError,
     DownloadError,
     FileSpec,
@@ -103,7 +105,7 @@ def test_interrupt_stops_transfers_and_keeps_part_for_resume(server, tmp_path, m
         raise KeyboardInterrupt
         yield  # a generator, as as_completed is
 
-    monkeypatch.setattr("maskdetect.data.dataset_download.as_completed", interrupted)
+    monkeypatch.setattr("maskdetect.data.download.datasets.as_completed", interrupted)
     spec = FileSpec(server.url("/big.zip"), "big.zip", size=len(body))
     with pytest.raises(KeyboardInterrupt):
         download_all([spec], tmp_path, progress=False, **FAST)
@@ -193,7 +195,8 @@ def test_free_disk_checked_before_downloading(server, tmp_path, monkeypatch):
     body = maskedface_zip()
     server.state.files["/CMFD.zip"] = body
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr("maskdetect.data.download.shutil.disk_usage", lambda path: usage._replace(free=1000))
+    monkeypatch.setattr("maskdetect.data.download.transfer.shutil.disk_usage",
+                        lambda path: usage._replace(free=1000))
     with pytest.raises(NotEnoughSpaceError, match=f"need {len(body):,} bytes .* free 1,000 bytes"):
         download_maskedface_net(tmp_path, [(server.url("/CMFD.zip"), "")], progress=False, **FAST)
     assert _range_headers(server, "/CMFD.zip") == ["bytes=0-0"]  # only the size probe
@@ -285,3 +288,30 @@ def test_cli_downloads_ffhq_and_reports_failure(capsys, server, tmp_path):
     assert code == 1
     assert "1 files downloaded" in captured.out
     assert "FAILED thumbnails128x128/00000/00000.png" in captured.err
+
+
+def _run_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "maskdetect", *argv], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_download_of_unreachable_index_is_one_error_line(server, tmp_path):
+    # A DownloadError (a RuntimeError) used to escape cli.main as a traceback.
+    result = _run_cli("data", "download", "ffhq", str(tmp_path / "out"), "--json", server.url("/gone.json"),
+                      "--no-progress", "--retries", "0")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("maskdetect: error: ")]
+    assert len(errors) == 1 and "/gone.json" in errors[0] and "HTTP 404" in errors[0]
+
+
+def test_cli_os_error_is_one_error_line(tmp_path):
+    # An OSError outside the old list (here IsADirectoryError) used to escape as a traceback.
+    target = tmp_path / "manifest.csv"
+    target.mkdir()
+    (tmp_path / "voc" / "annotations").mkdir(parents=True)
+    (tmp_path / "voc" / "images").mkdir()
+    result = _run_cli("data", "manifest", "--voc", str(tmp_path / "voc"), "-o", str(target))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("maskdetect: error: ")

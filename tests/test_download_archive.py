@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from download_fixtures import maskedface_zip, noise_jpeg, symlink_info, zip_with
 
-from maskdetect.data.archive import (
+from maskdetect.data.download.archive import (
     DamagedArchiveError,
     ExtractLimits,
     UnsafeArchiveError,

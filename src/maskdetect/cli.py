@@ -25,11 +25,12 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
-class UsageError(ValueError):
-    """A bad command-line value; printed without a traceback."""
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command, collected from `COMMAND_MODULES`.
+
+    >>> build_parser().parse_args(["data", "download", "--list"]).list
+    True
+    """
     parser = argparse.ArgumentParser(
         prog="maskdetect",
         description="Face-mask detection (covered / incorrect / uncovered) and the pipeline behind it.",
@@ -43,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `maskdetect` command line; every expected failure ends as one `maskdetect: error:` line.
+
+    Args:
+        argv: the arguments (default: `sys.argv[1:]`).
+
+    Returns:
+        The exit status: 0 on success, 1 when a download, file or disk failed, 2 on a usage error,
+        130 when interrupted.
+
+    >>> main(["data", "download", "--list"]) == 0  # doctest: +ELLIPSIS
+    maskedface-net
+    ...
+    True
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -52,15 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from maskdetect.data.download import DownloadCancelled, DownloadError
+
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as err:
-        # Expected failures on user input: one clear line, no traceback.
-        print(f"maskdetect: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        # Bad user input (ImageError, CheckpointError, bad YAML and archives are ValueErrors): one line.
+        return _error(err, 2)
+    except (DownloadError, OSError) as err:
+        # The network, the disk or a file failed us: still the user's to fix, not a bug to trace.
+        return _error(err, 1)
+    except (KeyboardInterrupt, DownloadCancelled):
         print("maskdetect: interrupted", file=sys.stderr)
         return 130
+
+
+def _error(err: BaseException, code: int) -> int:
+    """Print `err` as the one line `maskdetect: error: ...` on stderr; return the exit status `code`."""
+    message = " ".join(str(err).split()) or type(err).__name__
+    print(f"maskdetect: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

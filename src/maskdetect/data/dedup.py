@@ -6,7 +6,7 @@ differ in at most `threshold` bits are put in one group, so the split never sepa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -83,7 +83,7 @@ class UnionFind:
     def __init__(self, items: Iterable = ()) -> None:
         self.parent: dict = {item: item for item in items}
 
-    def find(self, item):  # noqa: ANN001, ANN201 - any hashable
+    def find(self, item: Hashable) -> Hashable:
         self.parent.setdefault(item, item)
         root = item
         while self.parent[root] != root:
@@ -92,7 +92,7 @@ class UnionFind:
             self.parent[item], item = root, self.parent[item]
         return root
 
-    def union(self, a, b) -> None:  # noqa: ANN001
+    def union(self, a: Hashable, b: Hashable) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             low, high = sorted((ra, rb))

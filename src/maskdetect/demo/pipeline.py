@@ -1,7 +1,8 @@
-"""The demo: every stage of the research pipeline, run through the same commands a user types.
+"""The demo: every stage of the research pipeline, through the library functions the commands call.
 
-Each stage calls `maskdetect.cli.main` with the arguments a user would give, so the demo can
-never drift from the real tools; the report then reads the files those commands wrote.
+Each stage calls the function its command calls (`prepare_data`, `train`, `evaluate_checkpoint`,
+`explain_folder`), with the settings a user would give, so the demo cannot drift from the real
+tools; the report then reads the files those stages wrote.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,42 +64,71 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     paths = _Paths(out)
     timings: list[StageTiming] = []
 
-    def stage(name: str, argv: list[str]) -> None:
-        from maskdetect.cli import main
-
-        print(f"\n== {name}: maskdetect {' '.join(argv)}", flush=True)
+    def stage(name: str, run: Callable[[], object]) -> None:
+        print(f"\n== {name}", flush=True)
         start = time.perf_counter()
-        code = main(argv)
-        if code:
-            raise RuntimeError(f"demo stage {name!r} failed with exit code {code}")
+        run()
         timings.append(StageTiming(name, time.perf_counter() - start))
 
-    stage("data", [
-        "data", "prepare", "--voc", str(sample / "andrewmvd"), "--maskedface-net", str(sample / "synth"),
-        "--out", str(paths.tree), "--seed", str(settings.seed),
-    ])
-    stage("train", [
-        "train", "--data", str(paths.tree), "--out", str(paths.run), "--model", "mobilenet_v2",
-        "--pretrained", "--input-size", str(settings.input_size), "--epochs", str(settings.epochs),
-        "--patience", "0", "--seed", str(settings.seed), "--workers", "0",
-    ])
-    stage("evaluate", [
-        "evaluate", str(paths.checkpoint), "--data", str(paths.tree), "--split", "holdout",
-        "--out", str(paths.evaluation), "--workers", "0",
-    ])
+    def run_cli(argv: list[str]) -> None:
+        from maskdetect.cli import main
+
+        print(f"maskdetect {' '.join(argv)}", flush=True)
+        code = main(argv)
+        if code:
+            raise RuntimeError(f"demo command 'maskdetect {' '.join(argv)}' failed with exit code {code}")
+
+    stage("data", lambda: _prepare_data(sample, paths.tree, settings.seed))
+    stage("train", lambda: _train(paths, settings))
+    stage("evaluate", lambda: _evaluate(paths))
     _pick_explain_faces(paths.tree / "holdout", paths.explain_input, settings.explain_per_class)
-    stage("explain", [
-        "explain", str(paths.explain_input), "--no-detect", "--checkpoint", str(paths.checkpoint),
-        "--out", str(paths.explanations),
-    ])
+    stage("explain", lambda: _explain(paths))
     photo = pick_holdout_photo(paths.tree / "split_manifest.csv")
-    stage("detect", ["detect", str(photo), "--checkpoint", str(paths.checkpoint),
-                     "--out", str(paths.detections)])
+    stage("detect", lambda: run_cli(["detect", str(photo), "--checkpoint", str(paths.checkpoint),
+                                     "--out", str(paths.detections)]))
     from maskdetect.demo.build_report import build_demo_report
 
     report = build_demo_report(paths, timings)
     print(f"\nreport: {report.resolve()}")
     return DemoResult(out=out, report=report, timings=timings)
+
+
+def _prepare_data(sample: Path, tree: Path, seed: int) -> None:
+    from maskdetect.data.prepare import PrepareOptions, SourceOptions, SplitOptions, prepare_data
+
+    sources = SourceOptions(voc=(str(sample / "andrewmvd"),), maskedface_net=(str(sample / "synth"),))
+    prepare_data(PrepareOptions(sources, SplitOptions(out=str(tree), seed=seed)), echo=print)
+
+
+def _train(paths: _Paths, settings: DemoSettings) -> None:
+    import json
+
+    from maskdetect.train.config import load_train_config
+    from maskdetect.train.loop import train
+
+    config = load_train_config({
+        "data": str(paths.tree), "out": str(paths.run), "model": "mobilenet_v2", "pretrained": True,
+        "input_size": settings.input_size, "epochs": settings.epochs, "patience": 0, "seed": settings.seed,
+        "workers": 0,
+    })
+    summary = train(config)
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+
+
+def _evaluate(paths: _Paths) -> None:
+    from maskdetect.train.evaluate import evaluate_checkpoint, format_table
+
+    report = evaluate_checkpoint(paths.checkpoint, paths.tree, paths.evaluation, split="holdout", workers=0)
+    print(format_table(report))
+
+
+def _explain(paths: _Paths) -> None:
+    from maskdetect.explain.folder import ExplainOptions, explain_folder
+    from maskdetect.explain.runner import Explainer, ExplainSettings
+
+    explainer = Explainer(paths.checkpoint, ExplainSettings())  # whole crops: no detector needed
+    explain_folder(explainer, paths.explain_input, paths.explanations, ExplainOptions(detect=False),
+                   echo=print)
 
 
 class _Paths:

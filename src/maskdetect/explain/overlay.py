@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
@@ -45,7 +46,7 @@ def colour_limits(heatmap: np.ndarray, symmetric: bool) -> tuple[float, float]:
     return (-top, top) if symmetric else (0.0, top)
 
 
-def _draw(ax, panel: Panel, alpha: float):  # noqa: ANN001, ANN202 - matplotlib types
+def _draw(ax: Axes, panel: Panel, alpha: float) -> ScalarMappable:
     crop = np.asarray(panel.crop.convert("RGB"))
     height, width = panel.heatmap.shape
     if crop.shape[:2] != (height, width):

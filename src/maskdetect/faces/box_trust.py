@@ -1,21 +1,8 @@
 """How far to trust a BlazeFace box's position, from how big the face was in the model's input.
 
-Both BlazeFace models place small faces badly: a face a dozen pixels wide in the 192 px full-range
-input, or under about 32 px in the 128 px short-range input, comes back with a box that is too big
-or off centre (the short-range model's smallest anchors are 16 px cells, so it reports a 10 px face
-as a 20-25 px one). Measured on andrewmvd-face-mask, candidates that overlap an annotated face by
-IoU >= 0.3 reach IoU >= 0.5 in this share of cases (VOC-like framing):
-
-    input px      0-12  12-16  16-20  20-24  24-32  32-48  48-64  64-96
-    full, whole   0.58   0.76   0.86   0.90   0.93   0.98   0.98   1.00
-    short, whole     -   0.75   0.66   0.65   0.82   0.97   0.97   1.00
-    full, halves  0.64   0.76   0.84   0.92   0.94   0.95   0.92   0.96
-
-The same face is usually found by several passes, at several sizes. Weighing each candidate's box
-by `score * trust` when the candidates of one face are merged lets the well-placed views decide
-where the face is while the others still count for whether it is a face (the merged score is the
-best score either way). On andrewmvd-face-mask this took recall at IoU 0.5 from 0.587 to 0.598
-(faces 16-32 px 0.605 -> 0.624), precision 0.731 -> 0.734. The ramps were chosen there.
+BlazeFace places faces that are small in its input badly, so when one face's candidates are merged
+each box is weighed by `score * trust` and the well-placed views decide where the face is (the merged
+score is the best score either way). The measurements: DETECTOR.md, "Why each refinement works".
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Face boxes half from BlazeFace, half from the 468-point face mesh run inside them.
 
-BlazeFace boxes are always square; people draw face boxes that follow the face: narrower for a face
-seen from the side, taller for a long face. The mesh's points outline the face itself, so the mean
-of the BlazeFace box and the box around the mesh's points takes some of that shape. Measured with
-the "accurate" detector (VOC-like framing refitted each time): on andrewmvd-face-mask recall at
-IoU 0.5 0.587 -> 0.594 (faces 16-32 px 0.605 -> 0.620, faces >= 32 px unchanged at 0.887); on
-ilc2021-dev (held out) faces >= 32 px 0.804 -> 0.824. The mesh box alone did worse on
-andrewmvd-face-mask (faces >= 32 px 0.880): on small or masked faces the mesh can be far off, and
-the mean bounds the damage.
+BlazeFace boxes are square; people draw boxes that follow the face, which the mesh's points outline.
+The mean of the two boxes takes some of that shape while bounding the damage where the mesh is far
+off (small or masked faces). The measurements: DETECTOR.md, "Why each refinement works".
 """
 
 from __future__ import annotations

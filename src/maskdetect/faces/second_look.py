@@ -1,17 +1,10 @@
 """A second look at each merged face: crop around it so it fills the model's input at the size
 BlazeFace scores best, run both models again, and average their scores with the first one.
 
-The tiles of the first pass show a face at whatever size the tiling gives: often 10-20 px of the
-model's input, where BlazeFace scores real faces (masked ones most of all) between 0.3 and 0.5 and
-scores some background just as high. Seen again at 40-60 px (a crop 4x the box for the 192 px
-full-range model, 3.5x for the 128 px short-range one) a face scores high and a false face low, so
-the mean of the three scores separates them better than the first score alone. On
-andrewmvd-face-mask, at about the same precision (0.73), recall of faces >= 32 px went from 0.890 to
-0.908 and recall of all faces from 0.598 to 0.646 (threshold 0.5 on the first score -> 0.35 on the
-mean; after trust-weighted merging).
-
-The second looks' boxes are not used: one crop's box is noisier than the weighted mean of the many
-first-pass boxes (replacing the merged box by it lowered recall at IoU 0.5 on andrewmvd-face-mask).
+Seen again at 40-60 px (a crop 4x the box for the 192 px model, 3.5x for the 128 px one) a face
+scores high and a false face low, so the mean of the three scores separates them better than the
+first score; the second looks' boxes are not used (noisier than the merged box). The measurements:
+DETECTOR.md, "Why each refinement works".
 """
 
 from __future__ import annotations

@@ -12,10 +12,8 @@ from maskdetect.models import list_models
 from maskdetect.train.config import (
     BALANCE_CHOICES,
     DEVICE_CHOICES,
-    TrainConfig,
-    build_config,
     config_keys,
-    read_yaml_settings,
+    load_train_config,
 )
 
 # Flags of `train`, each also a TrainConfig field (and so a YAML key): (flag, type, help).
@@ -84,31 +82,11 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_train)
 
 
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults < the run's saved config (with --resume) < --config YAML < flags given on the line."""
-    flags = {
-        name: getattr(args, name)
-        for name in config_keys()
-        if getattr(args, name, None) is not None
-    }
-    layers: list[dict[str, Any]] = []
-    if args.resume:
-        if "out" not in flags:
-            raise ValueError("--resume needs --out, the run directory to continue")
-        saved = Path(flags["out"]) / "config.yaml"
-        if not saved.is_file():
-            raise FileNotFoundError(f"{saved}: no saved config; is {flags['out']} a run directory?")
-        layers.append(read_yaml_settings(saved))
-    if args.config:
-        layers.append(read_yaml_settings(args.config))
-    layers.append(flags)
-    return build_config(*layers)
-
-
 def run_train(args: argparse.Namespace) -> int:
     from maskdetect.train.loop import train  # torch-heavy: import only when used
 
-    config = train_config_from_args(args)
+    flags = {name: getattr(args, name, None) for name in config_keys()}
+    config = load_train_config(flags, config_file=args.config, resume=args.resume)
     summary = train(config, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}))

@@ -172,6 +172,37 @@ def build_config(*layers: dict[str, Any]) -> TrainConfig:
     return config
 
 
+def load_train_config(
+    settings: dict[str, Any], *, config_file: str | os.PathLike | None = None, resume: bool = False
+) -> TrainConfig:
+    """Defaults < the run's saved config.yaml (with `resume`) < `config_file` < `settings`.
+
+    Args:
+        settings: TrainConfig fields given explicitly (e.g. command-line flags); None values are ignored.
+        config_file: a YAML file of settings.
+        resume: continue the run in `settings["out"]`: its saved config.yaml is the base.
+
+    Raises:
+        ValueError: `resume` without `out`, or a bad setting (named). FileNotFoundError: no saved config.
+
+    >>> load_train_config({"data": "t", "out": "r", "model": "small_cnn", "epochs": 2, "lr": None}).epochs
+    2
+    """
+    given = {name: value for name, value in settings.items() if value is not None}
+    layers: list[dict[str, Any]] = []
+    if resume:
+        if "out" not in given:
+            raise ValueError("--resume needs --out, the run directory to continue")
+        saved = Path(given["out"]) / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{saved}: no saved config; is {given['out']} a run directory?")
+        layers.append(read_yaml_settings(saved))
+    if config_file:
+        layers.append(read_yaml_settings(config_file))
+    layers.append(given)
+    return build_config(*layers)
+
+
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the settings as YAML (atomically), so a run can be repeated or resumed."""
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

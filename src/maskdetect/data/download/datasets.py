@@ -21,8 +21,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from maskdetect.data.archive import DamagedArchiveError, UnsafeArchiveError, extract_zip, is_extracted
-from maskdetect.data.download import (
+from maskdetect.data.download.archive import (
+    DamagedArchiveError,
+    UnsafeArchiveError,
+    extract_zip,
+    is_extracted,
+)
+from maskdetect.data.download.transfer import (
     DownloadError,
     FileSpec,
     check_free_space,

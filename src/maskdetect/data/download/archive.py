@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from maskdetect.data.download import check_free_space as ensure_free_space
+from maskdetect.data.download.transfer import check_free_space as ensure_free_space
 from maskdetect.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from maskdetect.data.gdrive import confirm_url
+from maskdetect.data.download.gdrive import confirm_url
 from maskdetect.fileio import file_digest
 
 log = logging.getLogger(__name__)
