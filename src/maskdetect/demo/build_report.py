@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from maskdetect.data.manifest import SPLIT_MANIFEST_NAME, manifest_records
 from maskdetect.data.split import SPLITS
 from maskdetect.demo.report import ReportSection, write_report
 from maskdetect.labels import CLASSES
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def build_demo_report(paths: _Paths, timings: list[StageTiming]) -> Path:
     """Write `paths.report` from the files under `paths.out`; returns its path."""
     sections = [
-        _data_section(paths.tree / "split_manifest.csv"),
+        _data_section(paths.tree / SPLIT_MANIFEST_NAME),
         _training_section(paths.run / "metrics.jsonl", paths.out / "learning_curves.png"),
         _evaluation_section(paths.evaluation),
         _explain_section(paths.explanations),
@@ -32,8 +32,7 @@ def build_demo_report(paths: _Paths, timings: list[StageTiming]) -> Path:
 
 def _data_section(split_manifest: Path) -> ReportSection:
     section = ReportSection("Data: grouped, stratified split")
-    with split_manifest.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = [r for _, r in manifest_records(split_manifest, ("split", "label", "split_group"))]
     counts = Counter((row["split"], row["label"]) for row in rows)
     table = [[split, *(counts[split, c] for c in CLASSES), sum(counts[split, c] for c in CLASSES)]
              for split in SPLITS]

@@ -1,13 +1,12 @@
 """The demo: every stage of the research pipeline, through the library functions the commands call.
 
 Each stage calls the function its command calls (`prepare_data`, `train`, `evaluate_checkpoint`,
-`explain_folder`), with the settings a user would give, so the demo cannot drift from the real
+`explain_folder`, `detect_files`), with the settings a user would give, so the demo cannot drift from the real
 tools; the report then reads the files those stages wrote.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import shutil
 import time
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maskdetect.data.manifest import SPLIT_MANIFEST_NAME, manifest_records
 from maskdetect.data.sample import sample_data_dir
 from maskdetect.labels import CLASSES
 
@@ -70,22 +70,13 @@ def run_demo(settings: DemoSettings) -> DemoResult:
         run()
         timings.append(StageTiming(name, time.perf_counter() - start))
 
-    def run_cli(argv: list[str]) -> None:
-        from maskdetect.cli import main
-
-        print(f"maskdetect {' '.join(argv)}", flush=True)
-        code = main(argv)
-        if code:
-            raise RuntimeError(f"demo command 'maskdetect {' '.join(argv)}' failed with exit code {code}")
-
     stage("data", lambda: _prepare_data(sample, paths.tree, settings.seed))
     stage("train", lambda: _train(paths, settings))
     stage("evaluate", lambda: _evaluate(paths))
     _pick_explain_faces(paths.tree / "holdout", paths.explain_input, settings.explain_per_class)
     stage("explain", lambda: _explain(paths))
-    photo = pick_holdout_photo(paths.tree / "split_manifest.csv")
-    stage("detect", lambda: run_cli(["detect", str(photo), "--checkpoint", str(paths.checkpoint),
-                                     "--out", str(paths.detections)]))
+    photo = pick_holdout_photo(paths.tree / SPLIT_MANIFEST_NAME)
+    stage("detect", lambda: _detect(paths, photo))
     from maskdetect.demo.build_report import build_demo_report
 
     report = build_demo_report(paths, timings)
@@ -131,6 +122,16 @@ def _explain(paths: _Paths) -> None:
                    echo=print)
 
 
+def _detect(paths: _Paths, photo: Path) -> None:
+    from maskdetect.detect.media import detect_files
+    from maskdetect.predict import Predictor
+
+    summary = detect_files(Predictor(paths.checkpoint), [photo], paths.detections)
+    if summary.failures:
+        raise RuntimeError(f"demo detection failed: {'; '.join(summary.failures)}")
+    print("faces by class: " + ", ".join(f"{k} {v}" for k, v in summary.counts.items()))
+
+
 class _Paths:
     """Where each stage writes, under the demo's output folder."""
 
@@ -167,8 +168,8 @@ def _pick_explain_faces(holdout: Path, dest: Path, per_class: int) -> None:
 
 def pick_holdout_photo(split_manifest: Path) -> Path:
     """A photo the model never trained on, showing as many classes as possible in few faces."""
-    with split_manifest.open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["split"] == "holdout" and r["source"] == "voc"]
+    records = manifest_records(split_manifest, ("path", "label", "source", "split"))
+    rows = [r for _, r in records if r["split"] == "holdout" and r["source"] == "voc"]
     if not rows:
         raise ValueError(f"{split_manifest}: no holdout photo to run the detector on")
     faces: dict[str, list[str]] = {}
