@@ -128,7 +128,8 @@ def onnx_preprocessing(path: str | os.PathLike) -> Preprocessing:
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_PREPROCESSING not in props:
         raise ValueError(
-            f"{path}: ONNX file has no {METADATA_PREPROCESSING} metadata (not a maskdetect export)"
+            f"{path}: ONNX file has no {METADATA_PREPROCESSING} metadata; "
+            "expected an ONNX file written by `maskdetect export`"
         )
     return Preprocessing.from_dict(json.loads(props[METADATA_PREPROCESSING]))
 
