@@ -18,12 +18,14 @@ import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from maskdetect.fileio import file_digest
-from maskdetect.preprocess import Preprocessing
+
+if TYPE_CHECKING:  # preprocess imports torch; the CLI reads BACKENDS without it
+    from maskdetect.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
 
