@@ -30,7 +30,7 @@ PHOTO = ROOT.parent / "shared" / "data" / "andrewmvd-face-mask" / "images" / "ma
 
 
 def _checkpoint(path: str | None, folder: Path) -> tuple[Path, str]:
-    from maskdetect.predict import DEFAULT_MODEL
+    from maskdetect.runtime import DEFAULT_MODEL
 
     if path:
         return Path(path), path

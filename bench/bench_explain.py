@@ -21,13 +21,15 @@ import os
 import platform
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from maskdetect.explain.backend import OnnxForward, TorchForward
+from maskdetect.checkpoint import make_checkpoint
 from maskdetect.explain.occlusion import (
     coarse_to_fine_map,
     fill_pixels,
@@ -39,7 +41,8 @@ from maskdetect.explain.occlusion import (
 from maskdetect.faces.crop import crop_face
 from maskdetect.models import create_model
 from maskdetect.models.registry import mobilenet_v2_weights_path
-from maskdetect.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from maskdetect.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from maskdetect.runtime import Classifier, load_classifier
 
 SIZE, PATCH, STRIDE, PPE = 224, 16, 8, 64
 SAMPLE = Path(__file__).resolve().parents[1] / "src" / "maskdetect" / "assets" / "sample" / "andrewmvd"
@@ -64,7 +67,7 @@ def face_crops(count: int) -> list[np.ndarray]:
     return [np.asarray(c, np.float32) for c in crops[:count]]
 
 
-def timed(fn):  # noqa: ANN001, ANN201
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
@@ -84,7 +87,7 @@ def main() -> None:
     crops = face_crops(args.images)
     inputs = [normalise_pixels(c, IMAGENET_MEAN, IMAGENET_STD) for c in crops]
     baselines = [normalise_pixels(fill_pixels(c, "grey"), IMAGENET_MEAN, IMAGENET_STD) for c in crops]
-    torch_forward = TorchForward(model)
+    torch_forward = Classifier.from_module(model).probabilities
     target = int(np.argmax(torch_forward(inputs[0][None])[0]))
 
     from captum.attr import Occlusion
@@ -98,9 +101,11 @@ def main() -> None:
             )[0, 0].numpy()
 
     captum_map, captum_s = timed(captum_run)
-    onnx_forward, export_s = timed(lambda: OnnxForward(model, SIZE, threads=args.threads))
+    checkpoint = make_checkpoint(model, "mobilenet_v2", Preprocessing(input_size=SIZE))
+    onnx_classifier, export_s = timed(lambda: load_classifier(checkpoint, "onnx", threads=args.threads))
+    onnx_forward = onnx_classifier.probabilities
 
-    def ours(forward, i: int, fine: bool = False):  # noqa: ANN001, ANN202
+    def ours(forward: Callable[[np.ndarray], np.ndarray], i: int, fine: bool = False) -> Any:
         run = coarse_to_fine_map if fine else occlusion_map
         return run(forward, inputs[i], baselines[i], target, PATCH, STRIDE, batch_size=PPE)
 

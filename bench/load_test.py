@@ -109,7 +109,7 @@ def model_checkpoint(checkpoint: str | None, workdir: Path) -> tuple[str, str]:
     """(checkpoint path, what it is): the one asked for, the bundled model, or a throwaway CNN."""
     if checkpoint:
         return checkpoint, f"checkpoint {checkpoint}"
-    from maskdetect.predict import DEFAULT_MODEL
+    from maskdetect.runtime import DEFAULT_MODEL
 
     if DEFAULT_MODEL.is_file():
         return str(DEFAULT_MODEL), f"bundled default model {DEFAULT_MODEL.name}"

@@ -12,7 +12,8 @@ from maskdetect.checkpoint import load_checkpoint, preprocessing_of
 from maskdetect.data.sample import sample_data_dir
 from maskdetect.detect.evaluate import load_voc_faces, match_faces
 from maskdetect.labels import CLASSES, normalise_label
-from maskdetect.predict import DEFAULT_MODEL, Predictor
+from maskdetect.predict import Predictor
+from maskdetect.runtime import DEFAULT_MODEL
 
 
 def test_bundled_model_carries_its_preprocessing():

@@ -113,7 +113,7 @@ def test_missing_camera_is_a_clear_error_and_files_still_run(tmp_path, untrained
 def test_detect_without_inputs_or_checkpoint_is_a_usage_error(tmp_path, capsys, monkeypatch):
     assert main(["detect", "--checkpoint", "x.pt"]) == 2
     assert "INPUT" in capsys.readouterr().err
-    monkeypatch.setattr("maskdetect.predict.DEFAULT_MODEL", tmp_path / "default.pt")
+    monkeypatch.setattr("maskdetect.runtime.DEFAULT_MODEL", tmp_path / "default.pt")
     Image.fromarray(astronaut()).save(tmp_path / "a.png")
     assert main(["detect", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
     assert "default model" in capsys.readouterr().err

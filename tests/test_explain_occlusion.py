@@ -8,7 +8,7 @@ import torch
 from explain_fixtures import RectangleModel
 from torch import nn
 
-from maskdetect.explain.backend import TorchForward, make_forward
+from maskdetect.checkpoint import make_checkpoint
 from maskdetect.explain.occlusion import (
     coarse_to_fine_map,
     fill_pixels,
@@ -20,7 +20,8 @@ from maskdetect.explain.occlusion import (
     window_starts,
 )
 from maskdetect.models import create_model
-from maskdetect.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from maskdetect.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from maskdetect.runtime import Classifier, load_classifier
 
 
 def ONES(height: int, width: int) -> np.ndarray:  # noqa: N802 - reads like a constant image
@@ -37,7 +38,7 @@ def test_map_position_and_orientation_match_the_region_the_model_reads() -> None
     # A non-square image and an off-centre, non-square rectangle: a transposed map cannot match.
     height, width = 12, 20
     rows, cols = slice(2, 5), slice(11, 18)
-    forward = TorchForward(RectangleModel(rows, cols))
+    forward = Classifier.from_module(RectangleModel(rows, cols)).probabilities
     result = occlusion_map(forward, ONES(height, width), np.zeros(3), 0, patch=1, stride=1)
     assert result.delta.shape == (height, width)
     np.testing.assert_array_equal(result.delta > 1e-6, rect_mask((height, width), rows, cols))
@@ -47,7 +48,7 @@ def test_map_position_and_orientation_match_the_region_the_model_reads() -> None
 def test_larger_patches_centre_the_map_on_the_region() -> None:
     height, width = 48, 40
     rows, cols = slice(30, 42), slice(4, 12)
-    forward = TorchForward(RectangleModel(rows, cols))
+    forward = Classifier.from_module(RectangleModel(rows, cols)).probabilities
     result = occlusion_map(forward, ONES(height, width), np.zeros(3), 0, patch=6, stride=2)
     y, x = np.unravel_index(np.nanargmax(result.delta), result.delta.shape)
     assert 30 <= y < 42 and 4 <= x < 12
@@ -60,7 +61,7 @@ def test_border_windows_are_not_skipped() -> None:
     # (size - patch) is not a multiple of stride: the bottom-right corner needs the last, clipped window.
     height, width = 23, 27
     rows, cols = slice(21, 23), slice(25, 27)
-    forward = TorchForward(RectangleModel(rows, cols))
+    forward = Classifier.from_module(RectangleModel(rows, cols)).probabilities
     for border in ("clip", "shift"):
         result = occlusion_map(forward, np.ones((3, height, width), np.float32), np.zeros(3), 0,
                                patch=6, stride=4, border=border)
@@ -126,7 +127,8 @@ def test_equal_to_captum_occlusion(size: int, patch: int, stride: int, fill: str
     inputs = normalise_pixels(pixels, IMAGENET_MEAN, IMAGENET_STD)
     baseline = normalise_pixels(fill_pixels(pixels, fill, blur_radius=3), IMAGENET_MEAN, IMAGENET_STD)
     target = 2
-    ours = occlusion_map(TorchForward(model), inputs, baseline, target, patch, stride, batch_size=7)
+    forward = Classifier.from_module(model).probabilities
+    ours = occlusion_map(forward, inputs, baseline, target, patch, stride, batch_size=7)
 
     def probabilities(x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(model(x), dim=1)
@@ -143,7 +145,7 @@ def test_equal_to_captum_occlusion(size: int, patch: int, stride: int, fill: str
 
 
 def test_batch_size_does_not_change_the_map() -> None:
-    forward = TorchForward(_conv_net())
+    forward = Classifier.from_module(_conv_net()).probabilities
     pixels = np.random.default_rng(2).integers(0, 256, (32, 32, 3))
     inputs = normalise_pixels(pixels, IMAGENET_MEAN, IMAGENET_STD)
     maps = [occlusion_map(forward, inputs, np.zeros(3), 1, 8, 4, batch_size=b).delta for b in (1, 5, 64)]
@@ -151,19 +153,23 @@ def test_batch_size_does_not_change_the_map() -> None:
     np.testing.assert_allclose(maps[0], maps[2], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["conv_net", "small_cnn"])
-def test_onnx_backend_matches_torch(name: str) -> None:
-    model = _conv_net() if name == "conv_net" else create_model("small_cnn", width=8).eval()
+@pytest.mark.parametrize(("arch", "options"), [("small_cnn", {"width": 8}), ("mobilenet_v2", {})])
+def test_onnx_backend_matches_torch(arch: str, options: dict) -> None:
+    # An in-memory checkpoint, as the Explainer gets one: exported to a temporary ONNX file.
+    torch.manual_seed(0)
+    model = create_model(arch, **options).eval()
+    ckpt = make_checkpoint(model, arch, Preprocessing(input_size=32), model_kwargs=options)
     batch = np.random.default_rng(3).normal(size=(5, 3, 32, 32)).astype(np.float32)
-    onnx_forward = make_forward(model, 32, "onnx")
-    assert onnx_forward.name == "onnx"
-    np.testing.assert_allclose(onnx_forward(batch), TorchForward(model)(batch), atol=1e-5)
+    onnx_classifier = load_classifier(ckpt, "onnx")
+    assert onnx_classifier.backend == "onnx"
+    expected = Classifier.from_module(model).probabilities(batch)
+    np.testing.assert_allclose(onnx_classifier.probabilities(batch), expected, atol=1e-5)
 
 
 def test_coarse_to_fine_keeps_the_top_region_and_evaluates_fewer_windows() -> None:
     height = width = 64
     rows, cols = slice(40, 52), slice(10, 30)
-    forward = TorchForward(RectangleModel(rows, cols))
+    forward = Classifier.from_module(RectangleModel(rows, cols)).probabilities
     inputs, baseline = np.ones((3, height, width), np.float32), np.zeros(3)
     exact = occlusion_map(forward, inputs, baseline, 0, 8, 4)
     fast = coarse_to_fine_map(forward, inputs, baseline, 0, 8, 4)
@@ -182,13 +188,13 @@ def test_coarse_to_fine_keeps_the_top_region_and_evaluates_fewer_windows() -> No
      (8, 9, "stride 9 is not allowed")],
 )
 def test_bad_patch_or_stride_is_a_clear_error(patch: int, stride: int, message: str) -> None:
-    forward = TorchForward(RectangleModel(slice(0, 2), slice(0, 2)))
+    forward = Classifier.from_module(RectangleModel(slice(0, 2), slice(0, 2))).probabilities
     with pytest.raises(ValueError, match=message):
         occlusion_map(forward, np.ones((3, 32, 32), np.float32), np.zeros(3), 0, patch, stride)
 
 
 def test_unknown_target_index_and_border_rule() -> None:
-    forward = TorchForward(RectangleModel(slice(0, 2), slice(0, 2)))
+    forward = Classifier.from_module(RectangleModel(slice(0, 2), slice(0, 2))).probabilities
     with pytest.raises(ValueError, match="target class index 5 is out of range; allowed: 0 to 2"):
         occlusion_map(forward, np.ones((3, 8, 8), np.float32), np.zeros(3), 5, 2, 2)
     with pytest.raises(ValueError, match="unknown border rule 'wrap'; allowed: clip, shift"):

@@ -12,7 +12,6 @@ from PIL import Image
 
 from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.cli import main
-from maskdetect.explain.backend import TorchForward
 from maskdetect.explain.region import (
     NOSE_MOUTH_POINTS,
     convex_hull,
@@ -25,6 +24,7 @@ from maskdetect.explain.summary import labelled_images, measure_regions, summari
 from maskdetect.faces.crop import crop_face
 from maskdetect.models import create_model
 from maskdetect.preprocess import Preprocessing
+from maskdetect.runtime import Classifier
 
 SIZE = 32
 
@@ -75,7 +75,7 @@ def _tree(root: Path) -> Path:
     return root
 
 
-def _mesh_on(x0: float, y0: float, x1: float, y1: float):  # noqa: ANN202
+def _mesh_on(x0: float, y0: float, x1: float, y1: float):
     """A fake face mesh whose nose and mouth points span a rectangle (in a 48 px image)."""
     points = np.full((468, 3), 24.0)
     corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
@@ -88,7 +88,7 @@ def test_summary_finds_heat_on_the_region_and_a_shortcut_off_it(tmp_path: Path) 
     ckpt = make_checkpoint(create_model("small_cnn"), "small_cnn", Preprocessing(input_size=SIZE))
     explainer = Explainer(ckpt, ExplainSettings(patch=2, stride=1, backend="torch"))
     rows, cols = slice(20, 28), slice(8, 16)  # the model reads only this block of the 32 px crop
-    explainer._forward = TorchForward(RectangleModel(rows, cols))
+    explainer._forward = Classifier.from_module(RectangleModel(rows, cols)).probabilities
     items = labelled_images(_tree(tmp_path))
     assert len(items) == 6 and {label for _, label in items} == {"covered", "uncovered"}
     # Mesh points in the 48 px image that land on the block after scaling to 32 px.

@@ -8,7 +8,6 @@ import torch
 
 from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.export import (
-    OnnxClassifier,
     cached_onnx_path,
     ensure_onnx,
     export_onnx,
@@ -17,6 +16,7 @@ from maskdetect.export import (
 from maskdetect.faces.crop import CropPolicy
 from maskdetect.models import create_model
 from maskdetect.preprocess import Preprocessing
+from maskdetect.runtime import load_classifier
 
 PRE = Preprocessing(input_size=48, crop_policy=CropPolicy(scale=1.5))
 
@@ -38,7 +38,7 @@ def test_efficientnet_lite0_exports_with_its_same_padding(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
-    got = OnnxClassifier(export_onnx(ckpt, tmp_path / "lite.onnx"))(x)
+    got = load_classifier(export_onnx(ckpt, tmp_path / "lite.onnx"))(x)
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
@@ -48,7 +48,7 @@ def test_onnx_outputs_equal_torch_within_1e4(exported, batch):
     x = np.random.default_rng(batch).normal(size=(batch, 3, 48, 48)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
-    got = OnnxClassifier(path)(x)
+    got = load_classifier(path)(x)
     assert got.shape == (batch, 3)
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
 

@@ -11,7 +11,8 @@ from skimage.data import astronaut
 
 from maskdetect.images import ImageError
 from maskdetect.labels import CLASSES
-from maskdetect.predict import DEFAULT_MODEL, FaceResult, Predictor
+from maskdetect.predict import FaceResult, Predictor
+from maskdetect.runtime import DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_bad_images_are_clear_errors(predictor, tmp_path):
 
 
 def test_missing_default_model_says_so(monkeypatch, tmp_path):
-    monkeypatch.setattr("maskdetect.predict.DEFAULT_MODEL", tmp_path / "default.pt")
+    monkeypatch.setattr("maskdetect.runtime.DEFAULT_MODEL", tmp_path / "default.pt")
     with pytest.raises(FileNotFoundError, match="default model"):
         Predictor()
     assert DEFAULT_MODEL.name == "default.pt"
@@ -104,7 +105,7 @@ def test_haar_detector_runs_through_the_predictor(untrained_checkpoint):
 def test_with_detector_shares_the_classifier(predictor):
     fast = predictor.with_detector("blazeface-fast", detection_threshold=0.6)
     assert fast.detector.name == "blazeface-fast" and predictor.detector.name == "blazeface"
-    assert fast._classify is predictor._classify
+    assert fast.classifier is predictor.classifier
     _check_astronaut(fast(astronaut()))
     same_face = predictor(astronaut())[0].probabilities
     assert fast(astronaut())[0].probabilities == pytest.approx(same_face, abs=0.02)

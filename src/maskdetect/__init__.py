@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "create_detector": "maskdetect.faces.detector",
     "load_checkpoint": "maskdetect.checkpoint",
     "export_onnx": "maskdetect.export",
+    "load_classifier": "maskdetect.runtime",
     "open_image": "maskdetect.images",
 }
 
@@ -45,6 +46,7 @@ __all__ = [
     "export_onnx",
     "list_models",
     "load_checkpoint",
+    "load_classifier",
     "open_image",
 ]
 
@@ -57,6 +59,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads t
     from maskdetect.models import create_model, list_models
     from maskdetect.predict import Predictor
     from maskdetect.results import FaceResult, ImageResult
+    from maskdetect.runtime import load_classifier
 
 
 def __getattr__(name: str) -> Any:

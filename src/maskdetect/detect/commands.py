@@ -12,7 +12,7 @@ from pathlib import Path
 
 from maskdetect.faces.detector import DETECTORS
 from maskdetect.fileio import atomic_write_text
-from maskdetect.predict import BACKENDS
+from maskdetect.runtime import BACKENDS
 
 log = logging.getLogger(__name__)
 

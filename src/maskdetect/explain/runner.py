@@ -12,16 +12,12 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from maskdetect import predict
-from maskdetect.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, preprocessing_of
-from maskdetect.explain.backend import BACKENDS, make_forward, softmax
 from maskdetect.explain.gradcam import GradCAM
 from maskdetect.explain.occlusion import (
     BORDERS,
@@ -34,10 +30,13 @@ from maskdetect.explain.occlusion import (
 )
 from maskdetect.explain.options import METHODS, MODES
 from maskdetect.faces.crop import Box, crop_face
+from maskdetect.runtime import BACKENDS, Classifier, load_classifier
 
 log = logging.getLogger(__name__)
 
 BoxDetector = Callable[[Image.Image], list[Box]]
+# The runtimes an explainer runs occlusion on: "auto" is ONNX Runtime, else torch if that fails.
+EXPLAIN_BACKENDS = ("auto", *BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class ExplainSettings:
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("method", self.method, METHODS), ("fill", self.fill, FILLS), ("border", self.border, BORDERS),
-            ("backend", self.backend, BACKENDS), ("mode", self.mode, MODES),
+            ("backend", self.backend, EXPLAIN_BACKENDS), ("mode", self.mode, MODES),
         ):
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
@@ -156,31 +155,40 @@ class Explainer:
         detector: BoxDetector | None = None,
     ) -> None:
         self.settings = settings or ExplainSettings()
-        checkpoint_arg = checkpoint
-        checkpoint, source = _load(checkpoint)
-        self.source = source
-        self.preprocessing = preprocessing_of(checkpoint)
+        # The eager model serves Grad-CAM and checks the checkpoint; loaded once per process.
+        self._torch = load_classifier(checkpoint, "torch")
+        self._checkpoint = checkpoint
+        self.source = self._torch.source
+        self.preprocessing = self._torch.preprocessing
         self.classes = self.preprocessing.classes
         self.target_index = resolve_target(self.settings.target, self.classes)
         size = self.preprocessing.input_size
         if self.settings.method == "occlusion":
             check_window(size, size, self.settings.patch, self.settings.stride)
-        self.model = model_from_checkpoint(checkpoint, source)
-        self._checkpoint = checkpoint
-        self._checkpoint_path = None if isinstance(checkpoint_arg, dict) else Path(source)
-        self._forward = None
+        self.model = self._torch.model
+        self._forward: Callable[[np.ndarray], np.ndarray] | None = None
         self._detector = detector
 
     @property
-    def forward(self):  # noqa: ANN201 - a TorchForward or an OnnxForward
-        """The batched forward function for occlusion (ONNX export happens here, once)."""
+    def forward(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Occlusion's batched forward: class probabilities (ONNX export happens here, once)."""
         if self._forward is None:
-            if self.settings.backend != "torch" and self._checkpoint_path is not None:
-                self._forward = _cached_onnx_forward(self._checkpoint, self._checkpoint_path)
-            if self._forward is None:
-                self._forward = make_forward(self.model, self.preprocessing.input_size, self.settings.backend)
-            log.info("occlusion backend: %s", self._forward.name)
+            self._forward = self._occlusion_classifier().probabilities
         return self._forward
+
+    def _occlusion_classifier(self) -> Classifier:
+        backend = self.settings.backend
+        if backend == "torch":
+            return self._torch
+        try:
+            classifier = load_classifier(self._checkpoint, "onnx", threads=torch.get_num_threads())
+        except Exception as err:  # export and ONNX Runtime raise many kinds; "auto" means "use torch"
+            if backend == "onnx":
+                raise RuntimeError(f"ONNX Runtime backend unavailable for {self.source}: {err}") from err
+            log.warning("ONNX Runtime backend unavailable (%s); using PyTorch", err)
+            return self._torch
+        log.info("occlusion backend: %s", classifier.backend)
+        return classifier
 
     def explain_crop(self, face: Image.Image, box: Box | None = None) -> FaceExplanation:
         """Explain one face crop (any size; resized to the model's input like `Preprocessing` does)."""
@@ -193,7 +201,7 @@ class Explainer:
         if self.settings.method == "occlusion":
             probs = self.forward(inputs[None])[0]
         else:
-            probs = self._torch_probs(inputs)
+            probs = self._torch.probabilities(inputs[None])[0]
         predicted = int(np.argmax(probs))
         target = predicted if self.target_index is None else self.target_index
         probability_map = None
@@ -235,54 +243,3 @@ class Explainer:
             detector = create_detector("blazeface")
             self._detector = lambda image: [tuple(map(float, b)) for b in detector.detect(image)[0]]
         return list(self._detector(photo))
-
-    def _torch_probs(self, inputs: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            logits = self.model(torch.from_numpy(inputs)[None]).double()
-        return torch.softmax(logits, dim=1)[0].numpy()
-
-
-class _SoftmaxOf:
-    """Probabilities from a logits function (the Predictor's cached ONNX classifier)."""
-
-    name = "onnx"
-
-    def __init__(self, logits_fn: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.logits_fn = logits_fn
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return softmax(np.asarray(self.logits_fn(batch), np.float64))
-
-
-def _cached_onnx_forward(checkpoint: dict, path: Path) -> _SoftmaxOf | None:
-    # The same cached export the Predictor uses (maskdetect.export), so a checkpoint is exported once.
-    try:
-        from maskdetect.export import OnnxClassifier, ensure_onnx
-
-        classifier = OnnxClassifier(ensure_onnx(checkpoint, path), intra_threads=torch.get_num_threads())
-        return _SoftmaxOf(classifier)
-    except Exception as err:  # export and ONNX Runtime raise many kinds; any of them means "export here"
-        log.info("no cached ONNX export for %s (%s); exporting in memory", path, err)
-        return None
-
-
-def _load(checkpoint: str | os.PathLike | dict | None) -> tuple[dict, str]:
-    if isinstance(checkpoint, dict):
-        if "preprocessing" not in checkpoint:
-            raise CheckpointError(
-                "checkpoint has no 'preprocessing' (input size, mean/std, crop policy, class names); "
-                "allowed: a checkpoint written by maskdetect's make_checkpoint/save_checkpoint"
-            )
-        for key in ("arch", "state_dict"):
-            if key not in checkpoint:
-                raise CheckpointError(f"checkpoint has no {key!r}; it is not a maskdetect checkpoint")
-        return checkpoint, "<checkpoint>"
-    if checkpoint is None:
-        default = predict.DEFAULT_MODEL  # the one bundled model path, read when used
-        if not default.is_file():
-            raise FileNotFoundError(
-                f"no --checkpoint given and the bundled model {default} does not exist yet; "
-                "pass --checkpoint FILE"
-            )
-        checkpoint = default
-    return load_checkpoint(checkpoint), str(checkpoint)

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from maskdetect.faces.detector import DETECTORS
-from maskdetect.predict import BACKENDS
+from maskdetect.runtime import BACKENDS
 from maskdetect.serve.limits import DEFAULT_MAX_BYTES, SERVE_MAX_PIXELS
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,260 @@
+"""The one way a model runs: `load_classifier(checkpoint, backend)` on ONNX Runtime or eager torch.
+
+A `Classifier` maps a preprocessed batch (N x 3 x S x S float32, normalised as its `preprocessing`
+says) to logits (N x C float32); `Classifier.probabilities` is the one softmax over them. The
+Predictor classifies faces with it, the Explainer's occlusion forward is its `probabilities`.
+
+Each model file is loaded once per process: the cache is keyed by the file's content hash, the
+backend, the device and the thread count, so a changed file is never served from a stale entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from maskdetect.fileio import file_digest
+
+if TYPE_CHECKING:  # preprocess imports torch; the CLI reads BACKENDS without it
+    from maskdetect.preprocess import Preprocessing
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("onnx", "torch")
+DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "models" / "default.pt"
+
+_CACHE: dict[tuple, Classifier] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class Classifier:
+    """A model as a function: preprocessed batch -> logits.
+
+    Args:
+        logits: batch (N x 3 x S x S float32) -> logits (N x C).
+        backend: the runtime behind it, one of `BACKENDS`.
+        preprocessing: the input transform the model expects (None when unknown, e.g. a bare module).
+        source: how to name the model in messages.
+
+    >>> from torch import nn
+    >>> classifier = Classifier.from_module(nn.Sequential(nn.Flatten(), nn.Linear(12, 3)))
+    >>> classifier(np.zeros((2, 3, 2, 2), np.float32)).shape
+    (2, 3)
+    >>> classifier.probabilities(np.zeros((2, 3, 2, 2), np.float32)).sum(axis=1).round(6).tolist()
+    [1.0, 1.0]
+    """
+
+    def __init__(
+        self,
+        logits: Callable[[np.ndarray], np.ndarray],
+        backend: str,
+        preprocessing: Preprocessing | None = None,
+        source: str = "<model>",
+    ) -> None:
+        self._logits = logits
+        self.backend = backend
+        self.preprocessing = preprocessing
+        self.source = source
+
+    @classmethod
+    def from_module(cls, model: Any, device: str = "cpu", **kwargs: Any) -> Classifier:
+        """Eager torch: an `nn.Module` (set to eval mode) as a Classifier, run without autograd.
+
+        >>> from torch import nn
+        >>> Classifier.from_module(nn.Flatten()).backend
+        'torch'
+        """
+        import torch
+
+        model = model.eval().to(device)
+
+        def logits(batch: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+
+        classifier = cls(logits, "torch", **kwargs)
+        classifier.model = model
+        return classifier
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names of the logits' columns (from the preprocessing)."""
+        if self.preprocessing is None:
+            raise ValueError(f"{self.source}: no preprocessing, so no class names")
+        return self.preprocessing.classes
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (N x C float32) of a preprocessed batch."""
+        return np.asarray(self._logits(np.ascontiguousarray(batch, np.float32)), np.float32)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities (N x C float64): the softmax of the logits, in double precision so
+        that small differences (occlusion's probability drops) survive."""
+        return softmax(self(batch).astype(np.float64))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits.
+
+    >>> softmax(np.array([[0.0, 0.0]])).tolist()
+    [[0.5, 0.5]]
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike | None = None) -> Path:
+    """The model file to use: the one given, else the bundled default model.
+
+    Raises:
+        FileNotFoundError: no checkpoint given and the bundled default model is missing.
+
+    >>> resolve_checkpoint("model.pt")
+    PosixPath('model.pt')
+    >>> resolve_checkpoint().name
+    'default.pt'
+    """
+    if checkpoint is not None:
+        return Path(checkpoint)
+    if not DEFAULT_MODEL.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint given and the bundled default model {DEFAULT_MODEL} does not exist yet; "
+            "pass --checkpoint FILE (a model trained with `maskdetect train`)"
+        )
+    return DEFAULT_MODEL
+
+
+def load_classifier(
+    checkpoint: str | os.PathLike | dict[str, Any] | None = None,
+    backend: str = "onnx",
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> Classifier:
+    """Load a model once per process and return it as a `Classifier` (batch -> logits).
+
+    Args:
+        checkpoint: a checkpoint file (`maskdetect train`), an ONNX file written by
+            `maskdetect export`, a loaded checkpoint dict (not cached), or None for the bundled model.
+        backend: "onnx" (ONNX Runtime on the CPU; a checkpoint is exported once and cached beside
+            it) or "torch" (eager, on `device`).
+        device: torch device for backend="torch".
+        threads: ONNX Runtime intra-op threads (None: its default, one per core).
+
+    Raises:
+        FileNotFoundError: a missing file, or no checkpoint and no bundled model.
+        ValueError: an unknown backend; a file that is neither a checkpoint nor a maskdetect ONNX
+            export (`CheckpointError`); an ONNX export with backend="torch".
+
+    >>> classifier = load_classifier(backend="onnx")
+    >>> classifier.classes
+    ('covered', 'incorrect', 'uncovered')
+    >>> load_classifier(backend="onnx") is classifier  # loaded once
+    True
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if isinstance(checkpoint, dict):
+        return _from_checkpoint(_checked_dict(checkpoint), None, backend, device, threads)
+    path = resolve_checkpoint(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file (expected a checkpoint .pt or an ONNX export)")
+    key = (file_digest(path), backend, device, threads)
+    with _CACHE_LOCK:  # one load per key even when threads race for it
+        if key not in _CACHE:
+            _CACHE[key] = _from_file(path, backend, device, threads)
+        return _CACHE[key]
+
+
+def _from_file(path: Path, backend: str, device: str, threads: int | None) -> Classifier:
+    from maskdetect.checkpoint import CheckpointError, load_checkpoint
+    from maskdetect.export import onnx_preprocessing
+
+    if _is_onnx(path):
+        preprocessing = onnx_preprocessing(path)
+        if backend != "onnx":
+            raise ValueError(f"{path}: an ONNX export runs only on backend 'onnx', not {backend!r}")
+        return Classifier(_onnx_session(path, threads), "onnx", preprocessing, str(path))
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError:
+        if zipfile.is_zipfile(path):  # a torch file: load_checkpoint's message names its problem
+            raise
+        raise CheckpointError(
+            f"{path}: neither a maskdetect checkpoint nor an ONNX export; expected a .pt written by "
+            "`maskdetect train` or an .onnx written by `maskdetect export`"
+        ) from None
+    return _from_checkpoint(checkpoint, path, backend, device, threads)
+
+
+def _from_checkpoint(
+    checkpoint: dict[str, Any], path: Path | None, backend: str, device: str, threads: int | None
+) -> Classifier:
+    from maskdetect.checkpoint import model_from_checkpoint, preprocessing_of
+    from maskdetect.export import ensure_onnx, export_onnx
+
+    source = "<checkpoint>" if path is None else str(path)
+    preprocessing = preprocessing_of(checkpoint)
+    if backend == "torch":
+        model = model_from_checkpoint(checkpoint, source)
+        return Classifier.from_module(model, device, preprocessing=preprocessing, source=source)
+    if path is not None:
+        exported = ensure_onnx(checkpoint, path)
+        return Classifier(_onnx_session(exported, threads), "onnx", preprocessing, source)
+    # An in-memory checkpoint: export to a temporary file; the session keeps the graph in memory.
+    with tempfile.TemporaryDirectory(prefix="maskdetect-onnx-") as tmp:
+        exported = export_onnx(checkpoint, Path(tmp) / "model.onnx", source=source)
+        return Classifier(_onnx_session(exported, threads), "onnx", preprocessing, source)
+
+
+def _checked_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    from maskdetect.checkpoint import CheckpointError
+
+    if "preprocessing" not in checkpoint:
+        raise CheckpointError(
+            "checkpoint has no 'preprocessing' (input size, mean/std, crop policy, class names); "
+            "allowed: a checkpoint written by maskdetect's make_checkpoint/save_checkpoint"
+        )
+    for key in ("arch", "state_dict"):
+        if key not in checkpoint:
+            raise CheckpointError(f"checkpoint has no {key!r}; it is not a maskdetect checkpoint")
+    return checkpoint
+
+
+def _onnx_session(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    def logits(batch: np.ndarray) -> np.ndarray:  # ONNX Runtime sessions are thread-safe
+        return session.run(None, {input_name: batch})[0]
+
+    return logits
+
+
+def _is_onnx(path: Path) -> bool:
+    # torch.save writes a zip archive; anything else is ONNX if it says so or parses as a graph.
+    if path.suffix.lower() == ".onnx":
+        return True
+    if zipfile.is_zipfile(path):
+        return False
+    import onnx
+
+    with contextlib.suppress(Exception):  # protobuf raises several kinds for bytes that are not ONNX
+        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+    return False
