@@ -32,6 +32,12 @@ _LAZY: dict[str, str] = {
     "export_onnx": "maskdetect.export",
     "load_classifier": "maskdetect.runtime",
     "open_image": "maskdetect.images",
+    # One call per pipeline stage (ARCHITECTURE.md); training is `maskdetect.train.loop.train`.
+    "prepare_data": "maskdetect.data.prepare",
+    "evaluate_checkpoint": "maskdetect.train.evaluate",
+    "explain_folder": "maskdetect.explain.folder",
+    "detect_files": "maskdetect.detect.media",
+    "evaluate_detection": "maskdetect.detect.evaluate",
 }
 
 __all__ = [
@@ -43,15 +49,24 @@ __all__ = [
     "__version__",
     "create_detector",
     "create_model",
+    "detect_files",
+    "evaluate_checkpoint",
+    "evaluate_detection",
+    "explain_folder",
     "export_onnx",
     "list_models",
     "load_checkpoint",
     "load_classifier",
     "open_image",
+    "prepare_data",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads them
     from maskdetect.checkpoint import load_checkpoint
+    from maskdetect.data.prepare import prepare_data
+    from maskdetect.detect.evaluate import evaluate_detection
+    from maskdetect.detect.media import detect_files
+    from maskdetect.explain.folder import explain_folder
     from maskdetect.explain.runner import Explainer
     from maskdetect.export import export_onnx
     from maskdetect.faces.detector import create_detector
@@ -60,6 +75,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads t
     from maskdetect.predict import Predictor
     from maskdetect.results import FaceResult, ImageResult
     from maskdetect.runtime import load_classifier
+    from maskdetect.train.evaluate import evaluate_checkpoint
 
 
 def __getattr__(name: str) -> Any:

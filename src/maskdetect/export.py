@@ -26,7 +26,6 @@ from maskdetect.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("onnx",)
 METADATA_PREPROCESSING = "maskdetect.preprocessing"
 METADATA_ARCH = "maskdetect.arch"
 EXPORT_VERSION = "2"  # bump when the export recipe changes, so cached files are rebuilt

@@ -40,12 +40,10 @@ DEFAULT_MIN_SCORE = 0.5
 # --- named index sets (MediaPipe canonical face mesh) -------------------------------------------
 # The midline, top to bottom.
 FOREHEAD_TOP = 10
-NOSE_BRIDGE: tuple[int, ...] = (168, 6, 197, 195, 5)  # between the eyes down to above the tip
 NOSE_TIP = 1
 NOSE_BOTTOM = 2  # where the nose meets the upper lip (subnasale)
 UPPER_LIP_TOP = 0
 UPPER_LIP_INNER = 13
-LOWER_LIP_INNER = 14
 LOWER_LIP_BOTTOM = 17
 CHIN_TOP = 200  # the dip between lower lip and chin
 CHIN_BOTTOM = 152
@@ -54,12 +52,9 @@ MIDLINE: tuple[int, ...] = (
 )
 
 NOSE: tuple[int, ...] = (168, 6, 197, 195, 5, 4, 1, 2, 98, 327, 48, 278, 64, 294, 129, 358, 102, 331)
-NOSE_WINGS: tuple[int, int] = (64, 294)  # the outer edges of the nostrils, image left / right
 MOUTH: tuple[int, ...] = (
     61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185,
 )  # the outer lip line, a closed loop
-MOUTH_CORNERS: tuple[int, int] = (61, 291)
-CHIN: tuple[int, ...] = (152, 148, 176, 377, 400, 175, 199, 200, 18)
 # The face's outline, a closed loop starting at the top of the forehead, clockwise in the image.
 FACE_OVAL: tuple[int, ...] = (
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,

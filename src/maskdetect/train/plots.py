@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
+import numpy as np
+from PIL import Image
 
-matplotlib.use("Agg")  # files only, never a window
+from maskdetect.fileio import atomic_path
+
+matplotlib.use("Agg")  # files only, never a window; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from maskdetect.fileio import atomic_path  # noqa: E402
 
 
 def _save(figure: plt.Figure, path: str | os.PathLike) -> None:
