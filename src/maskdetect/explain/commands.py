@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from maskdetect.explain.options import BORDERS, FILLS, METHODS, MODES
+from maskdetect.explain.options import BORDERS, EXPLAIN_BACKENDS, FILLS, METHODS, MODES
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mode", choices=MODES, default="exact",
                         help="exact, or coarse (coarse-to-fine: exact windows only where the map is high)")
     parser.add_argument("--batch-size", type=int, default=64, help="occluded crops per forward pass")
-    parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
+    parser.add_argument("--backend", choices=EXPLAIN_BACKENDS, default="auto")
     parser.add_argument("--no-detect", action="store_true", help="treat each image as one face crop")
     parser.add_argument("--detector", default="blazeface",
                         help="face detector for photos: blazeface (default), blazeface-fast or haar")

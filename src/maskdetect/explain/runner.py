@@ -28,15 +28,14 @@ from maskdetect.explain.occlusion import (
     normalise_pixels,
     occlusion_map,
 )
-from maskdetect.explain.options import METHODS, MODES
+from maskdetect.explain.options import EXPLAIN_BACKENDS, METHODS, MODES
 from maskdetect.faces.crop import Box, crop_face
-from maskdetect.runtime import BACKENDS, Classifier, load_classifier
+from maskdetect.runtime import Classifier, load_classifier
 
 log = logging.getLogger(__name__)
 
 BoxDetector = Callable[[Image.Image], list[Box]]
 # The runtimes an explainer runs occlusion on: "auto" is ONNX Runtime, else torch if that fails.
-EXPLAIN_BACKENDS = ("auto", *BACKENDS)
 
 
 @dataclass(frozen=True)
