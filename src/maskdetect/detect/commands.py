@@ -61,6 +61,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                           "how well two annotators agree")
     evaluate.add_argument("--pairs", type=Path,
                           help="with --against: lines 'photo in VOC_DIR<TAB or comma>its copy in OTHER_VOC'")
+    evaluate.add_argument("--unmatched-sheet", type=Path, metavar="IMAGE",
+                          help="write a contact sheet of boxes that match no labelled face (PNG or JPEG; "
+                          "a CSV naming each tile goes beside it), to see what the false alarms are")
+    evaluate.add_argument("--sheet-count", type=int, default=100, metavar="N",
+                          help="boxes on the --unmatched-sheet, chosen at random (default %(default)s)")
     evaluate.add_argument("--sweep", type=_thresholds, metavar="T1,T2,...",
                           help="also report recall and precision at each of these detection thresholds: "
                           "the detector runs once at the lowest, its faces are then kept by score (a "
@@ -131,7 +136,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, detector=args.detector, backend=args.backend,
             threshold=args.threshold, detection_only=args.detection_only, raw_boxes=args.raw_boxes,
             match_iou=args.match_iou, exclude=exclude, only=only, limit=args.limit,
-            sweep=args.sweep or (), workers=args.workers,
+            sweep=args.sweep or (), workers=args.workers, unmatched_sheet=args.unmatched_sheet,
+            sheet_count=args.sheet_count,
         )
         report = evaluate_detection(args.voc_dir, options)
     _emit(report, args.output)

@@ -24,15 +24,13 @@ from maskdetect.data.voc_xml import (
     photo_index,
     read_photo,
 )
+from maskdetect.detect.false_alarms import SIZE_BUCKETS, false_alarm_report, write_unmatched_sheet
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.images import ImageError, open_image
 from maskdetect.metrics import classification_report
 
 log = logging.getLogger(__name__)
 
-SIZE_BUCKETS: tuple[tuple[str, float, float], ...] = (
-    ("<16", 0, 16), ("16-32", 16, 32), ("32-64", 32, 64), (">=64", 64, math.inf),
-)
 IOU_MATCH = 0.5
 LOOSE_IOU = 0.3  # recall here too tells missed faces from boxes framed unlike the annotator's
 
@@ -344,6 +342,9 @@ class EvaluateDetectOptions:
         sweep: also report recall and precision at each of these thresholds, from one run at the
             lowest (leave `threshold` None).
         workers: photos processed at once (threads).
+        unmatched_sheet: write a contact sheet of boxes that match no labelled face here (PNG or
+            JPEG, a CSV naming each tile beside it).
+        sheet_count: how many such boxes the sheet shows (chosen at random, seeded).
 
     >>> EvaluateDetectOptions(detector="haar", detection_only=True).match_iou
     0.5
@@ -361,6 +362,8 @@ class EvaluateDetectOptions:
     limit: int | None = None
     sweep: Sequence[float] = ()
     workers: int = 2
+    unmatched_sheet: Path | None = None
+    sheet_count: int = 100
 
 
 def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | None = None) -> dict:
@@ -368,7 +371,9 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
 
     Besides `summarise`'s figures the report holds voc_dir, detector, threshold, detection_only,
     raw_boxes, excluded (annotations left out by `exclude`), box_fit, seconds and checkpoint (None
-    when detection_only), and "sweep" (`threshold_sweep`) when thresholds were given.
+    when detection_only), false_alarms (`false_alarm_report`: precision by box size and class, boxes
+    that match no labelled face per 100 photos), "sweep" (`threshold_sweep`) when thresholds were
+    given, and unmatched_sheet when one was written.
 
     Raises:
         FileNotFoundError: not a VOC set, or no usable annotation in it.
@@ -396,8 +401,12 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
         box_fit=box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
         checkpoint=None if options.detection_only else str(options.checkpoint or "bundled default"),
     )
+    report["false_alarms"] = false_alarm_report(outcomes)
     if options.sweep:
         report["sweep"] = threshold_sweep(outcomes, options.sweep, options.match_iou)
+    if options.unmatched_sheet is not None:
+        sheet = write_unmatched_sheet(outcomes, options.unmatched_sheet, count=options.sheet_count)
+        report["unmatched_sheet"] = str(sheet)
     return report
 
 
