@@ -16,6 +16,7 @@ from maskdetect.data.download.archive import (
     is_extracted,
     marker_path,
 )
+from maskdetect.fileio import file_digest
 
 
 def _write(tmp_path, name, data):
@@ -33,7 +34,7 @@ def test_extracts_real_layout_and_marks_done(tmp_path):
     dest = tmp_path / "dest"
     assert extract_zip(archive, dest) == 2
     assert (dest / "CMFD/00000/00001_Mask.jpg").read_bytes() == noise_jpeg(1)
-    assert is_extracted(dest, archive)
+    assert is_extracted(dest, archive, file_digest(archive))
     assert _files_under(dest) == [
         ".extracted/CMFD.zip.done", "CMFD/00000/00001_Mask.jpg", "IMFD/00000/00001_Mask_Mouth_Chin.jpg"]
     (dest / "CMFD/00000/00001_Mask.jpg").unlink()
@@ -52,7 +53,7 @@ def test_escaping_paths_refused_and_nothing_written(tmp_path, entry, reason):
         extract_zip(archive, dest)
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "a" / "evil.txt").exists()
     assert not dest.exists() or _files_under(dest) == []
-    assert not is_extracted(dest, archive)
+    assert not is_extracted(dest, archive, file_digest(archive))
 
 
 def test_symlink_entry_refused(tmp_path):
@@ -116,3 +117,38 @@ def test_staging_left_by_a_killed_run_is_cleared(tmp_path):
     assert extract_zip(archive, dest) == 2
     assert not (dest / ".extract-CMFD.zip.abc123").exists()
     assert not (dest / "CMFD" / "half.jpg").exists()
+
+
+@pytest.mark.parametrize(
+    "entry", ["SHA256SUMS", "sha256sums", ".extracted/CMFD.zip.done", ".extracted/other.zip.done",
+              "CMFD.zip", "CMFD.zip.part", ".extract-CMFD.zip.x/a.jpg"],
+)
+def test_entries_named_like_control_files_are_refused(tmp_path, entry):
+    # Issue 18.10: before, such an entry was extracted over SHA256SUMS, a marker or the archive itself.
+    archive = _write(tmp_path, "CMFD.zip", zip_with([("CMFD/ok.jpg", b"fine"), (entry, b"owned")]))
+    dest = tmp_path
+    (dest / "SHA256SUMS").write_text("kept\n")
+    with pytest.raises(UnsafeArchiveError, match="named like a control file"):
+        extract_zip(archive, dest)
+    assert (dest / "SHA256SUMS").read_text() == "kept\n"
+    assert not (dest / ".extracted").exists() and not (dest / "CMFD").exists()
+
+
+def test_a_fake_marker_never_makes_a_run_skip_an_archive(tmp_path):
+    archive = _write(tmp_path, "CMFD.zip", maskedface_zip())
+    dest = tmp_path / "dest"
+    marker = marker_path(dest, archive)
+    marker.parent.mkdir(parents=True)
+    marker.write_text("2 files, 100 bytes\n")  # what a marker used to hold: it proves nothing
+    assert not is_extracted(dest, archive, file_digest(archive))
+    assert extract_zip(archive, dest) == 2  # before: 0, skipped on the fake marker's word
+    assert marker.read_text().startswith(f"sha256 {file_digest(archive)}\n")
+    other = _write(tmp_path, "other.zip", zip_with([("CMFD/x.jpg", b"x")]))
+    assert not is_extracted(dest, "CMFD.zip", file_digest(other))  # a marker of another archive
+
+
+@pytest.mark.parametrize("order", [["a/b.jpg", "a"], ["a", "a/b.jpg"], ["A", "a/b.jpg"]])
+def test_a_folder_and_file_name_clash_is_an_unsafe_archive(tmp_path, order):
+    archive = _write(tmp_path, "clash.zip", zip_with([(name, b"x") for name in order]))
+    with pytest.raises(UnsafeArchiveError, match="both a file and a folder"):
+        extract_zip(archive, tmp_path / "dest")  # before: FileExistsError or NotADirectoryError

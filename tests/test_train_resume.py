@@ -1,4 +1,5 @@
-"""A training run killed with SIGKILL mid-epoch resumes to the same weights as a run never killed."""
+"""A training run killed with SIGKILL mid-epoch resumes to the same weights as a run never killed,
+with the loader in the main process (--workers 0) and in a worker process (the default --workers 1)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from train_fixtures import make_split_tree
 
@@ -34,22 +36,24 @@ SETTINGS = {
 STEPS_PER_EPOCH = 18  # 72 training images in batches of 4
 
 
-def _cli_args(tree: Path, out: Path) -> list[str]:
+def _cli_args(tree: Path, out: Path, settings: dict) -> list[str]:
     args = ["--data", str(tree), "--out", str(out)]
-    for key, value in SETTINGS.items():
+    for key, value in settings.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
 
 
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, capsys):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, capsys, workers):
+    settings = {**SETTINGS, "workers": workers}
     tree = make_split_tree(tmp_path / "tree", {"train": 24, "validation": 4})
-    reference = train(build_config(SETTINGS, {"data": str(tree), "out": str(tmp_path / "whole")}))
+    reference = train(build_config(settings, {"data": str(tree), "out": str(tmp_path / "whole")}))
     assert reference["epochs"] == 3
 
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen(
-        [sys.executable, "-m", "maskdetect.cli", "train", *_cli_args(tree, killed)],
+        [sys.executable, "-m", "maskdetect.cli", "train", *_cli_args(tree, killed, settings)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -12,12 +12,19 @@ from torch import nn
 
 from maskdetect.fileio import atomic_path
 from maskdetect.models import create_model, list_models
-from maskdetect.preprocess import Preprocessing
+from maskdetect.preprocess import Preprocessing, short_repr
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "arch", "state_dict", "preprocessing")
+# Architecture options a checkpoint may carry, with their bounds: each sizes or shapes the model
+# that is built before its weights are checked (a small_cnn width of 100000 would need terabytes).
+MODEL_OPTIONS: dict[str, tuple[type, float, float]] = {
+    "width": (int, 1, 1024),
+    "dropout": (float, 0.0, 1.0),
+    "freeze_backbone": (bool, 0, 1),
+}
 
 
 class CheckpointError(ValueError):
@@ -65,8 +72,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load and check a checkpoint written by `save_checkpoint`.
 
     Raises:
-        CheckpointError: missing file, not a checkpoint, an unknown format version or architecture,
-            or no preprocessing.
+        CheckpointError: missing file, not a checkpoint, or a field out of its bounds
+            (`check_fields`); one line naming the file, the field, its value and what is allowed.
     """
     path = Path(path)
     if not path.is_file():
@@ -81,23 +88,67 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
+    try:
+        check_fields(checkpoint)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    return checkpoint
+
+
+def check_fields(checkpoint: dict[str, Any]) -> None:
+    """Check every field a checkpoint carries against sane bounds, before anything is sized by it.
+
+    The format version, the architecture (known to the registry), the weights (named tensors), the
+    preprocessing (`Preprocessing.from_dict`: input size, mean/std, crop policy, class names), the
+    architecture options (`MODEL_OPTIONS`) and the plain-dict fields train_args and metrics.
+
+    Raises:
+        ValueError: the first bad field, named, with its value and the allowed values.
+
+    >>> from maskdetect.models import create_model
+    >>> ckpt = make_checkpoint(create_model("small_cnn", width=4), "small_cnn", Preprocessing(input_size=32),
+    ...                        model_kwargs={"width": 4})
+    >>> check_fields(ckpt)
+    >>> check_fields({**ckpt, "model_kwargs": {"width": 100000}})
+    Traceback (most recent call last):
+    ...
+    ValueError: model_kwargs width = 100000 is out of range; allowed: int from 1 to 1024
+    """
     missing = [k for k in REQUIRED_KEYS if k not in checkpoint]
     if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    if checkpoint["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {checkpoint['format_version']} is not supported "
-            f"(this version reads {FORMAT_VERSION})"
+        raise ValueError(f"checkpoint lacks {', '.join(missing)}")
+    version = checkpoint["format_version"]
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        raise ValueError(
+            f"format_version = {short_repr(version)} is not supported; allowed: {FORMAT_VERSION}"
         )
-    if checkpoint["arch"] not in list_models():
-        raise CheckpointError(
-            f"{path}: unknown architecture {checkpoint['arch']!r}; known: {', '.join(list_models())}"
-        )
+    arch = checkpoint["arch"]
+    if not isinstance(arch, str) or arch not in list_models():
+        raise ValueError(f"arch = {short_repr(arch)} is unknown; allowed: {', '.join(list_models())}")
+    weights = checkpoint["state_dict"]
+    if not isinstance(weights, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
+    ):
+        raise ValueError("state_dict must be a dict of named tensors")
     try:
         Preprocessing.from_dict(checkpoint["preprocessing"])
-    except (ValueError, KeyError, TypeError, AttributeError) as err:  # AttributeError: a part not a dict
-        raise CheckpointError(f"{path}: bad preprocessing ({err})") from None
-    return checkpoint
+    except (ValueError, TypeError) as err:  # TypeError: a value of a type from_dict cannot compare
+        raise ValueError(f"bad preprocessing: {err}") from None
+    options = checkpoint.get("model_kwargs", {})
+    if not isinstance(options, dict):
+        raise ValueError(f"model_kwargs = {short_repr(options)} must be a dict")
+    for name, value in options.items():
+        if name not in MODEL_OPTIONS:
+            known = ", ".join(MODEL_OPTIONS)
+            raise ValueError(f"model_kwargs {short_repr(name)} is unknown; allowed: {known}")
+        kind, low, high = MODEL_OPTIONS[name]
+        fits = isinstance(value, kind) or (kind is float and isinstance(value, int))
+        if not fits or (kind is not bool and isinstance(value, bool)) or not low <= value <= high:
+            raise ValueError(f"model_kwargs {name} = {short_repr(value)} is out of range; "
+                             f"allowed: {kind.__name__} from {low} to {high}")
+    for key in ("train_args", "metrics"):
+        if not isinstance(checkpoint.get(key, {}), dict):
+            raise ValueError(f"{key} = {short_repr(checkpoint[key])} must be a dict")
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any], path: str = "<checkpoint>") -> nn.Module:
@@ -106,6 +157,10 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str = "<checkpoint>"
     Raises:
         CheckpointError: the weights do not fit the named architecture.
     """
+    try:
+        check_fields(checkpoint)  # an in-memory dict has not been through load_checkpoint
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     classes = checkpoint["preprocessing"]["class_names"]
     options = checkpoint.get("model_kwargs", {})
     try:

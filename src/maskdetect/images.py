@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -144,17 +145,17 @@ def open_image(
     if isinstance(source, bytes):
         if not source:
             raise ImageError(f"{label}: empty input (0 bytes)")
-        return _finish(_open(io.BytesIO(source), label), label, max_pixels, draft_size)
+        return _finish(_open(io.BytesIO(source), label, max_pixels), label, max_pixels, draft_size)
     path = Path(source)
     if not path.is_file():
         raise ImageError(f"{label}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{label}: empty file (0 bytes)")
     with path.open("rb") as handle:
-        return _finish(_open(handle, label), label, max_pixels, draft_size)
+        return _finish(_open(handle, label, max_pixels), label, max_pixels, draft_size)
 
 
-def _open(handle: io.IOBase, label: str) -> Image.Image:
+def _open(handle: io.IOBase, label: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():  # _finish refuses too large a file with a clear error
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -162,7 +163,10 @@ def _open(handle: io.IOBase, label: str) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image Pillow can read") from None
     except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(f"{label}: too many pixels ({err})") from None
+        # Pillow's own guard (twice MAX_IMAGE_PIXELS) fired first: quote our limit, not Pillow's.
+        claimed = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(claimed[1]):,} pixels" if claimed else "too many pixels"
+        raise ImageTooLargeError(f"{label}: {size} is over the limit of {max_pixels:,}") from None
     except OSError as err:
         raise ImageError(f"{label}: corrupt or truncated image ({err})") from None
 

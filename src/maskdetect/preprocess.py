@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +15,14 @@ from maskdetect.labels import CLASSES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Sane bounds for what a checkpoint (or an ONNX export's metadata) may claim: a file from elsewhere is
+# checked before anything is sized by it (an input_size of 100000 would allocate 240 GB).
+INPUT_SIZE_RANGE = (8, 1024)
+MEAN_RANGE = (0.0, 1.0)
+STD_RANGE = (0.001, 1.0)
+CLASS_COUNT_RANGE = (2, 1000)
+CLASS_NAME_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,25 @@ class Preprocessing:
     crop_policy: CropPolicy = field(default_factory=CropPolicy)
     classes: tuple[str, ...] = CLASSES
 
+    def __post_init__(self) -> None:
+        _check_int("input_size", self.input_size, INPUT_SIZE_RANGE)
+        for name in ("mean", "std"):
+            values, bounds = getattr(self, name), MEAN_RANGE if name == "mean" else STD_RANGE
+            if not isinstance(values, tuple | list) or len(values) != 3:
+                raise ValueError(f"preprocessing {name} = {short_repr(values)} must be 3 numbers (R, G, B)")
+            for value in values:
+                _check_float(name, value, bounds)
+        count = len(self.classes) if isinstance(self.classes, tuple | list) else -1
+        if not CLASS_COUNT_RANGE[0] <= count <= CLASS_COUNT_RANGE[1]:
+            raise ValueError(f"preprocessing class_names = {short_repr(self.classes)} must be a list of "
+                             f"{CLASS_COUNT_RANGE[0]} to {CLASS_COUNT_RANGE[1]} names")
+        for name in self.classes:
+            if not isinstance(name, str) or not 0 < len(name) <= CLASS_NAME_MAX:
+                raise ValueError(f"preprocessing class name {short_repr(name)} must be a string of 1 to "
+                                 f"{CLASS_NAME_MAX} characters")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"preprocessing class_names = {short_repr(self.classes)} repeat a name")
+
     def to_dict(self) -> dict:
         return {
             "input_size": self.input_size,
@@ -41,14 +70,30 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
+        """Read `to_dict`'s output back, checking every field against its bounds.
+
+        Raises:
+            ValueError: a missing field, or one of the wrong type or out of range (named, with the
+                value and the allowed range).
+
+        >>> Preprocessing.from_dict({**Preprocessing(input_size=32).to_dict(), "input_size": 100000})
+        Traceback (most recent call last):
+        ...
+        ValueError: preprocessing input_size = 100000 is out of range; allowed: an integer from 8 to 1024
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"preprocessing must be a dict, got {type(data).__name__}")
         missing = [k for k in ("input_size", "mean", "std", "crop_policy", "class_names") if k not in data]
         if missing:
             raise ValueError(f"preprocessing is missing {', '.join(missing)}")
+        for key in ("mean", "std", "class_names"):
+            if not isinstance(data[key], list | tuple):
+                raise ValueError(f"preprocessing {key} = {short_repr(data[key])} must be a list")
         return cls(
-            input_size=int(data["input_size"]),
-            mean=tuple(float(v) for v in data["mean"]),
-            std=tuple(float(v) for v in data["std"]),
-            crop_policy=CropPolicy.from_dict(data["crop_policy"]),
+            input_size=data["input_size"],
+            mean=tuple(data["mean"]),
+            std=tuple(data["std"]),
+            crop_policy=_crop_policy(data["crop_policy"]),
             classes=tuple(data["class_names"]),
         )
 
@@ -67,3 +112,41 @@ class Preprocessing:
     def face_array(self, image: Image.Image, box: Box) -> np.ndarray:
         """Crop a face from a photo by the policy and return the model input array."""
         return self.to_array(crop_face(image, box, self.crop_policy, size=self.input_size))
+
+
+def _crop_policy(data: Any) -> CropPolicy:
+    # The policy checks its scale; its name, the fill colour and the types are checked here.
+    if not isinstance(data, dict) or not {"scale", "fill"} <= set(data):
+        raise ValueError(f"preprocessing crop_policy = {short_repr(data)} must be a dict with scale and fill")
+    _check_float("crop_policy scale", data["scale"], (0.5, 4.0))
+    fill = data["fill"]
+    if not isinstance(fill, list | tuple) or len(fill) != 3:
+        raise ValueError(f"preprocessing crop_policy fill = {short_repr(fill)} must be 3 integers (R, G, B)")
+    for value in fill:
+        _check_int("crop_policy fill", value, (0, 255))
+    return CropPolicy.from_dict(data)
+
+
+def _check_int(name: str, value: Any, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"preprocessing {name} = {short_repr(value)} is out of range; "
+                         f"allowed: an integer from {low} to {high}")
+
+
+def _check_float(name: str, value: Any, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"preprocessing {name} = {short_repr(value)} is out of range; "
+                         f"allowed: a number from {low} to {high}")
+
+
+def short_repr(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut to 60 characters (a hostile file's can be huge).
+
+    >>> short_repr("x" * 100)[-5:]
+    'xx...'
+    """
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -16,11 +16,18 @@ from maskdetect.runtime import BACKENDS
 
 log = logging.getLogger(__name__)
 
+DETECT_EXIT_CODES = """exit status:
+  0    every input was read and detected
+  1    some inputs failed or were skipped (each named on stderr and in the JSON Lines); the others are done
+  2    usage error: bad arguments, no inputs, an unusable checkpoint
+  130  interrupted (Ctrl-C); --resume continues the run"""
+
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     detect = subparsers.add_parser(
         "detect", help="find faces in images, folders, videos or a camera and label their masks",
         description="Annotated images/videos go to --out; one JSON line per image to --out/detections.jsonl.",
+        epilog=DETECT_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     detect.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive), videos")
     detect.add_argument("--camera", type=int, metavar="INDEX", help="read a camera (e.g. 0) instead")
@@ -118,7 +125,7 @@ def run_detect(args: argparse.Namespace) -> int:
     print("faces by class: " + ", ".join(f"{k} {v}" for k, v in summary.counts.items()))
     for failure in summary.failures:
         print(f"skipped: {failure}", file=sys.stderr)
-    return 1 if summary.failures and not sum(summary.counts.values()) and not args.camera else 0
+    return 1 if summary.failures else 0  # DETECT_EXIT_CODES
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

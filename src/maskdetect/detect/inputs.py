@@ -4,12 +4,15 @@ annotated copy takes under the output folder."""
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from maskdetect.fileio import unused_name
 from maskdetect.images import IMAGE_SUFFIXES, find_files
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -28,9 +31,11 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
 
     Folders are walked by `maskdetect.images.find_files`: hidden entries are left out, and an entry
     with an image or video suffix that is no readable file (a dangling link, a FIFO, a folder named
-    `x.jpg`) is reported with its reason. Every job gets an output name of its own, compared without
-    case (as macOS and Windows do): two inputs that would write the same file, `x.jpg` in two folders
-    given apart, or `a.tif` beside `a.webp` (both annotated as `a.jpg`), never overwrite each other.
+    `x.jpg`) is reported with its reason. A file reached twice (given twice, through a link, or as a
+    folder and a file inside it) is one job, the first way it was reached: its record is written once.
+    Every job gets an output name of its own, compared without case (as macOS and Windows do): two
+    inputs that would write the same file, `x.jpg` in two folders given apart, or `a.tif` beside
+    `a.webp` (both annotated as `a.jpg`), never overwrite each other.
 
     Args:
         inputs: image or video files, and folders of them.
@@ -44,6 +49,7 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
     jobs: list[Job] = []
     errors: list[str] = []
     seen: set[str] = set()
+    reached: set[Path] = set()
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
@@ -56,6 +62,10 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
             errors.append(f"{raw}: no such file or folder")
             continue
         for file, relative in pairs:
+            if file.resolve() in reached:
+                log.info("%s: given more than once; detected once", file)
+                continue
+            reached.add(file.resolve())
             kind = "video" if file.suffix.lower() in VIDEO_SUFFIXES else "image"
             name = unused_name(functools.partial(_output_name, relative, kind), relative.stem, seen)
             jobs.append(Job(file, Path(name), kind))

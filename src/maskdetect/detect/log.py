@@ -4,7 +4,8 @@ Records are appended to `detections.jsonl.part` as each input finishes; the fini
 to `detections.jsonl` in one step, so a good earlier file is never replaced by half a run. With
 `--resume`, the inputs that a killed run had finished are read back from the `.part` file (or from a
 finished file) and skipped: an image with a record and no error, a video with its closing summary.
-A video cut off midway, an input that failed and a half-written last line are done again.
+A video cut off midway, an input that failed and a half-written last line are done again. The
+records of inputs the resumed run was not given are kept as they are, never dropped.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ def part_path(jsonl: Path) -> Path:
     return jsonl.with_name(jsonl.name + ".part")
 
 
-def finished_records(jsonl: Path) -> dict[str, list[dict]]:
-    """The records of every input a previous run finished, by input path (empty when none).
+def previous_records(jsonl: Path) -> dict[str, list[dict]]:
+    """Every input's records in a previous run's log, by input path (empty when there is none).
+
+    The log is the `.part` file of an interrupted run, else the finished file. An input written
+    more than once (a log from before inputs were de-duplicated) keeps only its last attempt.
 
     >>> import tempfile
     >>> log = Path(tempfile.mkdtemp()) / "detections.jsonl"
-    >>> _ = part_path(log).write_text('{"path": "a.jpg", "faces": []}\\n{"path": "b.jpg", "fa')
-    >>> list(finished_records(log))
-    ['a.jpg']
+    >>> _ = part_path(log).write_text('{"path": "a.jpg", "faces": []}\\n{"path": "a.jpg", "faces": []}\\n')
+    >>> previous_records(log)
+    {'a.jpg': [{'path': 'a.jpg', 'faces': []}]}
     """
     source = part_path(jsonl) if part_path(jsonl).exists() else jsonl
     if not source.exists():
@@ -40,14 +44,34 @@ def finished_records(jsonl: Path) -> dict[str, list[dict]]:
             except json.JSONDecodeError:  # the line being written when the run was killed
                 continue
             if isinstance(record, dict) and isinstance(record.get("path"), str):
-                by_path.setdefault(record["path"], []).append(record)
-    return {path: records for path, records in by_path.items() if _finished(records)}
+                attempt = by_path.setdefault(record["path"], [])
+                if attempt and ("frame" not in attempt[-1] or record.get("frame") == 0):
+                    attempt.clear()  # the input was done again: its last attempt stands
+                attempt.append(record)
+    return by_path
 
 
-def _finished(records: list[dict]) -> bool:
+def is_finished(records: list[dict]) -> bool:
+    """Whether an input's records show it done: an image's one record without an error, a video's
+    closing summary (the only record without "frame"); a camera is never done.
+
+    >>> is_finished([{"path": "v.mp4", "frame": 0, "faces": []}, {"path": "v.mp4", "frames": 1}])
+    True
+    """
     last = records[-1]
-    # An image is one record; a video ends with its summary (the only record without "frame").
     return "error" not in last and "frame" not in last and not last["path"].startswith("camera:")
+
+
+def finished_records(jsonl: Path) -> dict[str, list[dict]]:
+    """The records of every input a previous run finished, by input path (empty when none).
+
+    >>> import tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "detections.jsonl"
+    >>> _ = part_path(log).write_text('{"path": "a.jpg", "faces": []}\\n{"path": "b.jpg", "fa')
+    >>> list(finished_records(log))
+    ['a.jpg']
+    """
+    return {path: records for path, records in previous_records(jsonl).items() if is_finished(records)}
 
 
 class RunLog:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskdetect.detect.inputs import Job, collect_inputs
-from maskdetect.detect.log import RunLog, finished_records, part_path
+from maskdetect.detect.log import RunLog, is_finished, part_path, previous_records
 from maskdetect.images import ImageError
 from maskdetect.labels import CLASSES
 
@@ -207,7 +207,8 @@ def detect_files(
         inputs: image and video files, and folders of them.
         out: the output folder: annotated copies mirror the inputs' names under it.
         workers: images processed at once (threads).
-        resume: skip the inputs that an interrupted run with the same log had finished.
+        resume: skip the inputs that an interrupted run with the same log had finished (matched by
+            resolved path); the records of its inputs that this run is not given are kept.
         images: write annotated images and videos (False: the JSON Lines only).
         jsonl: the log (default `out/detections.jsonl`).
         video_predictor: for video and camera frames, e.g. `predictor.with_detector("blazeface-fast")`
@@ -230,11 +231,19 @@ def detect_files(
     jsonl = Path(jsonl) if jsonl is not None else out / "detections.jsonl"
     frame_predictor = video_predictor or predictor
     jobs, failures = collect_inputs(inputs)
-    done = finished_records(jsonl) if resume else {}
-    kept = [record for job in jobs for record in done.get(str(job.path), [])]
-    todo = [job for job in jobs if str(job.path) not in done]
-    if done:
-        log.warning("resuming: %d inputs already done, %d to go", len(jobs) - len(todo), len(todo))
+    previous = previous_records(jsonl) if resume else {}
+    done = {_input_key(path) for path, records in previous.items() if is_finished(records)}
+    todo = [job for job in jobs if _input_key(job.path) not in done]
+    # Done again now: the unfinished inputs given to this run, and its camera. Every other input of
+    # the earlier run keeps its records (a resumed `detect photos/` keeps an earlier clip's frames).
+    redo = {_input_key(job.path) for job in todo} | ({f"camera:{camera}"} if camera is not None else set())
+    kept = [record for path, records in previous.items() if _input_key(path) not in redo
+            for record in records]
+    if previous:
+        given = {_input_key(job.path) for job in jobs}
+        others = sum(_input_key(path) not in given for path in previous)
+        log.warning("resuming: %d inputs already done, %d to go; records of %d inputs not given now kept",
+                    len(jobs) - len(todo), len(todo), others)
     elif part_path(jsonl).exists():
         log.warning("%s holds an interrupted run's records: starting again (--resume continues it)",
                     part_path(jsonl))
@@ -265,6 +274,12 @@ def detect_files(
         raise
     run_log.finish()
     return _summarise(records, failures, len(jobs) - len(todo), jsonl)
+
+
+def _input_key(path: str | Path) -> str:
+    # Records name an input as it was given; the same file given another way must match it.
+    text = str(path)
+    return text if text.startswith("camera:") else str(Path(text).resolve())
 
 
 def _summarise(records: list[dict], failures: list[str], resumed: int, jsonl: Path) -> DetectSummary:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from maskdetect.data.folder import class_folder_images, subfolders
 from maskdetect.data.split import SPLITS
@@ -102,7 +105,15 @@ class FaceFolder(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | None:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int, int] | None:
+        # (index, seed) from `SeededSampler`: the transform's random draws come from that seed alone.
+        if isinstance(item, tuple):
+            index, seed = item
+            with seeded_random(seed):
+                return self._load(index)
+        return self._load(item)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, int, int] | None:
         tries = self.MAX_SUBSTITUTES if self.substitute else 1
         for attempt in range(min(tries, len(self.samples))):
             current = (index + attempt) % len(self.samples)
@@ -117,6 +128,60 @@ class FaceFolder(Dataset):
 
     def class_counts(self) -> list[int]:
         return [self.targets.count(i) for i in range(len(CLASSES))]
+
+
+class SeededSampler(Sampler[tuple[int, int]]):
+    """Give each sample of an epoch a seed of its own for its random augmentation.
+
+    Yields (index, seed) pairs, the seed made from `seed`, the wrapped sampler's epoch and the
+    sample's place in the epoch, so a sample is augmented alike whichever loader worker reads it and
+    however many samples that worker read before: a run resumed mid-epoch (the sampler's `skip`),
+    with any number of workers, draws what an uninterrupted run drew.
+
+    >>> from maskdetect.train.distributed import ResumableSampler
+    >>> inner = ResumableSampler(4, shuffle=False)
+    >>> inner.set_epoch(0, skip=2)
+    >>> [index for index, _ in SeededSampler(inner, seed=1)]
+    [2, 3]
+    >>> inner.set_epoch(0)
+    >>> list(SeededSampler(inner, seed=1))[2] == next(iter(SeededSampler(inner, seed=1)))
+    False
+    """
+
+    def __init__(self, sampler: Sampler[int], seed: int):
+        self.sampler = sampler
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, start = getattr(self.sampler, "epoch", 0), getattr(self.sampler, "skip", 0)
+        for position, index in enumerate(self.sampler, start):
+            entropy = [self.seed % 2**32, epoch, position]
+            yield index, int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+@contextlib.contextmanager
+def seeded_random(seed: int) -> Iterator[None]:
+    """Seed torch, NumPy and Python's `random` for a block, then put their states back.
+
+    >>> with seeded_random(7):
+    ...     a = torch.rand(1)
+    >>> with seeded_random(7):
+    ...     bool(torch.equal(a, torch.rand(1)))
+    True
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def collate_skipping(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:

@@ -33,7 +33,13 @@ from maskdetect.models import create_model, input_normalisation
 from maskdetect.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from maskdetect.train.augment import eval_transform, train_transform
 from maskdetect.train.config import TrainConfig, save_config
-from maskdetect.train.dataset import FaceFolder, collate_skipping, scan_class_folders, split_folder
+from maskdetect.train.dataset import (
+    FaceFolder,
+    SeededSampler,
+    collate_skipping,
+    scan_class_folders,
+    split_folder,
+)
 from maskdetect.train.distributed import (
     DistContext,
     ResumableSampler,
@@ -375,10 +381,12 @@ def _seed_worker(worker_id: int) -> None:
 def _loader(
     dataset: FaceFolder, sampler: ResumableSampler, config: TrainConfig, context: DistContext, seed: int
 ) -> DataLoader:
+    # Each sample's augmentation is seeded by its place in the epoch, not by a worker's random state:
+    # a run resumed mid-epoch draws the same with --workers 1 as with 0 (a fresh worker would not).
     return DataLoader(
         dataset,
         batch_size=config.batch_size,
-        sampler=sampler,
+        sampler=SeededSampler(sampler, seed=config.seed * 1009 + context.rank),
         num_workers=config.workers,
         collate_fn=collate_skipping,
         pin_memory=context.device.type == "cuda",

@@ -4,7 +4,9 @@ Every entry is checked from the central directory before a byte is written (name
 destination, symlinks, total size, compression ratio), then again while streaming (bytes actually
 produced, in case the directory lies). Entries are extracted into a temporary folder inside the
 destination and moved into place only when the whole archive extracted cleanly; a marker file then
-records that the archive is done, so a re-run skips it.
+records that the archive is done, holding the archive's sha256, so a re-run skips it only when the
+marker proves it is about that very archive. Archive contents never reach the control files: an
+entry named like `SHA256SUMS`, the marker folder, a staging folder or the archive itself is refused.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from maskdetect.data.download.transfer import check_free_space as ensure_free_space
-from maskdetect.fileio import atomic_write_text
+from maskdetect.fileio import atomic_write_text, file_digest
 
 log = logging.getLogger(__name__)
 
 MARKER_DIR = ".extracted"
+CHECKSUMS_FILE = "SHA256SUMS"
+STAGING_PREFIX = ".extract-"
 # JPEG and PNG files barely compress; a ratio far above this is a bomb, not a photo collection.
 DEFAULT_MAX_RATIO = 100.0
 DEFAULT_MAX_TOTAL_BYTES = 200 * 1024**3
@@ -63,9 +67,23 @@ def marker_path(dest: str | os.PathLike, archive: str | os.PathLike) -> Path:
     return Path(dest) / MARKER_DIR / f"{Path(archive).name}.done"
 
 
-def is_extracted(dest: str | os.PathLike, archive: str | os.PathLike) -> bool:
-    """True when a previous run extracted `archive` into `dest` completely."""
-    return marker_path(dest, archive).is_file()
+def is_extracted(dest: str | os.PathLike, archive: str | os.PathLike, sha256: str | None) -> bool:
+    """True when a previous run extracted the archive whose hash is `sha256` into `dest` completely.
+
+    The marker must hold that hash: a marker written by anything else (by hand, or left from another
+    archive of the same name) never makes a run skip an archive. No known hash: not extracted.
+
+    >>> is_extracted("/no/such/folder", "CMFD.zip", "ab" * 32)
+    False
+    """
+    marker = marker_path(dest, archive)
+    if sha256 is None or not marker.is_file() or marker.is_symlink():
+        return False
+    try:
+        first = marker.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    except OSError:
+        return False
+    return first == f"sha256 {sha256}"
 
 
 def _safe_relpath(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath | None:
@@ -79,9 +97,23 @@ def _safe_relpath(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath | None:
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} climbs out with '..'; refused")
+    if parts and _reserved(parts, archive):
+        raise UnsafeArchiveError(
+            f"{archive}: entry {info.filename!r} is named like a control file of the download "
+            f"({CHECKSUMS_FILE}, {MARKER_DIR}/, {STAGING_PREFIX}*, or the archive itself); refused"
+        )
     if info.is_dir() or not parts:
         return None
     return PurePosixPath(*parts)
+
+
+def _reserved(parts: list[str], archive: Path) -> bool:
+    # Compared without case, as macOS and Windows file systems do.
+    first = parts[0].casefold()
+    if first == MARKER_DIR.casefold() or first.startswith(STAGING_PREFIX):
+        return True
+    own = {CHECKSUMS_FILE.casefold(), archive.name.casefold(), f"{archive.name}.part".casefold()}
+    return len(parts) == 1 and first in own
 
 
 def inspect_archive(
@@ -106,10 +138,12 @@ def inspect_archive(
     if len(infos) > limits.max_entries:
         raise UnsafeArchiveError(f"{path}: {len(infos):,} entries, over the limit of {limits.max_entries:,}")
     files, total, compressed = [], 0, 0
+    folders: set[str] = set()
     for info in infos:
         relpath = _safe_relpath(info, path)
         if relpath is None:
             continue
+        folders.update(parent.as_posix().casefold() for parent in relpath.parents if parent.parts)
         ratio = info.file_size / max(info.compress_size, 1)
         if ratio > limits.max_ratio:
             raise UnsafeArchiveError(
@@ -120,6 +154,11 @@ def inspect_archive(
         total += info.file_size
         compressed += info.compress_size
         files.append((info, relpath))
+    for _info, relpath in files:
+        if relpath.as_posix().casefold() in folders:  # a file where another entry needs a folder
+            raise UnsafeArchiveError(
+                f"{path}: entry {relpath.as_posix()!r} is both a file and a folder of other entries; refused"
+            )
     if total > limits.max_total_bytes:
         raise UnsafeArchiveError(
             f"{path}: {total:,} bytes uncompressed, over the limit of {limits.max_total_bytes:,}"
@@ -151,11 +190,13 @@ def extract_zip(
     *,
     limits: ExtractLimits | None = None,
     check_free_space: bool = True,
+    sha256: str | None = None,
 ) -> int:
     """Extract a zip into `dest` safely; return the number of files extracted (0 when already done).
 
     All entries go first into a temporary folder inside `dest`; only when every one of them was
-    written and passed its CRC check are they moved into place, and a marker file is written.
+    written and passed its CRC check are they moved into place, and a marker file holding the
+    archive's sha256 (`sha256`, or hashed here when not given) is written.
 
     Raises:
         UnsafeArchiveError: see `inspect_archive`, or an entry produced more than it declared.
@@ -167,16 +208,17 @@ def extract_zip(
     """
     archive, dest = Path(archive), Path(dest)
     limits = limits or ExtractLimits()
-    if is_extracted(dest, archive):
+    sha256 = sha256 or file_digest(archive)
+    if is_extracted(dest, archive, sha256):
         log.info("%s: already extracted into %s", archive.name, dest)
         return 0
     files, total = inspect_archive(archive, limits)
     dest.mkdir(parents=True, exist_ok=True)
     if check_free_space:
         ensure_free_space(dest, total, f"extracting {archive.name}")
-    for stale in dest.glob(f".extract-{archive.name}.*"):  # left by a run that was killed
+    for stale in dest.glob(f"{STAGING_PREFIX}{archive.name}.*"):  # left by a run that was killed
         shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".extract-{archive.name}.", dir=dest))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{archive.name}.", dir=dest))
     try:
         produced = 0
         with zipfile.ZipFile(archive) as zipped:
@@ -195,7 +237,7 @@ def extract_zip(
             os.replace(staging.joinpath(*relpath.parts), final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    atomic_write_text(marker_path(dest, archive), f"{len(files)} files, {total} bytes\n")
+    atomic_write_text(marker_path(dest, archive), f"sha256 {sha256}\n{len(files)} files, {total} bytes\n")
     log.info("%s: extracted %d files into %s", archive.name, len(files), dest)
     return len(files)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from maskdetect.data.download.archive import (
+    CHECKSUMS_FILE,
     DamagedArchiveError,
     UnsafeArchiveError,
     extract_zip,
@@ -39,7 +40,6 @@ from maskdetect.fileio import atomic_write_text, file_digest
 
 log = logging.getLogger(__name__)
 
-CHECKSUMS_FILE = "SHA256SUMS"
 FFHQ_KINDS = {"thumbnails": "thumbnail", "images": "image"}
 
 
@@ -139,7 +139,7 @@ def maskedface_net_specs(
             name = path_name if path_name.lower().endswith(".zip") else ""
         if name:
             name = _safe_name(name, url)
-            if is_extracted(dest, name):
+            if is_extracted(dest, name, book.get(name)):
                 done.append(name)
                 continue
         try:
@@ -150,7 +150,7 @@ def maskedface_net_specs(
             log.warning("%s; its size is unknown until it is downloaded", err)
             info = None
         name = _safe_name(name or (info.filename if info else "") or "", url)
-        if is_extracted(dest, name):
+        if is_extracted(dest, name, book.get(name)):
             done.append(name)
             continue
         specs.append(FileSpec(url=url, relpath=name, size=info.size if info else None, sha256=book.get(name)))
@@ -301,8 +301,9 @@ def download_maskedface_net(
         if spec.relpath in report.failed:
             continue
         archive = dest / spec.relpath
+        digest = book.get(spec.relpath) or file_digest(archive)
         try:
-            if extract and extract_zip(archive, dest):
+            if extract and extract_zip(archive, dest, sha256=digest):
                 report.extracted.append(spec.relpath)
         except (UnsafeArchiveError, DamagedArchiveError, OSError) as err:
             # Its hash is not recorded: a damaged download must not become the reference.
@@ -310,7 +311,7 @@ def download_maskedface_net(
             report.failed[spec.relpath] = f"not extracted: {err} (delete {archive} to download it again)"
             continue
         if book.get(spec.relpath) is None:
-            book.record(spec.relpath, file_digest(archive))
+            book.record(spec.relpath, digest)
     return report
 
 
