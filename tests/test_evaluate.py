@@ -25,7 +25,7 @@ from maskdetect.train.loop import train
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     tree = make_split_tree(root / "tree")
-    config = fast_config(tree, root / "run", epochs=3, lr=3e-3, warmup_epochs=0)
+    config = fast_config(tree, root / "run", epochs=5, lr=3e-3, warmup_epochs=0)
     train(config)
     return tree, root / "run" / "best.pt"
 
