@@ -42,8 +42,11 @@ CANDIDATE = 0.3
 def _names(path: Path | None) -> list[str]:
     if path is None:
         return []
-    return [line.split("\t")[0].split(",")[0].strip() for line in path.read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    return [
+        line.split("\t")[0].split(",")[0].strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, workers: int) -> None:
@@ -71,28 +74,52 @@ def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, work
             points = result.points[:, :2]
             mesh_scores.append(result.score)
             mesh_boxes.append((box + np.concatenate([points.min(axis=0), points.max(axis=0)])) / 2)
-        final = clip_boxes(to_voc_boxes(np.array(mesh_boxes), detector.config.voc_framing),
-                           photo.width, photo.height)
+        final = clip_boxes(
+            to_voc_boxes(np.array(mesh_boxes), detector.config.voc_framing), photo.width, photo.height
+        )
         batch = np.stack([pre.face_array(photo, tuple(b)) for b in final])
         with torch.inference_mode():
             x = torch.from_numpy(batch)
             feats = torch.nn.functional.adaptive_avg_pool2d(model.features(x), 1).flatten(1)
             logits = model.classifier(feats)
-        return {"path": str(path), "truth": truth, "n": len(boxes), "boxes": final, "first": first,
-                "second": second, "mesh": np.array(mesh_scores), "feats": feats.numpy(),
-                "probs": torch.softmax(logits, 1).numpy(), "size": (photo.width, photo.height)}
+        return {
+            "path": str(path),
+            "truth": truth,
+            "n": len(boxes),
+            "boxes": final,
+            "first": first,
+            "second": second,
+            "mesh": np.array(mesh_scores),
+            "feats": feats.numpy(),
+            "probs": torch.softmax(logits, 1).numpy(),
+            "size": (photo.width, photo.height),
+        }
 
     torch.set_num_threads(1)
-    rows = {k: [] for k in ("photo", "box", "first", "second", "mesh", "feats", "probs", "kind", "truth_label",
-                            "truth_size", "photo_w", "photo_h")}
-    truths = []  # (photo index, size, label) of every labelled face, for recall
-    truth_found: list[list[int]] = []
+    rows = {
+        k: []
+        for k in (
+            "photo",
+            "box",
+            "first",
+            "second",
+            "mesh",
+            "feats",
+            "probs",
+            "kind",
+            "truth_label",
+            "truth_size",
+            "photo_w",
+            "photo_h",
+        )
+    }
+    truths = []  # (photo index, x0, y0, x1, y1, label) of every labelled face, for recall
     with ThreadPoolExecutor(workers) as pool:
         for index, record in enumerate(pool.map(one, items)):
             truth = record["truth"]
             tboxes = np.array([t[0] for t in truth], float).reshape(-1, 4)
             for box, label in truth:
-                truths.append((index, math.sqrt((box[2] - box[0]) * (box[3] - box[1])), label))
+                truths.append((index, *box, label))
             if not record["n"]:
                 continue
             order = np.argsort(-np.asarray(record["first"]), kind="stable")
@@ -129,14 +156,222 @@ def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, work
             if index % 100 == 0:
                 print(f"{index}/{len(items)} photos", file=sys.stderr, flush=True)
     arrays = {k: np.array(v) for k, v in rows.items()}
-    arrays["truth_all"] = np.array([(p, s) for p, s, _ in truths], float)
-    arrays["truth_all_label"] = np.array([lab for _, _, lab in truths])
+    arrays["truth_all"] = np.array([t[:5] for t in truths], float).reshape(-1, 5)  # photo, x0, y0, x1, y1
+    arrays["truth_all_label"] = np.array([t[5] for t in truths])
     arrays["paths"] = np.array([str(p) for p, _ in items])
     np.savez_compressed(out, **arrays)
     kinds = arrays["kind"]
-    print(json.dumps({"photos": len(items), "faces": len(truths), "candidates": int(len(kinds)),
-                      "matched": int((kinds == 0).sum()), "second_boxes": int((kinds == 1).sum()),
-                      "no_face": int((kinds == 2).sum())}))
+    print(
+        json.dumps(
+            {
+                "photos": len(items),
+                "faces": len(truths),
+                "candidates": int(len(kinds)),
+                "matched": int((kinds == 0).sum()),
+                "second_boxes": int((kinds == 1).sum()),
+                "no_face": int((kinds == 2).sum()),
+            }
+        )
+    )
+
+
+def mine_passes(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, workers: int) -> None:
+    """Every pass's own candidates (before merging), to try configurations without running them."""
+    from maskdetect.faces.blazeface import _not_cut_by_tile, _square_patch, tile_origins
+    from maskdetect.faces.box_trust import box_trust
+
+    detector = BlazeFaceDetector("accurate", threshold=CANDIDATE)
+    items = list(voc_items(voc_dir, _names(exclude), limit))
+
+    def one(item: tuple[Path, list]) -> list[tuple]:
+        pixels = np.asarray(open_image(item[0]))
+        height, width = pixels.shape[:2]
+        models, rows = detector._models(), []
+        passes = list(detector.config.passes)
+        for p, side in detector._tilings(max(width, height)):
+            number = passes.index(p) if p in passes else len(passes)  # finer tiles of large photos last
+            model = models[p.model]
+            for y0 in tile_origins(height, side, p.overlap):
+                for x0 in tile_origins(width, side, p.overlap):
+                    boxes, scores = model.run(
+                        _square_patch(pixels, x0, y0, side, model.spec.input_size), CANDIDATE
+                    )
+                    if not len(boxes):
+                        continue
+                    boxes = boxes * side + np.array([x0, y0, x0, y0], np.float32)
+                    keep = _not_cut_by_tile(boxes, x0, y0, side, width, height)
+                    trust = box_trust(
+                        p.model, (boxes[keep, 2] - boxes[keep, 0]) * model.spec.input_size / side
+                    )
+                    rows += [
+                        (number, *b, s, t) for b, s, t in zip(boxes[keep], scores[keep], trust, strict=True)
+                    ]
+        return rows
+
+    photo, data, names = [], [], []
+    with ThreadPoolExecutor(workers) as pool:
+        for index, rows in enumerate(pool.map(one, items)):
+            photo += [index] * len(rows)
+            data += rows
+            if index % 100 == 0:
+                print(f"{index}/{len(items)} photos", file=sys.stderr, flush=True)
+    names = [f"{p.model}@{p.tile:g}" for p in detector.config.passes] + ["finer tiles"]
+    np.savez_compressed(
+        out,
+        photo=np.array(photo),
+        rows=np.array(data, float).reshape(-1, 7),
+        paths=np.array([str(p) for p, _ in items]),
+        tilings=np.array(names),
+    )
+
+
+FEATURE_SETS = ("scores", "scores+classes", "embedding")
+
+
+def features(data: dict, which: str) -> np.ndarray:
+    """The verifier's inputs per candidate: detector scores and box size; then the classifier's."""
+    second = data["second"]
+    side = np.sqrt((data["box"][:, 2] - data["box"][:, 0]) * (data["box"][:, 3] - data["box"][:, 1]))
+    longer = np.maximum(data["photo_w"], data["photo_h"])
+    columns = [
+        data["first"],
+        second[:, 0],
+        second[:, 1],
+        data["mesh"],
+        np.log(np.maximum(side, 1.0)),
+        side / longer,
+    ]
+    if which in ("scores+classes", "embedding"):
+        probs = data["probs"]
+        columns += [probs[:, i] for i in range(probs.shape[1])]
+    x = np.stack(columns, axis=1)
+    if which == "embedding":
+        x = np.concatenate([x, data["feats"]], axis=1)
+    return x
+
+
+def _fit(x: np.ndarray, y: np.ndarray):  # noqa: ANN202 - a fitted sklearn pipeline
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
+    return model.fit(x, y)
+
+
+def score_sets(data: dict, names: tuple[str, ...] = ("first", "verified", "mesh")) -> dict[str, np.ndarray]:
+    """The scores the detector computes today, each a candidate verifier on its own."""
+    verified = np.concatenate([data["first"][:, None], data["second"]], axis=1).mean(axis=1)
+    table = {
+        "first": data["first"],
+        "verified": verified,
+        "mesh": data["mesh"],
+        "verified*mesh": verified * data["mesh"],
+    }
+    return {name: table[name] for name in table}
+
+
+def operating_point(data: dict, score: np.ndarray, threshold: float, nms: float | None = None) -> dict:
+    """Recall (faces >= 32 px and all, IoU 0.3) and precision of the candidates scoring >= threshold."""
+    from maskdetect.detect.evaluate import match_faces
+
+    truth = data["truth_all"]
+    matched_big = total_big = matched_all = kept_total = 0
+    photo_of = data["photo"]
+    for index in np.unique(truth[:, 0]).astype(int).tolist() + sorted(
+        set(photo_of.tolist()) - set(truth[:, 0].astype(int).tolist())
+    ):
+        t = truth[truth[:, 0] == index, 1:5]
+        rows = np.flatnonzero((photo_of == index) & (score >= threshold))
+        boxes, scores = data["box"][rows], score[rows]
+        if nms is not None and len(rows) > 1:
+            keep = _suppress(boxes, scores, nms)
+            boxes, scores = boxes[keep], scores[keep]
+        kept_total += len(boxes)
+        matches = np.array(match_faces(t, boxes, scores, MATCH_IOU)) if len(t) else np.zeros(0)
+        big = np.sqrt((t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1])) >= 32 if len(t) else np.zeros(0, bool)
+        matched_big += int(((matches >= 0) & big).sum())
+        total_big += int(big.sum())
+        matched_all += int((matches >= 0).sum())
+    return {
+        "threshold": round(float(threshold), 4),
+        "recall_32px": round(matched_big / max(1, total_big), 4),
+        "recall": round(matched_all / max(1, len(truth)), 4),
+        "precision": round(matched_all / max(1, kept_total), 4),
+        "boxes": kept_total,
+    }
+
+
+def _suppress(boxes: np.ndarray, scores: np.ndarray, overlap: float) -> np.ndarray:
+    # Drop a box that overlaps a better one by `overlap` IoU, or lies mostly inside it (a second box).
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    for i in order:
+        ok = True
+        for j in keep:
+            ious = iou_matrix(boxes[i : i + 1], boxes[j : j + 1])[0, 0]
+            a = boxes[i]
+            b = boxes[j]
+            inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+            area = max(1e-6, (a[2] - a[0]) * (a[3] - a[1]))
+            if ious >= overlap or inter / area >= 0.7:
+                ok = False
+                break
+        if ok:
+            keep.append(i)
+    return np.array(sorted(keep), int)
+
+
+def at_recall(data: dict, score: np.ndarray, target: float, nms: float | None = None) -> dict:
+    """The highest threshold whose recall of faces >= 32 px reaches `target` (bisection on the scores)."""
+    candidates = np.unique(np.round(score, 4))
+    lo, hi = 0, len(candidates) - 1
+    best = operating_point(data, score, candidates[0], nms)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        point = operating_point(data, score, candidates[mid], nms)
+        if point["recall_32px"] >= target:
+            best, lo = point, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def fit_and_report(train_path: Path, test_path: Path, target: float) -> None:
+    train, test = dict(np.load(train_path)), dict(np.load(test_path))
+    results: dict = {"target_recall_32px": target}
+    # Out-of-fold scores on the training set (photos split in two), to choose thresholds honestly.
+    folds = train["photo"] % 2
+    labelled = train["kind"] != 1  # second boxes: a verifier of crops cannot tell them, NMS does
+    y = (train["kind"] == 0).astype(int)
+    for name in FEATURE_SETS:
+        x_train, x_test = features(train, name), features(test, name)
+        oof = np.zeros(len(y))
+        for fold in (0, 1):
+            fit_rows = labelled & (folds != fold)
+            oof[folds == fold] = _fit(x_train[fit_rows], y[fit_rows]).predict_proba(x_train[folds == fold])[
+                :, 1
+            ]
+        model = _fit(x_train[labelled], y[labelled])
+        train_scores, test_scores = oof, model.predict_proba(x_test)[:, 1]
+        results[f"lr:{name}"] = _report(train, test, train_scores, test_scores, target)
+    for name in score_sets(train):
+        results[name] = _report(train, test, score_sets(train)[name], score_sets(test)[name], target)
+    print(json.dumps(results, indent=1))
+
+
+def _report(
+    train: dict, test: dict, train_scores: np.ndarray, test_scores: np.ndarray, target: float
+) -> dict:
+    chosen = at_recall(train, train_scores, target)
+    out = {
+        "train_at_target": chosen,
+        "test_at_train_threshold": operating_point(test, test_scores, chosen["threshold"]),
+        "test_at_target": at_recall(test, test_scores, target),
+    }
+    chosen_nms = at_recall(train, train_scores, target, nms=0.3)
+    out["test_at_train_threshold_nms"] = operating_point(test, test_scores, chosen_nms["threshold"], nms=0.3)
+    return out
 
 
 def main() -> None:
@@ -148,7 +383,21 @@ def main() -> None:
     m.add_argument("--exclude", type=Path)
     m.add_argument("--limit", type=int)
     m.add_argument("--workers", type=int, default=2)
+    mp = sub.add_parser("passes")
+    mp.add_argument("voc_dir", type=Path)
+    mp.add_argument("--out", type=Path, required=True)
+    mp.add_argument("--exclude", type=Path)
+    mp.add_argument("--limit", type=int)
+    mp.add_argument("--workers", type=int, default=2)
+    f = sub.add_parser("fit")
+    f.add_argument("train", type=Path)
+    f.add_argument("test", type=Path)
+    f.add_argument("--target", type=float, default=0.95)
     args = parser.parse_args()
+    if args.cmd == "fit":
+        fit_and_report(args.train, args.test, args.target)
+    if args.cmd == "passes":
+        mine_passes(args.voc_dir, args.out, args.exclude, args.limit, args.workers)
     if args.cmd == "mine":
         mine(args.voc_dir, args.out, args.exclude, args.limit, args.workers)
 
