@@ -80,3 +80,22 @@ def test_a_nan_or_junk_size_still_means_no_stated_size(tmp_path: Path) -> None:
     xml = root / "annotations" / "a.xml"
     xml.write_text(xml.read_text().replace("<width>200</width>", "<width>nan</width>"))
     assert read_annotation(xml).size == (0, 0)
+
+
+def test_two_photos_sharing_an_annotations_stem_are_refused_unless_it_names_one(tmp_path: Path) -> None:
+    import shutil
+
+    from data_fixtures import voc_xml
+
+    face = [("with_mask", (20, 20, 80, 80))]
+    root = make_voc(tmp_path / "voc", {"a.jpg": face})
+    shutil.copy(root / "images" / "a.jpg", root / "images" / "a.png")
+    # <filename> names a file that is not there: pairing a.jpg or a.png would be a guess
+    (root / "annotations" / "a.xml").write_text(voc_xml("a.jpeg", (200, 150), face))
+    rows, report = scan_voc(root)
+    assert rows == []
+    assert any("a.jpg and a.png both match a.xml" in problem for problem in report.problems)
+    # <filename> names one of them exactly: that one, whatever the order of the files
+    (root / "annotations" / "a.xml").write_text(voc_xml("a.png", (200, 150), face))
+    rows, _ = scan_voc(root)
+    assert [Path(row.path).name for row in rows] == ["a.png"]

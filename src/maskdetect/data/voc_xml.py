@@ -167,7 +167,27 @@ def photo_index(root: Path, policy: VocPolicy) -> dict[str, Path]:
     return index_images(*folders, *([annotations] if annotations else []))
 
 
-def index_images(*folders: Path) -> dict[str, Path]:
+class PhotoIndex(dict[str, Path]):
+    """Photos by lower-cased stem (the first folder, then the first name, wins), and by full name.
+
+    `ambiguous` holds every stem that more than one photo shares (``a.jpg`` beside ``a.png``), so an
+    annotation that names neither exactly is refused rather than paired with a guess.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_name: dict[str, Path] = {}
+        self.ambiguous: dict[str, list[Path]] = {}
+
+    def add(self, path: Path) -> None:
+        stem = path.stem.lower()
+        if stem in self and self[stem] != path:
+            self.ambiguous.setdefault(stem, [self[stem]]).append(path)
+        self.setdefault(stem, path)
+        self.by_name.setdefault(path.name.lower(), path)
+
+
+def index_images(*folders: Path) -> PhotoIndex:
     """Image files of `folders` by lower-cased stem (the first folder, then the first name, wins).
 
     Not recursive. An annotation naming ``x.jpg`` then finds ``x.JPG``, ``x.jpeg`` or ``x.png``.
@@ -175,12 +195,12 @@ def index_images(*folders: Path) -> dict[str, Path]:
     >>> index_images()
     {}
     """
-    index: dict[str, Path] = {}
+    index = PhotoIndex()
     for folder in folders:
         for path in sorted(folder.iterdir()):
             # find_files' rule, one level deep: image suffix in any case, hidden names left out
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
-                index.setdefault(path.stem.lower(), path)
+                index.add(path)
     return index
 
 
@@ -212,13 +232,30 @@ def read_annotation(xml_path: str | Path) -> VocAnnotation:
 
 
 def image_of(annotation: VocAnnotation, images: dict[str, Path]) -> Path | None:
-    """The photo of `annotation` in an `index_images` index: by its <filename>'s stem, else the xml's.
+    """The photo of `annotation` in an `index_images` index: the file its <filename> names, else the
+    one with that name's stem, else the one with the xml's stem.
+
+    Raises:
+        ValueError: several photos share the stem it would go by (``a.jpg`` and ``a.png``) and
+            <filename> names none of them: pairing one would be a guess (the message names them).
 
     >>> image_of(VocAnnotation(Path("a.xml"), "b.jpg", (0, 0), []), {"a": Path("A.png")})
     PosixPath('A.png')
     """
-    stems = [Path(annotation.filename).stem, annotation.path.stem]
-    return next((images[s.lower()] for s in stems if s and s.lower() in images), None)
+    by_name = getattr(images, "by_name", {})
+    if annotation.filename and annotation.filename.lower() in by_name:
+        return by_name[annotation.filename.lower()]
+    for stem in (Path(annotation.filename).stem, annotation.path.stem):
+        if stem and stem.lower() in images:
+            clash = getattr(images, "ambiguous", {}).get(stem.lower())
+            if clash:
+                names = " and ".join(p.name for p in clash)
+                raise ValueError(
+                    f"{names} both match {annotation.path.name} (its <filename> is "
+                    f"{annotation.filename or 'empty'}); rename one, or name the photo in <filename>"
+                )
+            return images[stem.lower()]
+    return None
 
 
 def read_photo(xml_path: str | Path, images: dict[str, Path], policy: VocPolicy) -> VocPhoto:
@@ -244,7 +281,11 @@ def read_photo(xml_path: str | Path, images: dict[str, Path], policy: VocPolicy)
     except ValueError as err:
         photo.error, photo.error_kind = str(err), "unreadable"
         return photo
-    photo.image = image_of(annotation, images)
+    try:
+        photo.image = image_of(annotation, images)
+    except ValueError as err:
+        photo.error, photo.error_kind = f"{xml_path}: {err}", "ambiguous_image"
+        return photo
     if photo.image is None:
         photo.error = f"{xml_path}: no image named {annotation.filename!r} or same stem"
         photo.error_kind = "no_image"
