@@ -374,6 +374,31 @@ def _report(
     return out
 
 
+def outcomes_at(data: dict, score: np.ndarray, threshold: float) -> list:
+    """ImageOutcomes (as evaluate-detect makes them, IoU 0.3) of the candidates scoring >= threshold."""
+    from maskdetect.detect.evaluate import matched_outcome
+    from maskdetect.labels import CLASSES
+
+    outcomes = []
+    truth, labels = data["truth_all"], data["truth_all_label"]
+    for index, path in enumerate(data["paths"]):
+        rows = np.flatnonzero((data["photo"] == index) & (score >= threshold))
+        t = [(tuple(b), str(lab)) for b, lab in zip(truth[truth[:, 0] == index, 1:5],
+                                                    labels[truth[:, 0] == index], strict=True)]
+        predicted = [CLASSES[int(np.argmax(p))] for p in data["probs"][rows]]
+        outcomes.append(matched_outcome(str(path), t, data["box"][rows], score[rows], predicted, MATCH_IOU))
+    return outcomes
+
+
+def sheet(path: Path, rule: str, threshold: float, out: Path, count: int, seed: int) -> None:
+    from maskdetect.detect.false_alarms import false_alarm_report, write_unmatched_sheet
+
+    data = dict(np.load(path))
+    outcomes = outcomes_at(data, score_sets(data)[rule], threshold)
+    write_unmatched_sheet(outcomes, out, count=count, seed=seed)
+    print(json.dumps(false_alarm_report(outcomes), indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -389,6 +414,13 @@ def main() -> None:
     mp.add_argument("--exclude", type=Path)
     mp.add_argument("--limit", type=int)
     mp.add_argument("--workers", type=int, default=2)
+    sh = sub.add_parser("sheet")
+    sh.add_argument("candidates", type=Path)
+    sh.add_argument("--rule", default="verified")
+    sh.add_argument("--threshold", type=float, default=0.37)
+    sh.add_argument("--out", type=Path, required=True)
+    sh.add_argument("--count", type=int, default=100)
+    sh.add_argument("--seed", type=int, default=0)
     f = sub.add_parser("fit")
     f.add_argument("train", type=Path)
     f.add_argument("test", type=Path)
@@ -396,6 +428,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "fit":
         fit_and_report(args.train, args.test, args.target)
+    if args.cmd == "sheet":
+        sheet(args.candidates, args.rule, args.threshold, args.out, args.count, args.seed)
     if args.cmd == "passes":
         mine_passes(args.voc_dir, args.out, args.exclude, args.limit, args.workers)
     if args.cmd == "mine":
