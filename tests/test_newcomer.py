@@ -237,4 +237,5 @@ def test_mistake_gallery_keeps_whole_file_names(tmp_path: Path, monkeypatch) -> 
     plots.plot_mistakes([{"image": Image.new("RGB", (8, 8)), "true": "covered", "predicted": "uncovered",
                           "confidence": 0.9, "name": name}], tmp_path / "m.png")
     title = figures[0].axes[0].get_title()
-    assert title.split("\n", 2)[2].replace("\n", "") == name
+    assert title.split("\n", 2)[2].replace("\n", "") == name  # whole (evaluate cut it at 22 characters)
+    assert all(len(line) <= 24 for line in title.split("\n"))  # and wrapped: no overlap with its neighbour
