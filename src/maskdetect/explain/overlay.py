@@ -52,8 +52,8 @@ def colour_limits(heatmap: np.ndarray, symmetric: bool) -> tuple[float, float]:
 def wrap_caption(caption: str, width: int = CAPTION_WIDTH) -> str:
     """Each line of `caption` wrapped to `width` characters, long names broken rather than cut off.
 
-    >>> wrap_caption("CMFD__00000__00009_Mask_Mouth_Chin\ncovered 0.91", width=16)
-    'CMFD__00000__000\n09_Mask_Mouth_Ch\nin\ncovered 0.91'
+    >>> wrap_caption("CMFD__00000__00009_Mask_Mouth_Chin\\ncovered 0.91", width=16)
+    'CMFD__00000__000\\n09_Mask_Mouth_Ch\\nin\\ncovered 0.91'
     """
     return "\n".join(piece for line in caption.split("\n")
                      for piece in (textwrap.wrap(line, width, break_on_hyphens=False) or [""]))
