@@ -10,6 +10,8 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from maskdetect import __version__
 
@@ -69,21 +71,58 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from maskdetect.data.download import DownloadCancelled, DownloadError
 
+    new_folders = [path for path in _output_paths(args) if not path.exists()]
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as err:
         # Bad user input (ImageError, CheckpointError, bad YAML and archives are ValueErrors): one line.
-        return _error(err, 2)
+        return _error(err, 2, new_folders)
     except (DownloadError, OSError) as err:
         # The network, the disk or a file failed us: still the user's to fix, not a bug to trace.
-        return _error(err, 1)
+        return _error(err, 1, new_folders)
     except (KeyboardInterrupt, DownloadCancelled):
         print("maskdetect: interrupted", file=sys.stderr)
         return 130
+    if status:  # it failed without raising (e.g. every download failed): the same clean-up
+        for folder in new_folders:
+            remove_empty_folders(folder)
+    return status
 
 
-def _error(err: BaseException, code: int) -> int:
-    """Print `err` as the one line `maskdetect: error: ...` on stderr; return the exit status `code`."""
+# Arguments that name what a command writes: a run that fails must not leave them as empty folders.
+OUTPUT_ARGUMENTS: tuple[str, ...] = ("out", "output", "dest", "jsonl")
+
+
+def _output_paths(args: argparse.Namespace) -> list[Path]:
+    paths = [getattr(args, name, None) for name in OUTPUT_ARGUMENTS]
+    return [Path(path) for path in paths if isinstance(path, (str, Path))]
+
+
+def remove_empty_folders(root: Path) -> None:
+    """Remove `root` and the folders under it that hold no file: what a failed run left behind.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp()) / "out"
+    >>> (root / "a" / "b").mkdir(parents=True)
+    >>> remove_empty_folders(root); root.exists()
+    False
+    """
+    if not root.is_dir() or root.is_symlink():
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if not any(root.iterdir()):
+        root.rmdir()
+
+
+def _error(err: BaseException, code: int, new_folders: Sequence[Path] = ()) -> int:
+    """Print `err` as the one line `maskdetect: error: ...` on stderr; return the exit status `code`.
+
+    Output folders that did not exist before the run are removed again where it left them empty.
+    """
+    for folder in new_folders:
+        remove_empty_folders(folder)
     message = " ".join(str(err).split()) or type(err).__name__
     print(f"maskdetect: error: {message}", file=sys.stderr)
     return code

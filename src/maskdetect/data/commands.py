@@ -13,12 +13,14 @@ from maskdetect.data.dedup import DEFAULT_THRESHOLD
 from maskdetect.data.download import (
     CATALOG,
     DatasetInfo,
+    DownloadReport,
     dataset_info,
     download_ffhq,
     download_maskedface_net,
     format_catalog,
     parse_url_args,
 )
+from maskdetect.data.download.datasets import verify_archives
 from maskdetect.data.prepare import (
     PrepareOptions,
     SourceOptions,
@@ -165,8 +167,12 @@ def _add_download(subparsers: argparse._SubParsersAction) -> None:
                         help="maskedface-net: a direct download link of one archive (repeatable)")
     parser.add_argument("--urls-file", help="maskedface-net: a file of 'URL [NAME]' lines")
     parser.add_argument("--no-extract", action="store_true", help="maskedface-net: keep the zips unextracted")
+    parser.add_argument("--delete-archives", action="store_true",
+                        help="maskedface-net: delete each zip once it is extracted and its sha256 recorded "
+                        "(by default the zips, about 39 GB, are kept beside the extracted images)")
     parser.add_argument("--verify", action="store_true",
-                        help="maskedface-net: re-hash archives already extracted against SHA256SUMS")
+                        help="maskedface-net: re-hash the zips on disk against DEST/SHA256SUMS (no links "
+                        "needed; with --url, also those already extracted)")
     parser.add_argument("--json", help="ffhq: ffhq-dataset-v2.json, a local path or an http(s) URL")
     parser.add_argument("--kind", choices=("thumbnails", "images"), default="thumbnails",
                         help="ffhq: 128 px thumbnails (1.95 GB) or 1024 px images (89 GB)")
@@ -191,19 +197,29 @@ def run_download(args: argparse.Namespace) -> int:
                "timeout": args.timeout}
     if args.dataset == "maskedface-net":
         pairs = parse_url_args(args.url, args.urls_file)
+        if not pairs and args.verify:
+            return _print_verified(verify_archives(args.dest), args.dest)
         if not pairs:
             return _explain_missing_links("MaskedFace-Net needs its download links pasted by hand.", info)
         report = download_maskedface_net(args.dest, pairs, extract=not args.no_extract,
-                                         verify=args.verify, **options)
+                                         verify=args.verify, delete_archives=args.delete_archives, **options)
     else:
         if not args.json:
             return _explain_missing_links("FFHQ needs its index file, ffhq-dataset-v2.json.", info)
         report = download_ffhq(args.dest, args.json, kind=args.kind, limit=args.limit,
                                base_url=args.base_url, **options)
     skipped = f", {len(report.skipped)} archives already extracted" if report.skipped else ""
+    deleted = f", {len(report.deleted)} zips deleted after extraction" if report.deleted else ""
     print(f"{len(report.downloaded)} files downloaded and checked, "
-          f"{len(report.extracted)} archives extracted{skipped}, {len(report.failed)} failed "
+          f"{len(report.extracted)} archives extracted{skipped}{deleted}, {len(report.failed)} failed "
           f"(into {args.dest}; licence: {info.licence})")
+    for name, reason in sorted(report.failed.items()):
+        print(f"  FAILED {name}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _print_verified(report: DownloadReport, dest: str) -> int:
+    print(f"{len(report.verified)} zips match {dest}/SHA256SUMS, {len(report.failed)} do not")
     for name, reason in sorted(report.failed.items()):
         print(f"  FAILED {name}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0

@@ -111,7 +111,7 @@ def scan_sources(sources: SourceOptions, *, echo: Echo = log.info) -> list[Manif
     >>> scan_sources(SourceOptions())
     Traceback (most recent call last):
     ...
-    ValueError: no source given: pass at least one of maskedface_net, ffhq, voc, folder
+    ValueError: no source given: pass at least one of --maskedface-net, --ffhq, --voc, --folder
     """
     start = time.perf_counter()
     build = build_manifest(maskedface_net=sources.maskedface_net, ffhq=sources.ffhq, voc=sources.voc,
@@ -231,7 +231,7 @@ def prepare_data(options: PrepareOptions, *, echo: Echo = log.info) -> PrepareRe
     >>> prepare_data(PrepareOptions(SourceOptions(), SplitOptions(out="/tmp/tree")))
     Traceback (most recent call last):
     ...
-    ValueError: no source given: pass at least one of maskedface_net, ffhq, voc, folder
+    ValueError: no source given: pass at least one of --maskedface-net, --ffhq, --voc, --folder
     """
     out = Path(options.split.out)
     rows = scan_sources(options.sources, echo=echo)

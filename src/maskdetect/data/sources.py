@@ -45,10 +45,10 @@ def build_manifest(
     >>> build_manifest()
     Traceback (most recent call last):
     ...
-    ValueError: no source given: pass at least one of maskedface_net, ffhq, voc, folder
+    ValueError: no source given: pass at least one of --maskedface-net, --ffhq, --voc, --folder
     """
     if not (maskedface_net or ffhq or voc or folder):
-        raise ValueError("no source given: pass at least one of maskedface_net, ffhq, voc, folder")
+        raise ValueError("no source given: pass at least one of --maskedface-net, --ffhq, --voc, --folder")
     for what, paths in (("MaskedFace-Net", maskedface_net), ("FFHQ", ffhq), ("VOC", voc), ("image", folder)):
         for path in paths:
             require_dir(path, what)

@@ -196,7 +196,7 @@ def _prepare_root(root: Path, fingerprint: str, overwrite: bool) -> None:
     if not overwrite:
         raise FileExistsError(
             f"{root} already holds {'a different split tree' if marker.is_file() else 'split folders'}; "
-            "pass --overwrite (overwrite=True) to replace it, or choose another folder"
+            "pass --overwrite to replace it, or choose another folder"
         )
     log.warning("overwriting the split tree in %s", root)
     for name in (*SPLITS, MARKER, SPLIT_MANIFEST_NAME):

@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from maskdetect.faces.detector import DETECTORS
@@ -26,14 +27,16 @@ DETECT_EXIT_CODES = """exit status:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     detect = subparsers.add_parser(
         "detect", help="find faces in images, folders, videos or a camera and label their masks",
-        description="Annotated images/videos go to --out; one JSON line per image to --out/detections.jsonl.",
+        description="Annotated images/videos go to --out (default ./detections/); one JSON line per image "
+        "to OUT/detections.jsonl.",
         epilog=DETECT_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     detect.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive), videos")
     detect.add_argument("--camera", type=int, metavar="INDEX", help="read a camera (e.g. 0) instead")
     detect.add_argument("--frames", type=int, default=0, metavar="N",
                         help="stop a camera after N frames (0: until q/Ctrl-C)")
-    detect.add_argument("--out", "-o", type=Path, default=Path("detections"), help="output folder")
+    detect.add_argument("--out", "-o", type=Path, default=Path("detections"),
+                        help="output folder (default: ./%(default)s/)")
     detect.add_argument("--jsonl", type=Path, help="JSON Lines file (default OUT/detections.jsonl)")
     detect.add_argument("--no-images", action="store_true", help="write JSON Lines only, no annotated images")
     detect.add_argument("--resume", action="store_true",
@@ -52,6 +55,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = subparsers.add_parser(
         "evaluate-detect", help="end-to-end evaluation on a Pascal VOC photo set (recall, precision, F1)",
+        description="Prints the full report as JSON on stdout (and to --output), then a few lines of "
+        "summary on stderr: recall, precision, and accuracy and macro-F1 of the faces found.",
     )
     evaluate.add_argument("voc_dir", type=Path, metavar="VOC_DIR", help="folder with annotations/ and images")
     _model_options(evaluate)
@@ -67,7 +72,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                           help="no detector: score this second annotation of the same photos (with --pairs); "
                           "how well two annotators agree")
     evaluate.add_argument("--pairs", type=Path,
-                          help="with --against: lines 'photo in VOC_DIR<TAB or comma>its copy in OTHER_VOC'")
+                          help="with --against: lines 'photo in VOC_DIR<TAB or comma>its copy in OTHER_VOC' "
+                          "(a first line of column names is skipped)")
     evaluate.add_argument("--unmatched-sheet", type=Path, metavar="IMAGE",
                           help="write a contact sheet of boxes that match no labelled face (PNG or JPEG; "
                           "a CSV naming each tile goes beside it), to see what the false alarms are")
@@ -104,8 +110,13 @@ def run_export(args: argparse.Namespace) -> int:
     from maskdetect.checkpoint import load_checkpoint
     from maskdetect.export import export_onnx
 
-    path = export_onnx(load_checkpoint(args.checkpoint), args.output, source=str(args.checkpoint))
-    print(f"wrote {path}")
+    start = time.perf_counter()
+    checkpoint = load_checkpoint(args.checkpoint)
+    # One step of 8-16 s with nothing to count: say it started, then what it wrote.
+    print(f"exporting {args.checkpoint} to ONNX (about 10 s)...", file=sys.stderr, flush=True)
+    path = export_onnx(checkpoint, args.output, source=str(args.checkpoint))
+    print(f"wrote {path} in {time.perf_counter() - start:.0f} s; run it with "
+          f"`maskdetect detect PHOTO --checkpoint {path}` or `Predictor({str(path)!r})`")
     return 0
 
 
@@ -125,6 +136,7 @@ def run_detect(args: argparse.Namespace) -> int:
     print("faces by class: " + ", ".join(f"{k} {v}" for k, v in summary.counts.items()))
     for failure in summary.failures:
         print(f"skipped: {failure}", file=sys.stderr)
+    print(_written(summary.annotated, summary.jsonl, args.out))
     return 1 if summary.failures else 0  # DETECT_EXIT_CODES
 
 
@@ -151,11 +163,65 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _written(annotated: int, jsonl: Path, out: Path) -> str:
+    """The last line of `detect`: what it wrote, and where.
+
+    >>> _written(3, Path("out/detections.jsonl"), Path("out"))
+    'wrote 3 annotated files and detections.jsonl to out'
+    >>> _written(0, Path("log.jsonl"), Path("out"))
+    'wrote log.jsonl'
+    """
+    if jsonl.parent == out:
+        return f"wrote {annotated} annotated files and {jsonl.name} to {out}"
+    return f"wrote {annotated} annotated files to {out} and {jsonl}" if annotated else f"wrote {jsonl}"
+
+
 def _emit(report: dict, output: Path | None) -> None:
     text = json.dumps(report, indent=2)
     if output:
         atomic_write_text(output, text + "\n")
     print(text)
+    # After the JSON (on stdout, for scripts), the few figures a person reads, last on the screen.
+    print(summary_lines(report), file=sys.stderr)
+    if output:
+        print(f"wrote {output}", file=sys.stderr)
+
+
+def summary_lines(report: dict) -> str:
+    """A few plain lines of an `evaluate-detect` report: recall, precision, accuracy, macro-F1.
+
+    >>> print(summary_lines({"images": 2, "faces": 4, "matched": 3, "recall": 0.75, "precision": 0.6,
+    ...                      "iou_threshold": 0.5, "recall_32px_and_more": 1.0,
+    ...                      "classification": {"faces": 3, "accuracy": 0.6667, "macro_f1": 0.5}}))
+    2 photos, 4 annotated faces
+    recall     0.750  (3 of 4 faces found at IoU 0.5; faces of 32 px and more 1.000)
+    precision  0.600  (of the detected faces, the share that matches an annotated one)
+    accuracy   0.667  (labels of the 3 faces found)
+    macro-F1   0.500
+    """
+    lines = [
+        f"{report['images']} photos, {report['faces']} annotated faces",
+        f"recall     {report['recall']:.3f}  ({report['matched']} of {report['faces']} faces found at IoU "
+        f"{report['iou_threshold']}; faces of 32 px and more {report['recall_32px_and_more']:.3f})",
+        f"precision  {report['precision']:.3f}  (of the detected faces, the share that matches an "
+        "annotated one)",
+    ]
+    classification = report.get("classification")
+    if classification:
+        lines.append(f"accuracy   {classification['accuracy']:.3f}  (labels of the {classification['faces']} "
+                     "faces found)")
+        lines.append(f"macro-F1   {classification['macro_f1']:.3f}")
+    alarms = report.get("false_alarms", {}).get("per_100_photos")
+    if alarms:
+        called = f", {alarms['uncovered']:.1f} of them called uncovered" if "uncovered" in alarms else ""
+        lines.append(f"false alarms {alarms['unmatched']:.1f} boxes a 100 photos match no annotated face"
+                     f"{called}")
+    if report.get("unmatched_sheet"):
+        lines.append(f"those boxes, to look at: {report['unmatched_sheet']}")
+    for row in report.get("sweep", []):
+        lines.append(f"threshold {row['threshold']}: recall {row['recall']:.3f}, precision "
+                     f"{row['precision']:.3f}")
+    return "\n".join(lines)
 
 
 def _read_pairs(path: Path) -> list[tuple[str, str]]:
@@ -169,7 +235,15 @@ def _read_pairs(path: Path) -> list[tuple[str, str]]:
         if len(cells) < 2 or not cells[1]:
             raise ValueError(f"{path}:{number}: expected two names, a photo and its copy")
         pairs.append((cells[0], cells[1]))
+    if len(pairs) > 1 and not _is_image_name(pairs[0][0]) and _is_image_name(pairs[1][0]):
+        pairs = pairs[1:]  # a header (ilc2021_file, andrewmvd_file) names no photo: not a pair
     return pairs
+
+
+def _is_image_name(name: str) -> bool:
+    from maskdetect.images import IMAGE_SUFFIXES
+
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES
 
 
 def _read_names(path: Path) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from maskdetect.data.voc_xml import (
     VocPolicy,
@@ -393,7 +394,9 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
         threshold = min(options.sweep)  # one run at the lowest; the others keep faces by score
     predict = _face_finder(options, threshold)
     start = time.perf_counter()
-    outcomes = list(evaluate_images(items, predict, options.workers, options.match_iou))
+    # A bar on stderr when it is a terminal: 1,114 photos take minutes.
+    outcomes = list(tqdm(evaluate_images(items, predict, options.workers, options.match_iou),
+                         total=len(items), desc="photos", unit="photo", disable=None))
     report = summarise(outcomes, options.match_iou)
     report.update(
         voc_dir=str(voc_dir), detector=options.detector, threshold=threshold,

@@ -14,7 +14,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "explain",
         help="heat maps of what the classifier looks at (occlusion, Grad-CAM); nose/mouth share",
         description="Explain the classifier on every face of a photo, on every image of a folder (with a "
-        "contact sheet), or measure the heat on the nose and mouth over a labelled folder (--summary).",
+        "contact sheet), or measure the heat on the nose and mouth over a labelled folder (--summary). "
+        "Files go to --out (default ./explanations/); its index.json lists every map in it.",
     )
     parser.add_argument("path", nargs="?", type=Path, help="a photo or a folder of images")
     parser.add_argument("--summary", type=Path, metavar="DIR",
@@ -38,7 +39,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="face detector for photos: blazeface (default), blazeface-fast or haar")
     parser.add_argument("--raw-probability", action="store_true",
                         help="also write the target's probability map with each pixel occluded")
-    parser.add_argument("--out", type=Path, default=Path("explanations"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("explanations"),
+                        help="output folder (default: ./%(default)s/)")
     parser.add_argument("--limit", type=int, help="at most this many images (per class with --summary)")
     parser.add_argument("--min-mesh-score", type=float, default=0.5,
                         help="--summary: skip crops where the face mesh's score is lower")

@@ -3,6 +3,7 @@
 What `maskdetect explain` and the demo run: each face's heat map (`.npy`), its overlay (`.png`) and an
 `index.json`; for a folder also a contact sheet; for a labelled folder `summary.json`/`summary.md`.
 Text lines about what was written go through `echo` (the log by default; the command passes `print`).
+One `index.json` per output folder lists every map in it, from this run and earlier ones.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def explain_image(
     entries = write_face_explanations(faces, path.stem, out, raw_probability=options.raw_probability,
                                       echo=echo)
     index = [{"image": str(path), **e} for e in entries]
-    write_json(out / "index.json", index)
+    update_index(out, index)
+    echo(_wrote(entries, out))
     return index
 
 
@@ -187,14 +189,51 @@ def explain_folder(
                                           echo=echo)
         result.index.extend({"image": str(path), **e} for e in entries)
         for face in faces:
-            caption = f"{rel.stem[:18]}\n{face.predicted} {face.probabilities[face.predicted]:.2f}"
+            caption = f"{stem}\n{face.predicted} {face.probabilities[face.predicted]:.2f}"  # wrapped, not cut
             panels.append(Panel(face.crop, face.heatmap, caption, symmetric=face.method == "occlusion"))
-    write_json(out / "index.json", result.index)
+    update_index(out, result.index)
     if panels:
         result.contact_sheet = out / "contact_sheet.png"
         save_contact_sheet(panels[:CONTACT_SHEET_FACES], result.contact_sheet)
         echo(f"contact sheet of {min(len(panels), CONTACT_SHEET_FACES)} faces: {result.contact_sheet}")
+    echo(_wrote(result.index, out, extra=1 if panels else 0))
     return result
+
+
+def update_index(out: Path, entries: list[dict]) -> list[dict]:
+    """Add `entries` to `out/index.json`, which then lists every map in `out`, old runs' included.
+
+    An entry whose map was written again (the same name) is replaced; one whose map is gone is dropped,
+    so the index always describes the files beside it.
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> for name in ("a.npy", "b.npy"):
+    ...     _ = (out / name).write_bytes(b"")
+    >>> _ = update_index(out, [{"map": str(out / "a.npy"), "run": 1}])
+    >>> [e["run"] for e in update_index(out, [{"map": str(out / "b.npy"), "run": 2}])]
+    [1, 2]
+    """
+    path, new = out / "index.json", {entry["map"] for entry in entries}
+    old: list[dict] = []
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            log.warning("%s: not valid JSON; starting a new index", path)
+        if not isinstance(old, list):
+            old = []
+    kept = [e for e in old
+            if isinstance(e, dict) and e.get("map") not in new and Path(str(e.get("map"))).is_file()]
+    index = kept + entries
+    write_json(path, index)
+    return index
+
+
+def _wrote(entries: list[dict], out: Path, extra: int = 0) -> str:
+    # Each entry is a map and its overlay (and perhaps a probability map); index.json; a contact sheet.
+    files = sum(2 + ("probability_map" in e) for e in entries) + 1 + extra
+    return f"wrote {files} files to {out} ({len(entries)} maps; index.json lists every map there)"
 
 
 def summarise_regions(

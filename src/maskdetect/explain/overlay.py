@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from maskdetect.fileio import atomic_write_bytes
+
+CAPTION_WIDTH = 26  # characters of an 8 pt title that fit over a contact sheet's 2-inch panel
 
 
 @dataclass
@@ -46,6 +49,16 @@ def colour_limits(heatmap: np.ndarray, symmetric: bool) -> tuple[float, float]:
     return (-top, top) if symmetric else (0.0, top)
 
 
+def wrap_caption(caption: str, width: int = CAPTION_WIDTH) -> str:
+    """Each line of `caption` wrapped to `width` characters, long names broken rather than cut off.
+
+    >>> wrap_caption("CMFD__00000__00009_Mask_Mouth_Chin\\ncovered 0.91", width=16)
+    'CMFD__00000__000\\n09_Mask_Mouth_Ch\\nin\\ncovered 0.91'
+    """
+    return "\n".join(piece for line in caption.split("\n")
+                     for piece in (textwrap.wrap(line, width, break_on_hyphens=False) or [""]))
+
+
 def _draw(ax: Axes, panel: Panel, alpha: float) -> ScalarMappable:
     crop = np.asarray(panel.crop.convert("RGB"))
     height, width = panel.heatmap.shape
@@ -59,7 +72,9 @@ def _draw(ax: Axes, panel: Panel, alpha: float) -> ScalarMappable:
         # Signed maps: opacity grows with |value|, so the face stays visible where the map is ~0.
         rgba[..., 3] = alpha * np.sqrt(np.clip(np.abs(heat) / vmax, 0, 1)) + 0.1
     else:
-        rgba[..., 3] = alpha
+        # Unsigned maps (Grad-CAM): transparent where the map is 0, `alpha` at its top, so the face shows
+        # through everywhere but the hottest part (a flat `alpha` of jet's dark blue hid the face).
+        rgba[..., 3] = alpha * np.clip(heat / vmax, 0, 1)
     ax.imshow(crop, extent=(0, width, height, 0))
     ax.imshow(rgba, extent=(0, width, height, 0), interpolation="nearest")
     if panel.polygon is not None and len(panel.polygon) >= 3:
@@ -69,7 +84,7 @@ def _draw(ax: Axes, panel: Panel, alpha: float) -> ScalarMappable:
     ax.set_ylim(height, 0)
     ax.set_axis_off()
     if panel.caption:
-        ax.set_title(panel.caption, fontsize=8)
+        ax.set_title(wrap_caption(panel.caption), fontsize=8)
     return mappable
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,18 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from maskdetect.train.loop import train  # torch-heavy: import only when used
+    from maskdetect.train.loop import RESUME_FILE, train  # torch-heavy: import only when used
 
     flags = {name: getattr(args, name, None) for name in config_keys()}
     config = load_train_config(flags, config_file=args.config, resume=args.resume)
-    summary = train(config, resume=args.resume)
+    try:
+        summary = train(config, resume=args.resume)
+    except KeyboardInterrupt:
+        if int(os.environ.get("RANK", "0")) == 0 and (Path(config.out) / RESUME_FILE).is_file():
+            # The run's config.yaml holds every setting: --out and --resume are all it needs.
+            print(f"maskdetect: training stopped; continue it with: maskdetect train --out {config.out} "
+                  "--resume", file=sys.stderr)
+        raise
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
     return 0

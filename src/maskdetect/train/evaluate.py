@@ -189,7 +189,7 @@ def _write_outputs(
                 "true": CLASSES[truth[i]],
                 "predicted": CLASSES[predicted[i]],
                 "confidence": float(probs[i, predicted[i]]),
-                "name": paths[i].name[:22],
+                "name": paths[i].name,
             }
         )
     plot_mistakes(mistakes, out / "mistakes.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from maskdetect.fileio import atomic_path
 
 matplotlib.use("Agg")  # files only, never a window; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _save(figure: plt.Figure, path: str | os.PathLike) -> None:
@@ -90,14 +92,16 @@ def plot_mistakes(mistakes: Sequence[dict[str, Any]], path: str | os.PathLike, c
         mistakes: dicts with ``image`` (PIL), ``true``, ``predicted``, ``confidence`` and ``name``.
     """
     rows = max(1, -(-len(mistakes) // columns))
-    figure, grid = plt.subplots(rows, columns, figsize=(columns * 1.9, rows * 2.25), squeeze=False)
+    figure, grid = plt.subplots(rows, columns, figsize=(columns * 1.9, rows * 2.45), squeeze=False)
     for axes in grid.flat:
         axes.axis("off")
     for axes, item in zip(grid.flat, mistakes, strict=False):
         image: Image.Image = item["image"]
         axes.imshow(image)
+        # The file name wrapped over lines, never cut: it is how the mistake is found again.
+        name = "\n".join(textwrap.wrap(str(item["name"]), 24, break_on_hyphens=False))
         axes.set_title(
-            f"true {item['true']}\npred {item['predicted']} {item['confidence']:.2f}\n{item['name']}",
+            f"true {item['true']}\npred {item['predicted']} {item['confidence']:.2f}\n{name}",
             fontsize=6.5,
         )
     if not mistakes:
@@ -117,6 +121,7 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | os.PathL
     acc_ax.plot(xs, [e["val_accuracy"] for e in history], "o-", label="validation")
     acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1))
     for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.25, 1.5
         ax.legend()
         ax.grid(alpha=0.3)
     figure.tight_layout()

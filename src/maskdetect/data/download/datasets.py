@@ -52,12 +52,16 @@ class DownloadReport:
         extracted: archives extracted in this run.
         skipped: archives left alone because an earlier run extracted them.
         failed: relative path (or URL) -> the reason it failed.
+        verified: archives whose zip on disk matched its recorded sha256.
+        deleted: archives whose zip was deleted after a clean extraction.
     """
 
     downloaded: list[str] = field(default_factory=list)
     extracted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    verified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
 
 class DownloadCancelled(Exception):  # noqa: N818 (not a failure of the file: the user stopped it)
@@ -279,12 +283,15 @@ def download_maskedface_net(
     *,
     extract: bool = True,
     verify: bool = False,
+    delete_archives: bool = False,
     **options,
 ) -> DownloadReport:
     """Download MaskedFace-Net archives, check/record their sha256, extract each one safely.
 
     Archives already marked extracted are skipped (their zips may have been deleted); with `verify`,
-    those whose zip is still there are hashed again and checked against `SHA256SUMS`.
+    those whose zip is still there are hashed again and checked against `SHA256SUMS`. With
+    `delete_archives`, each zip is deleted once it is extracted and its sha256 recorded (MaskedFace-Net's
+    zips are about 39 GB beside as much extracted); otherwise they are kept.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -312,6 +319,31 @@ def download_maskedface_net(
             continue
         if book.get(spec.relpath) is None:
             book.record(spec.relpath, digest)
+    if delete_archives and extract:
+        for name in [*report.extracted, *report.skipped]:
+            if (dest / name).is_file() and name not in report.failed:
+                (dest / name).unlink()
+                report.deleted.append(name)
+                log.info("%s: extracted; zip deleted", name)
+    return report
+
+
+def verify_archives(dest: str | os.PathLike) -> DownloadReport:
+    """Hash every zip in `dest` that `DEST/SHA256SUMS` lists, against its recorded sha256; no network.
+
+    Raises:
+        FileNotFoundError: `dest` has no SHA256SUMS (written after an archive's first clean extraction).
+
+    >>> verify_archives("/no/such/folder")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: /no/such/folder/SHA256SUMS: no such file, nothing to verify the zips against
+    """
+    dest = Path(dest)
+    if not (dest / CHECKSUMS_FILE).is_file():
+        raise FileNotFoundError(f"{dest / CHECKSUMS_FILE}: no such file, nothing to verify the zips against")
+    book, report = ChecksumBook(dest / CHECKSUMS_FILE), DownloadReport()
+    _verify_kept_archives(dest, sorted(book.hashes), book, report)
     return report
 
 
@@ -325,6 +357,7 @@ def _verify_kept_archives(dest: Path, names: list[str], book: ChecksumBook, repo
         if actual != expected:
             report.failed[name] = f"sha256 mismatch: got {actual}, {CHECKSUMS_FILE} says {expected}"
         else:
+            report.verified.append(name)
             log.info("%s: sha256 verified", name)
 
 
