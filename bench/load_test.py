@@ -16,6 +16,7 @@ import argparse
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -45,6 +46,43 @@ def load_photos(folder: Path = PHOTOS, count: int = 16, size: tuple[int, int] = 
         Image.open(path).convert("RGB").resize(size, Image.BILINEAR).save(buffer, format="JPEG", quality=90)
         photos.append(buffer.getvalue())
     return photos
+
+
+def scan_bomb_jpeg(side: int = 7000, repeats: int = 10_000) -> bytes:
+    """A progressive JPEG of side x side pixels whose smallest scan repeats `repeats` times.
+
+    Each repeat makes a decoder pass over every coefficient again: at 7000 px and 10,000 repeats
+    about 1.5 MB that take a minute or more of CPU to decode, unless refused by its scan count.
+    """
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((side, side)).save(
+        buffer, format="JPEG", progressive=True, quality=80)
+    data = buffer.getvalue()
+    scans = _scan_spans(data)
+    start, end = min(scans, key=lambda span: span[1] - span[0])
+    eoi = data.rindex(b"\xff\xd9")
+    return data[:eoi] + data[start:end] * repeats + data[eoi:]
+
+
+def _scan_spans(data: bytes) -> list[tuple[int, int]]:
+    # (start, end) of each SOS segment with its scan data: from its marker to the next marker.
+    marker = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+    spans, pos = [], 2
+    while (match := marker.search(data, pos)) is not None and match.group(1) != b"\xd9":
+        pos = match.end() + int.from_bytes(data[match.end():match.end() + 2], "big")
+        if match.group(1) == b"\xda":
+            following = marker.search(data, pos)
+            pos = following.start() if following else len(data)
+            spans.append((match.start(), pos))
+    return spans
+
+
+def pixel_bomb_png(width: int = 7000, height: int = 7000) -> bytes:
+    """A real, fully decodable PNG of one grey level: about 50 KB that decode to width x height x 3 bytes."""
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def run_load(url: str, photos: Sequence[bytes], clients: int = 8, requests: int = 500,
