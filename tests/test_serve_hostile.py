@@ -197,3 +197,28 @@ def test_a_form_of_90090_fields_gets_a_short_400():
     assert len(response.content) < 1000, len(response.content)
     detail = response.json()["detail"]
     assert "'f0'" in detail and "90,080 more" in detail
+
+
+class HoldsLargeImages(GatedPredictor):
+    """Holds only images over a million pixels until released."""
+
+    def __call__(self, image):
+        if image.width * image.height > 1_000_000:
+            return super().__call__(image)
+        return FakePredictor.__call__(self, image)
+
+
+def test_a_large_image_does_not_hold_up_ordinary_photos(photo):
+    predictor = HoldsLargeImages()
+    app = create_app(predictor, large_pixels=1_000_000)
+    big = {"image": ("big.png", bench.pixel_bomb_png(2000, 1500), "image/png")}
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=20) as http:
+        first = threading.Thread(target=http.post, args=("/v1/detect",), kwargs={"files": big})
+        first.start()
+        try:
+            assert predictor.entered.wait(10)
+            ordinary = http.post("/v1/detect", files={"image": ("p.jpg", photo, "image/jpeg")}, timeout=5)
+            assert ordinary.status_code == 200, ordinary.text  # beside the held 3 MP image, not behind it
+        finally:
+            predictor.release.set()
+            first.join(10)

@@ -4,7 +4,9 @@ One predictor (one model session) serves every request. Decoding runs in the sha
 and inference in its own small pool (one thread by default), so the event loop keeps answering.
 A request holds nothing while its body arrives (which has a deadline and a minimum rate); then it
 takes an in-flight slot, room in the budget of decoded pixels, a decode slot and an inference slot,
-and is dropped before decoding and before inference if its client has gone.
+and is dropped before decoding and before inference if its client has gone. Images over
+`large_pixels` decode and run in a lane of their own (one at a time), so a burst of 50 MP uploads
+cannot hold up ordinary photos behind it.
 One inference thread because the runtimes already use the cores within a call and a model that stays
 on one thread ran faster here than one handed between anyio's workers. (More are safe with
 `Predictor`: its face detectors keep one TFLite interpreter / Haar cascade per thread.)
@@ -21,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
@@ -40,6 +43,7 @@ from maskdetect.serve.limits import (
     BODY_TIMEOUT_S,
     BUDGET_WAIT_S,
     DECODED_PIXELS_BUDGET,
+    LARGE_IMAGE_PIXELS,
     MIN_BODY_RATE,
     SERVE_MAX_PIXELS,
 )
@@ -68,6 +72,7 @@ def create_app(
     pixel_budget: int = DECODED_PIXELS_BUDGET,
     budget_wait: float = BUDGET_WAIT_S,
     max_scans: int = DEFAULT_MAX_SCANS,
+    large_pixels: int = LARGE_IMAGE_PIXELS,
 ) -> FastAPI:
     """Build the service.
 
@@ -92,6 +97,8 @@ def create_app(
             that does not fit waits up to `budget_wait` seconds, then gets 503 with Retry-After.
         budget_wait: seconds a request waits for room in the pixel budget.
         max_scans: refuse JPEGs with more scans than this before decoding (422): scan bombs.
+        large_pixels: images with more pixels than this decode and run in their own lane, one at
+            a time, beside the lane of ordinary photos.
 
     Returns:
         The FastAPI application (serve it with uvicorn).
@@ -116,11 +123,13 @@ def create_app(
             app.state.predictor = await run_in_threadpool(load_predictor or _default_predictor)
         app.state.model_info = await run_in_threadpool(describe_model, app.state.predictor)
         log.info("serving model %s", app.state.model_info["name"])
-        app.state.inference_pool = _inference_pool(inference_threads)
+        for lane in app.state.lanes.values():
+            lane.start()
         try:
             yield
         finally:
-            app.state.inference_pool.shutdown(wait=False, cancel_futures=True)
+            for lane in app.state.lanes.values():
+                lane.pool.shutdown(wait=False, cancel_futures=True)
 
     # /docs and /redoc load Swagger UI / ReDoc from a CDN (blank offline, and outside the page's
     # Content-Security-Policy): off. /openapi.json still describes the API for any client.
@@ -143,12 +152,8 @@ def create_app(
     app.state.pixel_budget = budget
     app.state.pending = 0  # touched only on the event loop thread: no lock needed
     app.state.abandoned = 0  # requests dropped because their client had gone
-    app.state.inference_pool = _inference_pool(inference_threads)  # replaced at each startup
-    # Taken on the event loop, so a request whose client left while it waited is dropped there.
-    app.state.inference_limiter = anyio.CapacityLimiter(inference_threads)
-    # A few decodes at a time (each may hold up to max_pixels x 3 bytes while it runs); like the
-    # inference limiter, taken on the event loop before the thread starts.
-    app.state.decode_limiter = anyio.CapacityLimiter(DECODE_THREADS)
+    app.state.large_pixels = large_pixels
+    app.state.lanes = {"ordinary": _Lane(DECODE_THREADS, inference_threads), "large": _Lane(1, 1)}
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -163,9 +168,26 @@ def create_app(
     return app
 
 
-def _inference_pool(threads: int) -> ThreadPoolExecutor:
-    # Threads start on first use, so a pool that is replaced before use costs nothing.
-    return ThreadPoolExecutor(threads, thread_name_prefix="maskdetect-infer")
+@dataclass
+class _Lane:
+    """Slots for decoding and inference, taken on the event loop (so a request whose client left
+    while it waited is dropped there), and the inference threads behind them."""
+
+    decode_threads: int
+    inference_threads: int
+    decode_limiter: anyio.CapacityLimiter = field(init=False)
+    inference_limiter: anyio.CapacityLimiter = field(init=False)
+    pool: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        # A few decodes at a time: each may hold up to max_pixels x 3 bytes while it runs.
+        self.decode_limiter = anyio.CapacityLimiter(self.decode_threads)
+        self.inference_limiter = anyio.CapacityLimiter(self.inference_threads)
+        self.start()
+
+    def start(self) -> None:
+        """A fresh inference pool (at each startup; threads start on first use, so this is cheap)."""
+        self.pool = ThreadPoolExecutor(self.inference_threads, thread_name_prefix="maskdetect-infer")
 
 
 def _default_predictor() -> Any:
@@ -246,8 +268,9 @@ def _add_api_routes(app: FastAPI) -> None:
             pixels = width * height
             if pixels > app.state.max_pixels:
                 pixels = 0  # refused by open_image before decoding: nothing to budget for
+            lane = app.state.lanes["large" if pixels > app.state.large_pixels else "ordinary"]
             async with app.state.pixel_budget.hold(pixels):
-                return await _detect(request, predictor, upload.data, name, timer, annotate, format)
+                return await _detect(request, predictor, lane, upload.data, name, timer, annotate, format)
         except _ClientGoneError:
             app.state.abandoned += 1
             log.info("dropped a %s request: its client has gone", request.url.path)
@@ -266,20 +289,27 @@ async def _check_client(request: Request) -> None:
 
 
 async def _detect(
-    request: Request, predictor: Any, data: bytes, name: str, timer: _StageTimer, annotate: bool, format: str
+    request: Request,
+    predictor: Any,
+    lane: _Lane,
+    data: bytes,
+    name: str,
+    timer: _StageTimer,
+    annotate: bool,
+    format: str,
 ) -> Response:
     app = request.app
     decode = functools.partial(
         open_image, data, max_pixels=app.state.max_pixels, name=name, max_scans=app.state.max_scans
     )
-    async with app.state.decode_limiter:
+    async with lane.decode_limiter:
         await _check_client(request)
         image = await anyio.to_thread.run_sync(decode)
     timer.mark("decode")
     loop = asyncio.get_running_loop()
-    async with app.state.inference_limiter:
+    async with lane.inference_limiter:
         await _check_client(request)
-        faces = await loop.run_in_executor(app.state.inference_pool, predictor, image)
+        faces = await loop.run_in_executor(lane.pool, predictor, image)
     result = ImageResult(list(faces), image.width, image.height, image=image)
     timer.mark("predict")
     counts = {name: 0 for name in _classes(predictor)}

@@ -14,3 +14,5 @@ MIN_BODY_RATE = 16 * 1024
 # the detector's copies): two images at the pixel limit, then a request waits or gets 503.
 DECODED_PIXELS_BUDGET = 2 * SERVE_MAX_PIXELS
 BUDGET_WAIT_S = 10.0
+# Images over this many pixels (a 16 MP phone photo is 4656x3496) run in a lane of their own.
+LARGE_IMAGE_PIXELS = 20_000_000
