@@ -143,7 +143,7 @@ def run_load(url: str, photos: Sequence[bytes], clients: int = 8, requests: int 
 
 
 def hostile_clients(url: str, stop: threading.Event, slow: int = 70, scan_bombs: int = 2,
-                    pixel_bombs: int = 2, pause: float = 0.5) -> tuple[list[threading.Thread], dict]:
+                    pixel_bombs: int = 1, pause: float = 0.5) -> tuple[list[threading.Thread], dict]:
     """Start attacker threads against `url` until `stop` is set; returns them and their tally.
 
     Each slow client reconnects when cut off; each bomb client posts its bomb, waits for the answer,
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the load clean, then beside slow clients, scan bombs and pixel bombs")
     parser.add_argument("--slow", type=int, default=70, help="--mixed: slow-body connections")
     parser.add_argument("--scan-bombs", type=int, default=2, help="--mixed: clients posting scan bombs")
-    parser.add_argument("--pixel-bombs", type=int, default=2, help="--mixed: clients posting 49 MP PNGs")
+    parser.add_argument("--pixel-bombs", type=int, default=1, help="--mixed: clients posting 49 MP PNGs")
     args = parser.parse_args(argv)
     hostile = {"slow": args.slow, "scan_bombs": args.scan_bombs, "pixel_bombs": args.pixel_bombs}
 
