@@ -4,6 +4,11 @@ Prints JSON: requests, errors, p50/p95/max latency (ms), requests/s, and the mod
 
     .venv/bin/python bench/load_test.py                       # starts its own server (one worker)
     .venv/bin/python bench/load_test.py --url http://127.0.0.1:8000 --clients 8 --requests 500
+    .venv/bin/python bench/load_test.py --mixed               # a clean run, then one beside attackers
+
+--mixed runs the same load twice on one server: clean, then beside hostile clients (connections that
+send 10 bytes of a promised 1 MB body and wait, progressive-JPEG scan bombs, 49 MP PNG pixel bombs);
+it prints both runs, the ratio of their p95 latencies (the goal: at most 2) and what the attackers got.
 
 Without --checkpoint it serves the bundled default model, or, if that does not exist yet, a small
 untrained CNN made for the run (the JSON says which): latency then measures the detector and the
@@ -16,6 +21,7 @@ import argparse
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -45,6 +51,43 @@ def load_photos(folder: Path = PHOTOS, count: int = 16, size: tuple[int, int] = 
         Image.open(path).convert("RGB").resize(size, Image.BILINEAR).save(buffer, format="JPEG", quality=90)
         photos.append(buffer.getvalue())
     return photos
+
+
+def scan_bomb_jpeg(side: int = 7000, repeats: int = 10_000) -> bytes:
+    """A progressive JPEG of side x side pixels whose smallest scan repeats `repeats` times.
+
+    Each repeat makes a decoder pass over every coefficient again: at 7000 px and 10,000 repeats
+    about 1.5 MB that take a minute or more of CPU to decode, unless refused by its scan count.
+    """
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((side, side)).save(
+        buffer, format="JPEG", progressive=True, quality=80)
+    data = buffer.getvalue()
+    scans = _scan_spans(data)
+    start, end = min(scans, key=lambda span: span[1] - span[0])
+    eoi = data.rindex(b"\xff\xd9")
+    return data[:eoi] + data[start:end] * repeats + data[eoi:]
+
+
+def _scan_spans(data: bytes) -> list[tuple[int, int]]:
+    # (start, end) of each SOS segment with its scan data: from its marker to the next marker.
+    marker = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+    spans, pos = [], 2
+    while (match := marker.search(data, pos)) is not None and match.group(1) != b"\xd9":
+        pos = match.end() + int.from_bytes(data[match.end():match.end() + 2], "big")
+        if match.group(1) == b"\xda":
+            following = marker.search(data, pos)
+            pos = following.start() if following else len(data)
+            spans.append((match.start(), pos))
+    return spans
+
+
+def pixel_bomb_png(width: int = 7000, height: int = 7000) -> bytes:
+    """A real, fully decodable PNG of one grey level: about 50 KB that decode to width x height x 3 bytes."""
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def run_load(url: str, photos: Sequence[bytes], clients: int = 8, requests: int = 500,
@@ -97,6 +140,74 @@ def run_load(url: str, photos: Sequence[bytes], clients: int = 8, requests: int 
         "requests_per_s": round(len(latencies) / wall, 2),
         "wall_s": round(wall, 2),
     }
+
+
+def hostile_clients(url: str, stop: threading.Event, slow: int = 70, scan_bombs: int = 2,
+                    pixel_bombs: int = 1, pause: float = 0.5) -> tuple[list[threading.Thread], dict]:
+    """Start attacker threads against `url` until `stop` is set; returns them and their tally.
+
+    Each slow client reconnects when cut off; each bomb client posts its bomb, waits for the answer,
+    pauses `pause` seconds and posts again.
+    """
+    tally: dict = {"slow_cut_off": 0, "slow_open_at_end": 0, "scan_bomb": {}, "pixel_bomb": {}}
+    lock = threading.Lock()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+
+    def slow_loop() -> None:
+        while not stop.is_set():
+            with socket.create_connection((host, int(port)), timeout=1) as sock:
+                sock.sendall(b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                             b"Content-Length: 1000000\r\n\r\n0123456789")
+                while not stop.is_set():
+                    try:
+                        if not sock.recv(65536):
+                            break
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                else:
+                    with lock:
+                        tally["slow_open_at_end"] += 1
+                    return
+            with lock:
+                tally["slow_cut_off"] += 1
+
+    def bomb_loop(kind: str, body: bytes, content_type: str) -> None:
+        with httpx.Client(base_url=url, timeout=300) as http:
+            while not stop.is_set():
+                try:
+                    status = str(http.post("/v1/detect", content=body, headers={"Content-Type": content_type})
+                                 .status_code)
+                except httpx.HTTPError as err:
+                    status = type(err).__name__
+                with lock:
+                    tally[kind][status] = tally[kind].get(status, 0) + 1
+                stop.wait(pause)
+
+    scan_bomb, pixel_bomb = scan_bomb_jpeg(), pixel_bomb_png()
+    threads = [threading.Thread(target=slow_loop, daemon=True) for _ in range(slow)]
+    threads += [threading.Thread(target=bomb_loop, args=("scan_bomb", scan_bomb, "image/jpeg"), daemon=True)
+                for _ in range(scan_bombs)]
+    threads += [threading.Thread(target=bomb_loop, args=("pixel_bomb", pixel_bomb, "image/png"), daemon=True)
+                for _ in range(pixel_bombs)]
+    for thread in threads:
+        thread.start()
+    return threads, tally
+
+
+def run_mixed(url: str, photos: Sequence[bytes], clients: int, requests: int, **hostile) -> dict:
+    """The same load clean and then beside `hostile_clients`; both results and the p95 ratio."""
+    clean = run_load(url, photos, clients, requests)
+    stop = threading.Event()
+    threads, tally = hostile_clients(url, stop, **hostile)
+    time.sleep(3)  # the attackers are in before the normal clients start
+    mixed = run_load(url, photos, clients, requests)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=310)
+    return {"clean": clean, "mixed": mixed, "p95_ratio": round(mixed["p95_ms"] / clean["p95_ms"], 2),
+            "hostile": {**tally, **hostile}}
 
 
 def free_port() -> int:
@@ -169,22 +280,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--photos", type=int, default=16, help="distinct andrewmvd photos to cycle through")
+    parser.add_argument("--mixed", action="store_true",
+                        help="run the load clean, then beside slow clients, scan bombs and pixel bombs")
+    parser.add_argument("--slow", type=int, default=70, help="--mixed: slow-body connections")
+    parser.add_argument("--scan-bombs", type=int, default=2, help="--mixed: clients posting scan bombs")
+    parser.add_argument("--pixel-bombs", type=int, default=1, help="--mixed: clients posting 49 MP PNGs")
     args = parser.parse_args(argv)
+    hostile = {"slow": args.slow, "scan_bombs": args.scan_bombs, "pixel_bombs": args.pixel_bombs}
+
+    def measure(url: str) -> dict:
+        if args.mixed:
+            return run_mixed(url, photos, args.clients, args.requests, **hostile)
+        return run_load(url, photos, args.clients, args.requests)
+
     photos = load_photos(count=args.photos)
     with tempfile.TemporaryDirectory() as tmp:
         if args.url:
-            result = run_load(args.url, photos, args.clients, args.requests)
+            result = measure(args.url)
             result["model"] = httpx.get(f"{args.url}/v1/model").json().get("name")
         else:
             checkpoint, described = model_checkpoint(args.checkpoint, Path(tmp))
             with server_process(checkpoint, args.detector) as url:
                 run_load(url, photos[:2], 2, 4)  # warm-up: first-call costs are not load
-                result = run_load(url, photos, args.clients, args.requests)
+                result = measure(url)
             result["model"] = described
             result["detector"] = args.detector
     result["photo_size"] = "640x480"
     result["cpu_count"] = os.cpu_count()
     print(json.dumps(result, indent=2))
+    if args.mixed:
+        return 0 if result["mixed"]["errors"] == 0 and result["p95_ratio"] <= 2 else 1
     return 0 if result["errors"] == 0 else 1
 
 

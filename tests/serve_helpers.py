@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import threading
 import zlib
@@ -12,6 +13,7 @@ from PIL import Image
 
 from maskdetect.labels import CLASSES
 
+ROOT = Path(__file__).resolve().parents[1]
 PHOTO_NAMES = ("maksssksksss1.jpg", "maksssksksss100.jpg", "maksssksksss4.jpg", "maksssksksss10.jpg")
 
 
@@ -94,3 +96,25 @@ def make_checkpoint_file(folder: Path) -> Path:
     save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64),
                                     metrics={"note": "untrained test model"}), path)
     return path
+
+
+def load_bench_module():
+    """bench/load_test.py as a module: its load runner and its scan and pixel bombs."""
+    spec = importlib.util.spec_from_file_location("serve_load_test", ROOT / "bench" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class GatedPredictor(FakePredictor):
+    """Holds every call until released: lets a test fill the server up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, image):
+        self.entered.set()
+        assert self.release.wait(30), "test never released the predictor"
+        return super().__call__(image)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from serve_helpers import PHOTO_NAMES, FakePredictor, photo_dir, photo_jpeg, png_claiming_size
+from serve_helpers import PHOTO_NAMES, FakePredictor, GatedPredictor, photo_dir, photo_jpeg, png_claiming_size
 
 from maskdetect.serve import create_app
 from maskdetect.serve.background import BackgroundServer
@@ -184,20 +183,6 @@ def test_small_image_round_trip(client):
     Image.new("RGB", (3, 2), (255, 0, 0)).save(buffer, format="BMP")
     response = client.post("/v1/detect", content=buffer.getvalue(), headers={"Content-Type": "image/bmp"})
     assert response.status_code == 200 and response.json()["width"] == 3
-
-
-class GatedPredictor(FakePredictor):
-    """Holds every call until released: lets a test fill the server up."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, image):
-        self.entered.set()
-        assert self.release.wait(30), "test never released the predictor"
-        return super().__call__(image)
 
 
 def test_busy_server_answers_503_not_a_pile_up(photo):

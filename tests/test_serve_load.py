@@ -3,25 +3,14 @@ the model description read from a real checkpoint."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import make_checkpoint_file
+from serve_helpers import load_bench_module, make_checkpoint_file
 
 from maskdetect.serve import create_app
 from maskdetect.serve.background import BackgroundServer
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_bench_module():
-    spec = importlib.util.spec_from_file_location("serve_load_test", ROOT / "bench" / "load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +18,10 @@ def server(tmp_path_factory):
     from maskdetect.predict import Predictor
 
     # The fast detector keeps the test short; the served path is the same for every detector.
-    predictor = Predictor(make_checkpoint_file(tmp_path_factory.mktemp("model")), detector="blazeface-fast")
+    checkpoint = make_checkpoint_file(tmp_path_factory.mktemp("model"))
+    predictor = Predictor(checkpoint, detector="blazeface-fast")
     with BackgroundServer(create_app(predictor)) as server:
+        server.checkpoint = checkpoint  # /v1/model names only the file, not where it lies
         yield server
 
 
@@ -66,6 +57,6 @@ def test_real_prediction_matches_the_predictor(server, shared_data):
     assert sum(body["counts"].values()) == len(body["faces"])
     assert "server-timing" in response.headers
     assert body["model"] == "small_cnn (small_cnn.pt, onnx, blazeface-fast)"
-    info = httpx.get(server.url + "/v1/model").json()
-    direct = Predictor(info["checkpoint"], detector="blazeface-fast")(photo)
+    assert httpx.get(server.url + "/v1/model").json()["checkpoint"] == "small_cnn.pt"
+    direct = Predictor(server.checkpoint, detector="blazeface-fast")(photo)
     assert [f.to_dict() for f in direct] == body["faces"]

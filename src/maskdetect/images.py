@@ -29,6 +29,10 @@ IMAGE_SUFFIXES: tuple[str, ...] = (
 # Phones shoot 108 and 200 MP photos (12000x9000, 16320x12240): they are read (about 2 GB of memory
 # for 108 MP through detection); past this a file is far more likely a bomb than a photo.
 DEFAULT_MAX_PIXELS = 250_000_000
+# Photos have 1 scan (baseline) or about 10 (progressive); each scan of a progressive JPEG makes the
+# decoder pass over every coefficient again, so a small scan repeated 10,000 times is a decoding bomb
+# (minutes of CPU for a 1 MB file). libjpeg-turbo's own tools refuse past 100 (djpeg -maxscans).
+DEFAULT_MAX_SCANS = 100
 # Pillow warns past MAX_IMAGE_PIXELS and refuses twice that, at 179 MP by default: a 200 MP photo would
 # never reach the check above, which every read here makes from the header before decoding.
 if Image.MAX_IMAGE_PIXELS is not None:  # None: the user has turned Pillow's guard off
@@ -118,6 +122,7 @@ def open_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     draft_size: tuple[int, int] | None = None,
     name: str | None = None,
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> Image.Image:
     """Decode an image to RGB with its EXIF orientation applied.
 
@@ -127,6 +132,7 @@ def open_image(
         draft_size: let JPEG decode at a reduced scale no smaller than this (much faster
             when the image is only going to be shrunk).
         name: how to call the input in error messages (defaults to the path).
+        max_scans: refuse a JPEG with more scans than this, counted from its markers before decoding.
 
     Returns:
         A fully decoded RGB PIL image.
@@ -141,18 +147,41 @@ def open_image(
     if isinstance(source, np.ndarray):
         return _from_array(source, label)
     if isinstance(source, Image.Image):
-        return _finish(source, label, max_pixels, draft_size)
+        return _finish(source, label, max_pixels, draft_size, max_scans)
     if isinstance(source, bytes):
         if not source:
             raise ImageError(f"{label}: empty input (0 bytes)")
-        return _finish(_open(io.BytesIO(source), label, max_pixels), label, max_pixels, draft_size)
+        return _finish(_open(io.BytesIO(source), label, max_pixels), label, max_pixels, draft_size, max_scans)
     path = Path(source)
     if not path.is_file():
         raise ImageError(f"{label}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{label}: empty file (0 bytes)")
     with path.open("rb") as handle:
-        return _finish(_open(handle, label, max_pixels), label, max_pixels, draft_size)
+        return _finish(_open(handle, label, max_pixels), label, max_pixels, draft_size, max_scans)
+
+
+def image_size(source: bytes | str | os.PathLike, *, name: str | None = None) -> tuple[int, int]:
+    """Width and height from an image's header, without decoding its pixels (to budget for them).
+
+    Raises:
+        ImageError: empty, not an image, or unreadable.
+
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (6, 4)).save(buffer, "PNG")
+    >>> image_size(buffer.getvalue())
+    (6, 4)
+    """
+    label = _describe(source, name)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{label}: empty input (0 bytes)")
+        return _open(io.BytesIO(source), label, DEFAULT_MAX_PIXELS).size
+    path = Path(source)
+    if not path.is_file():
+        raise ImageError(f"{label}: no such file")
+    with path.open("rb") as handle:
+        return _open(handle, label, DEFAULT_MAX_PIXELS).size
 
 
 def _open(handle: io.IOBase, label: str, max_pixels: int) -> Image.Image:
@@ -172,7 +201,7 @@ def _open(handle: io.IOBase, label: str, max_pixels: int) -> Image.Image:
 
 
 def _finish(
-    image: Image.Image, label: str, max_pixels: int, draft_size: tuple[int, int] | None
+    image: Image.Image, label: str, max_pixels: int, draft_size: tuple[int, int] | None, max_scans: int
 ) -> Image.Image:
     width, height = image.size
     if width <= 0 or height <= 0:
@@ -181,6 +210,7 @@ def _finish(
         raise ImageTooLargeError(
             f"{label}: {width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,}"
         )
+    _check_scans(image, label, max_scans)
     try:
         if draft_size is not None and image.format == "JPEG":
             image.draft("RGB", draft_size)
@@ -193,6 +223,62 @@ def _finish(
     if image.mode != "RGB":
         image = _to_rgb(image)
     return image
+
+
+# A marker: 0xFF (fill bytes may repeat it) then a code that is not stuffing (00), a restart marker
+# (D0-D7, inside scan data) or more fill; everything between markers is segment or scan data.
+_JPEG_MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+_SOS, _EOI = 0xDA, 0xD9
+
+
+def jpeg_scan_count(data: bytes, stop_after: int | None = None) -> int:
+    """How many scans (SOS markers) a JPEG holds, read from its markers without decoding.
+
+    Segments are skipped by their stated length, so an EXIF thumbnail or ICC profile is not counted.
+
+    Args:
+        data: the encoded file.
+        stop_after: stop counting once past this many (a bound on the work for a bomb).
+
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (16, 16)).save(buffer, "JPEG", progressive=True)
+    >>> jpeg_scan_count(buffer.getvalue()) > 1, jpeg_scan_count(b"not a jpeg")
+    (True, 0)
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return 0
+    scans, pos = 0, 2
+    while (match := _JPEG_MARKER.search(data, pos)) is not None:
+        marker = match.group(1)[0]
+        if marker == _EOI:
+            break
+        if marker == 0x01:  # TEM: no length
+            pos = match.end()
+            continue
+        scans += marker == _SOS
+        if stop_after is not None and scans > stop_after:
+            break
+        pos = match.end() + int.from_bytes(data[match.end() : match.end() + 2], "big")
+    return scans
+
+
+def _check_scans(image: Image.Image, label: str, max_scans: int) -> None:
+    if image.format not in ("JPEG", "MPO") or getattr(image, "fp", None) is None:
+        return
+    try:
+        where = image.fp.tell()
+        image.fp.seek(0)
+        data = image.fp.read()
+        image.fp.seek(where)
+    except (OSError, ValueError):  # a caller's image whose file is gone: load() will say so
+        return
+    scans = jpeg_scan_count(data, stop_after=max_scans)
+    if scans > max_scans:
+        raise ImageError(
+            f"{label}: JPEG with more than {max_scans:,} scans (photos have at most a few dozen): "
+            f"refused before decoding; the limit is {max_scans:,}"
+        )
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

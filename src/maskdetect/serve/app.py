@@ -2,6 +2,11 @@
 
 One predictor (one model session) serves every request. Decoding runs in the shared worker threads
 and inference in its own small pool (one thread by default), so the event loop keeps answering.
+A request holds nothing while its body arrives (which has a deadline and a minimum rate); then it
+takes an in-flight slot, room in the budget of decoded pixels, a decode slot and an inference slot,
+and is dropped before decoding and before inference if its client has gone. Images over
+`large_pixels` decode and run in a lane of their own (one at a time), so a burst of 50 MP uploads
+cannot hold up ordinary photos behind it.
 One inference thread because the runtimes already use the cores within a call and a model that stays
 on one thread ran faster here than one handed between anyio's workers. (More are safe with
 `Predictor`: its face detectors keep one TFLite interpreter / Haar cascade per thread.)
@@ -18,23 +23,33 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
 from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskdetect import __version__
-from maskdetect.images import ImageError, ImageTooLargeError, open_image
+from maskdetect.images import DEFAULT_MAX_SCANS, image_size, open_image
 from maskdetect.results import ImageResult
-from maskdetect.serve.limits import SERVE_MAX_PIXELS
+from maskdetect.serve.budget import PixelBudget
+from maskdetect.serve.errors import add_error_handlers
+from maskdetect.serve.limits import (
+    BODY_GRACE_S,
+    BODY_TIMEOUT_S,
+    BUDGET_WAIT_S,
+    DECODED_PIXELS_BUDGET,
+    LARGE_IMAGE_PIXELS,
+    MIN_BODY_RATE,
+    SERVE_MAX_PIXELS,
+)
 from maskdetect.serve.modelinfo import describe_model
-from maskdetect.serve.static import add_static_routes
-from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, UploadError, read_upload
+from maskdetect.serve.static import SecurityHeadersMiddleware, add_static_routes
+from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, BodyDeadline, read_upload
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +66,13 @@ def create_app(
     inference_threads: int = 1,
     max_pending: int = 64,
     load_predictor: Callable[[], Any] | None = None,
+    body_timeout: float = BODY_TIMEOUT_S,
+    min_body_rate: float = MIN_BODY_RATE,
+    body_grace: float = BODY_GRACE_S,
+    pixel_budget: int = DECODED_PIXELS_BUDGET,
+    budget_wait: float = BUDGET_WAIT_S,
+    max_scans: int = DEFAULT_MAX_SCANS,
+    large_pixels: int = LARGE_IMAGE_PIXELS,
 ) -> FastAPI:
     """Build the service.
 
@@ -65,9 +87,18 @@ def create_app(
         cors_origins: origins allowed to call the API from other pages; CORS is off when None/empty.
         inference_threads: how many predictor calls may run at once (each on its own thread); more
             than 1 only for a predictor that is thread-safe.
-        max_pending: detect requests in progress at once; more get 503 with Retry-After, so a burst
-            cannot pile up decoded images in memory without bound.
+        max_pending: detect requests in progress at once (counted once the body is in); more get
+            503 with Retry-After, so a burst cannot pile up work without bound.
         load_predictor: builds the predictor at startup when `predictor` is None.
+        body_timeout: seconds a request body may take in all; slower ones get 408.
+        min_body_rate: bytes/s a body must keep up after `body_grace` seconds; slower ones get 408.
+        body_grace: seconds before the minimum rate applies.
+        pixel_budget: decoded pixels held at once between decoding and the model's answer; an image
+            that does not fit waits up to `budget_wait` seconds, then gets 503 with Retry-After.
+        budget_wait: seconds a request waits for room in the pixel budget.
+        max_scans: refuse JPEGs with more scans than this before decoding (422): scan bombs.
+        large_pixels: images with more pixels than this decode and run in their own lane, one at
+            a time, beside the lane of ordinary photos.
 
     Returns:
         The FastAPI application (serve it with uvicorn).
@@ -78,10 +109,13 @@ def create_app(
     """
     if max_bytes <= 0 or max_pixels <= 0:
         raise ValueError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
-    if inference_threads < 1 or max_pending < 1:
+    if inference_threads < 1 or max_pending < 1 or max_scans < 1:
         raise ValueError(
-            f"inference_threads and max_pending must be at least 1, got {inference_threads} and {max_pending}"
+            f"inference_threads, max_pending and max_scans must be at least 1, got {inference_threads}, "
+            f"{max_pending} and {max_scans}"
         )
+    body_deadline = BodyDeadline(body_timeout, min_body_rate, body_grace)  # checks its own values
+    budget = PixelBudget(pixel_budget, budget_wait)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,13 +123,19 @@ def create_app(
             app.state.predictor = await run_in_threadpool(load_predictor or _default_predictor)
         app.state.model_info = await run_in_threadpool(describe_model, app.state.predictor)
         log.info("serving model %s", app.state.model_info["name"])
-        app.state.inference_pool = _inference_pool(inference_threads)
+        for lane in app.state.lanes.values():
+            lane.start()
         try:
             yield
         finally:
-            app.state.inference_pool.shutdown(wait=False, cancel_futures=True)
+            for lane in app.state.lanes.values():
+                lane.pool.shutdown(wait=False, cancel_futures=True)
 
+    # /docs and /redoc load Swagger UI / ReDoc from a CDN (blank offline, and outside the page's
+    # Content-Security-Policy): off. /openapi.json still describes the API for any client.
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="maskdetect",
         version=__version__,
         description="Finds the faces in a photo and says whether each mask is covered, incorrect or "
@@ -107,10 +147,13 @@ def create_app(
     app.state.max_bytes = max_bytes
     app.state.max_pixels = max_pixels
     app.state.max_pending = max_pending
+    app.state.max_scans = max_scans
+    app.state.body_deadline = body_deadline
+    app.state.pixel_budget = budget
     app.state.pending = 0  # touched only on the event loop thread: no lock needed
-    app.state.inference_pool = _inference_pool(inference_threads)  # replaced at each startup
-    # A few decodes at a time: each may hold up to max_pixels x 3 bytes while it runs.
-    app.state.decode_limiter = anyio.CapacityLimiter(DECODE_THREADS)
+    app.state.abandoned = 0  # requests dropped because their client had gone
+    app.state.large_pixels = large_pixels
+    app.state.lanes = {"ordinary": _Lane(DECODE_THREADS, inference_threads), "large": _Lane(1, 1)}
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -118,15 +161,33 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    _add_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so on CORS answers too
+    add_error_handlers(app)
     _add_api_routes(app)
     add_static_routes(app)
     return app
 
 
-def _inference_pool(threads: int) -> ThreadPoolExecutor:
-    # Threads start on first use, so a pool that is replaced before use costs nothing.
-    return ThreadPoolExecutor(threads, thread_name_prefix="maskdetect-infer")
+@dataclass
+class _Lane:
+    """Slots for decoding and inference, taken on the event loop (so a request whose client left
+    while it waited is dropped there), and the inference threads behind them."""
+
+    decode_threads: int
+    inference_threads: int
+    decode_limiter: anyio.CapacityLimiter = field(init=False)
+    inference_limiter: anyio.CapacityLimiter = field(init=False)
+    pool: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        # A few decodes at a time: each may hold up to max_pixels x 3 bytes while it runs.
+        self.decode_limiter = anyio.CapacityLimiter(self.decode_threads)
+        self.inference_limiter = anyio.CapacityLimiter(self.inference_threads)
+        self.start()
+
+    def start(self) -> None:
+        """A fresh inference pool (at each startup; threads start on first use, so this is cheap)."""
+        self.pool = ThreadPoolExecutor(self.inference_threads, thread_name_prefix="maskdetect-infer")
 
 
 def _default_predictor() -> Any:
@@ -192,28 +253,63 @@ def _add_api_routes(app: FastAPI) -> None:
         format: Literal["json", "jpeg"] = Query("json", description="jpeg: answer with the annotated image"),
     ) -> Response:
         predictor = _predictor(request)
+        timer = _StageTimer()
+        # The slot is taken once the body is in: a slow sender holds a connection, never a slot.
+        upload = await read_upload(request, app.state.max_bytes, app.state.body_deadline)
+        timer.mark("read")
         if app.state.pending >= app.state.max_pending:
             busy = f"busy: {app.state.pending} requests in progress; retry shortly"
             raise StarletteHTTPException(503, busy, headers={"Retry-After": "1"})
         app.state.pending += 1
         try:
-            return await _detect(request, predictor, annotate, format)
+            name = upload.filename or "upload"
+            header = functools.partial(image_size, upload.data, name=name)
+            width, height = await anyio.to_thread.run_sync(header)
+            pixels = width * height
+            if pixels > app.state.max_pixels:
+                pixels = 0  # refused by open_image before decoding: nothing to budget for
+            lane = app.state.lanes["large" if pixels > app.state.large_pixels else "ordinary"]
+            async with app.state.pixel_budget.hold(pixels):
+                return await _detect(request, predictor, lane, upload.data, name, timer, annotate, format)
+        except _ClientGoneError:
+            app.state.abandoned += 1
+            log.info("dropped a %s request: its client has gone", request.url.path)
+            return Response(status_code=499)  # nobody reads it; nginx's code for "client closed"
         finally:
             app.state.pending -= 1
 
 
-async def _detect(request: Request, predictor: Any, annotate: bool, format: str) -> Response:
+class _ClientGoneError(Exception):
+    """The client closed its connection while its request waited: the work is dropped."""
+
+
+async def _check_client(request: Request) -> None:
+    if await request.is_disconnected():
+        raise _ClientGoneError
+
+
+async def _detect(
+    request: Request,
+    predictor: Any,
+    lane: _Lane,
+    data: bytes,
+    name: str,
+    timer: _StageTimer,
+    annotate: bool,
+    format: str,
+) -> Response:
     app = request.app
-    timer = _StageTimer()
-    upload = await read_upload(request, app.state.max_bytes)
-    timer.mark("read")
     decode = functools.partial(
-        open_image, upload.data, max_pixels=app.state.max_pixels, name=upload.filename or "upload"
+        open_image, data, max_pixels=app.state.max_pixels, name=name, max_scans=app.state.max_scans
     )
-    image = await anyio.to_thread.run_sync(decode, limiter=app.state.decode_limiter)
+    async with lane.decode_limiter:
+        await _check_client(request)
+        image = await anyio.to_thread.run_sync(decode)
     timer.mark("decode")
     loop = asyncio.get_running_loop()
-    faces = await loop.run_in_executor(app.state.inference_pool, predictor, image)
+    async with lane.inference_limiter:
+        await _check_client(request)
+        faces = await loop.run_in_executor(lane.pool, predictor, image)
     result = ImageResult(list(faces), image.width, image.height, image=image)
     timer.mark("predict")
     counts = {name: 0 for name in _classes(predictor)}
@@ -266,32 +362,3 @@ def _annotated_jpeg(result: ImageResult) -> bytes:
     buffer = io.BytesIO()
     result.draw().save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    # Every error is JSON {"detail": message}; bad input is a 4xx, never a 500.
-    @app.exception_handler(UploadError)
-    async def upload_error(request: Request, err: UploadError) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=err.status)
-
-    @app.exception_handler(ImageError)
-    async def image_error(request: Request, err: ImageError) -> JSONResponse:
-        # By the error's type, not its text: the text carries the client's own file name.
-        status = 413 if isinstance(err, ImageTooLargeError) else 422
-        return JSONResponse({"detail": str(err)}, status_code=status)
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, err: Exception) -> JSONResponse:
-        # A fault of ours, not of the input: log it whole, answer in JSON like every other error.
-        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
-        return JSONResponse(
-            {"detail": f"internal error ({type(err).__name__}); the server log has the details"},
-            status_code=500,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in err.errors()
-        )
-        return JSONResponse({"detail": f"bad request: {problems}"}, status_code=422)

@@ -18,7 +18,9 @@ def describe_model(predictor: Any) -> dict[str, Any]:
     """Name, classes, colours, input size, architecture and model card of a predictor, as JSON data.
 
     Reads the checkpoint file named by ``predictor.checkpoint_path`` (if any) for its architecture
-    and metrics; call it once and keep the answer.
+    and metrics; call it once and keep the answer. Nothing in it names a place on a machine: the
+    checkpoint is given by its file name, training arguments that name paths are left out, and any
+    other path is cut to its last part.
 
     >>> info = describe_model(object())
     >>> info["name"], info["classes"]
@@ -39,8 +41,12 @@ def describe_model(predictor: Any) -> dict[str, Any]:
     for key, value in (("backend", backend), ("detector", detector), ("checkpoint", path)):
         if value is not None:
             info[key] = str(value)
-    card = _card_of(predictor, path)
-    info.update({key: _plain(card[key]) for key in _CARD_KEYS if key in card})
+    if path is not None:
+        info["checkpoint"] = Path(path).name
+    card = dict(_card_of(predictor, path))
+    if isinstance(card.get("train_args"), dict):
+        card["train_args"] = {k: v for k, v in card["train_args"].items() if not _names_path(_plain(v))}
+    info.update({key: _without_paths(_plain(card[key])) for key in _CARD_KEYS if key in card})
     name = getattr(predictor, "name", None) or card.get("arch")
     if name:
         extras = [str(v) for v in (Path(path).name if path else None, backend, detector) if v]
@@ -63,6 +69,31 @@ def _card_of(predictor: Any, path: Any) -> dict[str, Any]:
         log.warning("cannot read the model card: %s", err)
         return {}
     return {key: value for key, value in checkpoint.items() if key in _CARD_KEYS}
+
+
+def _looks_like_path(value: Any) -> bool:
+    # A URL names no place on this machine; a string with a separator or a ~ may.
+    if not isinstance(value, str) or "://" in value:
+        return False
+    return "/" in value or "\\" in value or value.startswith("~")
+
+
+def _names_path(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_names_path(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_path(v) for v in value)
+    return _looks_like_path(value)
+
+
+def _without_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    if _looks_like_path(value):
+        return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -6,7 +6,9 @@ from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                 "style.css": "text/css; charset=utf-8"}
@@ -25,6 +27,31 @@ PAGE_HEADERS = {
 }
 
 
+class SecurityHeadersMiddleware:
+    """Adds `PAGE_HEADERS` to every response (API, errors and schema too) unless a route set its own.
+
+    A pure ASGI middleware, so streamed and large responses pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, headers: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.headers = dict(PAGE_HEADERS if headers is None else headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def read_static(name: str) -> bytes:
     """The bytes of one shipped page file.
 
@@ -37,15 +64,18 @@ def read_static(name: str) -> bytes:
 
 
 def add_static_routes(app: FastAPI) -> None:
-    """Serve the page at ``/`` and its script and style sheet at ``/static/<name>``."""
+    """Serve the page at ``/`` and its script and style sheet at ``/static/<name>``.
+
+    Their security headers come from `SecurityHeadersMiddleware`, which the app puts on every response.
+    """
     files = {name: read_static(name) for name in STATIC_FILES}
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(files["index.html"], headers=PAGE_HEADERS)
+        return HTMLResponse(files["index.html"])
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
         if name not in files:
             raise StarletteHTTPException(404, f"no static file {name!r}")
-        return Response(files[name], media_type=STATIC_FILES[name], headers=PAGE_HEADERS)
+        return Response(files[name], media_type=STATIC_FILES[name])

@@ -7,16 +7,19 @@ multipart body is split with python-multipart's streaming parser straight into m
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from maskdetect.serve.limits import DEFAULT_MAX_BYTES
+from maskdetect.serve.limits import BODY_GRACE_S, BODY_TIMEOUT_S, DEFAULT_MAX_BYTES, MIN_BODY_RATE
 
 IMAGE_FIELD = "image"
 RAW_TYPES = ("application/octet-stream",)
+SHOWN_FIELDS = 10
 
 
 class UploadError(ValueError):
@@ -28,6 +31,34 @@ class UploadError(ValueError):
 
 
 @dataclass(frozen=True)
+class BodyDeadline:
+    """How long a client may take to send its body: a deadline for all of it and a minimum rate.
+
+    After `grace` seconds the body must keep arriving at `min_rate` bytes/s or better on average,
+    and it must be complete within `timeout` seconds, so a client that sends a few bytes and then
+    waits holds its connection for seconds, not for ever.
+
+    >>> BodyDeadline(timeout=60, min_rate=1000, grace=5).allowed(received=10_000)
+    15.0
+    """
+
+    timeout: float = BODY_TIMEOUT_S
+    min_rate: float = MIN_BODY_RATE
+    grace: float = BODY_GRACE_S
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0 or self.min_rate <= 0 or self.grace < 0:
+            raise ValueError(
+                f"body timeout and minimum rate must be positive and grace not negative, got "
+                f"{self.timeout}, {self.min_rate} and {self.grace}"
+            )
+
+    def allowed(self, received: int) -> float:
+        """Seconds since the first byte by which the body may have reached `received` bytes."""
+        return min(self.timeout, self.grace + received / self.min_rate)
+
+
+@dataclass(frozen=True)
 class Upload:
     """The bytes of one uploaded image and what the client called it."""
 
@@ -36,18 +67,22 @@ class Upload:
     content_type: str
 
 
-async def read_upload(request: Request, max_bytes: int = DEFAULT_MAX_BYTES) -> Upload:
+async def read_upload(
+    request: Request, max_bytes: int = DEFAULT_MAX_BYTES, deadline: BodyDeadline | None = None
+) -> Upload:
     """Read the image of a request: a multipart field ``image`` or a raw ``image/*`` body.
 
     Args:
         request: the incoming request; its body is read here.
         max_bytes: refuse bodies larger than this (checked from Content-Length, then while reading).
+        deadline: how long the body may take (`BodyDeadline()` when None).
 
     Returns:
         The image bytes, still encoded.
 
     Raises:
-        UploadError: wrong content type (415), too large (413), empty or malformed (400).
+        UploadError: wrong content type (415), too large (413), too slow (408), empty or
+            malformed (400).
     """
     content_type = request.headers.get("content-type", "")
     media_type, options = _parse_content_type(content_type)
@@ -59,7 +94,7 @@ async def read_upload(request: Request, max_bytes: int = DEFAULT_MAX_BYTES) -> U
             f"unsupported content type {shown!r}: send multipart/form-data with a field {IMAGE_FIELD!r}, "
             "or the raw image bytes with Content-Type image/*",
         )
-    body = await read_body(request, max_bytes)
+    body = await read_body(request, max_bytes, deadline or BodyDeadline())
     if not body:
         raise UploadError(400, "empty request body: no image was sent")
     if not multipart:
@@ -70,8 +105,9 @@ async def read_upload(request: Request, max_bytes: int = DEFAULT_MAX_BYTES) -> U
     return _image_part(parse_multipart(body, boundary))
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The whole request body, refusing it (413) as soon as it is known to exceed `max_bytes`."""
+async def read_body(request: Request, max_bytes: int, deadline: BodyDeadline) -> bytes:
+    """The whole request body, refusing it (413) as soon as it is known to exceed `max_bytes`, and
+    (408) as soon as it arrives slower than `deadline` allows."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -82,14 +118,26 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise UploadError(413, _too_large(length, max_bytes))
     chunks: list[bytes] = []
     received = 0
+    start = time.monotonic()
+    stream = request.stream()
     try:
-        async for chunk in request.stream():
+        while True:
+            left = deadline.allowed(received) - (time.monotonic() - start)
+            try:
+                with anyio.fail_after(max(left, 0.0)):
+                    chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise UploadError(408, _too_slow(received, time.monotonic() - start, deadline)) from None
             received += len(chunk)
             if received > max_bytes:  # chunked uploads, or a Content-Length that lied
                 raise UploadError(413, _too_large(received, max_bytes, at_least=True))
             chunks.append(chunk)
     except ClientDisconnect:
         raise UploadError(400, "client disconnected before the body was complete") from None
+    finally:
+        await stream.aclose()
     return b"".join(chunks)
 
 
@@ -169,13 +217,24 @@ def _image_part(parts: list[FormPart]) -> Upload:
             if not part.data:
                 raise UploadError(400, f"form field {IMAGE_FIELD!r} is empty: no image was sent")
             return Upload(bytes(part.data), part.filename, part.content_type)
-    found = ", ".join(repr(p.name) for p in parts) or "none"
+    # A few names are enough to see the mistake; a form of 90,000 fields must not echo them all.
+    found = ", ".join(repr(p.name if p.name is None else p.name[:40]) for p in parts[:SHOWN_FIELDS]) or "none"
+    if len(parts) > SHOWN_FIELDS:
+        found += f" and {len(parts) - SHOWN_FIELDS:,} more"
     raise UploadError(400, f"multipart form has no field {IMAGE_FIELD!r} (fields found: {found})")
 
 
 def _parse_content_type(header: str) -> tuple[str, dict[bytes, bytes]]:
     media_type, options = parse_options_header(header)
     return media_type.decode("latin-1").strip().lower(), options
+
+
+def _too_slow(received: int, seconds: float, deadline: BodyDeadline) -> str:
+    return (
+        f"request body too slow: {received:,} bytes in {seconds:.1f} s; a body must arrive at "
+        f"{deadline.min_rate:,.0f} bytes/s or faster after {deadline.grace:g} s and be complete "
+        f"within {deadline.timeout:g} s"
+    )
 
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> str:
