@@ -89,9 +89,10 @@ def write_unmatched_sheet(
 ) -> Path:
     """A contact sheet of `count` randomly chosen boxes that match no labelled face, with a CSV beside it.
 
-    Each tile shows the box (drawn in its class colour) with some of its surroundings, numbered; the
-    CSV (`<sheet>.csv`) names each number's photo, box, score and class, so a by-eye audit can be
-    written down next to it.
+    Each tile shows the box (drawn in its class colour) with some of its surroundings and the
+    annotated faces there (thin white boxes), numbered; the CSV (`<sheet>.csv`) names each number's
+    photo, box, score and class, so a by-eye audit (a face nobody labelled, a second box on a face,
+    a misplaced box, no face at all) can be written down next to it.
 
     Returns:
         The sheet's path (PNG or JPEG by its suffix).
@@ -117,7 +118,8 @@ def write_unmatched_sheet(
         score = float(np.asarray(outcome.scores)[i])
         x, y = (n % columns) * tile, (n // columns) * (tile + caption)
         if photo is not None:
-            sheet.paste(_tile(photo, box, label, tile), (x, y))
+            truth = [t[0] for t in outcome.truth]
+            sheet.paste(_tile(photo, box, label, tile, truth), (x, y))
         text = f"{n} {label[:3] if label else ''} {score:.2f}"
         draw.text((x + 2, y + tile + 1), text, fill=(0, 0, 0), font=font)
         index_rows.append([n, outcome.path, *(round(v, 1) for v in box), round(score, 4), label or ""])
@@ -131,14 +133,23 @@ def write_unmatched_sheet(
     return path
 
 
-def _tile(photo: Image.Image, box: list[float], label: str | None, tile: int) -> Image.Image:
-    # The box with half its size of context on each side, square, its outline in the class colour.
+def _tile(
+    photo: Image.Image, box: list[float], label: str | None, tile: int, truth: Sequence[Sequence[float]] = ()
+) -> Image.Image:
+    # The box with half its size of context on each side, square, its outline in the class colour;
+    # the annotated faces thin and white, so a second or misplaced box shows as one.
     side = 2 * max(box[2] - box[0], box[3] - box[1], 4.0)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     region = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
     crop = photo.crop(region).resize((tile, tile), Image.BILINEAR)
     scale = tile / (region[2] - region[0])
-    outline = [(box[0] - region[0]) * scale, (box[1] - region[1]) * scale,
-               (box[2] - region[0]) * scale, (box[3] - region[1]) * scale]
-    ImageDraw.Draw(crop).rectangle(outline, outline=CLASS_COLOURS.get(label or "", (255, 255, 255)), width=2)
+    draw = ImageDraw.Draw(crop)
+
+    def scaled(b: Sequence[float]) -> list[float]:
+        return [(b[0] - region[0]) * scale, (b[1] - region[1]) * scale,
+                (b[2] - region[0]) * scale, (b[3] - region[1]) * scale]
+
+    for face in truth:
+        draw.rectangle(scaled(face), outline=(255, 255, 255), width=1)
+    draw.rectangle(scaled(box), outline=CLASS_COLOURS.get(label or "", (255, 255, 255)), width=2)
     return crop
