@@ -407,6 +407,34 @@ def verifier_columns(data: dict) -> np.ndarray:
                             data["second"][:, 1], data["feats"]])
 
 
+def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path) -> None:
+    """Fit the embedding verifier on `train_path`'s candidates and write it beside the checkpoint.
+
+    The threshold is the highest whose out-of-fold recall of faces >= 32 px (second boxes dropped)
+    reaches `target` on the training photos themselves: nothing from the test set decides it.
+    """
+    from maskdetect.fileio import file_digest
+    from maskdetect.verify import SCORE_COLUMNS, FaceVerifier
+
+    train = dict(np.load(train_path))
+    folds, oof = train["photo"] % 2, np.zeros(len(train["kind"]))
+    labelled, y = train["kind"] != 1, (train["kind"] == 0).astype(int)
+    x = verifier_columns(train)
+    for fold in (0, 1):
+        rows = labelled & (folds != fold)
+        oof[folds == fold] = _fit(x[rows], y[rows], c=0.01).predict_proba(x[folds == fold])[:, 1]
+    threshold = at_recall(train, oof, target, nms=0.3)["threshold"]
+    model = embedding_verifier(train)
+    scaler, regression = model.steps[0][1], model.steps[1][1]
+    assert x.shape[1] == len(SCORE_COLUMNS) + train["feats"].shape[1]
+    verifier = FaceVerifier(file_digest(checkpoint), scaler.mean_, scaler.scale_, regression.coef_[0],
+                            float(regression.intercept_[0]), float(threshold))
+    described = f"{train_path.name}: {len(train['paths'])} photos, {int(labelled.sum())} candidates"
+    verifier.save(out, data=described, fitted_by="python bench/verifier_study.py export-verifier",
+                  recall_target_32px=target)
+    print(json.dumps({"threshold": threshold, "written": str(out)}))
+
+
 def sheet(path: Path, rule: str, threshold: float, out: Path, count: int, seed: int,
           train: Path | None = None, suppress: bool = False) -> None:
     from maskdetect.detect.false_alarms import false_alarm_report, write_unmatched_sheet
@@ -447,6 +475,11 @@ def main() -> None:
     sh.add_argument("--seed", type=int, default=0)
     sh.add_argument("--train", type=Path, help="candidates the embedding verifier learns from")
     sh.add_argument("--suppress", action="store_true", help="drop second boxes (IoU 0.3, or 70%% inside)")
+    ev = sub.add_parser("export-verifier")
+    ev.add_argument("train", type=Path)
+    ev.add_argument("--out", type=Path, required=True)
+    ev.add_argument("--target", type=float, default=0.95)
+    ev.add_argument("--checkpoint", type=Path, required=True, help="the classifier whose features were mined")
     f = sub.add_parser("fit")
     f.add_argument("train", type=Path)
     f.add_argument("test", type=Path)
@@ -454,6 +487,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "fit":
         fit_and_report(args.train, args.test, args.target)
+    if args.cmd == "export-verifier":
+        export_verifier(args.train, args.out, args.target, args.checkpoint)
     if args.cmd == "sheet":
         sheet(args.candidates, args.rule, args.threshold, args.out, args.count, args.seed, args.train,
               args.suppress)

@@ -106,3 +106,32 @@ def test_the_export_falls_back_to_dynamo_only_when_torchscript_raises(tmp_path, 
     path = export_onnx(ckpt, tmp_path / "m.onnx")
     eager = load_classifier(ckpt, "torch")
     np.testing.assert_allclose(load_classifier(path)(_batch()), eager(_batch()), atol=1e-4)
+
+
+def test_features_come_from_both_runtimes_alike_and_from_the_export(tmp_path):
+    import onnx
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(_checkpoint(3), path)
+    onnx_side, torch_side = load_classifier(path, "onnx"), load_classifier(path, "torch")
+    (lo, fo), (lt, ft) = onnx_side.logits_and_features(_batch()), torch_side.logits_and_features(_batch())
+    assert fo.shape == ft.shape and fo.shape[0] == 3 and fo.shape[1] > 3
+    np.testing.assert_allclose(fo, ft, atol=1e-4)
+    np.testing.assert_allclose(lo, lt, atol=1e-4)
+    np.testing.assert_allclose(onnx_side(_batch()), lo, atol=1e-6)
+    exported = export_onnx(_checkpoint(3), tmp_path / "m.onnx")
+    assert [o.name for o in onnx.load(str(exported)).graph.output] == ["logits", "features"]
+    assert load_classifier(exported).has_features
+
+
+def test_an_export_without_features_still_runs_but_says_so(tmp_path):
+    import onnx
+
+    exported = export_onnx(_checkpoint(4), tmp_path / "m.onnx")
+    model = onnx.load(str(exported))
+    del model.graph.output[1]  # an export from before the features output
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    old = load_classifier(tmp_path / "old.onnx")
+    assert old(_batch()).shape == (3, 3) and not old.has_features
+    with pytest.raises(ValueError, match="gives no features"):
+        old.logits_and_features(_batch())

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 METADATA_PREPROCESSING = "maskdetect.preprocessing"
 METADATA_ARCH = "maskdetect.arch"
-EXPORT_VERSION = "2"  # bump when the export recipe changes, so cached files are rebuilt
+EXPORT_VERSION = "3"  # bump when the export recipe changes, so cached files are rebuilt
 OPSET = 18
 _DYNAMIC_BATCH = {0: "batch"}
 
@@ -56,7 +56,7 @@ def export_onnx(checkpoint: dict[str, Any], output: str | os.PathLike, source: s
 
     from maskdetect.checkpoint import model_from_checkpoint, preprocessing_of
 
-    model = model_from_checkpoint(checkpoint, source)
+    model = with_features(model_from_checkpoint(checkpoint, source))
     pre = preprocessing_of(checkpoint)
     example = torch.zeros(2, 3, pre.input_size, pre.input_size)
     try:
@@ -80,16 +80,64 @@ def export_onnx(checkpoint: dict[str, Any], output: str | os.PathLike, source: s
     return Path(output)
 
 
+def last_linear(model: Any) -> Any:
+    """The model's last `nn.Linear` (its classifier head), or None: its input is the face's features.
+
+    >>> from torch import nn
+    >>> last_linear(nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.Linear(8, 3))).out_features
+    3
+    """
+    from torch import nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def with_features(model: Any) -> Any:
+    """The model as a module returning (logits, features): the features are what its last linear
+    layer reads (for MobileNetV2 the pooled 1280 values), which the face verifier weighs.
+    A model without a linear head comes back unchanged (logits only).
+
+    >>> from torch import nn
+    >>> import torch
+    >>> logits, features = with_features(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)))(torch.zeros(2, 4))
+    >>> tuple(logits.shape), tuple(features.shape)
+    ((2, 3), (2, 4))
+    """
+    from torch import nn
+
+    head = last_linear(model)
+    if head is None:
+        return model
+
+    class WithFeatures(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model.eval()
+
+        def forward(self, x: Any) -> tuple[Any, Any]:
+            seen: list[Any] = []
+            hook = head.register_forward_pre_hook(lambda _module, inputs: seen.append(inputs[0]))
+            try:
+                logits = self.model(x)
+            finally:
+                hook.remove()
+            return logits, seen[-1].flatten(1)
+
+    return WithFeatures().eval()
+
+
 def _torchscript_export(model: Any, example: Any) -> bytes:
     import torch
 
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its deprecation and tracer warnings say nothing to a user
+        outputs = ["logits", "features"] if isinstance(model(example), tuple) else ["logits"]
         torch.onnx.export(
             model, (example,), buffer, dynamo=False, opset_version=OPSET,
-            input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": _DYNAMIC_BATCH, "logits": _DYNAMIC_BATCH},
+            input_names=["input"], output_names=outputs,
+            dynamic_axes={name: _DYNAMIC_BATCH for name in ("input", *outputs)},
         )
     return buffer.getvalue()
 
@@ -103,7 +151,8 @@ def _dynamo_export(model: Any, example: Any) -> Any:
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         program = torch.onnx.export(
             model, (example,), dynamo=True, verbose=False, opset_version=OPSET,
-            input_names=["input"], output_names=["logits"],
+            input_names=["input"],
+            output_names=["logits", "features"][: 2 if isinstance(model(example), tuple) else 1],
             dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
         )
     return program.model_proto

@@ -20,7 +20,7 @@ from maskdetect.faces.crop import Box
 from maskdetect.images import ImageSource, open_image
 from maskdetect.labels import CLASSES
 from maskdetect.results import FaceResult, ImageResult
-from maskdetect.runtime import load_classifier, resolve_checkpoint
+from maskdetect.runtime import load_classifier, resolve_checkpoint, softmax
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ class Predictor:
         device: torch device for backend="torch" (ONNX Runtime here runs on the CPU).
         classifier_threads: ONNX Runtime intra-op threads (None: its default, one per core). On a
             busy machine 1 is often faster; for torch set `torch.set_num_threads` yourself.
+        verify: use the face verifier that sits beside the checkpoint (`maskdetect.verify`), when
+            there is one made for it and the detector scores candidates (`blazeface`): every
+            candidate box is then classified and kept only if the verifier calls it a face, and
+            `detection_threshold` applies to that face probability. False: the detector decides.
 
     Raises:
         FileNotFoundError: no checkpoint given and no bundled default model yet, or a missing file.
@@ -57,8 +61,10 @@ class Predictor:
         detection_threshold: float | None = None,
         device: str = "cpu",
         classifier_threads: int | None = None,
+        verify: bool = True,
     ):
         from maskdetect.faces.detector import create_detector
+        from maskdetect.verify import verifier_for
 
         self.detector = create_detector(detector, threshold=detection_threshold)  # a bad name fails fast
         self.checkpoint_path = resolve_checkpoint(checkpoint)
@@ -71,6 +77,11 @@ class Predictor:
         if unknown:
             raise ValueError(f"{self.checkpoint_path}: checkpoint classes {unknown} are not among {CLASSES}")
         self.backend = backend
+        self.verifier = None
+        if verify and self.classifier.has_features and self.checkpoint_path.suffix.lower() != ".onnx":
+            self.verifier = verifier_for(self.checkpoint_path)
+        self.face_threshold = detection_threshold if detection_threshold is not None else (
+            self.verifier.threshold if self.verifier else None)
 
     def with_detector(self, detector: str, detection_threshold: float | None = None) -> Predictor:
         """The same classifier (loaded once, shared) behind another face detector."""
@@ -87,6 +98,8 @@ class Predictor:
             maskdetect.images.ImageError: the input is not a usable image (names it and why).
         """
         photo = open_image(image)
+        if self.verifier is not None and getattr(self.detector, "scores_candidates", False):
+            return self._verified_results(photo)
         boxes, scores = self.detector.detect(photo)
         return self._results(photo, [tuple(map(float, b)) for b in boxes], [float(s) for s in scores])
 
@@ -126,22 +139,38 @@ class Predictor:
             return np.zeros((0, len(self.classes)), np.float32)
         return self.classifier.probabilities(batch).astype(np.float32)
 
+    def _verified_results(self, photo: Image.Image) -> list[FaceResult]:
+        # Every candidate is classified; the verifier weighs its scores and the classifier's features,
+        # and second boxes on one face go. detection_score is then the face probability.
+        from maskdetect.verify import suppress_second_boxes
+
+        boxes, first, second = self.detector.candidates(photo)
+        if not len(boxes):
+            return []
+        batch = np.stack([self.preprocessing.face_array(photo, tuple(map(float, b))) for b in boxes])
+        logits, features = self.classifier.logits_and_features(batch)
+        verifier = self.verifier
+        face = verifier.face_probability(boxes, first, second, features, photo.size)
+        keep = np.flatnonzero(face >= self.face_threshold)
+        keep = keep[suppress_second_boxes(boxes[keep], face[keep], verifier.suppress_iou,
+                                          verifier.suppress_inside)]
+        keep = keep[np.argsort(-face[keep], kind="stable")]
+        probs = softmax(logits[keep].astype(np.float64))
+        return [self._face(tuple(map(float, boxes[i])), float(face[i]), p)
+                for i, p in zip(keep, probs, strict=True)]
+
+    def _face(self, box: Box, detection_score: float, p: np.ndarray) -> FaceResult:
+        best = int(np.argmax(p))
+        return FaceResult(
+            box=tuple(box), label=self.classes[best], score=float(p[best]),
+            probabilities={c: float(v) for c, v in zip(self.classes, p, strict=True)},
+            detection_score=detection_score,
+        )
+
     def _results(self, photo: Image.Image, boxes: list[Box], det_scores: list[float]) -> list[FaceResult]:
         if not boxes:
             return []
         batch = np.stack([self.preprocessing.face_array(photo, box) for box in boxes])
         probs = self.classify_arrays(batch)
-        results = []
-        for box, det, p in zip(boxes, det_scores, probs, strict=True):
-            best = int(np.argmax(p))
-            results.append(
-                FaceResult(
-                    box=tuple(box),
-                    label=self.classes[best],
-                    score=float(p[best]),
-                    probabilities={c: float(v) for c, v in zip(self.classes, p, strict=True)},
-                    detection_score=det,
-                )
-            )
-        return results
+        return [self._face(box, det, p) for box, det, p in zip(boxes, det_scores, probs, strict=True)]
 

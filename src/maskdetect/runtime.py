@@ -59,8 +59,10 @@ class Classifier:
         backend: str,
         preprocessing: Preprocessing | None = None,
         source: str = "<model>",
+        logits_and_features: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         self._logits = logits
+        self._logits_and_features = logits_and_features
         self.backend = backend
         self.preprocessing = preprocessing
         self.source = source
@@ -75,13 +77,22 @@ class Classifier:
         """
         import torch
 
+        from maskdetect.export import with_features
+
         model = model.eval().to(device)
+        both = with_features(model)
 
         def logits(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 return model(torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
-        classifier = cls(logits, "torch", **kwargs)
+        def logits_and_features(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            with torch.inference_mode():
+                out, features = both(torch.from_numpy(batch).to(device))
+            return out.float().cpu().numpy(), features.float().cpu().numpy()
+
+        classifier = cls(logits, "torch", logits_and_features=None if both is model else logits_and_features,
+                         **kwargs)
         classifier.model = model
         return classifier
 
@@ -95,6 +106,23 @@ class Classifier:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Logits (N x C float32) of a preprocessed batch."""
         return np.asarray(self._logits(np.ascontiguousarray(batch, np.float32)), np.float32)
+
+    @property
+    def has_features(self) -> bool:
+        """Whether `logits_and_features` works (a model with a linear head, exported since v3)."""
+        return self._logits_and_features is not None
+
+    def logits_and_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N x C) and the features the classifier head reads (N x F), in one forward pass.
+
+        Raises:
+            ValueError: the model gives no features (no linear head, or an older ONNX export).
+        """
+        if self._logits_and_features is None:
+            raise ValueError(f"{self.source}: this model gives no features (no linear head, or an old "
+                             "export)")
+        logits, features = self._logits_and_features(np.ascontiguousarray(batch, np.float32))
+        return np.asarray(logits, np.float32), np.asarray(features, np.float32)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities (N x C float64): the softmax of the logits, in double precision so
@@ -184,7 +212,7 @@ def _from_file(path: Path, backend: str, device: str, threads: int | None) -> Cl
         preprocessing = onnx_preprocessing(path)
         if backend != "onnx":
             raise ValueError(f"{path}: an ONNX export runs only on backend 'onnx', not {backend!r}")
-        return Classifier(_onnx_session(path, threads), "onnx", preprocessing, str(path))
+        return _onnx_classifier(path, threads, preprocessing, str(path))
     try:
         checkpoint = load_checkpoint(path)
     except CheckpointError:
@@ -210,11 +238,11 @@ def _from_checkpoint(
         return Classifier.from_module(model, device, preprocessing=preprocessing, source=source)
     if path is not None:
         exported = ensure_onnx(checkpoint, path)
-        return Classifier(_onnx_session(exported, threads), "onnx", preprocessing, source)
+        return _onnx_classifier(exported, threads, preprocessing, source)
     # An in-memory checkpoint: export to a temporary file; the session keeps the graph in memory.
     with tempfile.TemporaryDirectory(prefix="maskdetect-onnx-") as tmp:
         exported = export_onnx(checkpoint, Path(tmp) / "model.onnx", source=source)
-        return Classifier(_onnx_session(exported, threads), "onnx", preprocessing, source)
+        return _onnx_classifier(exported, threads, preprocessing, source)
 
 
 def _checked_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +259,23 @@ def _checked_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
-def _onnx_session(path: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+def _onnx_classifier(
+    path: Path, threads: int | None, preprocessing: Preprocessing, source: str
+) -> Classifier:
+    run, outputs = _onnx_session(path, threads)
+    both = None
+    if "features" in outputs:
+
+        def both(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            logits, features = run(batch, ["logits", "features"])
+            return logits, features
+
+    return Classifier(lambda batch: run(batch, ["logits"])[0], "onnx", preprocessing, source, both)
+
+
+def _onnx_session(
+    path: Path, threads: int | None
+) -> tuple[Callable[[np.ndarray, list[str]], list], list[str]]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -240,11 +284,12 @@ def _onnx_session(path: Path, threads: int | None) -> Callable[[np.ndarray], np.
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
+    outputs = [o.name for o in session.get_outputs()]
 
-    def logits(batch: np.ndarray) -> np.ndarray:  # ONNX Runtime sessions are thread-safe
-        return session.run(None, {input_name: batch})[0]
+    def run(batch: np.ndarray, names: list[str]) -> list:  # ONNX Runtime sessions are thread-safe
+        return session.run(names if "logits" in outputs else None, {input_name: batch})
 
-    return logits
+    return run, outputs
 
 
 def _is_onnx(path: Path) -> bool:

@@ -282,6 +282,34 @@ class BlazeFaceDetector:
             boxes = self._mesh_boxer(Image.fromarray(pixels), boxes)
         return boxes, scores
 
+    @property
+    def scores_candidates(self) -> bool:
+        """Whether `candidates` works: it needs the second looks (the `accurate` configuration)."""
+        return self.config.second_look
+
+    def candidates(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every merged face from the candidate threshold, before any score decides: boxes framed as
+        `detect` frames them, first-pass scores, and second-look scores (N x 2, full and short range).
+
+        A face verifier then decides which are faces (`maskdetect.verify`).
+
+        Raises:
+            ValueError: a configuration without second looks.
+        """
+        config = self.config
+        if not config.second_look:
+            raise ValueError("candidates need a configuration with second looks (the 'accurate' one)")
+        low = config.threshold if config.candidate_threshold is None else config.candidate_threshold
+        pixels = np.asarray(image.convert("RGB"))
+        boxes, first = self._merged_candidates(pixels, low)
+        if not len(boxes):
+            return np.zeros((0, 4)), np.zeros(0), np.zeros((0, len(SECOND_LOOKS)))
+        second = second_look_scores(pixels, boxes, self._models())
+        if self._mesh_boxer is not None:
+            boxes = self._mesh_boxer(Image.fromarray(pixels), boxes)
+        framed = clip_boxes(to_voc_boxes(boxes, config.voc_framing), image.width, image.height)
+        return framed, np.asarray(first, np.float64), second
+
     def _merged_candidates(self, pixels: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         height, width = pixels.shape[:2]
         longer = max(width, height)

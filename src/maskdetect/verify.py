@@ -1,0 +1,170 @@
+"""Is each candidate box a face? The face verifier: a logistic regression over what the detector and
+the classifier already compute for every candidate.
+
+Its inputs are the detector's first-pass and second-look scores, the box's size (in pixels and as a
+share of the photo), and the features the classifier's head reads. Ears with a mask loop, hands,
+backs of heads and logos score low there, where the detector alone scored them like faces. It is
+fitted for one classifier (the file records that checkpoint's sha256) and sits beside it as
+`<checkpoint stem>.verifier.json`. How it was made and what it does: DETECTOR.md, "False faces".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maskdetect.fileio import atomic_write_text, file_digest
+
+log = logging.getLogger(__name__)
+
+VERIFIER_SUFFIX = ".verifier.json"
+FORMAT = "maskdetect-face-verifier-1"
+SCORE_COLUMNS = ("first_score", "log_side", "side_share", "second_full", "second_short")
+
+
+class VerifierError(ValueError):
+    """A verifier file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class FaceVerifier:
+    """Face probability of candidate boxes: sigmoid(((x - mean) / scale) . coef + intercept).
+
+    Attributes:
+        checkpoint_sha256: the classifier whose features it weighs.
+        mean, scale, coef: one value per input column (SCORE_COLUMNS, then the features).
+        intercept: the regression's intercept.
+        threshold: the face probability a box needs to be kept.
+        suppress_iou, suppress_inside: a kept box is dropped as a second box on a face when it
+            overlaps a likelier box by this IoU, or lies this share of its area inside it.
+    """
+
+    checkpoint_sha256: str
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    threshold: float
+    suppress_iou: float = 0.3
+    suppress_inside: float = 0.7
+
+    @property
+    def feature_count(self) -> int:
+        return len(self.coef) - len(SCORE_COLUMNS)
+
+    def face_probability(
+        self, boxes: np.ndarray, first: np.ndarray, second: np.ndarray, features: np.ndarray,
+        photo_size: tuple[int, int],
+    ) -> np.ndarray:
+        """The probability that each candidate is a face.
+
+        Args:
+            boxes: N x 4 final boxes (pixels); first: N first-pass scores; second: N x 2 second-look
+                scores (full range, short range); features: N x F classifier features.
+            photo_size: (width, height) of the photo.
+
+        >>> v = FaceVerifier("x", np.zeros(6), np.ones(6), np.array([1.0, 0, 0, 0, 0, 0]), 0.0, 0.5)
+        >>> v.face_probability(np.array([[0, 0, 10, 10]]), np.array([0.0]), np.zeros((1, 2)),
+        ...                    np.zeros((1, 1)), (100, 100)).tolist()
+        [0.5]
+        """
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        side = np.sqrt(np.clip(width, 0, None) * np.clip(height, 0, None))
+        columns = np.column_stack([
+            np.asarray(first, np.float64), np.log(np.maximum(side, 1.0)), side / max(photo_size),
+            np.asarray(second, np.float64).reshape(-1, 2), np.asarray(features, np.float64),
+        ])
+        if columns.shape[1] != len(self.coef):
+            raise ValueError(f"the verifier weighs {len(self.coef)} inputs, got {columns.shape[1]} (another "
+                             "classifier's features?)")
+        z = ((columns - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -80, 80)))
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "checkpoint_sha256": self.checkpoint_sha256, "columns": list(SCORE_COLUMNS),
+                "features": self.feature_count, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept, "threshold": self.threshold,
+                "suppress_iou": self.suppress_iou, "suppress_inside": self.suppress_inside}
+
+    def save(self, path: str | os.PathLike, **provenance: object) -> None:
+        """Write the verifier as JSON (atomically), with free-form provenance (data, command)."""
+        atomic_write_text(path, json.dumps({**self.to_dict(), "provenance": provenance}, indent=1) + "\n")
+
+
+def load_verifier(path: str | os.PathLike) -> FaceVerifier:
+    """Read and check a verifier file.
+
+    Raises:
+        VerifierError: not JSON, another format, or numbers of the wrong count or kind.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise VerifierError(f"{path}: not a readable face verifier ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise VerifierError(f"{path}: not a face verifier (expected format {FORMAT!r})")
+    try:
+        arrays = [np.asarray(data[key], np.float64) for key in ("mean", "scale", "coef")]
+        numbers = [float(data[key]) for key in ("intercept", "threshold", "suppress_iou", "suppress_inside")]
+        sha = str(data["checkpoint_sha256"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise VerifierError(f"{path}: a face verifier with a missing or bad field ({err})") from None
+    count = len(SCORE_COLUMNS) + int(data.get("features", -1))
+    if any(a.shape != (count,) for a in arrays) or not all(np.isfinite(a).all() for a in arrays):
+        raise VerifierError(f"{path}: mean, scale and coef must each be {count} finite numbers")
+    if (arrays[1] <= 0).any():
+        raise VerifierError(f"{path}: every scale must be positive")
+    if not all(math.isfinite(n) for n in numbers) or not all(0 < n <= 1 for n in numbers[1:]):
+        raise VerifierError(f"{path}: threshold and suppression shares must lie in (0, 1]")
+    return FaceVerifier(sha, *arrays, *numbers)
+
+
+def verifier_for(checkpoint: str | os.PathLike) -> FaceVerifier | None:
+    """The verifier beside a checkpoint (`<stem>.verifier.json`), if there is one made for it.
+
+    A verifier fitted for another checkpoint (its sha256 differs) is left unused, with a warning:
+    another classifier's features mean other things.
+    """
+    checkpoint = Path(checkpoint)
+    path = checkpoint.with_name(checkpoint.stem + VERIFIER_SUFFIX)
+    if not path.is_file():
+        return None
+    verifier = load_verifier(path)
+    if verifier.checkpoint_sha256 != file_digest(checkpoint):
+        log.warning("%s was fitted for another checkpoint than %s: not used", path, checkpoint)
+        return None
+    return verifier
+
+
+def suppress_second_boxes(boxes: np.ndarray, scores: np.ndarray, iou: float, inside: float) -> np.ndarray:
+    """Indices (ascending) of the boxes kept when each box, likeliest first, drops every less likely
+    box overlapping it by `iou` or more, or lying `inside` or more of its own area within it.
+
+    >>> suppress_second_boxes(np.array([[0, 0, 10, 10], [2, 2, 8, 8], [20, 0, 30, 10]]),
+    ...                       np.array([0.9, 0.8, 0.7]), 0.3, 0.7).tolist()
+    [0, 2]
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    kept: list[int] = []
+    for i in np.argsort(-np.asarray(scores), kind="stable"):
+        a = boxes[i]
+        area = max(1e-9, (a[2] - a[0]) * (a[3] - a[1]))
+        second = False
+        for j in kept:
+            b = boxes[j]
+            inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            union = area + (b[2] - b[0]) * (b[3] - b[1]) - inter
+            if inter / max(union, 1e-9) >= iou or inter / area >= inside:
+                second = True
+                break
+        if not second:
+            kept.append(int(i))
+    return np.array(sorted(kept), int)
