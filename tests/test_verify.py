@@ -100,3 +100,18 @@ def test_a_threshold_given_by_the_user_applies_to_the_face_probability() -> None
 
     astronaut = Image.fromarray(data.astronaut())
     assert Predictor(detection_threshold=0.999999).predict(astronaut).faces == []
+
+
+def test_detect_turns_the_verifier_off_on_request(tmp_path) -> None:
+    from skimage import data
+
+    from maskdetect.cli import main
+
+    Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
+    counts = {}
+    for flags in ([], ["--no-verifier"]):
+        out = tmp_path / ("plain" if flags else "verified")
+        assert main(["detect", str(tmp_path / "astronaut.png"), "--out", str(out), "--no-images", *flags]) == 0
+        record = json.loads((out / "detections.jsonl").read_text().splitlines()[0])
+        counts[bool(flags)] = len(record["faces"])
+    assert counts == {False: 1, True: 3}

@@ -103,7 +103,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="checkpoint (.pt); default: the bundled model")
     parser.add_argument("--detector", choices=DETECTORS, default="blazeface", help="face detector")
     parser.add_argument("--backend", choices=BACKENDS, default="onnx", help="classifier runtime")
-    parser.add_argument("--threshold", type=float, help="face detection score threshold (0-1)")
+    parser.add_argument("--threshold", type=float,
+                        help="face score threshold (0-1): the face verifier's when one sits beside the "
+                        "checkpoint (the bundled model has one), else the detector's")
+    parser.add_argument("--no-verifier", dest="verify", action="store_false",
+                        help="let the detector's scores alone decide what is a face (no face verifier)")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -127,7 +131,7 @@ def run_detect(args: argparse.Namespace) -> int:
     if not args.inputs and args.camera is None:
         raise ValueError("give INPUT files/folders/videos or --camera INDEX")
     predictor = Predictor(args.checkpoint, detector=args.detector, backend=args.backend,
-                          detection_threshold=args.threshold)
+                          detection_threshold=args.threshold, verify=args.verify)
     summary = detect_files(
         predictor, args.inputs, args.out, workers=args.workers, resume=args.resume,
         images=not args.no_images, jsonl=args.jsonl, camera=args.camera, frames=args.frames,
@@ -156,6 +160,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             threshold=args.threshold, detection_only=args.detection_only, raw_boxes=args.raw_boxes,
             match_iou=args.match_iou, exclude=exclude, only=only, limit=args.limit,
             sweep=args.sweep or (), workers=args.workers, unmatched_sheet=args.unmatched_sheet,
+            verify=args.verify,
             sheet_count=args.sheet_count,
         )
         report = evaluate_detection(args.voc_dir, options)

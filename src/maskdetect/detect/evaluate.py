@@ -346,6 +346,7 @@ class EvaluateDetectOptions:
         unmatched_sheet: write a contact sheet of boxes that match no labelled face here (PNG or
             JPEG, a CSV naming each tile beside it).
         sheet_count: how many such boxes the sheet shows (chosen at random, seeded).
+        verify: use the face verifier beside the checkpoint (`Predictor`'s `verify`).
 
     >>> EvaluateDetectOptions(detector="haar", detection_only=True).match_iou
     0.5
@@ -365,6 +366,7 @@ class EvaluateDetectOptions:
     workers: int = 2
     unmatched_sheet: Path | None = None
     sheet_count: int = 100
+    verify: bool = True
 
 
 def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | None = None) -> dict:
@@ -433,7 +435,7 @@ def _face_finder(
     from maskdetect.predict import Predictor
 
     predictor = Predictor(options.checkpoint, detector=options.detector, backend=options.backend,
-                          detection_threshold=threshold)
+                          detection_threshold=threshold, verify=options.verify)
 
     def find_and_classify(image: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
         faces = predictor(image)

@@ -26,7 +26,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
     parser.add_argument("--detector", default="blazeface", choices=DETECTORS, help="face detector")
     parser.add_argument("--backend", default="onnx", choices=BACKENDS, help="classifier runtime")
-    parser.add_argument("--detection-threshold", type=float, help="face detector score threshold")
+    parser.add_argument("--detection-threshold", type=float,
+                        help="face score threshold (the face verifier's when the checkpoint has one)")
+    parser.add_argument("--no-verifier", dest="verify", action="store_false",
+                        help="let the detector's scores alone decide what is a face (no face verifier)")
     parser.add_argument(
         "--cors-origin", action="append", default=[], metavar="URL",
         help="allow pages from this origin to call the API (repeatable; CORS is off without it)",
@@ -49,7 +52,7 @@ def run_serve(args: argparse.Namespace) -> int:
     # Load before listening: a bad checkpoint is one clear error, not a server that answers 503.
     predictor = Predictor(
         args.checkpoint, detector=args.detector, backend=args.backend,
-        detection_threshold=args.detection_threshold,
+        detection_threshold=args.detection_threshold, verify=args.verify,
     )
     app = create_app(
         predictor, max_bytes=args.max_bytes, max_pixels=args.max_pixels, cors_origins=args.cors_origin or None
