@@ -111,7 +111,8 @@ def test_detect_turns_the_verifier_off_on_request(tmp_path) -> None:
     counts = {}
     for flags in ([], ["--no-verifier"]):
         out = tmp_path / ("plain" if flags else "verified")
-        assert main(["detect", str(tmp_path / "astronaut.png"), "--out", str(out), "--no-images", *flags]) == 0
+        argv = ["detect", str(tmp_path / "astronaut.png"), "--out", str(out), "--no-images", *flags]
+        assert main(argv) == 0
         record = json.loads((out / "detections.jsonl").read_text().splitlines()[0])
         counts[bool(flags)] = len(record["faces"])
     assert counts == {False: 1, True: 3}
