@@ -84,6 +84,12 @@ def main() -> int:
                 results[f"{detector}/{backend}"] = {"fps": round(fps, 1), "faces": faces}
             onnx_fps, torch_fps = results[f"{detector}/onnx"]["fps"], results[f"{detector}/torch"]["fps"]
             results[f"{detector}/onnx_over_torch"] = round(onnx_fps / torch_fps, 2)
+        # The photo path with its face verifier (the default) against the detector deciding alone.
+        plain = Predictor(checkpoint, detector="blazeface", classifier_threads=args.threads, verify=False)
+        fps, faces = _fps(plain, frame, args.frames)
+        results["blazeface/onnx/no_verifier"] = {"fps": round(fps, 1), "faces": faces}
+        results["blazeface/onnx/verifier_over_no_verifier"] = round(
+            results["blazeface/onnx"]["fps"] / results["blazeface/onnx/no_verifier"]["fps"], 2)
     report = {
         "photo": f"{PHOTO.name} resized to 640x480 (3 annotated faces)",
         "checkpoint": described,
