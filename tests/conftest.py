@@ -32,3 +32,19 @@ def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = create_model("small_cnn")
     save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64)), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained small_cnn checkpoint at 32 px (the explain and newcomer tests' SIZE)."""
+    import torch
+
+    from maskdetect.checkpoint import make_checkpoint, save_checkpoint
+    from maskdetect.models import create_model
+    from maskdetect.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
+    model = create_model("small_cnn")
+    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=32)), path)
+    return path

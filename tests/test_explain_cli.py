@@ -10,22 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.cli import main
 from maskdetect.explain.runner import Explainer, ExplainSettings
-from maskdetect.models import create_model
-from maskdetect.preprocess import Preprocessing
 
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
-    model = create_model("small_cnn")
-    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=SIZE)), path)
-    return path
 
 
 def _image(path: Path, seed: int = 0, size: tuple[int, int] = (48, 40)) -> Path:

@@ -10,27 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from download_fixtures import FixtureServer, maskedface_zip
 from PIL import Image
 
-from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.cli import build_parser, main
-from maskdetect.models import create_model
-from maskdetect.preprocess import Preprocessing
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "src/maskdetect/assets/sample"
-SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
-    model = create_model("small_cnn")
-    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=SIZE)), path)
-    return path
 
 
 def _image(path: Path, seed: int = 0) -> Path:
