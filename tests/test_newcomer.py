@@ -225,3 +225,20 @@ def test_mistake_gallery_keeps_whole_file_names(tmp_path: Path, monkeypatch) -> 
     title = figures[0].axes[0].get_title()
     assert title.split("\n", 2)[2].replace("\n", "") == name  # whole (evaluate cut it at 22 characters)
     assert all(len(line) <= 24 for line in title.split("\n"))  # and wrapped: no overlap with its neighbour
+
+
+def test_contact_sheet_titles_of_many_lines_stay_on_the_sheet(tmp_path) -> None:
+    from maskdetect.explain.overlay import Panel, save_contact_sheet
+
+    def sheet(caption: str) -> tuple[int, int]:
+        path = tmp_path / f"{len(caption)}.png"
+        save_contact_sheet([Panel(Image.new("RGB", (16, 16)), np.ones((16, 16)), caption)] * 2, path)
+        image = np.asarray(Image.open(path).convert("L"))
+        # the first text row: the top edge of the sheet must be background, not a cut line of text
+        return image.shape[0], int((image[0] < 200).sum())
+
+    short_height, _ = sheet("covered 0.9")
+    name = "covered__maskedface_net_andrewmvd-maksssksksss110_026"
+    long_height, dark_on_top_edge = sheet(f"{name}\ncovered 0.86")
+    assert long_height > short_height  # room made for the longer title
+    assert dark_on_top_edge == 0

@@ -144,7 +144,9 @@ def save_contact_sheet(
         raise ValueError("a contact sheet needs at least one panel; got none")
     columns = max(1, min(columns, len(panels)))
     rows = (len(panels) + columns - 1) // columns
-    figure = Figure(figsize=(2.0 * columns, 2.4 * rows), dpi=90)
+    # Room for the longest wrapped caption above each row, so no title line runs off the sheet.
+    lines = max(wrap_caption(panel.caption).count("\n") + 1 for panel in panels)
+    figure = Figure(figsize=(2.0 * columns, (2.0 + 0.16 * lines) * rows), dpi=90)
     FigureCanvasAgg(figure)
     for index, panel in enumerate(panels):
         _draw(figure.add_subplot(rows, columns, index + 1), panel, alpha)
@@ -154,5 +156,5 @@ def save_contact_sheet(
 
 def _write_png(figure: Figure, path: str | os.PathLike) -> None:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.05)  # nothing cut at the edges
     atomic_write_bytes(path, buffer.getvalue())
