@@ -382,7 +382,7 @@ def test_camera_without_a_display_writes_annotated_frames(tmp_path, untrained_ch
 
 
 def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its_face(tmp_path):
-    from maskdetect.detect.evaluate import load_voc_faces
+    from maskdetect.detect.voc_set import load_voc_faces
 
     (tmp_path / "images").mkdir()
     (tmp_path / "annotations").mkdir()

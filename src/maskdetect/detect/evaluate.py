@@ -6,7 +6,6 @@ geometric mean of the annotated box's width and height (sqrt(w * h)), in pixels 
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,77 +16,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from maskdetect.data.voc_xml import (
-    VocPolicy,
-    annotation_folder,
-    image_folder,
-    index_images,
-    photo_index,
-    read_photo,
-)
 from maskdetect.detect.false_alarms import SIZE_BUCKETS, false_alarm_report, write_unmatched_sheet
+from maskdetect.detect.voc_set import TruthFace, excluded_count, voc_items
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.images import ImageError, open_image
 from maskdetect.metrics import classification_report
 
-log = logging.getLogger(__name__)
-
 IOU_MATCH = 0.5
 LOOSE_IOU = 0.3  # recall here too tells missed faces from boxes framed unlike the annotator's
 
-TruthFace = tuple[tuple[float, float, float, float], str]
-
-
-# evaluate-detect scores the faces as annotated: no clamping, no minimum size (small faces are
-# their own recall bucket), and a label it does not know makes the file unusable.
-DETECT_VOC_POLICY = VocPolicy(min_face=0, clamp=False, unknown_labels="raise", photo_folders="image_folder")
-
-
-def load_voc_faces(
-    xml_path: str | Path, image_dir: str | Path, images: dict[str, Path] | None = None
-) -> tuple[Path, list[TruthFace]]:
-    """The image file and the (box, class) faces of one VOC annotation, read with `DETECT_VOC_POLICY`.
-
-    The image is found in `image_dir` by the xml's <filename> stem, else the xml's own stem (any
-    image suffix, any case). A face whose box is missing, not a number or empty is skipped.
-
-    Args:
-        xml_path: the annotation file.
-        image_dir: the folder of its photos.
-        images: `voc_xml.index_images(image_dir)`, when reading many files of one set.
-
-    Raises:
-        ValueError: unreadable xml, or a label `normalise_label` does not know.
-        FileNotFoundError: no image for the annotation.
-    """
-    xml_path, image_dir = Path(xml_path), Path(image_dir)
-    photo = read_photo(xml_path, images if images is not None else index_images(image_dir), DETECT_VOC_POLICY)
-    if photo.error_kind == "no_image":
-        raise FileNotFoundError(f"{xml_path}: no image named {xml_path.stem}.* in {image_dir}")
-    if photo.error or photo.image is None:
-        raise ValueError(photo.error)
-    for skip in photo.skipped:  # only bad boxes: unknown labels raise, and there is no minimum
-        log.warning("%s: skipping face %d, a bad box %s", xml_path, skip.obj.index, skip.obj.box)
-    return photo.image, [(face.box, face.label) for face in photo.faces]
-
-
-def voc_layout(voc_dir: str | Path) -> tuple[Path, Path]:
-    """(annotations folder, images folder) of a VOC set: annotations/ or Annotations/, and
-    JPEGImages/ or images/.
-
-    Raises:
-        FileNotFoundError: either folder is missing (names what was looked for).
-    """
-    voc_dir = Path(voc_dir)
-    if not voc_dir.is_dir():
-        raise FileNotFoundError(f"{voc_dir}: no such folder")
-    ann, img = annotation_folder(voc_dir), image_folder(voc_dir)
-    if ann is None or img is None:
-        raise FileNotFoundError(
-            f"{voc_dir}: expected a Pascal VOC set with annotations/ (or Annotations/) and "
-            "JPEGImages/ (or images/)"
-        )
-    return ann, img
 
 
 @dataclass
@@ -255,35 +192,6 @@ def box_fit(outcomes: list[ImageOutcome]) -> dict:
             "sx": round(float(med[2]), 4), "sy": round(float(med[3]), 4)}
 
 
-def voc_items(
-    voc_dir: str | Path,
-    exclude: Iterable[str] = (),
-    limit: int | None = None,
-    only: Iterable[str] | None = None,
-) -> list:
-    """(image path, faces) of every annotation in a VOC set, sorted by name; unreadable ones are
-    logged and left out. `exclude` holds image or xml file names (or stems) to leave out; `only`,
-    when given, the ones to keep.
-    """
-    ann_dir, img_dir = voc_layout(voc_dir)
-    images = photo_index(Path(voc_dir), DETECT_VOC_POLICY)
-    skip = {Path(name).stem for name in exclude}
-    keep = None if only is None else {Path(name).stem for name in only}
-    items = []
-    for xml in sorted(ann_dir.glob("*.xml")):
-        if xml.stem in skip or (keep is not None and xml.stem not in keep):
-            continue
-        try:
-            items.append(load_voc_faces(xml, img_dir, images))
-        except (ValueError, FileNotFoundError) as err:
-            log.warning("skipping %s", err)
-        if limit and len(items) >= limit:
-            break
-    if not items:
-        raise FileNotFoundError(f"{ann_dir}: no usable VOC annotations (*.xml)")
-    return items
-
-
 def agreement_outcomes(
     items: Iterable[tuple[Path, list[TruthFace]]],
     other_items: Iterable[tuple[Path, list[TruthFace]]],
@@ -387,7 +295,7 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
     (0.91, [0.62, 0.88])
     """
     options = options or EvaluateDetectOptions()
-    excluded = _excluded(voc_dir, options.exclude)
+    excluded = excluded_count(voc_dir, options.exclude)
     items = voc_items(voc_dir, options.exclude, options.limit, options.only)
     threshold = options.threshold
     if options.sweep:
@@ -472,7 +380,7 @@ def annotator_agreement(
     >>> annotator_agreement("a/", "b/", [("astro.jpg", "astro-small.jpg")])["recall"]  # doctest: +SKIP
     0.5
     """
-    excluded = _excluded(voc_dir, exclude)
+    excluded = excluded_count(voc_dir, exclude)
     items = voc_items(voc_dir, exclude, limit, only)
     other = voc_items(against, only=[theirs for _, theirs in pairs])
     outcomes = agreement_outcomes(items, other, pairs, match_iou)
@@ -480,10 +388,3 @@ def annotator_agreement(
     report.update(voc_dir=str(voc_dir), against=str(against), pairs=len(pairs), excluded=excluded,
                   box_fit=box_fit(outcomes))
     return report
-
-
-def _excluded(voc_dir: str | Path, exclude: Iterable[str]) -> int:
-    # How many of the set's annotations `exclude` leaves out (reported beside the figures).
-    annotations, _ = voc_layout(voc_dir)
-    skip = {Path(name).stem for name in exclude}
-    return sum(1 for xml in annotations.glob("*.xml") if xml.stem in skip)
