@@ -79,7 +79,7 @@ def main() -> int:
     if not VOC.is_dir():
         print(f"{VOC} is missing: this benchmark needs ../shared/data", file=sys.stderr)
         return 2
-    from maskdetect.detect.evaluate import voc_items
+    from maskdetect.detect.voc_set import voc_items
     from maskdetect.faces.blazeface import CONFIGS, BlazeFaceDetector
     from maskdetect.images import open_image
 

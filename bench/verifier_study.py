@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from maskdetect.detect.evaluate import voc_items
+from maskdetect.detect.voc_set import voc_items
 from maskdetect.faces.blazeface import BlazeFaceDetector, to_voc_boxes
 from maskdetect.faces.landmarks import FaceMesh
 from maskdetect.faces.nms import clip_boxes, iou_matrix
