@@ -451,6 +451,34 @@ def sheet(path: Path, rule: str, threshold: float, out: Path, count: int, seed: 
     print(json.dumps(false_alarm_report(outcomes), indent=1))
 
 
+def passes_report(passes_path: Path, candidates_path: Path) -> None:
+    """For each pass: the faces >= 32 px it finds (a candidate from 0.3 at IoU 0.3, boxes framed like
+    `detect`'s), and those no other pass finds: what dropping it could lose, at most."""
+    from maskdetect.faces.blazeface import BLAZEFACE_VOC_FRAMING
+
+    passes, cand = dict(np.load(passes_path)), dict(np.load(candidates_path))
+    names, rows, photo, truth = list(passes["tilings"]), passes["rows"], passes["photo"], cand["truth_all"]
+    found: dict[tuple[int, int], set[int]] = {}
+    big_faces = 0
+    for index in range(len(passes["paths"])):
+        t = truth[truth[:, 0] == index, 1:5]
+        big = np.sqrt((t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1])) >= 32
+        big_faces += int(big.sum())
+        r = rows[photo == index]
+        if not len(r) or not len(t):
+            continue
+        overlap = iou_matrix(t, to_voc_boxes(r[:, 1:5], BLAZEFACE_VOC_FRAMING))
+        for face in np.flatnonzero(big):
+            hits = set(r[overlap[face] >= MATCH_IOU, 0].astype(int).tolist())
+            if hits:
+                found[(index, int(face))] = hits
+    report = {"faces_32px_and_more": big_faces, "found_by_any_pass": len(found), "passes": {}}
+    for number, name in enumerate(names):
+        report["passes"][name] = {"found": sum(1 for s in found.values() if number in s),
+                                  "found_only_by_it": sum(1 for s in found.values() if s == {number})}
+    print(json.dumps(report, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -475,6 +503,9 @@ def main() -> None:
     ev.add_argument("--out", type=Path, required=True)
     ev.add_argument("--target", type=float, default=0.95)
     ev.add_argument("--checkpoint", type=Path, required=True, help="the classifier whose features were mined")
+    pr = sub.add_parser("passes-report")
+    pr.add_argument("passes", type=Path)
+    pr.add_argument("candidates", type=Path, help="the same photos' candidates (for their labelled faces)")
     f = sub.add_parser("fit")
     f.add_argument("train", type=Path)
     f.add_argument("test", type=Path)
@@ -487,6 +518,8 @@ def main() -> None:
     if args.cmd == "sheet":
         sheet(args.candidates, args.rule, args.threshold, args.out, args.count, args.seed, args.train,
               args.suppress)
+    if args.cmd == "passes-report":
+        passes_report(args.passes, args.candidates)
     if args.cmd == "passes":
         mine_passes(args.voc_dir, args.out, args.exclude, args.limit, args.workers)
     if args.cmd == "mine":
