@@ -259,7 +259,7 @@ def _fit(x: np.ndarray, y: np.ndarray, c: float = 0.1):  # -> a fitted sklearn p
     return model.fit(x, y)
 
 
-def score_sets(data: dict, names: tuple[str, ...] = ("first", "verified", "mesh")) -> dict[str, np.ndarray]:
+def score_sets(data: dict) -> dict[str, np.ndarray]:
     """The scores the detector computes today, each a candidate verifier on its own."""
     verified = np.concatenate([data["first"][:, None], data["second"]], axis=1).mean(axis=1)
     table = {
@@ -303,23 +303,10 @@ def operating_point(data: dict, score: np.ndarray, threshold: float, nms: float 
 
 
 def _suppress(boxes: np.ndarray, scores: np.ndarray, overlap: float) -> np.ndarray:
-    # Drop a box that overlaps a better one by `overlap` IoU, or lies mostly inside it (a second box).
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    for i in order:
-        ok = True
-        for j in keep:
-            ious = iou_matrix(boxes[i : i + 1], boxes[j : j + 1])[0, 0]
-            a = boxes[i]
-            b = boxes[j]
-            inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-            area = max(1e-6, (a[2] - a[0]) * (a[3] - a[1]))
-            if ious >= overlap or inter / area >= 0.7:
-                ok = False
-                break
-        if ok:
-            keep.append(i)
-    return np.array(sorted(keep), int)
+    # Second boxes go as the Predictor drops them: IoU `overlap`, or 70% of a box inside a likelier one.
+    from maskdetect.verify import suppress_second_boxes
+
+    return suppress_second_boxes(boxes, scores, overlap, 0.7)
 
 
 def at_recall(data: dict, score: np.ndarray, target: float, nms: float | None = None) -> dict:
@@ -401,10 +388,10 @@ def embedding_verifier(train: dict):  # -> a fitted sklearn pipeline
 
 
 def verifier_columns(data: dict) -> np.ndarray:
-    side = np.sqrt((data["box"][:, 2] - data["box"][:, 0]) * (data["box"][:, 3] - data["box"][:, 1]))
+    from maskdetect.verify import verifier_inputs
+
     longer = np.maximum(data["photo_w"], data["photo_h"])
-    return np.column_stack([data["first"], np.log(np.maximum(side, 1)), side / longer, data["second"][:, 0],
-                            data["second"][:, 1], data["feats"]])
+    return verifier_inputs(data["box"], data["first"], data["second"], data["feats"], longer)
 
 
 def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path) -> None:

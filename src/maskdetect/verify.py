@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maskdetect.faces.nms import iou_matrix
 from maskdetect.fileio import atomic_write_text, file_digest
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,7 @@ class FaceVerifier:
         ...                    np.zeros((1, 1)), (100, 100)).tolist()
         [0.5]
         """
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        side = np.sqrt(np.clip(width, 0, None) * np.clip(height, 0, None))
-        columns = np.column_stack([
-            np.asarray(first, np.float64), np.log(np.maximum(side, 1.0)), side / max(photo_size),
-            np.asarray(second, np.float64).reshape(-1, 2), np.asarray(features, np.float64),
-        ])
+        columns = verifier_inputs(boxes, first, second, features, max(photo_size))
         if columns.shape[1] != len(self.coef):
             raise ValueError(f"the verifier weighs {len(self.coef)} inputs, got {columns.shape[1]} (another "
                              "classifier's features?)")
@@ -96,6 +91,29 @@ class FaceVerifier:
     def save(self, path: str | os.PathLike, **provenance: object) -> None:
         """Write the verifier as JSON (atomically), with free-form provenance (data, command)."""
         atomic_write_text(path, json.dumps({**self.to_dict(), "provenance": provenance}, indent=1) + "\n")
+
+
+def verifier_inputs(
+    boxes: np.ndarray, first: np.ndarray, second: np.ndarray, features: np.ndarray,
+    longer_side: float | np.ndarray,
+) -> np.ndarray:
+    """The verifier's input columns (SCORE_COLUMNS, then the features), one row per candidate: the
+    one recipe for fitting it (bench/verifier_study.py) and for running it.
+
+    Args:
+        longer_side: the photo's longer side in pixels, or one per candidate.
+
+    >>> verifier_inputs(np.array([[0, 0, 10, 40]]), [0.5], np.zeros((1, 2)), np.ones((1, 1)), 100).round(3)
+    array([[0.5  , 2.996, 0.2  , 0.   , 0.   , 1.   ]])
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.sqrt(np.clip(width, 0, None) * np.clip(height, 0, None))
+    share = side / np.asarray(longer_side, np.float64)
+    return np.column_stack([
+        np.asarray(first, np.float64), np.log(np.maximum(side, 1.0)), share,
+        np.asarray(second, np.float64).reshape(-1, 2), np.asarray(features, np.float64),
+    ])
 
 
 def load_verifier(path: str | os.PathLike) -> FaceVerifier:
@@ -153,18 +171,14 @@ def suppress_second_boxes(boxes: np.ndarray, scores: np.ndarray, iou: float, ins
     [0, 2]
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    iou_of = iou_matrix(boxes, boxes)
+    width, height = np.clip(boxes[:, 2] - boxes[:, 0], 0, None), np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    # intersection = IoU x union, and union = area_a + area_b - intersection
+    areas = width * height
+    inter = iou_of * (areas[:, None] + areas[None, :]) / (1.0 + iou_of)
+    inside_of = inter / np.maximum(areas[:, None], 1e-9)  # row box's share inside the column box
     kept: list[int] = []
     for i in np.argsort(-np.asarray(scores), kind="stable"):
-        a = boxes[i]
-        area = max(1e-9, (a[2] - a[0]) * (a[3] - a[1]))
-        second = False
-        for j in kept:
-            b = boxes[j]
-            inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-            union = area + (b[2] - b[0]) * (b[3] - b[1]) - inter
-            if inter / max(union, 1e-9) >= iou or inter / area >= inside:
-                second = True
-                break
-        if not second:
+        if not any(iou_of[i, j] >= iou or inside_of[i, j] >= inside for j in kept):
             kept.append(int(i))
     return np.array(sorted(kept), int)
