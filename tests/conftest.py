@@ -18,9 +18,8 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained small_cnn checkpoint at 64 px: for plumbing tests, not for quality."""
+def _small_cnn_checkpoint(folder: Path, input_size: int) -> Path:
+    """An untrained small_cnn checkpoint (seed 0) at `input_size` px, written into `folder`."""
     import torch
 
     from maskdetect.checkpoint import make_checkpoint, save_checkpoint
@@ -28,23 +27,18 @@ def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from maskdetect.preprocess import Preprocessing
 
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    model = create_model("small_cnn")
-    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=64)), path)
+    path = folder / "model.pt"
+    save_checkpoint(make_checkpoint(create_model("small_cnn"), "small_cnn", Preprocessing(input_size)), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained small_cnn checkpoint at 64 px: for plumbing tests, not for quality."""
+    return _small_cnn_checkpoint(tmp_path_factory.mktemp("ckpt"), 64)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained small_cnn checkpoint at 32 px (the explain and newcomer tests' SIZE)."""
-    import torch
-
-    from maskdetect.checkpoint import make_checkpoint, save_checkpoint
-    from maskdetect.models import create_model
-    from maskdetect.preprocess import Preprocessing
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
-    model = create_model("small_cnn")
-    save_checkpoint(make_checkpoint(model, "small_cnn", Preprocessing(input_size=32)), path)
-    return path
+    return _small_cnn_checkpoint(tmp_path_factory.mktemp("ckpt"), 32)
