@@ -177,8 +177,7 @@ def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, work
 
 def mine_passes(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, workers: int) -> None:
     """Every pass's own candidates (before merging), to try configurations without running them."""
-    from maskdetect.faces.blazeface import _not_cut_by_tile, _square_patch, tile_origins
-    from maskdetect.faces.box_trust import box_trust
+    from maskdetect.faces.blazeface import pass_candidates
 
     detector = BlazeFaceDetector("accurate", threshold=CANDIDATE)
     items = list(voc_items(voc_dir, _names(exclude), limit))
@@ -190,22 +189,8 @@ def mine_passes(voc_dir: Path, out: Path, exclude: Path | None, limit: int | Non
         passes = list(detector.config.passes)
         for p, side in detector._tilings(max(width, height)):
             number = passes.index(p) if p in passes else len(passes)  # finer tiles of large photos last
-            model = models[p.model]
-            for y0 in tile_origins(height, side, p.overlap):
-                for x0 in tile_origins(width, side, p.overlap):
-                    boxes, scores = model.run(
-                        _square_patch(pixels, x0, y0, side, model.spec.input_size), CANDIDATE
-                    )
-                    if not len(boxes):
-                        continue
-                    boxes = boxes * side + np.array([x0, y0, x0, y0], np.float32)
-                    keep = _not_cut_by_tile(boxes, x0, y0, side, width, height)
-                    trust = box_trust(
-                        p.model, (boxes[keep, 2] - boxes[keep, 0]) * model.spec.input_size / side
-                    )
-                    rows += [
-                        (number, *b, s, t) for b, s, t in zip(boxes[keep], scores[keep], trust, strict=True)
-                    ]
+            for boxes, scores, trust in pass_candidates(pixels, p, side, models[p.model], CANDIDATE):
+                rows += [(number, *b, s, t) for b, s, t in zip(boxes, scores, trust, strict=True)]
         return rows
 
     photo, data, names = [], [], []
@@ -215,7 +200,8 @@ def mine_passes(voc_dir: Path, out: Path, exclude: Path | None, limit: int | Non
             data += rows
             if index % 100 == 0:
                 print(f"{index}/{len(items)} photos", file=sys.stderr, flush=True)
-    names = [f"{p.model}@{p.tile:g}" for p in detector.config.passes] + ["finer tiles"]
+    names = [f"{p.model}@{p.tile:g}{' grown' if p.resized else ''}" for p in detector.config.passes]
+    names += ["finer tiles"]
     np.savez_compressed(
         out,
         photo=np.array(photo),
@@ -394,32 +380,87 @@ def verifier_columns(data: dict) -> np.ndarray:
     return verifier_inputs(data["box"], data["first"], data["second"], data["feats"], longer)
 
 
-def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path) -> None:
-    """Fit the embedding verifier on `train_path`'s candidates and write it beside the checkpoint.
+# The first stage settles the candidates it scores below the 2% quantile of its faces or above the 98%
+# quantile of its non-faces.
+FIRST_STAGE_QUANTILE = 0.02
 
-    The threshold is the highest whose out-of-fold recall of faces >= 32 px (second boxes dropped)
-    reaches `target` on the training photos themselves: nothing from the test set decides it.
-    """
-    from maskdetect.fileio import file_digest
-    from maskdetect.verify import SCORE_COLUMNS, FaceVerifier
 
-    train = dict(np.load(train_path))
-    folds, oof = train["photo"] % 2, np.zeros(len(train["kind"]))
-    labelled, y = train["kind"] != 1, (train["kind"] == 0).astype(int)
-    x = verifier_columns(train)
+def without_second_looks(data: dict) -> dict:
+    """The same candidates with the second looks left at 0: what the first stage sees."""
+    return {**data, "second": np.zeros_like(data["second"])}
+
+
+def out_of_fold(data: dict) -> np.ndarray:
+    """Each candidate's verifier probability from a fit on the other half of the photos."""
+    folds, oof = data["photo"] % 2, np.zeros(len(data["kind"]))
+    labelled, y = data["kind"] != 1, (data["kind"] == 0).astype(int)
+    x = verifier_columns(data)
     for fold in (0, 1):
         rows = labelled & (folds != fold)
         oof[folds == fold] = _fit(x[rows], y[rows], c=0.01).predict_proba(x[folds == fold])[:, 1]
-    threshold = at_recall(train, oof, target, nms=0.3)["threshold"]
-    model = embedding_verifier(train)
-    scaler, regression = model.steps[0][1], model.steps[1][1]
-    assert x.shape[1] == len(SCORE_COLUMNS) + train["feats"].shape[1]
+    return oof
+
+
+def two_stage(train: dict, target: float) -> dict:
+    """The verifier as shipped, fitted on `train`: its first stage and its band, the full verifier,
+    and the threshold whose out-of-fold recall of faces >= 32 px (second boxes dropped) is `target`."""
+    cheap_oof, full_oof = out_of_fold(without_second_looks(train)), out_of_fold(train)
+    low = float(np.quantile(cheap_oof[train["kind"] == 0], FIRST_STAGE_QUANTILE))
+    high = float(np.quantile(cheap_oof[train["kind"] == 2], 1 - FIRST_STAGE_QUANTILE))
+    settled = (cheap_oof < low) | (cheap_oof > high)
+    threshold = at_recall(train, np.where(settled, cheap_oof, full_oof), target, nms=0.3)["threshold"]
+    return {"first": embedding_verifier(without_second_looks(train)), "full": embedding_verifier(train),
+            "low": low, "high": high, "threshold": threshold}
+
+
+def two_stage_scores(model: dict, data: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped decision on `data`'s candidates, and which of them needed second looks."""
+    cheap = model["first"].predict_proba(verifier_columns(without_second_looks(data)))[:, 1]
+    unsure = (cheap >= model["low"]) & (cheap <= model["high"])
+    return np.where(unsure, model["full"].predict_proba(verifier_columns(data))[:, 1], cheap), unsure
+
+
+def cascade_report(train_path: Path, test_path: Path, target: float) -> None:
+    """The two-stage verifier against the full one (second looks for every candidate) on `test`."""
+    train, test = dict(np.load(train_path)), dict(np.load(test_path))
+    model = two_stage(train, target)
+    scores, unsure = two_stage_scores(model, test)
+    full = model["full"].predict_proba(verifier_columns(test))[:, 1]
+    full_threshold = at_recall(train, out_of_fold(train), target, nms=0.3)["threshold"]
+    print(json.dumps({
+        "band": [round(model["low"], 4), round(model["high"], 4)],
+        "candidates": len(scores), "second_looks_needed": round(float(unsure.mean()), 4),
+        "two_stage": operating_point(test, scores, model["threshold"], nms=0.3),
+        "full_verifier": operating_point(test, full, full_threshold, nms=0.3),
+    }, indent=1))
+
+
+def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path) -> None:
+    """Fit the two-stage verifier on `train_path`'s candidates and write it beside the checkpoint.
+
+    Nothing from the test set decides it: the band and the threshold come from out-of-fold scores on
+    the training photos themselves.
+    """
+    from maskdetect.fileio import file_digest
+    from maskdetect.verify import SCORE_COLUMNS, FaceVerifier, FirstStage
+
+    train = dict(np.load(train_path))
+    model = two_stage(train, target)
+    (cheap_scaler, cheap), (scaler, regression) = (
+        (m.steps[0][1], m.steps[1][1]) for m in (model["first"], model["full"])
+    )
+    assert len(scaler.mean_) == len(SCORE_COLUMNS) + train["feats"].shape[1]
+    first_stage = FirstStage(cheap_scaler.mean_, cheap_scaler.scale_, cheap.coef_[0],
+                             float(cheap.intercept_[0]), model["low"], model["high"])
     verifier = FaceVerifier(file_digest(checkpoint), scaler.mean_, scaler.scale_, regression.coef_[0],
-                            float(regression.intercept_[0]), float(threshold))
-    described = f"{train_path.name}: {len(train['paths'])} photos, {int(labelled.sum())} candidates"
+                            float(regression.intercept_[0]), float(model["threshold"]),
+                            first_stage=first_stage)
+    labelled = int((train["kind"] != 1).sum())
+    described = f"{train_path.name}: {len(train['paths'])} photos, {labelled} candidates"
     verifier.save(out, data=described, fitted_by="python bench/verifier_study.py export-verifier",
                   recall_target_32px=target)
-    print(json.dumps({"threshold": threshold, "written": str(out)}))
+    band = [model["low"], model["high"]]
+    print(json.dumps({"threshold": model["threshold"], "band": band, "written": str(out)}))
 
 
 def sheet(path: Path, rule: str, threshold: float, out: Path, count: int, seed: int,
@@ -490,6 +531,10 @@ def main() -> None:
     ev.add_argument("--out", type=Path, required=True)
     ev.add_argument("--target", type=float, default=0.95)
     ev.add_argument("--checkpoint", type=Path, required=True, help="the classifier whose features were mined")
+    cr = sub.add_parser("cascade")
+    cr.add_argument("train", type=Path)
+    cr.add_argument("test", type=Path)
+    cr.add_argument("--target", type=float, default=0.95)
     pr = sub.add_parser("passes-report")
     pr.add_argument("passes", type=Path)
     pr.add_argument("candidates", type=Path, help="the same photos' candidates (for their labelled faces)")
@@ -505,6 +550,8 @@ def main() -> None:
     if args.cmd == "sheet":
         sheet(args.candidates, args.rule, args.threshold, args.out, args.count, args.seed, args.train,
               args.suppress)
+    if args.cmd == "cascade":
+        cascade_report(args.train, args.test, args.target)
     if args.cmd == "passes-report":
         passes_report(args.passes, args.candidates)
     if args.cmd == "passes":

@@ -133,3 +133,48 @@ def test_unknown_detector_and_bad_threshold_are_clear_errors():
     with pytest.raises(ValueError, match="between 0 and 1"):
         create_detector("blazeface", threshold=2.0)
     assert set(DETECTORS) == {"blazeface", "blazeface-fast", "haar"}
+
+
+def test_a_grown_input_finds_the_faces_the_tiles_find(shared_data):
+    # The back-camera and short-range graphs take a larger input: one call over the whole photo at
+    # the half tiles' scale finds the same faces in the same places as the six overlapping tiles.
+    from maskdetect.faces.blazeface import BlazeFaceConfig, Pass
+
+    photo = Image.open(shared_data / "andrewmvd-face-mask" / "images" / "maksssksksss29.jpg").convert("RGB")
+    photo = photo.resize((640, 480))
+    for model in ("back", "short"):
+        found = {}
+        for resized in (False, True):
+            config = BlazeFaceConfig(passes=(Pass(model, 0.5, resized=resized),), threshold=0.6)
+            found[resized], _ = BlazeFaceDetector(config).detect(photo)
+        assert len(found[True]) == len(found[False]) >= 2
+        assert (iou_matrix(found[False], found[True]).max(axis=1) > 0.8).all()
+
+
+def test_the_full_range_graph_cannot_grow():
+    from maskdetect.faces.blazeface import BlazeFaceConfig, BlazeFaceModel, Pass
+
+    with pytest.raises(ValueError, match="resized passes need a model in"):
+        BlazeFaceDetector(BlazeFaceConfig(passes=(Pass("full", 0.5, resized=True),)))
+    with pytest.raises(ValueError, match="cannot grow its input"):
+        BlazeFaceModel("full").run_scaled(np.zeros((100, 100, 3), np.uint8), 1.0, 0.5)
+
+
+def test_a_box_off_the_photo_is_never_a_face(monkeypatch):
+    # A model can find a "face" in the black padding beside a letterboxed photo: its box, once
+    # clipped to the photo, has no height, and cropping it for the classifier used to raise.
+    from maskdetect.predict import Predictor
+
+    real, off = np.array([[100.0, 100, 160, 170]]), np.array([[100.0, 205, 160, 260]])
+
+    def fake_pass(pixels, p, side, model, min_score):
+        yield np.concatenate([real, off]), np.array([0.9, 0.95], np.float32), np.ones(2)
+
+    monkeypatch.setattr(blazeface, "pass_candidates", fake_pass)
+    photo = Image.new("RGB", (300, 200), "gray")
+    detector = BlazeFaceDetector(threshold=0.1)
+    boxes, _ = detector.detect(photo)
+    assert len(boxes) <= 1 and len(detector.candidates(photo)) == 1
+    predictor = Predictor()
+    predictor.detector = detector
+    assert len(predictor.predict(photo).faces) <= 1  # no crash; the verifier may drop the grey box

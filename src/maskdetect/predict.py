@@ -144,13 +144,15 @@ class Predictor:
         # and second boxes on one face go. detection_score is then the face probability.
         from maskdetect.verify import suppress_second_boxes
 
-        boxes, first, second = self.detector.candidates(photo)
-        if not len(boxes):
+        candidates = self.detector.candidates(photo)
+        if not len(candidates):
             return []
+        boxes = candidates.boxes
         batch = np.stack([self.preprocessing.face_array(photo, tuple(map(float, b))) for b in boxes])
         logits, features = self.classifier.logits_and_features(batch)
         verifier = self.verifier
-        face = verifier.face_probability(boxes, first, second, features, photo.size)
+        face = verifier.decide(boxes, candidates.first, features, photo.size,
+                               lambda rows: self.detector.second_looks(candidates, rows))
         keep = np.flatnonzero(face >= self.face_threshold)
         keep = keep[suppress_second_boxes(boxes[keep], face[keep], verifier.suppress_iou,
                                           verifier.suppress_inside)]

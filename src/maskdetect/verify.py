@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,44 @@ log = logging.getLogger(__name__)
 VERIFIER_SUFFIX = ".verifier.json"
 FORMAT = "maskdetect-face-verifier-1"
 SCORE_COLUMNS = ("first_score", "log_side", "side_share", "second_full", "second_short")
+SECOND_LOOK_COUNT = sum(name.startswith("second_") for name in SCORE_COLUMNS)
 
 
 class VerifierError(ValueError):
     """A verifier file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    """A cheaper verifier that runs first: the same inputs with the second looks left at 0.
+
+    Candidates it scores below `low` or above `high` are settled by its probability alone; only those
+    in between cost the detector its second looks and go to the full verifier. Fitted on the same
+    photos, `low` and `high` are the quantiles that leave few of their faces and non-faces outside.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    low: float
+    high: float
+
+    def probability(self, columns: np.ndarray) -> np.ndarray:
+        return _logistic(columns, self.mean, self.scale, self.coef, self.intercept)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
+                "intercept": self.intercept, "low": self.low, "high": self.high}
+
+
+def _logistic(columns: np.ndarray, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
+              intercept: float) -> np.ndarray:
+    if columns.shape[1] != len(coef):
+        raise ValueError(f"the verifier weighs {len(coef)} inputs, got {columns.shape[1]} (another "
+                         "classifier's features?)")
+    z = ((columns - mean) / scale) @ coef + intercept
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -80, 80)))
 
 
 @dataclass(frozen=True)
@@ -54,6 +89,7 @@ class FaceVerifier:
     threshold: float
     suppress_iou: float = 0.3
     suppress_inside: float = 0.7
+    first_stage: FirstStage | None = None
 
     @property
     def feature_count(self) -> int:
@@ -76,17 +112,44 @@ class FaceVerifier:
         [0.5]
         """
         columns = verifier_inputs(boxes, first, second, features, max(photo_size))
-        if columns.shape[1] != len(self.coef):
-            raise ValueError(f"the verifier weighs {len(self.coef)} inputs, got {columns.shape[1]} (another "
-                             "classifier's features?)")
-        z = ((columns - self.mean) / self.scale) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -80, 80)))
+        return _logistic(columns, self.mean, self.scale, self.coef, self.intercept)
+
+    def decide(
+        self, boxes: np.ndarray, first: np.ndarray, features: np.ndarray, photo_size: tuple[int, int],
+        second_looks: Callable[[np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """The face probability of each candidate, asking for second looks only where needed.
+
+        Args:
+            second_looks: given candidate indices, their N x 2 second-look scores. Without a first
+                stage every candidate needs them; with one, only those it cannot settle.
+
+        >>> v = FaceVerifier("x", np.zeros(6), np.ones(6), np.array([1.0, 0, 0, 0, 0, 0]), 0.0, 0.5)
+        >>> v.decide(np.array([[0, 0, 10, 10]]), np.array([0.0]), np.zeros((1, 1)), (100, 100),
+        ...          lambda rows: np.zeros((len(rows), 2))).tolist()
+        [0.5]
+        """
+        count = len(boxes)
+        stage = self.first_stage
+        if stage is None:
+            return self.face_probability(boxes, first, second_looks(np.arange(count)), features, photo_size)
+        second = np.zeros((count, SECOND_LOOK_COUNT))
+        cheap = stage.probability(verifier_inputs(boxes, first, second, features, max(photo_size)))
+        unsure = np.flatnonzero((cheap >= stage.low) & (cheap <= stage.high))
+        if not len(unsure):
+            return cheap
+        second[unsure] = second_looks(unsure)
+        full = self.face_probability(boxes[unsure], np.asarray(first)[unsure], second[unsure],
+                                     features[unsure], photo_size)
+        cheap[unsure] = full
+        return cheap
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "checkpoint_sha256": self.checkpoint_sha256, "columns": list(SCORE_COLUMNS),
                 "features": self.feature_count, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept, "threshold": self.threshold,
-                "suppress_iou": self.suppress_iou, "suppress_inside": self.suppress_inside}
+                "suppress_iou": self.suppress_iou, "suppress_inside": self.suppress_inside,
+                **({"first_stage": self.first_stage.to_dict()} if self.first_stage else {})}
 
     def save(self, path: str | os.PathLike, **provenance: object) -> None:
         """Write the verifier as JSON (atomically), with free-form provenance (data, command)."""
@@ -112,7 +175,7 @@ def verifier_inputs(
     share = side / np.asarray(longer_side, np.float64)
     return np.column_stack([
         np.asarray(first, np.float64), np.log(np.maximum(side, 1.0)), share,
-        np.asarray(second, np.float64).reshape(-1, 2), np.asarray(features, np.float64),
+        np.asarray(second, np.float64).reshape(-1, SECOND_LOOK_COUNT), np.asarray(features, np.float64),
     ])
 
 
@@ -142,7 +205,26 @@ def load_verifier(path: str | os.PathLike) -> FaceVerifier:
         raise VerifierError(f"{path}: every scale must be positive")
     if not all(math.isfinite(n) for n in numbers) or not all(0 < n <= 1 for n in numbers[1:]):
         raise VerifierError(f"{path}: threshold and suppression shares must lie in (0, 1]")
-    return FaceVerifier(sha, *arrays, *numbers)
+    first_stage = _first_stage(path, data.get("first_stage"), count)
+    return FaceVerifier(sha, *arrays, *numbers, first_stage=first_stage)
+
+
+def _first_stage(path: Path, data: object, count: int) -> FirstStage | None:
+    if data is None:
+        return None
+    try:
+        arrays = [np.asarray(data[key], np.float64) for key in ("mean", "scale", "coef")]
+        intercept, low, high = (float(data[key]) for key in ("intercept", "low", "high"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise VerifierError(f"{path}: a first stage with a missing or bad field ({err})") from None
+    if any(a.shape != (count,) for a in arrays) or not all(np.isfinite(a).all() for a in arrays):
+        raise VerifierError(f"{path}: the first stage's mean, scale and coef must each be {count} finite "
+                            "numbers")
+    if (arrays[1] <= 0).any():
+        raise VerifierError(f"{path}: every scale of the first stage must be positive")
+    if not (math.isfinite(intercept) and 0 <= low <= high <= 1):
+        raise VerifierError(f"{path}: the first stage needs 0 <= low <= high <= 1, got {low} and {high}")
+    return FirstStage(*arrays, intercept, low, high)
 
 
 def verifier_for(checkpoint: str | os.PathLike) -> FaceVerifier | None:

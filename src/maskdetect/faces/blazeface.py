@@ -16,6 +16,8 @@ import dataclasses
 import importlib.util
 import logging
 import threading
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,20 +79,44 @@ def model_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def make_anchors(spec: ModelSpec) -> np.ndarray:
-    """Anchor centres (A x 2, normalised x, y) in the order the model emits its outputs.
+def make_anchors(spec: ModelSpec, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Anchor centres (A x 2, normalised x, y) in the order the model emits its outputs, for an
+    input of `height` x `width` (default: the model's own square input).
 
     >>> make_anchors(FULL_RANGE).shape, make_anchors(SHORT_RANGE).shape, make_anchors(BACK_CAMERA).shape
     ((2304, 2), (896, 2), (896, 2))
+    >>> make_anchors(BACK_CAMERA, 384, 512).shape  # 24 x 32 cells x 2 + 12 x 16 cells x 6
+    (2688, 2)
     """
+    height, width = height or spec.input_size, width or spec.input_size
     anchors = []
     for stride, per_cell in zip(spec.strides, spec.anchors_per_cell, strict=True):
-        cells = spec.input_size // stride
-        centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
-        ys, xs = np.meshgrid(centres, centres, indexing="ij")
+        rows, cols = height // stride, width // stride
+        ys, xs = np.meshgrid((np.arange(rows) + 0.5) / rows, (np.arange(cols) + 0.5) / cols, indexing="ij")
         grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
         anchors.append(np.repeat(grid, per_cell, axis=0))
     return np.concatenate(anchors).astype(np.float32)
+
+
+# The short-range and back-camera graphs accept any input size, so a finer scale can be one call over
+# the whole photo instead of overlapping tiles (about half the work, and no face cut by a tile edge).
+# The full-range graph adds fixed-shape tensors and cannot grow.
+RESIZABLE = frozenset({"short", "back"})
+GROWN_GRID = 64  # grown inputs are padded to multiples of this: few distinct shapes, each built once
+GROWN_CACHE = 6  # grown interpreters kept per model (one per input shape; building one costs 3-8 ms)
+
+
+@dataclass
+class _Graph:
+    """One interpreter at one input shape, with its anchors."""
+
+    interpreter: object
+    input_index: int
+    box_index: int
+    score_index: int
+    anchors: np.ndarray
+    height: int
+    width: int
 
 
 class BlazeFaceModel:
@@ -105,18 +131,24 @@ class BlazeFaceModel:
     def __init__(self, kind: str = "full", num_threads: int = 1):
         if kind not in MODELS:
             raise ValueError(f"unknown BlazeFace model {kind!r}; choose one of {', '.join(MODELS)}")
+        self.kind, self.spec, self.num_threads = kind, MODELS[kind], num_threads
+        self.path = model_dir() / self.spec.filename
+        if not self.path.is_file():
+            raise FileNotFoundError(f"BlazeFace model file missing: {self.path}")
+        self._graph = self._build(self.spec.input_size, self.spec.input_size)
+        self._grown: OrderedDict[tuple[int, int], _Graph] = OrderedDict()
+
+    def _build(self, height: int, width: int) -> _Graph:
         from ai_edge_litert.interpreter import Interpreter  # heavy import, only when needed
 
-        self.spec = MODELS[kind]
-        path = model_dir() / self.spec.filename
-        if not path.is_file():
-            raise FileNotFoundError(f"BlazeFace model file missing: {path}")
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
-        outputs = sorted(self.interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
-        self.box_index, self.score_index = outputs[0]["index"], outputs[1]["index"]
-        self.anchors = make_anchors(self.spec)
+        interpreter = Interpreter(model_path=str(self.path), num_threads=self.num_threads)
+        input_index = interpreter.get_input_details()[0]["index"]
+        if (height, width) != (self.spec.input_size, self.spec.input_size):
+            interpreter.resize_tensor_input(input_index, [1, height, width, 3])
+        interpreter.allocate_tensors()
+        outputs = sorted(interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
+        return _Graph(interpreter, input_index, outputs[0]["index"], outputs[1]["index"],
+                      make_anchors(self.spec, height, width), height, width)
 
     def run(self, patch: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         """Detect faces in one square patch already at the model's input size.
@@ -127,17 +159,52 @@ class BlazeFaceModel:
         size = self.spec.input_size
         if patch.shape != (size, size, 3):
             raise ValueError(f"patch must be {size}x{size}x3, got {patch.shape}")
-        tensor = (patch.astype(np.float32) / 127.5 - 1.0)[None]
-        self.interpreter.set_tensor(self.input_index, tensor)
-        self.interpreter.invoke()
-        raw_scores = self.interpreter.get_tensor(self.score_index)[0, :, 0]
+        return self._detect(self._graph, patch, min_score)
+
+    def run_scaled(self, pixels: np.ndarray, scale: float, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        """Detect faces in a whole photo resized by `scale`, in one call of an input grown to fit it.
+
+        Only the models in RESIZABLE can do this.
+
+        Returns:
+            (boxes, scores): boxes N x 4 in the photo's pixels, before NMS.
+
+        >>> boxes, scores = BlazeFaceModel("back").run_scaled(np.zeros((480, 640, 3), np.uint8), 0.8, 0.5)
+        >>> boxes.shape
+        (0, 4)
+        """
+        if self.kind not in RESIZABLE:
+            raise ValueError(f"the {self.kind!r} model cannot grow its input; only {sorted(RESIZABLE)} can")
+        height, width = pixels.shape[:2]
+        out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+        grid_h, grid_w = (-(-v // GROWN_GRID) * GROWN_GRID for v in (out_h, out_w))
+        canvas = np.zeros((grid_h, grid_w, 3), np.uint8)  # padded black, as MediaPipe letterboxes
+        canvas[:out_h, :out_w] = np.asarray(Image.fromarray(pixels).resize((out_w, out_h), Image.BILINEAR))
+        boxes, scores = self._detect(self._grown_graph(grid_h, grid_w), canvas, min_score)
+        return boxes * np.array([grid_w, grid_h, grid_w, grid_h], np.float32) / scale, scores
+
+    def _grown_graph(self, height: int, width: int) -> _Graph:
+        graph = self._grown.pop((height, width), None) or self._build(height, width)
+        self._grown[(height, width)] = graph  # most recently used last
+        while len(self._grown) > GROWN_CACHE:
+            self._grown.popitem(last=False)
+        return graph
+
+    def _detect(self, graph: _Graph, pixels: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        # Boxes as fractions of the input: the regressors are in input pixels around each anchor.
+        tensor = (pixels.astype(np.float32) / 127.5 - 1.0)[None]
+        interpreter = graph.interpreter
+        interpreter.set_tensor(graph.input_index, tensor)
+        interpreter.invoke()
+        raw_scores = interpreter.get_tensor(graph.score_index).reshape(-1)
         logit = np.log(min_score / (1.0 - min_score))
         keep = np.flatnonzero(raw_scores > logit)
         if keep.size == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        raw = self.interpreter.get_tensor(self.box_index)[0, keep, :4] / size
-        centre = raw[:, :2] + self.anchors[keep]
-        half = raw[:, 2:4] / 2
+        size = np.array([graph.width, graph.height], np.float32)
+        raw = interpreter.get_tensor(graph.box_index).reshape(-1, 16)[keep, :4]
+        centre = raw[:, :2] / size + graph.anchors[keep]
+        half = raw[:, 2:4] / size / 2
         boxes = np.concatenate([centre - half, centre + half], axis=1)
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores[keep], -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)))
         valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -145,15 +212,32 @@ class BlazeFaceModel:
 
 
 @dataclass(frozen=True)
+class Candidates:
+    """A photo's merged candidate faces: `boxes` framed like `detect`'s, `first` their first-pass
+    scores, `merged` BlazeFace's own boxes (the second looks crop around them), and the photo."""
+
+    boxes: np.ndarray
+    first: np.ndarray
+    merged: np.ndarray
+    pixels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+@dataclass(frozen=True)
 class Pass:
     """Run one model over square tiles whose side is `tile` times the photo's longer side.
 
     `tile=1.0` is one letterboxed pass over the whole photo; smaller tiles overlap by `overlap`.
+    `resized` runs the model once over the whole photo instead, its input grown to the scale the
+    tiles would give (models in RESIZABLE only).
     """
 
     model: str = "full"
     tile: float = 1.0
     overlap: float = 0.3
+    resized: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +281,10 @@ class BlazeFaceConfig:
 # tried and left out.
 CONFIGS: dict[str, BlazeFaceConfig] = {
     "accurate": BlazeFaceConfig(
+        passes=(
+            Pass("full", 1.0), Pass("full", 0.5), Pass("short", 0.5, resized=True),
+            Pass("back", 1.0, resized=True), Pass("back", 0.5, resized=True),
+        ),
         threshold=0.37, trust_weighted=True, second_look=True, mesh_box=True, voc_framing=MESH_VOC_FRAMING,
         max_tile_px=400,
     ),
@@ -247,6 +335,9 @@ class BlazeFaceDetector:
                 raise ValueError(f"detection threshold must be between 0 and 1, got {threshold}")
             low = None if config.candidate_threshold is None else min(config.candidate_threshold, threshold)
             config = dataclasses.replace(config, threshold=threshold, candidate_threshold=low)
+        fixed = sorted({p.model for p in config.passes if p.resized} - RESIZABLE)
+        if fixed:
+            raise ValueError(f"resized passes need a model in {sorted(RESIZABLE)}, not {fixed}")
         self.config = config
         self._local = threading.local()
         self._models()  # fail early if the model files are missing
@@ -287,9 +378,9 @@ class BlazeFaceDetector:
         """Whether `candidates` works: it needs the second looks (the `accurate` configuration)."""
         return self.config.second_look
 
-    def candidates(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def candidates(self, image: Image.Image) -> Candidates:
         """Every merged face from the candidate threshold, before any score decides: boxes framed as
-        `detect` frames them, first-pass scores, and second-look scores (N x 2, full and short range).
+        `detect` frames them, with their first-pass scores. `second_looks` scores them again.
 
         A face verifier then decides which are faces (`maskdetect.verify`).
 
@@ -301,46 +392,43 @@ class BlazeFaceDetector:
             raise ValueError("candidates need a configuration with second looks (the 'accurate' one)")
         low = config.threshold if config.candidate_threshold is None else config.candidate_threshold
         pixels = np.asarray(image.convert("RGB"))
-        boxes, first = self._merged_candidates(pixels, low)
-        if not len(boxes):
-            return np.zeros((0, 4)), np.zeros(0), np.zeros((0, len(SECOND_LOOKS)))
-        second = second_look_scores(pixels, boxes, self._models())
-        if self._mesh_boxer is not None:
+        merged, first = self._merged_candidates(pixels, low)
+        boxes = merged
+        if self._mesh_boxer is not None and len(boxes):
             boxes = self._mesh_boxer(Image.fromarray(pixels), boxes)
-        framed = clip_boxes(to_voc_boxes(boxes, config.voc_framing), image.width, image.height)
-        return framed, np.asarray(first, np.float64), second
+        framed, visible = frame_boxes(boxes, config.voc_framing, image.width, image.height)
+        first = np.asarray(first, np.float64)
+        return Candidates(framed[visible], first[visible], merged.reshape(-1, 4)[visible], pixels)
+
+    def second_looks(self, candidates: Candidates, rows: np.ndarray) -> np.ndarray:
+        """The second-look scores (len(rows) x 2: full and short range) of some candidates."""
+        return second_look_scores(candidates.pixels, candidates.merged[rows], self._models())
 
     def _merged_candidates(self, pixels: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
-        height, width = pixels.shape[:2]
-        longer = max(width, height)
         models = self._models()
         all_boxes, all_scores, all_trust = [], [], []
-        for p, side in self._tilings(longer):
-            model = models[p.model]
-            for y0 in tile_origins(height, side, p.overlap):
-                for x0 in tile_origins(width, side, p.overlap):
-                    patch = _square_patch(pixels, x0, y0, side, model.spec.input_size)
-                    boxes, scores = model.run(patch, min_score)
-                    if not len(boxes):
-                        continue
-                    boxes = boxes * side + np.array([x0, y0, x0, y0], np.float32)
-                    keep = _not_cut_by_tile(boxes, x0, y0, side, width, height)
-                    all_boxes.append(boxes[keep])
-                    all_scores.append(scores[keep])
-                    if self.config.trust_weighted:
-                        input_px = (boxes[keep, 2] - boxes[keep, 0]) * model.spec.input_size / side
-                        all_trust.append(box_trust(p.model, input_px))
+        for p, side in self._tilings(max(pixels.shape[:2])):
+            for boxes, scores, trust in pass_candidates(pixels, p, side, models[p.model], min_score):
+                all_boxes.append(boxes)
+                all_scores.append(scores)
+                all_trust.append(trust)
         if not all_boxes:
             return np.zeros((0, 4)), np.zeros(0)
         scores = np.concatenate(all_scores)
         weights = scores * np.concatenate(all_trust) if self.config.trust_weighted else None
-        return weighted_nms(np.concatenate(all_boxes), scores, self.config.nms_iou, weights)
+        boxes, scores = weighted_nms(np.concatenate(all_boxes), scores, self.config.nms_iou, weights)
+        # A model sees black padding beside a letterboxed or grown photo, and now and then finds a
+        # "face" there: a box centred off the photo is none.
+        height, width = pixels.shape[:2]
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        inside = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
+        return boxes[inside], scores[inside]
 
     def _tilings(self, longer: int) -> list[tuple[Pass, int]]:
         """Each pass with its tile side in pixels, plus the finer ones a large photo needs.
 
         >>> [side for _, side in BlazeFaceDetector()._tilings(800)]
-        [800, 800, 400, 400, 200, 800, 400]
+        [800, 400, 400, 800, 400]
         >>> [side for _, side in BlazeFaceDetector()._tilings(8000)][-3:]
         [1000, 500, 250]
         """
@@ -359,7 +447,51 @@ class BlazeFaceDetector:
     def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         """Face boxes (N x 4, x0 y0 x1 y1 pixels, VOC-like framing) and scores, best first."""
         boxes, scores = self.detect_raw(image)
-        return clip_boxes(to_voc_boxes(boxes, self.config.voc_framing), image.width, image.height), scores
+        framed, visible = frame_boxes(boxes, self.config.voc_framing, image.width, image.height)
+        return framed[visible], np.asarray(scores)[visible]
+
+
+def pass_candidates(
+    pixels: np.ndarray, p: Pass, side: int, model: BlazeFaceModel, min_score: float
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One pass's candidates, call by call: boxes (photo pixels), scores, and each box's trust (how
+    big the face was in the model's input, faces.box_trust). Faces cut by a tile edge are dropped.
+
+    >>> photo, p = np.zeros((480, 640, 3), np.uint8), Pass("back", 0.5, resized=True)
+    >>> list(pass_candidates(photo, p, 320, BlazeFaceModel("back"), 0.5))
+    []
+    """
+    height, width = pixels.shape[:2]
+    size = model.spec.input_size
+    if p.resized:
+        boxes, scores = model.run_scaled(pixels, size / side, min_score)
+        if len(boxes):
+            yield boxes, scores, box_trust(p.model, (boxes[:, 2] - boxes[:, 0]) * size / side)
+        return
+    for y0 in tile_origins(height, side, p.overlap):
+        for x0 in tile_origins(width, side, p.overlap):
+            boxes, scores = model.run(_square_patch(pixels, x0, y0, side, size), min_score)
+            if not len(boxes):
+                continue
+            boxes = boxes * side + np.array([x0, y0, x0, y0], np.float32)
+            keep = _not_cut_by_tile(boxes, x0, y0, side, width, height)
+            if keep.any():
+                boxes, scores = boxes[keep], scores[keep]
+                yield boxes, scores, box_trust(p.model, (boxes[:, 2] - boxes[:, 0]) * size / side)
+
+
+def frame_boxes(
+    boxes: np.ndarray, framing: tuple[float, float, float, float], width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Detector boxes framed like VOC boxes and clipped to the photo, and which of them keep at least
+    a pixel of width and height there (a box on the photo's edge can clip to nothing).
+
+    >>> boxes = np.array([[10.0, 10, 30, 30], [10, 100, 30, 120]])
+    >>> frame_boxes(boxes, (0, 0, 1, 1), 100, 100)[1].tolist()
+    [True, False]
+    """
+    framed = clip_boxes(to_voc_boxes(np.asarray(boxes).reshape(-1, 4), framing), width, height)
+    return framed, (framed[:, 2] - framed[:, 0] >= 1) & (framed[:, 3] - framed[:, 1] >= 1)
 
 
 def to_voc_boxes(

@@ -1,0 +1,112 @@
+"""The photo detector against its previous configuration, side by side in one run (JSON on stdout).
+
+The previous `accurate` configuration (seven tiled passes, second looks on every candidate, no
+verifier: as issue 17 found it) is kept here as the baseline. Each photo is run by both, in turn, so
+a busy machine slows both alike; the figures are milliseconds a photo on one thread:
+
+- detector alone (`detect`): the old passes against the new ones;
+- the whole `Predictor` call (find, classify): the old detector deciding alone against the new
+  detector with its two-stage face verifier (the default).
+
+    .venv/bin/python bench/bench_photo_detector.py [--photos 40] [--set ../shared/data/ilc2021-dev]
+
+Without --set it times andrewmvd-face-mask photos (up to 600 px) and the 640x480 photo of
+bench_detect.py; with --set, the first photos of that VOC set (ilc2021-dev: up to 1,280 px).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+BENCH_PHOTO = DATA / "andrewmvd-face-mask" / "images" / "maksssksksss29.jpg"
+
+
+def previous_accurate():  # -> BlazeFaceConfig
+    """`accurate` as issue 17 found it: seven tiled passes, quarter tiles included."""
+    from maskdetect.faces.blazeface import MESH_VOC_FRAMING, BlazeFaceConfig, Pass
+
+    passes = (Pass("full", 1.0), Pass("short", 1.0), Pass("full", 0.5), Pass("short", 0.5),
+              Pass("full", 0.25), Pass("back", 1.0), Pass("back", 0.5))
+    return BlazeFaceConfig(passes=passes, threshold=0.37, trust_weighted=True, second_look=True,
+                           mesh_box=True, voc_framing=MESH_VOC_FRAMING, max_tile_px=400)
+
+
+def _photos(voc_set: Path | None, count: int) -> list[Image.Image]:
+    from maskdetect.images import find_images, open_image
+
+    if voc_set is None:
+        frame = Image.open(BENCH_PHOTO).convert("RGB").resize((640, 480), Image.BILINEAR)
+        paths = find_images(DATA / "andrewmvd-face-mask" / "images")[: max(0, count - 1)]
+        return [frame, *(open_image(p) for p in paths)]
+    folder = voc_set / "JPEGImages" if (voc_set / "JPEGImages").is_dir() else voc_set / "images"
+    return [open_image(p) for p in find_images(folder)[:count]]
+
+
+def _time(call, photo: Image.Image) -> tuple[float, int]:
+    start = time.perf_counter()
+    found = call(photo)
+    return (time.perf_counter() - start) * 1000, len(found)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=40, help="photos to time (default 40)")
+    parser.add_argument("--set", type=Path, help="a VOC photo set (default: andrewmvd-face-mask)")
+    args = parser.parse_args()
+    if not BENCH_PHOTO.is_file():
+        sys.exit(f"bench photos not found under {DATA} (../shared/data must sit beside the project)")
+    from maskdetect.faces.blazeface import BlazeFaceDetector
+    from maskdetect.predict import Predictor
+
+    photos = _photos(args.set, args.photos)
+    old_detector, new_detector = BlazeFaceDetector(previous_accurate()), BlazeFaceDetector("accurate")
+    old_predictor = Predictor(verify=False, classifier_threads=1)
+    old_predictor.detector = old_detector
+    new_predictor = Predictor(classifier_threads=1)
+    calls = {
+        "detector/previous": lambda im: old_detector.detect(im)[0],
+        "detector/now": lambda im: new_detector.detect(im)[0],
+        "predictor/previous_no_verifier": old_predictor,
+        "predictor/now_with_verifier": new_predictor,
+    }
+    for call in calls.values():  # warm-up: interpreters, ONNX session, grown inputs
+        call(photos[0])
+    times = {name: [] for name in calls}
+    faces = {name: 0 for name in calls}
+    for photo in photos:
+        for name, call in calls.items():
+            ms, found = _time(call, photo)
+            times[name].append(ms)
+            faces[name] += found
+    results = {name: {"ms_per_photo": round(float(np.mean(t)), 1), "faces": faces[name]}
+               for name, t in times.items()}
+    report = {
+        "photos": len(photos),
+        "set": str(args.set or "andrewmvd-face-mask (first photo: bench_detect's 640x480 frame)"),
+        "threads": 1,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),  # other jobs on the 2 cores
+        "results": results,
+        "speedup": {
+            "detector": round(results["detector/previous"]["ms_per_photo"]
+                              / results["detector/now"]["ms_per_photo"], 2),
+            "predictor": round(results["predictor/previous_no_verifier"]["ms_per_photo"]
+                               / results["predictor/now_with_verifier"]["ms_per_photo"], 2),
+        },
+        "goal_speedup": 3.0,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
