@@ -47,6 +47,7 @@ from maskdetect.serve.limits import (
     MIN_BODY_RATE,
     SERVE_MAX_PIXELS,
 )
+from maskdetect.serve.metrics import add_metrics
 from maskdetect.serve.modelinfo import describe_model
 from maskdetect.serve.static import SecurityHeadersMiddleware, add_static_routes
 from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, BodyDeadline, read_upload
@@ -122,6 +123,7 @@ def create_app(
         if app.state.predictor is None:
             app.state.predictor = await run_in_threadpool(load_predictor or _default_predictor)
         app.state.model_info = await run_in_threadpool(describe_model, app.state.predictor)
+        app.state.metrics.declare_classes(_classes(app.state.predictor))
         log.info("serving model %s", app.state.model_info["name"])
         for lane in app.state.lanes.values():
             lane.start()
@@ -154,6 +156,7 @@ def create_app(
     app.state.abandoned = 0  # requests dropped because their client had gone
     app.state.large_pixels = large_pixels
     app.state.lanes = {"ordinary": _Lane(DECODE_THREADS, inference_threads), "large": _Lane(1, 1)}
+    app.state.metrics = add_metrics(app)  # innermost middleware: it sees the status each route sent
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -315,6 +318,7 @@ async def _detect(
     counts = {name: 0 for name in _classes(predictor)}
     for face in result:
         counts[face.label] = counts.get(face.label, 0) + 1
+    app.state.metrics.count_faces(counts)
     if format == "jpeg":
         jpeg = await run_in_threadpool(_annotated_jpeg, result)
         counts_header = ",".join(f"{k}={v}" for k, v in counts.items())
