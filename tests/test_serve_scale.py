@@ -215,3 +215,14 @@ def test_the_environment_is_restored_after_serving(monkeypatch):
     with server_module._environment({"MASKDETECT_TEST_VALUE": "during", "MASKDETECT_TEST_NEW": "x"}):
         assert os.environ["MASKDETECT_TEST_VALUE"] == "during"
     assert os.environ["MASKDETECT_TEST_VALUE"] == "before" and "MASKDETECT_TEST_NEW" not in os.environ
+
+
+def test_a_bad_checkpoint_is_one_clear_error_before_any_worker_starts(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    port = free_port()
+    assert main(["serve", "--workers", "2", "--port", str(port), "--checkpoint", str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert f"{bad}: neither a maskdetect checkpoint nor an ONNX export" in error
+    with socket.socket() as sock:  # nothing listened
+        sock.bind(("127.0.0.1", port))

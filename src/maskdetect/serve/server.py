@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -114,28 +116,39 @@ def app_from_env() -> Any:
 def serve(options: ServeOptions) -> None:
     """Serve until stopped (Ctrl+C or SIGTERM), with `options.workers` worker processes.
 
-    The model loads here first, before the port opens, even with several workers: a bad checkpoint
-    is one clear error rather than workers that fail one by one, and the ONNX export that the
-    workers share is written once, not raced by each of them.
+    The model loads before the port opens: a bad checkpoint is one clear error. With several workers
+    it loads first in a short-lived process of its own, so that a bad checkpoint is still one error
+    (not workers failing one by one), the ONNX export the workers share is written once (not raced
+    by each of them), and this supervising process stays small (no torch in it).
     """
     import uvicorn
 
     from maskdetect.serve.metrics import MULTIPROC_ENV
 
-    predictor = load_predictor(options)
     where = f"http://{options.host}:{options.port}/"
     if options.workers == 1:
-        app = build_app(options, predictor)
+        app = build_app(options, load_predictor(options))
         print(f"maskdetect: serving on {where} (Ctrl+C stops)", flush=True)
         uvicorn.run(app, host=options.host, port=options.port, workers=1, log_level="info", access_log=False)
         return
-    del predictor  # each worker loads its own
+    check_model_in_a_process(options)
     with tempfile.TemporaryDirectory(prefix="maskdetect-metrics-") as metrics_dir:
         environment = {OPTIONS_ENV: options.to_json(), MULTIPROC_ENV: metrics_dir}
         with _environment(environment):
             print(f"maskdetect: serving on {where} with {options.workers} workers (Ctrl+C stops)", flush=True)
             uvicorn.run(FACTORY, factory=True, host=options.host, port=options.port, workers=options.workers,
                         log_level="info", access_log=False, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+
+
+def check_model_in_a_process(options: ServeOptions) -> None:
+    """Load the model the options ask for in a spawned process and drop it; raises its error if any."""
+    context = multiprocessing.get_context("spawn")  # as uvicorn starts its workers: nothing inherited
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        pool.submit(_load_and_drop, options).result()
+
+
+def _load_and_drop(options: ServeOptions) -> None:
+    load_predictor(options)
 
 
 @contextmanager
