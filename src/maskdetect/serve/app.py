@@ -2,7 +2,8 @@
 
 One predictor (one model session) serves every request of a process (`serve --workers N` runs N
 processes, each with its own app, model and limits: serve/server.py; /metrics: serve/metrics.py).
-Decoding runs in the shared worker threads and inference in its own small pool (one thread by default), so the event loop keeps answering.
+Decoding runs in the shared worker threads and inference in its own small pool (one thread by
+default), so the event loop keeps answering.
 A request holds nothing while its body arrives (which has a deadline and a minimum rate); then it
 takes an in-flight slot, room in the budget of decoded pixels, a decode slot and an inference slot,
 and is dropped before decoding and before inference if its client has gone. Images over
