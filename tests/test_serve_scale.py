@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serve_helpers import PHOTO_NAMES, photo_dir, photo_jpeg
+from serve_helpers import PHOTO_NAMES, photo_dir, photo_jpeg, png_claiming_size
 
 from maskdetect.cli import main
 from maskdetect.serve import server as server_module
@@ -113,11 +113,21 @@ def test_the_image_entry_point_serves_with_two_workers_and_stops_cleanly(tmp_pat
             assert response.status_code == 200, response.text
             faces += sum(response.json()["counts"].values())
         assert httpx.get(url + "/nowhere").status_code == 404
+        # The hardening holds in every worker: bombs and broken files refused before decoding.
+        for _ in range(2):
+            bomb = httpx.post(url + "/v1/detect", content=png_claiming_size(20_000, 20_000),
+                              headers={"Content-Type": "image/png"}, timeout=30)
+            assert bomb.status_code == 413, bomb.text
+        files = {"image": ("cut.jpg", photo[:300], "image/jpeg")}
+        cut = httpx.post(url + "/v1/detect", files=files, timeout=30)
+        assert cut.status_code == 422, cut.text
         text = httpx.get(url + "/metrics").text
         assert scraped(text, "maskdetect_http_requests_total", route="/v1/detect", status="200") == 6
         assert sum(scraped(text, "maskdetect_faces_total", label=label)
                    for label in ("covered", "incorrect", "uncovered", "other")) == faces
         assert scraped(text, "maskdetect_errors_total", kind="not_found") == 1
+        assert scraped(text, "maskdetect_errors_total", kind="image_too_large") == 2
+        assert scraped(text, "maskdetect_errors_total", kind="bad_image") == 1
         # Two workers, each with its own process and its own metrics file.
         workers = {path.name.split("_")[-1] for path in metrics_dirs[0].glob("counter_*.db")}
         assert len(workers) == 2, workers
