@@ -21,7 +21,11 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin maskdetect \
     && chown maskdetect:maskdetect /app
 WORKDIR /app
 USER maskdetect
-COPY --chown=maskdetect:maskdetect . /app
+# Only what the install and the server read (README.md: pyproject.toml names it), so that editing
+# tests, benchmarks or other scripts does not redo the 5 GB install.
+COPY --chown=maskdetect:maskdetect pyproject.toml README.md requirements.lock requirements-nodeps.txt ./
+COPY --chown=maskdetect:maskdetect scripts/install.sh scripts/
+COPY --chown=maskdetect:maskdetect src src
 RUN bash scripts/install.sh \
     && .venv/bin/python -c "from maskdetect import Predictor; Predictor()"
 
