@@ -141,7 +141,9 @@ def test_the_image_entry_point_serves_with_two_workers_and_stops_cleanly(tmp_pat
     assert log.read_text().count("Finished server process") == 2
     assert not list(tmp_path.glob("maskdetect-metrics-*"))  # removed at exit
     assert healthcheck() != 0  # the image's health check fails once nothing answers
-    with socket.socket() as sock:  # the port is free again: no worker left behind
+    with socket.socket() as sock:  # the port is free again: no worker left listening
+        # SO_REUSEADDR: closed connections may linger in TIME_WAIT; a listener would still refuse the bind.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
 
 
