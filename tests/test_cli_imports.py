@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 HEAVY = ("torch", "torchvision", "onnxruntime", "cv2", "matplotlib", "starlette", "fastapi", "uvicorn",
-         "python_multipart", "ai_edge_litert")
+         "python_multipart", "ai_edge_litert", "prometheus_client")
 
 
 def test_building_the_parser_imports_nothing_heavy() -> None:

@@ -161,14 +161,19 @@ def test_real_server_survives_bad_input(photo):
         assert response.status_code == 200 and response.json()["counts"]["covered"] == 1
 
 
-def test_serve_command_defaults_to_loopback_without_cors():
-    from maskdetect.cli import build_parser
+def test_serve_command_defaults_to_loopback_without_cors(monkeypatch):
+    from maskdetect.cli import main
 
-    args = build_parser().parse_args(["serve"])
-    assert (args.host, args.port, args.cors_origin) == ("127.0.0.1", 8000, [])
-    assert args.max_bytes == 10 * 1024 * 1024
-    args = build_parser().parse_args(["serve", "--cors-origin", "http://a.example", "--cors-origin", "http://b"])
-    assert args.cors_origin == ["http://a.example", "http://b"]
+    served = []
+    monkeypatch.setattr("maskdetect.serve.commands.serve", served.append)
+    monkeypatch.delenv("MASKDETECT_PORT", raising=False)
+    monkeypatch.delenv("MASKDETECT_WORKERS", raising=False)
+    assert main(["serve"]) == 0
+    options = served[-1]
+    assert (options.host, options.port, options.cors_origins, options.workers) == ("127.0.0.1", 8000, (), 1)
+    assert options.max_bytes == 10 * 1024 * 1024
+    assert main(["serve", "--cors-origin", "http://a.example", "--cors-origin", "http://b"]) == 0
+    assert served[-1].cors_origins == ("http://a.example", "http://b")
 
 
 def test_serve_command_with_a_missing_checkpoint_fails_before_listening(tmp_path, capsys):

@@ -4,6 +4,7 @@ the model description read from a real checkpoint."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -60,3 +61,27 @@ def test_real_prediction_matches_the_predictor(server, shared_data):
     assert httpx.get(server.url + "/v1/model").json()["checkpoint"] == "small_cnn.pt"
     direct = Predictor(server.checkpoint, detector="blazeface-fast")(photo)
     assert [f.to_dict() for f in direct] == body["faces"]
+
+
+def test_the_load_test_measures_each_worker_count_in_one_run(monkeypatch, capsys, untrained_checkpoint):
+    bench = load_bench_module()
+    started = []
+
+    @contextmanager
+    def fake_server(checkpoint, detector, workers=1, **kwargs):
+        started.append((checkpoint, detector, workers))
+        yield f"http://worker-{workers}"
+
+    def fake_load(url, photos, clients=8, requests=500, timeout=60.0):
+        rate = 10.0 * int(url.rsplit("-", 1)[1])
+        return {"requests": requests, "errors": 0, "requests_per_s": rate, "p50_ms": 1.0, "p95_ms": 2.0}
+
+    monkeypatch.setattr(bench, "server_process", fake_server)
+    monkeypatch.setattr(bench, "run_load", fake_load)
+    argv = ["--checkpoint", str(untrained_checkpoint), "--detector", "blazeface-fast", "--workers", "1", "2",
+            "--requests", "20", "--photos", "2"]
+    assert bench.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [workers for _, _, workers in started] == [1, 2]
+    assert result["by_workers"]["1"]["requests_per_s"] == 10 and result["by_workers"]["2"]["requests"] == 20
+    assert result["requests_per_s_vs_first"] == {"1": 1.0, "2": 2.0}

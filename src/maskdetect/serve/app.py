@@ -1,7 +1,9 @@
 """The REST API and the web page: a FastAPI app built by `create_app`, a thin wrapper over Predictor.
 
-One predictor (one model session) serves every request. Decoding runs in the shared worker threads
-and inference in its own small pool (one thread by default), so the event loop keeps answering.
+One predictor (one model session) serves every request of a process (`serve --workers N` runs N
+processes, each with its own app, model and limits: serve/server.py; /metrics: serve/metrics.py).
+Decoding runs in the shared worker threads and inference in its own small pool (one thread by
+default), so the event loop keeps answering.
 A request holds nothing while its body arrives (which has a deadline and a minimum rate); then it
 takes an in-flight slot, room in the budget of decoded pixels, a decode slot and an inference slot,
 and is dropped before decoding and before inference if its client has gone. Images over
@@ -47,6 +49,7 @@ from maskdetect.serve.limits import (
     MIN_BODY_RATE,
     SERVE_MAX_PIXELS,
 )
+from maskdetect.serve.metrics import add_metrics
 from maskdetect.serve.modelinfo import describe_model
 from maskdetect.serve.static import SecurityHeadersMiddleware, add_static_routes
 from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, BodyDeadline, read_upload
@@ -122,6 +125,7 @@ def create_app(
         if app.state.predictor is None:
             app.state.predictor = await run_in_threadpool(load_predictor or _default_predictor)
         app.state.model_info = await run_in_threadpool(describe_model, app.state.predictor)
+        app.state.metrics.declare_classes(_classes(app.state.predictor))
         log.info("serving model %s", app.state.model_info["name"])
         for lane in app.state.lanes.values():
             lane.start()
@@ -154,6 +158,7 @@ def create_app(
     app.state.abandoned = 0  # requests dropped because their client had gone
     app.state.large_pixels = large_pixels
     app.state.lanes = {"ordinary": _Lane(DECODE_THREADS, inference_threads), "large": _Lane(1, 1)}
+    app.state.metrics = add_metrics(app)  # innermost middleware: it sees the status each route sent
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -315,6 +320,7 @@ async def _detect(
     counts = {name: 0 for name in _classes(predictor)}
     for face in result:
         counts[face.label] = counts.get(face.label, 0) + 1
+    app.state.metrics.count_faces(counts)
     if format == "jpeg":
         jpeg = await run_in_threadpool(_annotated_jpeg, result)
         counts_header = ",".join(f"{k}={v}" for k, v in counts.items())

@@ -1,18 +1,21 @@
-"""`maskdetect serve`: the REST API and web page on uvicorn, one process, one shared model."""
+"""`maskdetect serve`: the REST API and web page on uvicorn, in one process or several workers."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from maskdetect.faces.detector import DETECTORS
 from maskdetect.runtime import BACKENDS
 from maskdetect.serve.limits import DEFAULT_MAX_BYTES, SERVE_MAX_PIXELS
+from maskdetect.serve.server import DEFAULT_HOST, DEFAULT_PORT, ServeOptions, serve
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"  # reachable from this machine only, unless asked otherwise
-DEFAULT_PORT = 8000
+# Defaults an environment can set (a container image does): the port and the number of workers.
+PORT_ENV = "MASKDETECT_PORT"
+WORKERS_ENV = "MASKDETECT_WORKERS"
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +25,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the REST API and the web page. The model loads once, before the port opens.",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=int, help=f"port (default ${PORT_ENV} or {DEFAULT_PORT})")
+    parser.add_argument(
+        "--workers", type=int,
+        help=f"worker processes, each with its own model and its own limits (default ${WORKERS_ENV} or 1)",
+    )
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
     parser.add_argument("--detector", default="blazeface", choices=DETECTORS, help="face detector")
     parser.add_argument("--backend", default="onnx", choices=BACKENDS, help="classifier runtime")
@@ -42,21 +49,33 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from maskdetect.predict import Predictor
-    from maskdetect.serve.app import create_app
-
-    if not 0 <= args.port <= 65535:
-        raise ValueError(f"--port must be between 0 and 65535, got {args.port}")
-    # Load before listening: a bad checkpoint is one clear error, not a server that answers 503.
-    predictor = Predictor(
-        args.checkpoint, detector=args.detector, backend=args.backend,
+    options = ServeOptions(
+        host=args.host,
+        port=_setting(args.port, "--port", PORT_ENV, DEFAULT_PORT, 0, 65535),
+        workers=_setting(args.workers, "--workers", WORKERS_ENV, 1, 1),
+        checkpoint=args.checkpoint, detector=args.detector, backend=args.backend,
         detection_threshold=args.detection_threshold, verify=args.verify,
+        max_bytes=args.max_bytes, max_pixels=args.max_pixels, cors_origins=tuple(args.cors_origin),
     )
-    app = create_app(
-        predictor, max_bytes=args.max_bytes, max_pixels=args.max_pixels, cors_origins=args.cors_origin or None
-    )
-    print(f"maskdetect: serving on http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info", access_log=False)
+    serve(options)
     return 0
+
+
+def _setting(
+    value: int | None, option: str, variable: str, default: int, low: int, high: int | None = None
+) -> int:
+    """The option's value if given, else the environment variable's, else `default`; in bounds."""
+    source = option
+    if value is None:
+        text = os.environ.get(variable, "").strip()
+        if not text:
+            return default
+        source = f"${variable}"
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{source} must be a whole number, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{source} must be {bounds}, got {value}")
+    return value

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskdetect.images import ImageError, ImageTooLargeError
 from maskdetect.serve.budget import BudgetSpentError
+from maskdetect.serve.metrics import ERROR_KIND_KEY
 from maskdetect.serve.upload import UploadError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"detail": short_detail(message)}, status_code=status, headers=headers)
 
 
+def note_error_kind(request: Request, kind: str) -> None:
+    """Name the kind of the error being answered, for /metrics (one of `metrics.ERROR_KINDS`)."""
+    setattr(request.state, ERROR_KIND_KEY, kind)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Answer every error of the app in JSON, with the status its kind calls for."""
 
@@ -43,15 +49,20 @@ def add_error_handlers(app: FastAPI) -> None:
     async def upload_error(request: Request, err: UploadError) -> JSONResponse:
         # A body left unread (too slow, too large) leaves the connection unusable: close it.
         headers = {"Connection": "close"} if err.status in (408, 413) else None
+        kinds = {408: "body_timeout", 413: "body_too_large"}
+        note_error_kind(request, kinds.get(err.status, "bad_upload"))
         return error_response(err.status, str(err), headers)
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, err: ImageError) -> JSONResponse:
         # By the error's type, not its text: the text carries the client's own file name.
-        return error_response(413 if isinstance(err, ImageTooLargeError) else 422, str(err))
+        too_large = isinstance(err, ImageTooLargeError)
+        note_error_kind(request, "image_too_large" if too_large else "bad_image")
+        return error_response(413 if too_large else 422, str(err))
 
     @app.exception_handler(BudgetSpentError)
     async def budget_spent(request: Request, err: BudgetSpentError) -> JSONResponse:
+        note_error_kind(request, "pixel_budget")
         return error_response(503, str(err), {"Retry-After": "2"})
 
     @app.exception_handler(StarletteHTTPException)
