@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=500)
     parser.add_argument("--memory-images", type=int, default=2000, help="0 skips the memory run")
     parser.add_argument("--shard-size", type=int, default=25)
+    parser.add_argument("--memory-only", action="store_true", help="only the memory run (run 4)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import ray
@@ -86,21 +87,24 @@ def main() -> None:
     photos = _photos(args.photos)
     work = Path(tempfile.mkdtemp(prefix="bench_batch."))
     report: dict = {"photos": len(photos), "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
-    _say(f"threaded detect over {len(photos)} photos")
-    report["threaded_2_workers"] = _threaded(photos, work / "threaded")
-    _say(json.dumps(report["threaded_2_workers"]))
+    if not args.memory_only:
+        _say(f"threaded detect over {len(photos)} photos")
+        report["threaded_2_workers"] = _threaded(photos, work / "threaded")
+        _say(json.dumps(report["threaded_2_workers"]))
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local instance on 127.0.0.1
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     report["ray_init_s"] = round(time.perf_counter() - start, 1)
-    for actors in (2, 1):
-        _say(f"ray, {actors} actor(s)")
-        report[f"ray_{actors}_actors"] = _ray(photos, work / f"ray{actors}", actors, args.shard_size)
-        _say(json.dumps(report[f"ray_{actors}_actors"]))
-    base, two = report["threaded_2_workers"], report["ray_2_actors"]
-    report["ray_2_actors_vs_threaded"] = round(two["images_per_s"] / base["images_per_s"], 3)
-    report["ray_overhead_per_image_ms"] = round((two["seconds"] - base["seconds"]) / len(photos) * 1000, 1)
-    report["scaling_2_actors_over_1"] = round(two["images_per_s"] / report["ray_1_actors"]["images_per_s"], 3)
+    if not args.memory_only:
+        for actors in (2, 1):
+            _say(f"ray, {actors} actor(s)")
+            report[f"ray_{actors}_actors"] = _ray(photos, work / f"ray{actors}", actors, args.shard_size)
+            _say(json.dumps(report[f"ray_{actors}_actors"]))
+        base, two, one = report["threaded_2_workers"], report["ray_2_actors"], report["ray_1_actors"]
+        report["ray_2_actors_vs_threaded"] = round(two["images_per_s"] / base["images_per_s"], 3)
+        extra = two["seconds"] - base["seconds"]
+        report["ray_overhead_per_image_ms"] = round(extra / len(photos) * 1000, 1)
+        report["scaling_2_actors_over_1"] = round(two["images_per_s"] / one["images_per_s"], 3)
     if args.memory_images:
         listing = work / "long.txt"
         names = []
@@ -112,7 +116,11 @@ def main() -> None:
                 names.append(str(folder / photo.name))
         listing.write_text("\n".join(names[: args.memory_images]) + "\n")
         _say(f"ray, 2 actors, memory over {args.memory_images} images")
-        report["memory_run"] = _ray([listing], work / "long", 2, args.shard_size)
+        report["memory_run"] = run = _ray([listing], work / "long", 2, args.shard_size)
+        for actor in run["per_actor"].values():  # after its first shard (model and buffers in place)
+            series = actor["rss_mb_after_each_shard"][1:] or actor["rss_mb_after_each_shard"]
+            actor["rss_mb_growth_after_first_shard"] = round(series[-1] - series[0], 1)
+            actor["rss_mb_range_after_first_shard"] = round(max(series) - min(series), 1)
     ray.shutdown()
     report["load_avg_at_end"] = os.getloadavg()
     print(json.dumps(report, indent=1))

@@ -35,9 +35,11 @@ def _photos(folder: Path, count: int, size: int = 320) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     face = Image.fromarray(astronaut()).resize((size, size))
     paths = []
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = "2021:03:04 09:15:00"  # DateTimeOriginal, on the first photo only
     for i in range(count):
         paths.append(folder / f"p{i:02d}.jpg")
-        face.save(paths[-1])
+        face.save(paths[-1], exif=exif.tobytes() if i == 0 else b"")
     return paths
 
 
@@ -87,6 +89,8 @@ def test_a_killed_job_run_again_loses_and_repeats_nothing(ray_address, tmp_path,
     assert len(faces) >= 16 and faces["label"].isin(["covered", "incorrect", "uncovered"]).all()
     assert (faces["x1"] > faces["x0"]).all() and (faces["width"] == 480).all()
     assert faces[["p_covered", "p_incorrect", "p_uncovered"]].sum(axis=1).round(3).eq(1.0).all()
+    assert set(rows.groupby("path")["taken"].first().dropna().items()) == {
+        (str(photos[0]), "2021-03-04 09:15:00")}  # from the EXIF, to group by day
     summary = pd.read_csv(out / "summary.csv").set_index("part:-2")
     assert summary.loc["day1", "images"] == 16 and summary.loc["day2", "failed"] == 2
     assert summary.loc["day1", "faces"] == len(faces)

@@ -12,6 +12,7 @@ with `error` for an input that could not be read (the rest of the shard goes on)
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from maskdetect.labels import CLASSES
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from PIL import Image
 
     from maskdetect.results import ImageResult
 
@@ -128,7 +130,8 @@ def finished_shards(out: Path) -> set[int]:
 
 def image_rows(path: str, shard: int, result: ImageResult | None = None,
                error: str | None = None) -> list[dict]:
-    """The output rows of one input (`summary.record_rows` of its record), each with its shard.
+    """The output rows of one input (`summary.record_rows` of its record), each with its shard and,
+    when the photo's EXIF has it, the time it was taken (`taken`, "YYYY-MM-DD HH:MM:SS").
 
     >>> from maskdetect.results import FaceResult, ImageResult
     >>> face = FaceResult((1, 2, 30, 40), "covered", 0.9, {"covered": 0.9}, 0.8)
@@ -138,7 +141,38 @@ def image_rows(path: str, shard: int, result: ImageResult | None = None,
     'b.jpg: empty file (0 bytes)'
     """
     record = {**result.to_dict(), "path": path} if result is not None else {"path": path, "error": error}
-    return [{"shard": shard, **row} for row in record_rows(record)]
+    taken = photo_taken(result.image) if result is not None else None
+    return [{"shard": shard, **row, "taken": taken} for row in record_rows(record)]
+
+
+def photo_taken(image: Image.Image | None) -> str | None:
+    """When a photo was taken, from its EXIF (DateTimeOriginal, else DateTime), or None.
+
+    >>> from PIL import Image
+    >>> exif = Image.Exif()
+    >>> exif[306] = "2021:03:04 09:15:00"
+    >>> photo_taken(Image.open(_jpeg_with(exif)))
+    '2021-03-04 09:15:00'
+    """
+    if image is None:
+        return None
+    try:
+        exif = image.getexif()
+        value = exif.get_ifd(0x8769).get(36867) or exif.get(306)  # Exif IFD DateTimeOriginal; DateTime
+    except (OSError, ValueError, SyntaxError):  # a broken EXIF block says nothing about the photo's date
+        return None
+    if not isinstance(value, str) or len(value) < 19 or value[4] != ":":
+        return None
+    return f"{value[:4]}-{value[5:7]}-{value[8:10]} {value[11:19]}"
+
+
+def _jpeg_with(exif: Image.Exif) -> io.BytesIO:
+    # A small JPEG carrying `exif`, for the examples.
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG", exif=exif.tobytes())
+    return buffer
 
 
 def rows_table(rows: list[dict]) -> pa.Table:
@@ -158,6 +192,7 @@ def output_schema() -> pa.Schema:
         ("faces", pa.int32()), ("face", pa.int32()),
         ("x0", f32), ("y0", f32), ("x1", f32), ("y1", f32), ("label", pa.string()), ("score", f32),
         *[(name, f32) for name in PROBABILITY_COLUMNS], ("detection_score", f32), ("error", pa.string()),
+        ("taken", pa.string()),
     ])
 
 
