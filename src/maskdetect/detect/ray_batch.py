@@ -92,8 +92,8 @@ class BatchSummary:
         images_run: inputs this call detected; seconds: its detection time (Ray start included).
         faces: faces per class in the whole output; failed: inputs with an error row there.
         left_out: one line per input that never entered the plan (missing file, a video...).
-        actors: per actor (by process id): shards, images, peak and last resident memory (MB), and
-            its memory after each shard, in order (to see that it stays flat).
+        actors: per actor (by process id): shards, images, seconds spent detecting (`busy_s`), peak
+            resident memory (MB), and its memory after each shard, in order (to see that it stays flat).
     """
 
     inputs: int = 0
@@ -303,9 +303,11 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions) -> Bat
             for row in _detect_shards(ray, plan, pending, options):
                 summary.shards_run += 1
                 summary.images_run += int(row["images"])
-                actor = summary.actors.setdefault(int(row["pid"]), {"shards": 0, "images": 0, "rss_mb": []})
+                actor = summary.actors.setdefault(int(row["pid"]), {"shards": 0, "images": 0, "busy_s": 0.0,
+                                                                    "rss_mb": []})
                 actor["shards"] += 1
                 actor["images"] += int(row["images"])
+                actor["busy_s"] = round(actor["busy_s"] + float(row["seconds"]), 2)
                 actor["rss_mb"].append(round(float(row["rss_mb"]), 1))
                 actor["peak_rss_mb"] = round(float(row["peak_rss_mb"]), 1)
                 log.info("shard %d: %d images, %d faces, %d failed, %.1f s", row["shard"], row["images"],
