@@ -65,12 +65,15 @@ def _ray(inputs: list[str | Path], out: Path, actors: int, shard_size: int) -> d
     start = time.perf_counter()
     summary = run_batch(inputs, BatchOptions(out, actors=actors, shard_size=shard_size))
     seconds = time.perf_counter() - start
-    memory = {pid: {"shards": a["shards"], "images": a["images"], "peak_rss_mb": a["peak_rss_mb"],
+    memory = {pid: {"shards": a["shards"], "images": a["images"], "busy_s": a["busy_s"],
+                    "peak_rss_mb": a["peak_rss_mb"],
                     "rss_mb_first_shard": a["rss_mb"][0], "rss_mb_last_shard": a["rss_mb"][-1],
                     "rss_mb_after_each_shard": a["rss_mb"]} for pid, a in summary.actors.items()}
     return {"actors": actors, "images": summary.images_run, "seconds": round(seconds, 1),
             "images_per_s": round(summary.images_run / seconds, 3), "faces": sum(summary.faces.values()),
             "failed": summary.failed, "per_actor": memory,
+            # the wall time no actor spent detecting: Ray's scheduling, actor start, model loads, the tail
+            "not_detecting_s": round(seconds - max((a["busy_s"] for a in memory.values()), default=0), 1),
             "output_mb": round(sum(p.stat().st_size for p in (out / "faces").glob("*.parquet")) / 2**20, 3)}
 
 
