@@ -330,6 +330,10 @@ def _detect_shards(ray: Any, plan: Any, pending: list[int], options: BatchOption
              for shard, group in chosen.groupby("shard")]
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
+    if not log.isEnabledFor(logging.INFO):  # Ray Data's plan and progress lines only with -v
+        for handler in logging.getLogger("ray.data").handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(max(handler.level, logging.WARNING))
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
     detected = dataset.map_batches(
         ShardDetector, batch_size=1, compute=ray.data.ActorPoolStrategy(size=options.actors),
