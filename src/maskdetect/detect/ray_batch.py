@@ -328,9 +328,7 @@ def _detect_shards(ray: Any, plan: Any, pending: list[int], options: BatchOption
     chosen = plan[plan["shard"].isin(pending)]
     items = [{"shard": int(shard), "paths": group["path"].tolist()}
              for shard, group in chosen.groupby("shard")]
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    if not log.isEnabledFor(logging.INFO):  # Ray Data's plan and progress lines only with -v
+    if not log.isEnabledFor(logging.DEBUG):  # Ray Data's plan and progress lines only with -v
         for handler in logging.getLogger("ray.data").handlers:
             if not isinstance(handler, logging.FileHandler):
                 handler.setLevel(max(handler.level, logging.WARNING))
