@@ -12,6 +12,7 @@ JPEGImages, from ../shared/data. The runs, in this order, on one local Ray insta
    a new input), every actor's resident memory after each shard.
 
     .venv/bin/python bench/bench_batch.py [--photos 500] [--memory-images 2000] [--shard-size 25]
+    .venv/bin/python bench/bench_batch.py --memory-steps   # why an actor's memory rises in steps
 
 The machine is shared: compare figures of one run, not across runs.
 """
@@ -77,17 +78,52 @@ def _ray(inputs: list[str | Path], out: Path, actors: int, shard_size: int) -> d
             "output_mb": round(sum(p.stat().st_size for p in (out / "faces").glob("*.parquet")) / 2**20, 3)}
 
 
+def _memory_steps(photos: list[Path]) -> dict:
+    # One Predictor in this process, one inference thread (as an actor): after each photo, its resident
+    # memory and the largest batch of face candidates the classifier ran on; where memory stepped up.
+    from maskdetect.predict import Predictor
+
+    def resident() -> float:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    predictor = Predictor(classifier_threads=1)
+    batches: list[int] = []
+    run = predictor.classifier.logits_and_features
+
+    def counted(batch):  # the verifier's one batch of every candidate box of a photo
+        batches.append(len(batch))
+        return run(batch)
+
+    predictor.classifier.logits_and_features = counted
+    before, largest, steps = resident(), 0, []
+    for index, photo in enumerate(photos):
+        seen = len(batches)
+        predictor.predict(photo)
+        batch, now = max(batches[seen:], default=0), resident()
+        if now - before > 20:
+            steps.append({"photo": index, "batch": batch, "largest_before": largest,
+                          "rss_mb": [round(before), round(now)]})
+        largest, before = max(largest, batch), now
+    return {"photos": len(photos), "largest_batch": largest, "rss_mb_end": round(before), "steps": steps}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=500)
     parser.add_argument("--memory-images", type=int, default=2000, help="0 skips the memory run")
     parser.add_argument("--shard-size", type=int, default=25)
     parser.add_argument("--memory-only", action="store_true", help="only the memory run (run 4)")
+    parser.add_argument("--memory-steps", action="store_true",
+                        help="only: in this process, where memory steps up, beside the candidate batch size")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import ray
 
     photos = _photos(args.photos)
+    if args.memory_steps:
+        print(json.dumps(_memory_steps(photos), indent=1))
+        return
     work = Path(tempfile.mkdtemp(prefix="bench_batch."))
     report: dict = {"photos": len(photos), "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
     if not args.memory_only:
