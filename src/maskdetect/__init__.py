@@ -37,10 +37,13 @@ _LAZY: dict[str, str] = {
     "evaluate_checkpoint": "maskdetect.train.evaluate",
     "explain_folder": "maskdetect.explain.folder",
     "detect_files": "maskdetect.detect.media",
+    "run_batch": "maskdetect.detect.ray_batch",
+    "BatchOptions": "maskdetect.detect.ray_batch",
     "evaluate_detection": "maskdetect.detect.evaluate",
 }
 
 __all__ = [
+    "BatchOptions",
     "CLASSES",
     "Explainer",
     "FaceResult",
@@ -59,6 +62,7 @@ __all__ = [
     "load_classifier",
     "open_image",
     "prepare_data",
+    "run_batch",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads them
@@ -66,6 +70,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads t
     from maskdetect.data.prepare import prepare_data
     from maskdetect.detect.evaluate import evaluate_detection
     from maskdetect.detect.media import detect_files
+    from maskdetect.detect.ray_batch import BatchOptions, run_batch
     from maskdetect.explain.folder import explain_folder
     from maskdetect.explain.runner import Explainer
     from maskdetect.export import export_onnx

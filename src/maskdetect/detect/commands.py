@@ -47,6 +47,40 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="face detector for video and camera frames (default: %(default)s)")
     detect.set_defaults(func=run_detect)
 
+    batch = subparsers.add_parser(
+        "batch", help="detect over millions of photos on a Ray cluster; Parquet out, resumable",
+        description="Needs the ray extra (pip install 'maskdetect[ray]'). Writes OUT/faces/part-*.parquet, "
+        "one row per face (and one per image without a face or that failed); run it again to resume.",
+        epilog=DETECT_EXIT_CODES.replace("JSON Lines", "Parquet rows"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("inputs", nargs="*", metavar="INPUT",
+                       help="images, folders, glob patterns, a .txt list or a .csv/.parquet table of paths")
+    batch.add_argument("--out", "-o", type=Path, required=True, help="output folder (also the resume state)")
+    batch.add_argument("--address", help="a running Ray cluster (HOST:6379); default: start one here")
+    batch.add_argument("--actors", type=int, default=2, help="actors, one model each (default %(default)s)")
+    batch.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs each actor reserves")
+    batch.add_argument("--gpus-per-actor", type=float, default=0.0,
+                       help="GPUs each actor reserves (above 0: torch classifier on CUDA)")
+    batch.add_argument("--shard-size", type=int, default=500,
+                       help="inputs per output file (default %(default)s)")
+    batch.add_argument("--path-column", default="path", help="the paths' column in a CSV/Parquet table")
+    batch.add_argument("--summary-by", action="append", metavar="KEY",
+                       help="then write OUT/summary.csv and .png by this key (see `summarize --by`)")
+    _model_options(batch)
+    batch.set_defaults(func=run_batch)
+
+    summarize = subparsers.add_parser(
+        "summarize", help="faces by class per folder, path component or day: CSV and a PNG chart",
+        description="Reads a `batch` output folder or `detect`'s JSON Lines.")
+    summarize.add_argument("results", type=Path, metavar="RESULTS",
+                           help="a batch --out folder, or detections.jsonl (or its folder)")
+    summarize.add_argument("--by", action="append", required=True, metavar="KEY",
+                           help="folder, part:N (Nth path component, -2: the folder's name), a column of "
+                           "the input table, or COLUMN:day|week|month|year|hour; repeat to nest")
+    summarize.add_argument("--out", "-o", type=Path, help="file prefix (default RESULTS/summary)")
+    summarize.set_defaults(func=run_summarize)
+
     export = subparsers.add_parser("export", help="export a checkpoint's classifier (ONNX)")
     export.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (.pt)")
     export.add_argument("--format", choices=("onnx",), default="onnx")
@@ -142,6 +176,42 @@ def run_detect(args: argparse.Namespace) -> int:
         print(f"skipped: {failure}", file=sys.stderr)
     print(_written(summary.annotated, summary.jsonl, args.out))
     return 1 if summary.failures else 0  # DETECT_EXIT_CODES
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from maskdetect.detect.ray_batch import BatchOptions, run_batch
+
+    options = BatchOptions(
+        args.out, checkpoint=args.checkpoint, detector=args.detector, backend=args.backend,
+        threshold=args.threshold, verify=args.verify, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
+        gpus_per_actor=args.gpus_per_actor, shard_size=args.shard_size, address=args.address,
+        path_column=args.path_column,
+    )
+    summary = run_batch(args.inputs, options)
+    for line in summary.left_out:
+        print(f"left out: {line}", file=sys.stderr)
+    print(f"{summary.inputs} inputs in {summary.shards} shards; this run detected {summary.images_run} "
+          f"images ({summary.shards_run} shards) in {summary.seconds:.0f} s, "
+          f"{summary.images_per_second:.2f} images/s")
+    print("faces by class: " + ", ".join(f"{k} {v}" for k, v in summary.faces.items())
+          + f"; {summary.failed} inputs failed (their error is in the rows)")
+    if args.summary_by:
+        args.results, args.by, args.out = args.out, args.summary_by, None
+        run_summarize(args)
+    else:
+        print(f"wrote {args.out / 'faces'}")
+    return 1 if summary.failed or summary.left_out else 0  # DETECT_EXIT_CODES
+
+
+def run_summarize(args: argparse.Namespace) -> int:
+    from maskdetect.detect.summary import load_detections, summarize, write_summary
+
+    table = summarize(load_detections(args.results), args.by)
+    prefix = args.out or (args.results if args.results.is_dir() else args.results.parent) / "summary"
+    csv, png = write_summary(table, args.by, prefix)
+    print(table.to_string(index=False, max_rows=40))
+    print(f"wrote {csv} and {png}")
+    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

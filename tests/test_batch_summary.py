@@ -1,0 +1,107 @@
+"""Issue 20: the inputs and plan of `maskdetect batch`, and the summary by folder or day (no Ray needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from maskdetect.cli import main
+from maskdetect.detect.batch_inputs import read_inputs, update_plan
+from maskdetect.detect.summary import load_detections, summarize
+
+
+@pytest.fixture
+def photos(tmp_path):
+    for name in ("cam1/a.jpg", "cam1/b.png", "cam2/c.jpg", "cam2/clip.mp4"):
+        path = tmp_path / "photos" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".mp4":
+            path.write_bytes(b"not really a video")
+        else:
+            Image.new("RGB", (32, 24)).save(path)
+    return tmp_path / "photos"
+
+
+def test_inputs_from_folders_patterns_lists_and_tables(photos, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("# photos\nphotos/cam1/a.jpg\n/elsewhere/x.jpg\n")
+    table = tmp_path / "table.csv"
+    pd.DataFrame({"file": ["photos/cam2/c.jpg", "photos/cam2/d.jpg"], "date": ["2021-03-04", "2021-03-05"]}
+                 ).to_csv(table, index=False)
+    given = [photos / "cam1", str(photos / "**" / "c.jpg"), listing, table, "nothing/*.jpg"]
+    inputs, errors = read_inputs(given, path_column="file")
+    names = [p.replace(str(tmp_path), "") for p in inputs["path"]]
+    # A path reached twice is one input; list and table paths are relative to their file, kept unchecked.
+    assert names == ["/photos/cam1/a.jpg", "/photos/cam1/b.png", "/photos/cam2/c.jpg", "/elsewhere/x.jpg",
+                     "/photos/cam2/d.jpg"]
+    dates = inputs.set_index("path")["date"].dropna().to_dict()
+    assert dates == {str(photos / "cam2" / "d.jpg"): "2021-03-05"}
+    assert errors == ["nothing/*.jpg: the pattern matches no file"]
+    with pytest.raises(ValueError, match=r"table.csv: no column 'path'.*--path-column"):
+        read_inputs([table])
+    _, errors = read_inputs([photos])
+    assert errors == [f"{photos / 'cam2' / 'clip.mp4'}: a video; `maskdetect detect` reads videos"]
+
+
+def test_an_input_keeps_its_shard_when_the_plan_grows(tmp_path):
+    first = update_plan(tmp_path, pd.DataFrame({"path": list("abcde")}), 2)
+    again = update_plan(tmp_path, pd.DataFrame({"path": list("edcbafg")}), 3)
+    assert first["shard"].tolist() == [0, 0, 1, 1, 2]
+    assert dict(zip(again["path"], again["shard"], strict=True)) == {
+        "a": 0, "b": 0, "c": 1, "d": 1, "e": 2, "f": 3, "g": 3}
+    with pytest.raises(ValueError, match="shard size must be at least 1, got 0"):
+        update_plan(tmp_path / "new", pd.DataFrame({"path": ["a"]}), 0)
+
+
+def _record(path, *labels):
+    faces = [{"box": [0, 0, 10, 10], "label": label, "score": 0.9, "probabilities": {label: 0.9},
+              "detection_score": 0.8} for label in labels]
+    return {"path": path, "width": 64, "height": 48, "faces": faces}
+
+
+def test_summary_of_the_threaded_detect_log_by_folder_writes_csv_and_png(tmp_path, capsys):
+    log = tmp_path / "detections.jsonl"
+    records = [_record("/p/cam1/a.jpg", "covered", "uncovered"), _record("/p/cam1/b.jpg"),
+               _record("/p/cam2/c.jpg", "incorrect"), {"path": "/p/cam2/bad.jpg", "error": "corrupt"},
+               {"path": "/p/v.mp4", "frame": 0, "width": 8, "height": 8, "faces": []},
+               {"path": "/p/v.mp4", "frames": 1, "expected_frames": 1}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["summarize", str(log), "--by", "part:-2"]) == 0
+    table = pd.read_csv(tmp_path / "summary.csv")
+    columns = ["part:-2", "images", "failed", "faces", "covered", "incorrect", "uncovered"]
+    assert table[columns].values.tolist() == [
+        ["cam1", 2, 0, 2, 1, 0, 1], ["cam2", 2, 1, 1, 0, 1, 0], ["p", 1, 0, 0, 0, 0, 0]]
+    assert table["covered_share"].tolist()[0] == 0.5
+    assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_summary_by_a_date_column_per_day():
+    rows = pd.DataFrame({"path": ["/a.jpg", "/a.jpg", "/b.jpg", "/c.jpg"],
+                         "label": ["covered", "uncovered", "covered", None], "error": [None] * 4,
+                         "taken": ["2021-03-04 09:00", "2021-03-04 09:00", "2021-03-04 18:30", "bad"]})
+    table = summarize(rows, ["taken:day"])
+    assert table[["taken:day", "images", "faces", "covered", "uncovered"]].values.tolist() == [
+        ["2021-03-04", 2, 3, 2, 1], ["no date", 1, 0, 0, 0]]
+    with pytest.raises(ValueError, match="no column 'day'"):
+        summarize(rows, ["day"])
+    with pytest.raises(ValueError, match="unknown date unit 'fortnight'"):
+        summarize(rows, ["taken:fortnight"])
+
+
+def test_summarize_names_what_it_could_not_read(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no batch output"):
+        load_detections(tmp_path)
+
+
+def test_without_the_ray_extra_batch_says_how_to_get_it(monkeypatch, tmp_path):
+    import sys
+
+    from maskdetect.detect.ray_batch import BatchOptions, run_batch
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as in the base install, where ray is missing
+    with pytest.raises(ImportError, match=r"pip install 'maskdetect\[ray\]'"):
+        run_batch([tmp_path], BatchOptions(tmp_path / "out"))
