@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "evaluate_checkpoint": "maskdetect.train.evaluate",
     "explain_folder": "maskdetect.explain.folder",
     "detect_files": "maskdetect.detect.media",
+    "VideoAnalyzer": "maskdetect.detect.video",
     "evaluate_detection": "maskdetect.detect.evaluate",
 }
 
@@ -46,6 +47,7 @@ __all__ = [
     "FaceResult",
     "ImageResult",
     "Predictor",
+    "VideoAnalyzer",
     "__version__",
     "create_detector",
     "create_model",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads t
     from maskdetect.data.prepare import prepare_data
     from maskdetect.detect.evaluate import evaluate_detection
     from maskdetect.detect.media import detect_files
+    from maskdetect.detect.video import VideoAnalyzer
     from maskdetect.explain.folder import explain_folder
     from maskdetect.explain.runner import Explainer
     from maskdetect.export import export_onnx

@@ -7,9 +7,10 @@ occlusion). Each track keeps two labels:
 
 - the verdict: the class whose probability, averaged over all the track's frames weighted by face
   size and detection score, is highest: one answer per person;
-- the running label shown on the video: a decayed average of the recent frames with hysteresis,
-  so a half-turned face does not flicker between classes from frame to frame, while a mask pulled
-  down mid-clip still changes it after a fraction of a second, recorded as an event.
+- the running label shown on the video: over a track's first half-life the verdict so far, then a
+  decayed average of the recent frames with hysteresis, so a half-turned face does not flicker
+  between classes from frame to frame, while a mask pulled down mid-clip still changes it within
+  about half a second, recorded as an event.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from maskdetect.faces.nms import iou_matrix
 from maskdetect.labels import CLASSES
 from maskdetect.results import FaceResult, ImageResult
 
@@ -146,6 +148,22 @@ def _changes(labels) -> int:
     return sum(a != b for a, b in zip(labels, labels[1:], strict=False))
 
 
+def bytetrack(fps: float, options: TrackOptions) -> object:
+    """ByteTrack as `FaceTracker` uses it (chosen over SORT, OC-SORT and norfair by
+    `bench/tracking_study.py`; README "Video: people, not frames").
+
+    The face detector has already kept only the faces it trusts, so every face may start a track
+    and take part in the first, high-confidence matching stage.
+    """
+    from trackers import ByteTrackTracker
+
+    # lost_track_buffer counts 30 fps frames; the tracker scales it by frame_rate.
+    return ByteTrackTracker(
+        lost_track_buffer=max(1, round(options.lost_seconds * 30)), frame_rate=fps,
+        track_activation_threshold=0.0, minimum_consecutive_frames=1,
+        minimum_iou_threshold=options.min_iou, high_conf_det_threshold=0.0)
+
+
 class FaceTracker:
     """Give each face of a video a track id and keep every track's verdict.
 
@@ -153,6 +171,9 @@ class FaceTracker:
         fps: the video's frame rate (frames are timed by their index / fps).
         options: tracking and labelling settings.
         classes: the classifier's class names, in its probability order.
+        associate: what matches faces to tracks: any tracker of the `trackers` package (its
+            `update(supervision.Detections)` gives each detection a `tracker_id`, -1 when
+            untracked, and keeps its `data`); default `bytetrack(fps, options)`.
 
     >>> tracker = FaceTracker(fps=25.0)  # doctest: +SKIP
     >>> for index, result in enumerate(results):  # doctest: +SKIP
@@ -162,23 +183,17 @@ class FaceTracker:
     """
 
     def __init__(self, fps: float, options: TrackOptions | None = None,
-                 classes: tuple[str, ...] = CLASSES) -> None:
-        from trackers import ByteTrackTracker
-
+                 classes: tuple[str, ...] = CLASSES, associate: object | None = None) -> None:
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.fps = float(fps)
         self.options = options or TrackOptions()
         self.classes = tuple(classes)
-        # The detector has already kept only faces it trusts: every face may start a track, on its
-        # first frame (lost_track_buffer counts 30 fps frames; the tracker scales it by frame_rate).
-        self._bytetrack = ByteTrackTracker(
-            lost_track_buffer=max(1, round(self.options.lost_seconds * 30)), frame_rate=self.fps,
-            track_activation_threshold=0.0, minimum_consecutive_frames=1,
-            minimum_iou_threshold=self.options.min_iou, high_conf_det_threshold=0.0)
+        self._associate = associate if associate is not None else bytetrack(self.fps, self.options)
         self._tracks: dict[int, Track] = {}
         self._pending: list[tuple[FaceResult, int, Image.Image | None]] = []
         self._decay = 0.5 ** (1.0 / (self.options.half_life_seconds * self.fps))
+        self._settle = max(1, round(self.options.half_life_seconds * self.fps))
 
     def update(self, result: ImageResult, frame: int, image: Image.Image | None = None) -> list[TrackedFace]:
         """Match one frame's faces to tracks; returns them in the result's order.
@@ -198,7 +213,7 @@ class FaceTracker:
             detections = sv.Detections(xyxy=boxes, confidence=scores, data={"index": np.arange(len(faces))})
         else:
             detections = sv.Detections.empty()
-        tracked = self._bytetrack.update(detections)
+        tracked = self._associate.update(detections)
         ids = [-1] * len(faces)
         if len(tracked):
             # ByteTrack confirms a track on its second frame (its first gets -1) and counts from 0.
@@ -218,10 +233,11 @@ class FaceTracker:
     def _adopt(self, track_id: int, box: tuple[float, float, float, float]) -> None:
         # A track is confirmed on its second frame: its first frame's face (written untracked)
         # still counts towards it, the one of the last frame that overlaps its box most.
-        best = max(self._pending, key=lambda p: _iou(p[0].box, box), default=None)
-        if best is not None and _iou(best[0].box, box) >= 0.3:
-            self._pending.remove(best)
-            self._add(track_id, *best)
+        if not self._pending:
+            return
+        overlap = iou_matrix(np.array([p[0].box for p in self._pending]), np.array([box]))[:, 0]
+        if overlap.max() >= 0.3:
+            self._add(track_id, *self._pending.pop(int(np.argmax(overlap))))
 
     def tracks(self) -> list[Track]:
         """Every track so far, by id."""
@@ -248,8 +264,8 @@ class FaceTracker:
         track._recent = weight * p + (decay * track._recent if track._recent is not None else 0.0)
         recent = track._recent / track._recent.sum()
         leader = self.classes[int(np.argmax(recent))]
-        if not track.label:
-            track.label = leader
+        if track.frames_seen < self._settle:  # its first frames: the verdict so far, no events
+            track.label = track.verdict
         elif leader != track.label and (
                 recent[self.classes.index(leader)] - recent[self.classes.index(track.label)]
                 > self.options.switch_margin):
@@ -263,14 +279,6 @@ class FaceTracker:
             track._best_weight, track.best_frame = weight, frame
             track.thumbnail = _thumbnail(image, face.box)
         return track.label
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _thumbnail(image: Image.Image, box: tuple[float, float, float, float], size: int = 128) -> Image.Image:
