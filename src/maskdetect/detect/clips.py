@@ -130,7 +130,7 @@ def make_clip(photo: Image.Image, faces: Sequence[tuple[Box, str]], settings: Cl
         ValueError: a face label not among `CLASSES`.
 
     >>> clip = make_clip(Image.new("RGB", (400, 300)), [((180, 120, 220, 170), "covered")],
-    ...                  ClipSettings(width=160, height=120, frames=6, occlusions=0, drops=0))
+    ...                  ClipSettings(width=160, height=120, frames=6, occlusions=0, drops=0, min_face=8))
     >>> len(clip.frames), clip.frames[0].shape, clip.people()
     (6, (120, 160, 3), {'covered': 1, 'incorrect': 0, 'uncovered': 0})
     """
