@@ -75,7 +75,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--voc", type=Path, default=VOC, help="VOC photo set (default andrewmvd-face-mask)")
     parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
-    parser.add_argument("--min-frames", type=int, default=5, help="frames a track needs to count as a person")
+    parser.add_argument("--min-seconds", type=float, default=0.4,
+                        help="how long a track must be seen to count as a person (default %(default)s)")
     args = parser.parse_args()
     if not args.voc.is_dir():
         sys.exit(f"photo set not found: {args.voc} (../shared/data must sit beside the project)")
@@ -87,7 +88,7 @@ def main() -> int:
     from maskdetect.predict import Predictor
     from maskdetect.results import ImageResult
 
-    options = TrackOptions(min_frames=args.min_frames)
+    options = TrackOptions(min_seconds=args.min_seconds)
     predictor = Predictor(classifier_threads=1).with_detector("blazeface-fast")
     settings = ClipSettings(frames=args.frames)
     associates = _associates(settings.fps, options, args.norfair is not None)
@@ -112,7 +113,7 @@ def main() -> int:
     report = {
         "clips": args.clips, "frames_per_clip": args.frames, "frames": frames_total, "seed": args.seed,
         "clip_size": f"{settings.width}x{settings.height}", "fps": settings.fps,
-        "photos": str(args.voc), "min_frames_to_count": options.min_frames,
+        "photos": str(args.voc), "min_seconds_to_count": options.min_seconds,
         "faces_labelled_frame_by_frame": faces_per_frame,
         "detect_and_classify_frames_per_second": round(frames_total / detect_seconds, 1),
         "trackers": {name: {**combine_scores(scores[name]),

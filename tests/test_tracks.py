@@ -79,7 +79,7 @@ def test_weights_favour_large_sure_faces():
 
 
 def test_summary_timeline_and_files(tmp_path):
-    options = TrackOptions(min_frames=3)
+    options = TrackOptions(min_seconds=1.5)  # 3 frames at 2 frames/s
     tracker = FaceTracker(fps=2.0, options=options)
     for i in range(6):
         faces = [_face((20, 20, 80, 90), (0.9, 0.05, 0.05))]
@@ -110,8 +110,8 @@ def test_summary_timeline_and_files(tmp_path):
 
 
 def test_bad_track_options_name_the_value():
-    with pytest.raises(ValueError, match="min_frames must be at least 1, got 0"):
-        TrackOptions(min_frames=0)
+    with pytest.raises(ValueError, match="min_seconds must not be negative, got -1"):
+        TrackOptions(min_seconds=-1)
     with pytest.raises(ValueError, match="fps must be positive"):
         FaceTracker(fps=0)
 
@@ -153,7 +153,7 @@ def test_scores_of_a_perfect_tracker_and_of_one_that_swaps_ids():
     settings = ClipSettings(width=160, height=120, frames=10, occlusions=0, drops=0, min_face=8,
                             min_photo_face=8, start_scale=(1.0, 1.0), zoom=(1.0, 1.0))
     clip = make_clip(photo, faces, settings, seed=1)
-    options = TrackOptions(min_frames=2)
+    options = TrackOptions(min_seconds=2 / 25)
     perfect = [[(f.person + 1, f.box) for f in frame] for frame in clip.truth]
     tracker = FaceTracker(25.0, options)
     for i, frame in enumerate(clip.truth):

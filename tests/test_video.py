@@ -138,7 +138,7 @@ def test_a_stream_url_served_on_localhost_is_tracked_until_it_stops(tmp_path, un
     from maskdetect.predict import Predictor
 
     _MjpegHandler.frames = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes()
-                            for f in _walking_frames(6)]
+                            for f in _walking_frames(12)]  # 0.48 s at 25 frames/s: a person
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MjpegHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -151,8 +151,8 @@ def test_a_stream_url_served_on_localhost_is_tracked_until_it_stops(tmp_path, un
         server.shutdown()
         server.server_close()
     *frames, last = _read_jsonl(summary.jsonl)
-    assert len(frames) == 6 and all(r["path"] == url for r in frames)
-    assert "the stream stopped after 6 frames; the tracks so far are written" in last["note"]
+    assert len(frames) == 12 and all(r["path"] == url for r in frames)
+    assert "the stream stopped after 12 frames; the tracks so far are written" in last["note"]
     assert summary.failures == [] and sum(summary.people.values()) == 1
     assert (tmp_path / "out" / "127.0.0.1_" f"{server.server_address[1]}_cam.mjpg.tracks.jsonl").exists()
     assert (tmp_path / "out" / f"127.0.0.1_{server.server_address[1]}_cam.mjpg.annotated.mp4").exists()

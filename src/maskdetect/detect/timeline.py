@@ -21,7 +21,7 @@ from maskdetect.labels import CLASS_COLOURS, CLASSES
 
 
 def summarise_tracks(tracks: list[Track], options: TrackOptions, frames: int, fps: float) -> dict:
-    """People by verdict (tracks of `options.min_frames` frames or more), and how steady labels were.
+    """People by verdict (tracks seen `options.min_seconds` or more), and how steady labels were.
 
     >>> summarise_tracks([], TrackOptions(), 0, 25.0)["people"]
     {'covered': 0, 'incorrect': 0, 'uncovered': 0}
@@ -34,7 +34,7 @@ def summarise_tracks(tracks: list[Track], options: TrackOptions, frames: int, fp
     return {
         "frames": frames, "fps": round(fps, 3), "seconds": round(frames / fps, 3) if fps else 0.0,
         "people": people, "people_total": len(counted),
-        "tracks_too_short": len(tracks) - len(counted), "min_frames": options.min_frames,
+        "tracks_too_short": len(tracks) - len(counted), "min_frames": options.frames_to_count(fps),
         "people_with_label_changes": sum(bool(t.events) for t in counted),
         "label_changes": [{"track_id": t.track_id, **e} for t in counted for e in t.events],
         "label_flips": {"tracked": steady, "per_frame": raw},

@@ -43,7 +43,7 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         outputs: per frame, each face's (track id, box); id -1 (untracked) is left out.
         tracks: the tracks at the end (verdicts, counted or not, label flips). Those that spent
             most of their frames on faces the truth ignores are left out of the people counted.
-        options: the tracker's settings (`min_frames` decides who counts, in the truth too).
+        options: the tracker's settings (`min_seconds` decides who counts, in the truth too).
         iou: the least overlap for a box to match a face.
     """
     import motmetrics as mm
@@ -68,8 +68,9 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
     for track in counted_tracks:
         people[track.verdict] += 1
     flips = [t.flips() for t in counted_tracks]
-    return ClipScore(accumulator, clip.people(options.min_frames), people, sum(f[0] for f in flips),
-                     sum(f[1] for f in flips), len(counted_tracks))
+    true = clip.people(options.frames_to_count(clip.fps))
+    return ClipScore(accumulator, true, people, sum(f[0] for f in flips), sum(f[1] for f in flips),
+                     len(counted_tracks))
 
 
 def combine_scores(scores: Sequence[ClipScore]) -> dict:

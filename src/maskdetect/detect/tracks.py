@@ -15,6 +15,7 @@ occlusion). Each track keeps two labels:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,8 +34,8 @@ class TrackOptions:
         lost_seconds: how long a track waits for its face to come back (occlusion, missed
             detections) before it ends.
         min_iou: the least overlap between a track's predicted box and a face to match them.
-        min_frames: frames a track needs to count as a person (shorter ones are written, with
-            counted false: a false alarm on a few frames is no person).
+        min_seconds: how long a track must be seen to count as a person (shorter ones are written,
+            with counted false: a false alarm on a few frames is no person); at least one frame.
         half_life_seconds: the running label's memory: frames this long ago weigh half.
         switch_margin: the running label changes only when another class leads it by this much.
         full_weight_px: faces this wide and more weigh fully in the verdict; smaller ones in
@@ -43,7 +44,7 @@ class TrackOptions:
 
     lost_seconds: float = 1.0
     min_iou: float = 0.1
-    min_frames: int = 5
+    min_seconds: float = 0.4
     half_life_seconds: float = 0.4
     switch_margin: float = 0.15
     full_weight_px: float = 96.0
@@ -55,8 +56,16 @@ class TrackOptions:
         if not 0 <= self.min_iou < 1 or not 0 <= self.switch_margin < 1:
             raise ValueError(f"min_iou and switch_margin must lie in [0, 1), got {self.min_iou}, "
                              f"{self.switch_margin}")
-        if self.min_frames < 1:
-            raise ValueError(f"TrackOptions.min_frames must be at least 1, got {self.min_frames}")
+        if self.min_seconds < 0:
+            raise ValueError(f"TrackOptions.min_seconds must not be negative, got {self.min_seconds}")
+
+    def frames_to_count(self, fps: float) -> int:
+        """Frames a track needs to count as a person at this frame rate.
+
+        >>> TrackOptions(min_seconds=0.4).frames_to_count(25.0), TrackOptions().frames_to_count(2.0)
+        (10, 1)
+        """
+        return max(1, math.ceil(self.min_seconds * fps - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,7 @@ class Track:
 
     Attributes:
         track_id: the id drawn on the video and written in each frame's faces.
+        fps: the video's frame rate.
         first_frame, last_frame: the frames it was first and last seen in.
         first_time, last_time: the same in seconds from the start.
         frames_seen: frames in which a face was matched to it.
@@ -108,6 +118,7 @@ class Track:
     track_id: int
     first_frame: int
     first_time: float
+    fps: float = 25.0
     last_frame: int = 0
     last_time: float = 0.0
     frames_seen: int = 0
@@ -125,7 +136,7 @@ class Track:
 
     def counted(self, options: TrackOptions) -> bool:
         """Whether the track is long enough to be a person."""
-        return self.frames_seen >= options.min_frames
+        return self.frames_seen >= options.frames_to_count(self.fps)
 
     def flips(self) -> tuple[int, int]:
         """(changes of the running label, changes of the frames' own labels) along the track."""
@@ -251,7 +262,7 @@ class FaceTracker:
         time = frame / self.fps
         track = self._tracks.get(track_id)
         if track is None:
-            track = self._tracks[track_id] = Track(track_id, frame, time)
+            track = self._tracks[track_id] = Track(track_id, frame, time, self.fps)
         p = np.array([face.probabilities.get(c, 0.0) for c in self.classes], np.float64)
         x0, y0, x1, y1 = face.box
         weight = max(face.detection_score, 1e-3) * min(1.0, (x1 - x0) / self.options.full_weight_px)
