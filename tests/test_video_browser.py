@@ -44,7 +44,8 @@ def test_the_h264_video_plays_in_chromium_and_mp4v_does_not(tmp_path):
 
     _write(tmp_path / "h264.mp4", "h264")
     _write(tmp_path / "mp4v.mp4", "mp4v")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tmp_path)))
+    handler = functools.partial(_Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
