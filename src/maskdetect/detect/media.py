@@ -4,6 +4,8 @@ Every input is handled on its own: an unreadable image, a corrupt video or a mis
 reported and the rest of the batch goes on. Annotated images mirror the input's name under the
 output folder; one JSON line per image (or video frame) records the faces, each the
 `ImageResult.to_dict()` of `Predictor.predict`, with the frame number for video and camera frames.
+Videos, stream URLs and the camera are read by `VideoAnalyzer` (`detect/video.py`), which tracks
+their faces into people and writes the tracks, the summary and the timeline beside them.
 """
 
 from __future__ import annotations

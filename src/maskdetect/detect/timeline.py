@@ -5,7 +5,7 @@
 - `clip.tracks.jsonl`: one `Track.to_dict()` record per track, with its thumbnail's path;
 - `clip.summary.json`: people counted by verdict, tracks too short to count, label changes;
 - `clip.timeline.csv` and `clip.timeline.png`: people present each second by their running label;
-- `clip.thumbs/track_0001.jpg`: each track's best face.
+- `clip.thumbs/track_0001.jpg`: each track's best face, at most `THUMBNAIL_PX` on its longer side.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 from maskdetect.detect.tracks import Track, TrackOptions
 from maskdetect.fileio import atomic_path, atomic_write_text
 from maskdetect.labels import CLASS_COLOURS, CLASSES
+
+THUMBNAIL_PX = 128  # the longer side of a track's thumbnail
 
 
 def summarise_tracks(tracks: list[Track], options: TrackOptions, frames: int, fps: float) -> dict:
@@ -81,8 +83,10 @@ def write_track_files(tracks: list[Track], options: TrackOptions, base: Path, fr
         if images and track.thumbnail is not None:
             target = thumbs / f"track_{track.track_id:04d}.jpg"
             target.parent.mkdir(parents=True, exist_ok=True)
+            thumbnail = track.thumbnail.copy()
+            thumbnail.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
             with atomic_path(target) as tmp:
-                track.thumbnail.save(tmp, format="JPEG", quality=90)
+                thumbnail.save(tmp, format="JPEG", quality=90)
             record["thumbnail"] = str(target)
         lines.append(json.dumps(record))
     written["tracks"] = _write(base, ".tracks.jsonl", "".join(line + "\n" for line in lines))

@@ -112,7 +112,8 @@ class Track:
         events: changes of the running label: {"frame", "time", "from", "to"}.
         labels_per_frame: the running label of each frame seen, (frame, label).
         raw_labels: each frame's own label, (frame, label).
-        best_frame: the frame of its largest, surest face; `thumbnail` is that face.
+        best_frame: the frame of its largest, surest face; `thumbnail` is that face (a crop at the
+            frame's own size).
     """
 
     track_id: int
@@ -254,10 +255,6 @@ class FaceTracker:
         """Every track so far, by id."""
         return [self._tracks[k] for k in sorted(self._tracks)]
 
-    def active_labels(self, frame: int) -> dict[int, str]:
-        """The running label of each track seen in `frame`."""
-        return {t.track_id: t.label for t in self._tracks.values() if t.last_frame == frame}
-
     def _add(self, track_id: int, face: FaceResult, frame: int, image: Image.Image | None) -> str:
         time = frame / self.fps
         track = self._tracks.get(track_id)
@@ -292,11 +289,11 @@ class FaceTracker:
         return track.label
 
 
-def _thumbnail(image: Image.Image, box: tuple[float, float, float, float], size: int = 128) -> Image.Image:
-    # The face with a fifth of its size around it, at most `size` px on its longer side.
+def _thumbnail(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    # The face with a fifth of its size around it, at full size: a crop is cheap, a resize on every
+    # better frame is not (`timeline.write_track_files` shrinks the last one).
     x0, y0, x1, y1 = box
     pad_x, pad_y = 0.2 * (x1 - x0), 0.2 * (y1 - y0)
     crop = image.crop((max(0, round(x0 - pad_x)), max(0, round(y0 - pad_y)),
                        min(image.width, round(x1 + pad_x)), min(image.height, round(y1 + pad_y))))
-    crop.thumbnail((size, size))
-    return crop.convert("RGB")
+    return crop if crop.mode == "RGB" else crop.convert("RGB")
