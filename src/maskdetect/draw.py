@@ -23,7 +23,8 @@ def draw_results(image: Image.Image, results: Sequence) -> Image.Image:
 
     Args:
         image: the photo the results were computed on (EXIF-rotated, as `open_image` returns it).
-        results: `FaceResult`s (anything with box, label and score).
+        results: `FaceResult`s (anything with box, label and score; one with a `caption` shows
+            that instead of its label and score, as a tracked face shows its track id and label).
 
     Returns:
         A new RGB image; the input is left untouched.
@@ -51,7 +52,7 @@ def draw_results(image: Image.Image, results: Sequence) -> Image.Image:
     # its top, else below it: wherever it covers no label already placed (as the web page does).
     placed: list[tuple[int, int, int, int]] = []
     for face, colour, x0, y0, y1, line, font in labels:
-        text = f"{face.label} {face.score:.0%}"
+        text = getattr(face, "caption", None) or f"{face.label} {face.score:.0%}"
         tx0, ty0, tx1, ty1 = draw.textbbox((0, 0), text, font=font)
         w, h = tx1 - tx0 + 2 * line, ty1 - ty0 + 2 * line
         x = max(0, min(x0, canvas.width - w))

@@ -25,6 +25,7 @@ def build_demo_report(paths: _Paths, timings: list[StageTiming]) -> Path:
         _evaluation_section(paths.evaluation),
         _explain_section(paths.explanations),
         _detect_section(paths.detections),
+        _video_section(paths.video),
         _timing_section(timings),
     ]
     return write_report(paths.report, "maskdetect demo", sections)
@@ -104,6 +105,30 @@ def _detect_section(folder: Path) -> ReportSection:
     )
     for image in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")):
         section.figure(image, image.name, width=640)
+    return section
+
+
+def _video_section(folder: Path) -> ReportSection:
+    section = ReportSection("Video: people, not frames")
+    summary = json.loads((folder / "pan.summary.json").read_text())
+    faces = sum(len(r.get("faces", [])) for r in read_jsonl(folder / "detections.jsonl"))
+    section.paragraph(
+        f"A {summary['seconds']:.0f}-second clip made by a virtual camera panning over the photo above. "
+        f"Labelled frame by frame it holds {faces} faces; tracked, {summary['people_total']} people, "
+        "each with one verdict from all its frames: "
+        + ", ".join(f"{n} {c}" for c, n in summary["people"].items()) + ". Label changes along the "
+        f"tracks: {summary['label_flips']['tracked']} (the frames' own labels: "
+        f"{summary['label_flips']['per_frame']})."
+    )
+    tracks = read_jsonl(folder / "pan.tracks.jsonl")
+    section.table(["track", "verdict", "frames seen", "first second", "last second", "counted"],
+                  [[t["track_id"], t["verdict"], t["frames_seen"], t["first_time"], t["last_time"],
+                    "yes" if t["counted"] else "no"] for t in tracks])
+    section.video(folder / "pan.annotated.mp4", "the annotated clip (H.264): track ids and running counts")
+    section.figure(folder / "pan.timeline.png", "people present each second, by label", width=640)
+    for track in tracks:
+        if track["counted"] and track.get("thumbnail"):
+            section.figure(track["thumbnail"], f"#{track['track_id']} {track['verdict']}", width=110)
     return section
 
 

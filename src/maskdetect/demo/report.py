@@ -44,6 +44,12 @@ class ReportSection:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
 
+    def video(self, path: str | Path, caption: str = "", width: int = 480) -> None:
+        self.html_parts.append(
+            f'<figure style="width:{width}px"><video controls muted loop playsinline style="width:100%" '
+            f'src="{data_uri(path)}"></video><figcaption>{html.escape(caption)}</figcaption></figure>'
+        )
+
 
 def _fmt(value: object) -> str:
     if isinstance(value, float):

@@ -28,10 +28,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     detect = subparsers.add_parser(
         "detect", help="find faces in images, folders, videos or a camera and label their masks",
         description="Annotated images/videos go to --out (default ./detections/); one JSON line per image "
-        "to OUT/detections.jsonl.",
+        "or frame to OUT/detections.jsonl. Each video's faces are tracked into people: CLIP.tracks.jsonl, "
+        "CLIP.summary.json (people by verdict), CLIP.timeline.csv/.png go beside CLIP.annotated.mp4 (H.264).",
         epilog=DETECT_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    detect.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive), videos")
+    detect.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="image files, folders (recursive), videos, stream URLs (http://, rtsp://)")
     detect.add_argument("--camera", type=int, metavar="INDEX", help="read a camera (e.g. 0) instead")
     detect.add_argument("--frames", type=int, default=0, metavar="N",
                         help="stop a camera after N frames (0: until q/Ctrl-C)")
@@ -45,6 +47,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _model_options(detect)
     detect.add_argument("--video-detector", choices=DETECTORS, default="blazeface-fast",
                         help="face detector for video and camera frames (default: %(default)s)")
+    detect.add_argument("--no-tracking", dest="tracking", action="store_false",
+                        help="videos, streams, camera: label each frame on its own (no tracks, no people)")
     detect.set_defaults(func=run_detect)
 
     batch = subparsers.add_parser(
@@ -169,9 +173,12 @@ def run_detect(args: argparse.Namespace) -> int:
     summary = detect_files(
         predictor, args.inputs, args.out, workers=args.workers, resume=args.resume,
         images=not args.no_images, jsonl=args.jsonl, camera=args.camera, frames=args.frames,
-        video_predictor=predictor.with_detector(args.video_detector, args.threshold),
+        video_predictor=predictor.with_detector(args.video_detector, args.threshold), tracking=args.tracking,
     )
     print("faces by class: " + ", ".join(f"{k} {v}" for k, v in summary.counts.items()))
+    if sum(summary.people.values()):
+        print("people in videos by verdict (one per face track): "
+              + ", ".join(f"{k} {v}" for k, v in summary.people.items()))
     for failure in summary.failures:
         print(f"skipped: {failure}", file=sys.stderr)
     print(_written(summary.annotated, summary.jsonl, args.out))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,33 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
+STREAM_SCHEMES: tuple[str, ...] = ("http", "https", "rtsp", "rtmp", "udp", "tcp")
+
+
+def is_stream_url(text: str) -> bool:
+    """Whether an input names a stream OpenCV reads by URL rather than a file.
+
+    >>> is_stream_url("http://127.0.0.1:8080/video.mjpg"), is_stream_url("clips/a.mp4")
+    (True, False)
+    """
+    scheme, sep, _ = str(text).partition("://")
+    return bool(sep) and scheme.lower() in STREAM_SCHEMES
+
+
 @dataclass(frozen=True)
 class Job:
-    """One input file and the path, under the output folder, that its annotated copy takes."""
+    """One input (a file, or a stream URL) and the path, under the output folder, that its annotated
+    copy takes."""
 
     path: Path
     out_name: Path
-    kind: str  # "image" or "video"
+    kind: str  # "image", "video" or "stream"
+    url: str = ""
+
+    @property
+    def source(self) -> str:
+        """What to open: the stream's URL, or the file's path."""
+        return self.url or str(self.path)
 
 
 def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
@@ -38,7 +59,8 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
     `a.webp` (both annotated as `a.jpg`), never overwrite each other.
 
     Args:
-        inputs: image or video files, and folders of them.
+        inputs: image or video files, folders of them, and stream URLs (`STREAM_SCHEMES`), which
+            are read as given (their annotated video is named after the URL).
 
     Returns:
         The jobs, in the order given (a folder's files sorted), and one line per input left out.
@@ -52,6 +74,11 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
     reached: set[Path] = set()
     for raw in inputs:
         path = Path(raw)
+        if is_stream_url(str(raw)):
+            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(raw).partition("://")[2]).strip("._")[:80] or "stream"
+            name = unused_name(lambda s: f"{s}.annotated.mp4", stem, seen)
+            jobs.append(Job(path, Path(name), "stream", url=str(raw)))
+            continue
         if path.is_dir():
             files = find_files(path, (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES),
                                on_skip=lambda entry, why: errors.append(f"{entry}: {why}"))

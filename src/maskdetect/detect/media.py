@@ -4,6 +4,8 @@ Every input is handled on its own: an unreadable image, a corrupt video or a mis
 reported and the rest of the batch goes on. Annotated images mirror the input's name under the
 output folder; one JSON line per image (or video frame) records the faces, each the
 `ImageResult.to_dict()` of `Predictor.predict`, with the frame number for video and camera frames.
+Videos, stream URLs and the camera are read by `VideoAnalyzer` (`detect/video.py`), which tracks
+their faces into people and writes the tracks, the summary and the timeline beside them.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
-from maskdetect.detect.inputs import Job, collect_inputs
+from maskdetect.detect.inputs import Job, collect_inputs, is_stream_url
 from maskdetect.detect.log import RunLog, is_finished, part_path, previous_records
+from maskdetect.detect.tracks import TrackOptions
+from maskdetect.detect.video import VideoAnalyzer
+from maskdetect.fileio import atomic_path
 from maskdetect.images import ImageError
 from maskdetect.labels import CLASSES
 
 if TYPE_CHECKING:
     from maskdetect.predict import Predictor
-    from maskdetect.results import ImageResult
 
 log = logging.getLogger(__name__)
 
@@ -49,103 +54,64 @@ def annotate_image(predictor: Predictor, job: Job, out_dir: Path | None) -> dict
     return record
 
 
-def _frame_record(path: str, frame: int, result: ImageResult) -> dict:
-    # A frame's record: where it came from and which frame it is, then its ImageResult.
-    return {"path": path, "frame": frame, **result.to_dict()}
+def annotate_video(predictor: Predictor, job: Job, out_dir: Path | None, *, files_dir: Path | None = None,
+                   tracking: bool = True, options: TrackOptions | None = None) -> Iterator[dict]:
+    """Detect, classify and track the faces of a video file or stream (`VideoAnalyzer.run`).
 
+    Yields one record per frame (each face with its track id and steady label), then one for the
+    video: frames read, people by verdict, the files written, and an error or a warning when it
+    could not be opened or ended early (the tracks so far are still written).
 
-def annotate_video(predictor: Predictor, job: Job, out_dir: Path | None) -> Iterator[dict]:
-    """Detect faces in every frame of a video; write an annotated mp4 (mp4v). Yields one record per
-    frame, then a summary record; a video that cannot be opened or ends early says so in it.
+    Args:
+        predictor: the video predictor.
+        job: the video (`Job.source` is its path or URL).
+        out_dir: write the annotated video here under `job.out_name` (None: no annotated video).
+        files_dir: write the tracks, summary and timeline here (default `out_dir`; None: neither).
+        tracking: track faces into people (False: frames on their own, as before tracks).
+        options: tracking settings.
     """
-    import cv2
-
-    capture = cv2.VideoCapture(str(job.path))
-    if not capture.isOpened():
-        error = f"{job.path}: not a video OpenCV can open (corrupt or unknown format)"
-        yield {"path": str(job.path), "error": error}
-        return
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    writer, target, tmp, frames, finished = None, None, None, 0, False
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok or frame is None:
-                break
-            result = predictor.predict(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            yield _frame_record(str(job.path), frames, result)
-            if out_dir is not None:
-                if writer is None:
-                    target = out_dir / job.out_name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    # VideoWriter picks the container by the suffix, so the temporary name keeps it.
-                    tmp = target.with_name(f".{target.stem}.part.mp4")
-                    height, width = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-                writer.write(cv2.cvtColor(np.asarray(result.draw()), cv2.COLOR_RGB2BGR))
-            frames += 1
-        finished = True
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-            # Publish only a video that was read to its end: an error or an abandoned run (the caller
-            # stopped iterating) must not leave a partial file under the final name.
-            if finished:
-                os.replace(tmp, target)
-            else:
-                tmp.unlink(missing_ok=True)
-    summary = {"path": str(job.path), "frames": frames, "expected_frames": expected}
-    if target is not None:
-        summary["annotated"] = str(target)
-    if frames == 0:
-        summary["error"] = f"{job.path}: no frame could be decoded (empty or corrupt video)"
-    elif expected and frames < expected:
-        summary["warning"] = f"{job.path}: video ended early after {frames} of {expected} frames (truncated?)"
-    yield summary
+    files_dir = files_dir if files_dir is not None else out_dir
+    stem = str(job.out_name)[: -len(".annotated.mp4")] if str(job.out_name).endswith(".annotated.mp4") \
+        else str(job.out_name.with_suffix(""))
+    analyzer = VideoAnalyzer(predictor, options, tracking=tracking)
+    yield from analyzer.run(
+        job.source, annotated=out_dir / job.out_name if out_dir is not None else None,
+        files_base=files_dir / stem if files_dir is not None and tracking else None,
+        images=out_dir is not None)
 
 
-def run_camera(predictor: Predictor, index: int, out_dir: Path, max_frames: int = 0) -> Iterator[dict]:
-    """Annotate a camera's frames: in a window where a display exists, else as JPEGs in out_dir.
+def run_camera(predictor: Predictor, index: int, out_dir: Path, max_frames: int = 0, *,
+               tracking: bool = True, options: TrackOptions | None = None) -> Iterator[dict]:
+    """Annotate a camera's frames, with the running counts of people: in a window where a display
+    exists, else as JPEGs in out_dir/camera/. The tracks go to out_dir/camera-INDEX.tracks.jsonl
+    (and .summary.json, .timeline.csv) when the camera stops, q or Ctrl-C ends the run, or
+    `max_frames` are read.
 
-    Yields one record per frame (path "camera:INDEX", the frame number, its `ImageResult`).
-
-    Raises:
-        FileNotFoundError: no camera at that index.
+    Yields one record per frame (path "camera:INDEX", the frame number, its `ImageResult`, each
+    face's track), then one for the run; a camera that is not there gives one record with an error.
     """
-    import cv2
-
-    capture = cv2.VideoCapture(index)
-    if not capture.isOpened():
-        capture.release()
-        raise FileNotFoundError(f"camera {index} is not there or cannot be opened")
     window = _has_display()
-    frames = 0
-    try:
-        while not max_frames or frames < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                log.warning("camera %d stopped delivering frames after %d", index, frames)
-                break
-            result = predictor.predict(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            record = _frame_record(f"camera:{index}", frames, result)
-            if window:
-                drawn = cv2.cvtColor(np.asarray(result.draw()), cv2.COLOR_RGB2BGR)
-                cv2.imshow(f"maskdetect camera {index} (q quits)", drawn)
-                if cv2.waitKey(1) & 0xFF == ord("q"):
-                    break
-            else:
-                target = out_dir / "camera" / f"frame_{frames:06d}.jpg"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                record["annotated"] = str(result.save(target))
-            yield record
-            frames += 1
-    except KeyboardInterrupt:  # Ctrl-C ends a camera run normally: the JSON Lines still get written
-        log.info("camera %d stopped by the user after %d frames", index, frames)
-    finally:
-        capture.release()
+
+    def show(drawn: np.ndarray, frame: int) -> dict | bool | None:
+        import cv2
+
         if window:
+            cv2.imshow(f"maskdetect camera {index} (q quits)", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            return False if cv2.waitKey(1) & 0xFF == ord("q") else None
+        target = out_dir / "camera" / f"frame_{frame:06d}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            Image.fromarray(drawn).save(tmp, format="JPEG", quality=90)
+        return {"annotated": str(target)}
+
+    analyzer = VideoAnalyzer(predictor, options, tracking=tracking)
+    try:
+        yield from analyzer.run(index, files_base=out_dir / f"camera-{index}", max_frames=max_frames,
+                                show=show)
+    finally:
+        if window:
+            import cv2
+
             cv2.destroyAllWindows()
 
 
@@ -174,6 +140,7 @@ class DetectSummary:
         annotated: annotated images, videos and camera frames that the log names.
         resumed: inputs skipped because an interrupted run had finished them.
         jsonl: the JSON Lines log.
+        people: people (face tracks) by verdict, summed over the videos, streams and camera.
     """
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
@@ -182,6 +149,7 @@ class DetectSummary:
     annotated: int = 0
     resumed: int = 0
     jsonl: Path | None = None
+    people: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
 
 
 def detect_files(
@@ -196,6 +164,8 @@ def detect_files(
     video_predictor: Predictor | None = None,
     camera: int | None = None,
     frames: int = 0,
+    tracking: bool = True,
+    track_options: TrackOptions | None = None,
 ) -> DetectSummary:
     """Find and classify the faces in images, folders (recursive) and videos, then a camera.
 
@@ -215,6 +185,10 @@ def detect_files(
             (default: `predictor`).
         camera: also read this camera (e.g. 0) after the files, until `frames` frames or q / Ctrl-C.
         frames: stop the camera after this many frames (0: no limit).
+        tracking: follow each face of a video, stream or camera across frames: one track per person
+            with one verdict, written beside the annotated video (`clip.tracks.jsonl`,
+            `clip.summary.json`, `clip.timeline.csv` and `.png`, `clip.thumbs/`).
+        track_options: tracking settings (`TrackOptions`).
 
     Returns:
         Faces per class, the failures, and what was written.
@@ -261,14 +235,12 @@ def detect_files(
             with ThreadPoolExecutor(max(1, workers)) as pool:
                 results = pool.map(lambda job: annotate_image(predictor, job, out_dir), photos)
                 keep(tqdm(results, total=len(photos), desc="images", unit="img", disable=None))
-        for job in (j for j in todo if j.kind == "video"):
-            keep(tqdm(annotate_video(frame_predictor, job, out_dir), desc=job.path.name, unit="frame",
-                      disable=None))
+        for job in (j for j in todo if j.kind in ("video", "stream")):
+            keep(tqdm(annotate_video(frame_predictor, job, out_dir, files_dir=out, tracking=tracking,
+                                     options=track_options),
+                      desc=job.path.name, unit="frame", disable=None))
         if camera is not None:
-            try:
-                keep(run_camera(frame_predictor, camera, out, frames))
-            except FileNotFoundError as err:
-                failures.append(str(err))
+            keep(run_camera(frame_predictor, camera, out, frames, tracking=tracking, options=track_options))
     except BaseException:
         run_log.close()  # killed or failed: the .part file keeps every finished input for --resume
         raise
@@ -279,7 +251,7 @@ def detect_files(
 def _input_key(path: str | Path) -> str:
     # Records name an input as it was given; the same file given another way must match it.
     text = str(path)
-    return text if text.startswith("camera:") else str(Path(text).resolve())
+    return text if text.startswith("camera:") or is_stream_url(text) else str(Path(text).resolve())
 
 
 def _summarise(records: list[dict], failures: list[str], resumed: int, jsonl: Path) -> DetectSummary:
@@ -289,4 +261,7 @@ def _summarise(records: list[dict], failures: list[str], resumed: int, jsonl: Pa
     for record in records:
         counts.update(face["label"] for face in record.get("faces", []))
     annotated = len({r["annotated"] for r in records if "annotated" in r})
-    return DetectSummary(dict(counts), failures, len(records), annotated, resumed, jsonl)
+    people = Counter(dict.fromkeys(CLASSES, 0))
+    for record in records:
+        people.update(record.get("people", {}))
+    return DetectSummary(dict(counts), failures, len(records), annotated, resumed, jsonl, dict(people))

@@ -1,0 +1,109 @@
+"""Frames per second of the fast video path with tracking on and off, same run (JSON on stdout).
+
+The clip: 100 frames of 640x480 from a virtual camera panning over andrewmvd's maksssksksss29.jpg
+(the photo of bench_detect.py; `maskdetect.detect.clips.make_clip`), decoded once beforehand. Each
+configuration runs `VideoAnalyzer.process` on every frame (detect with blazeface-fast, classify with
+ONNX Runtime, and, when on, track and label), then again with the annotated frame drawn and encoded
+(H.264 through PyAV, as `detect` writes it). The configurations take turns, `--rounds` times, and
+each keeps its best round, so that load from other jobs on the machine falls on both alike;
+`tracker_ms_per_frame` is the time spent in `FaceTracker.update` alone (ByteTrack and the labels).
+
+    .venv/bin/python bench/bench_tracking.py [--frames 100] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+VOC = ROOT.parent / "shared" / "data" / "andrewmvd-face-mask"
+PHOTO = "maksssksksss29"
+
+
+def _clip(frames: int):
+    from maskdetect.detect.clips import ClipSettings, make_clip
+    from maskdetect.detect.voc_set import load_voc_faces
+
+    image, faces = load_voc_faces(VOC / "annotations" / f"{PHOTO}.xml", VOC / "images")
+    with Image.open(image) as photo:
+        return make_clip(photo, faces, ClipSettings(frames=frames, occlusions=0, drops=0), seed=0)
+
+
+def _run(analyzer, frames, out: Path | None, spent: list[float] | None = None) -> float:
+    from maskdetect.detect.video_out import VideoSink
+
+    analyzer.start(25.0)
+    if spent is not None and analyzer.tracker is not None:  # time the tracker's own share too
+        update = analyzer.tracker.update
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return update(*args, **kwargs)
+            finally:
+                spent.append(time.perf_counter() - start)
+
+        analyzer.tracker.update = timed
+    sink = VideoSink(out, 25.0) if out is not None else None
+    start = time.perf_counter()
+    for index, frame in enumerate(frames):
+        result, faces = analyzer.process(frame, index)
+        if sink is not None:
+            import numpy as np
+
+            sink.write(np.asarray(analyzer.draw(result, faces)))
+    if sink is not None:
+        sink.publish()
+    return len(frames) / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if not VOC.is_dir():
+        sys.exit(f"photo set not found: {VOC} (../shared/data must sit beside the project)")
+    from maskdetect.detect.video import VideoAnalyzer
+    from maskdetect.predict import Predictor
+
+    clip = _clip(args.frames)
+    predictor = Predictor(classifier_threads=1).with_detector("blazeface-fast")
+    analyzers = {"tracking_off": VideoAnalyzer(predictor, tracking=False),
+                 "tracking_on": VideoAnalyzer(predictor)}
+    _run(analyzers["tracking_on"], clip.frames[:5], None)  # warm-up: first ONNX / XNNPACK calls allocate
+    best: dict[str, float] = {}
+    spent: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for name, analyzer in analyzers.items():
+                for written in (False, True):
+                    key = f"{name}{'/draw+h264' if written else ''}"
+                    fps = _run(analyzer, clip.frames, Path(tmp) / f"{name}.mp4" if written else None, spent)
+                    best[key] = max(best.get(key, 0.0), fps)
+    results = {k: round(v, 1) for k, v in best.items()}
+    results["on_over_off"] = round(best["tracking_on"] / best["tracking_off"], 3)
+    drawn = best["tracking_on/draw+h264"] / best["tracking_off/draw+h264"]
+    results["on_over_off/draw+h264"] = round(drawn, 3)
+    report = {
+        "clip": f"{args.frames} frames, 640x480, a camera panning over {PHOTO}.jpg",
+        "rounds": args.rounds, "goal_fps": 30, "people_tracked": sum(
+            t.counted(analyzers["tracking_on"].options) for t in analyzers["tracking_on"].tracks()),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),
+        "tracker_ms_per_frame": round(1000 * sum(spent) / max(1, len(spent)), 3),
+        "frames_per_second": results,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Tracking on clips with known answers: MOTA, IDF1, identity switches, people by class, label flips.
+
+Builds clips by moving a virtual camera over andrewmvd's CC0 photos (`maskdetect.detect.clips`: pan,
+zoom, short full occlusions, frame drops), runs the video path's face detector and classifier once
+per frame (`Predictor().with_detector("blazeface-fast")`, as `maskdetect detect` does for video), then
+gives the same faces to each tracker and scores them (`maskdetect.detect.track_score`, py-motmetrics).
+Trackers: ByteTrack, SORT and OC-SORT of the `trackers` package, and norfair when it can be imported
+(its metadata pins numpy<2, so it is not a dependency: install it apart, e.g.
+`pip install --no-deps --target /tmp/norfair norfair==2.3.0 filterpy==1.4.5` and `--norfair /tmp/norfair`).
+Prints JSON; `seconds_per_1000_frames` is each tracker's own time (association and the per-track
+labels), measured in the same run.
+
+    .venv/bin/python bench/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+VOC = ROOT.parent / "shared" / "data" / "andrewmvd-face-mask"
+
+
+class NorfairAssociate:
+    """norfair's Tracker behind the `update(supervision.Detections)` of the `trackers` package."""
+
+    def __init__(self, fps: float, lost_seconds: float) -> None:
+        import norfair
+
+        self._norfair = norfair
+        self._tracker = norfair.Tracker(distance_function="iou", distance_threshold=0.9,
+                                        hit_counter_max=max(1, round(lost_seconds * fps)),
+                                        initialization_delay=0)
+
+    def update(self, detections):
+        found = [self._norfair.Detection(points=box.reshape(2, 2), data=int(i))
+                 for box, i in zip(detections.xyxy, detections.data.get("index", []), strict=False)]
+        ids = np.full(len(detections), -1)
+        for obj in self._tracker.update(found):
+            if obj.last_detection is not None and obj.last_detection in found and obj.id is not None:
+                ids[found.index(obj.last_detection)] = obj.id - 1
+        detections.tracker_id = ids
+        return detections
+
+
+def _associates(fps: float, options, norfair: bool) -> dict:
+    from trackers import OCSORTTracker, SORTTracker
+
+    from maskdetect.detect.tracks import bytetrack
+
+    buffer = max(1, round(options.lost_seconds * 30))
+    made = {
+        "bytetrack": lambda: bytetrack(fps, options),
+        "sort": lambda: SORTTracker(lost_track_buffer=buffer, frame_rate=fps, track_activation_threshold=0.0,
+                                    minimum_consecutive_frames=1, minimum_iou_threshold=options.min_iou),
+        "ocsort": lambda: OCSORTTracker(lost_track_buffer=buffer, frame_rate=fps,
+                                        minimum_consecutive_frames=1, minimum_iou_threshold=options.min_iou,
+                                        high_conf_det_threshold=0.0),
+    }
+    if norfair:
+        made["norfair"] = lambda: NorfairAssociate(fps, options.lost_seconds)
+    return made
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=30)
+    parser.add_argument("--frames", type=int, default=75, help="frames a clip (25 frames/s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--voc", type=Path, default=VOC, help="VOC photo set (default andrewmvd-face-mask)")
+    parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
+    parser.add_argument("--min-seconds", type=float, default=0.4,
+                        help="how long a track must be seen to count as a person (default %(default)s)")
+    args = parser.parse_args()
+    if not args.voc.is_dir():
+        sys.exit(f"photo set not found: {args.voc} (../shared/data must sit beside the project)")
+    if args.norfair:
+        sys.path.insert(0, str(args.norfair))
+    from maskdetect.detect.clips import ClipSettings, clips_from_voc
+    from maskdetect.detect.track_score import combine_scores, score_clip
+    from maskdetect.detect.tracks import FaceTracker, TrackOptions
+    from maskdetect.predict import Predictor
+    from maskdetect.results import ImageResult
+
+    options = TrackOptions(min_seconds=args.min_seconds)
+    predictor = Predictor(classifier_threads=1).with_detector("blazeface-fast")
+    settings = ClipSettings(frames=args.frames)
+    associates = _associates(settings.fps, options, args.norfair is not None)
+    scores: dict[str, list] = {name: [] for name in associates}
+    seconds = dict.fromkeys(associates, 0.0)
+    frames_total, faces_per_frame, detect_seconds = 0, 0, 0.0
+    for clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed):
+        start = time.perf_counter()
+        results = []
+        for frame in clip.frames:
+            found = predictor.predict(frame)
+            results.append(ImageResult(found.faces, found.width, found.height))  # no image kept
+        detect_seconds += time.perf_counter() - start
+        frames_total += len(results)
+        faces_per_frame += sum(len(r.faces) for r in results)
+        for name, make in associates.items():
+            tracker = FaceTracker(settings.fps, options, predictor.classes, associate=make())
+            start = time.perf_counter()
+            outputs = [[(f.track_id, f.box) for f in tracker.update(r, i)] for i, r in enumerate(results)]
+            seconds[name] += time.perf_counter() - start
+            scores[name].append(score_clip(clip, outputs, tracker.tracks(), options))
+    report = {
+        "clips": args.clips, "frames_per_clip": args.frames, "frames": frames_total, "seed": args.seed,
+        "clip_size": f"{settings.width}x{settings.height}", "fps": settings.fps,
+        "photos": str(args.voc), "min_seconds_to_count": options.min_seconds,
+        "faces_labelled_frame_by_frame": faces_per_frame,
+        "detect_and_classify_frames_per_second": round(frames_total / detect_seconds, 1),
+        "trackers": {name: {**combine_scores(scores[name]),
+                            "seconds_per_1000_frames": round(1000 * seconds[name] / frames_total, 3)}
+                     for name in associates},
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""How well tracks follow people: MOT metrics (py-motmetrics), people counted by class, label flips.
+
+`score_clip` compares what a tracker said on each frame of a `SyntheticClip` (the boxes and track
+ids of `VideoAnalyzer.process`) with the clip's truth; `combine_scores` adds clips up. The MOT figures
+are the CLEAR MOT and identity ones of the field (MOTChallenge): MOTA, IDF1, identity switches, at
+IoU 0.5; a box over a face the truth marks `ignore` is neither a hit nor a false alarm.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from maskdetect.detect.clips import SyntheticClip
+from maskdetect.detect.tracks import Track, TrackOptions
+from maskdetect.faces.nms import iou_matrix
+from maskdetect.labels import CLASSES
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class ClipScore:
+    """One clip's tracker output against its truth (`motmetrics.MOTAccumulator` inside)."""
+
+    accumulator: object
+    people_true: dict[str, int]
+    people_found: dict[str, int]
+    flips_tracked: int
+    flips_per_frame: int
+    tracks: int
+
+
+def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]], tracks: Sequence[Track],
+               options: TrackOptions, iou: float = 0.5) -> ClipScore:
+    """Score one clip.
+
+    Args:
+        clip: the clip and its truth.
+        outputs: per frame, each face's (track id, box); id -1 (untracked) is left out.
+        tracks: the tracks at the end (verdicts, counted or not, label flips). Those that spent
+            most of their frames on faces the truth ignores are left out of the people counted.
+        options: the tracker's settings (`min_seconds` decides who counts, in the truth too).
+        iou: the least overlap for a box to match a face.
+    """
+    import motmetrics as mm
+
+    if len(outputs) != len(clip.truth):
+        raise ValueError(f"{clip.photo}: {len(outputs)} frames of output for {len(clip.truth)} of truth")
+    accumulator = mm.MOTAccumulator(auto_id=True)
+    on_ignored: Counter = Counter()  # frames each track spent on a face the truth ignores
+    for faces, found in zip(clip.truth, outputs, strict=True):
+        found = [(tid, box) for tid, box in found if tid >= 0]
+        ignored = [f.box for f in faces if f.ignore]
+        if ignored and found:  # boxes on ignored faces drop out
+            overlap = iou_matrix(np.array([b for _, b in found]), np.array(ignored))
+            on_ignored.update(tid for (tid, _), row in zip(found, overlap, strict=True) if row.max() >= iou)
+            found = [f for f, row in zip(found, overlap, strict=True) if row.max() < iou]
+        counted = [f for f in faces if not f.ignore]
+        distances = _distances([f.box for f in counted], [b for _, b in found], iou)
+        accumulator.update([f.person for f in counted], [tid for tid, _ in found], distances)
+    people = dict.fromkeys(CLASSES, 0)
+    # A track that spent most of its frames on ignored faces is neither a person nor a false alarm.
+    counted_tracks = [t for t in tracks if t.counted(options) and on_ignored[t.track_id] * 2 < t.frames_seen]
+    for track in counted_tracks:
+        people[track.verdict] += 1
+    flips = [t.flips() for t in counted_tracks]
+    true = clip.people(options.frames_to_count(clip.fps))
+    return ClipScore(accumulator, true, people, sum(f[0] for f in flips), sum(f[1] for f in flips),
+                     len(counted_tracks))
+
+
+def combine_scores(scores: Sequence[ClipScore]) -> dict:
+    """All clips together: MOTA, IDF1, identity switches, people by class against the truth, flips.
+
+    Returns:
+        A JSON-ready dict; "count_error" is |found - true| / true per class and overall (the sum of
+        the classes' differences over all people).
+    """
+    import motmetrics as mm
+
+    host = mm.metrics.create()
+    names = [f"clip{i}" for i in range(len(scores))]
+    table = host.compute_many([s.accumulator for s in scores], names=names, generate_overall=True,
+                              metrics=["mota", "idf1", "num_switches", "recall", "precision",
+                                       "num_objects", "num_unique_objects", "mostly_tracked"])
+    overall = table.loc["OVERALL"]
+    true = {c: sum(s.people_true[c] for s in scores) for c in CLASSES}
+    found = {c: sum(s.people_found[c] for s in scores) for c in CLASSES}
+    tracked, per_frame = sum(s.flips_tracked for s in scores), sum(s.flips_per_frame for s in scores)
+    tracks = sum(s.tracks for s in scores)
+    missed = sum(abs(found[c] - true[c]) for c in CLASSES)
+    return {
+        "clips": len(scores),
+        "mota": round(float(overall["mota"]), 4), "idf1": round(float(overall["idf1"]), 4),
+        "id_switches": int(overall["num_switches"]), "recall": round(float(overall["recall"]), 4),
+        "precision": round(float(overall["precision"]), 4),
+        "faces_in_frames": int(overall["num_objects"]), "people": int(overall["num_unique_objects"]),
+        "people_true": true, "people_found": found,
+        "count_error": {**{c: round(abs(found[c] - true[c]) / true[c], 4) if true[c] else None
+                           for c in CLASSES}, "all": round(missed / max(1, sum(true.values())), 4)},
+        "tracks_counted": tracks,
+        "flips_per_track": {"tracked": round(tracked / max(1, tracks), 4),
+                            "per_frame": round(per_frame / max(1, tracks), 4),
+                            "ratio": round(per_frame / tracked, 2) if tracked else None},
+    }
+
+
+def _distances(truth: list[Box], found: list[Box], iou: float) -> np.ndarray:
+    # 1 - IoU, NaN (no match) under `iou`: what `motmetrics.distances.iou_matrix` gives, which
+    # py-motmetrics 1.4.0 computes with `np.asfarray`, gone in numpy 2.
+    if not truth or not found:
+        return np.empty((len(truth), len(found)))
+    distance = 1.0 - iou_matrix(np.array(truth), np.array(found))
+    distance[distance > 1.0 - iou] = np.nan
+    return distance

@@ -1,0 +1,176 @@
+"""Face tracks: ids through gaps, one verdict per person, a steady running label with change events,
+the summary and timeline files, clips with known answers and the MOT scores of them."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskdetect.detect.clips import ClipSettings, make_clip
+from maskdetect.detect.timeline import summarise_tracks, timeline_rows, write_track_files
+from maskdetect.detect.track_score import combine_scores, score_clip
+from maskdetect.detect.tracks import FaceTracker, TrackOptions
+from maskdetect.results import FaceResult, ImageResult
+
+
+def _face(box, probs, det=0.9):
+    probs = dict(zip(("covered", "incorrect", "uncovered"), probs, strict=True))
+    label = max(probs, key=probs.get)
+    return FaceResult(tuple(float(v) for v in box), label, probs[label], probs, det)
+
+
+def _frame(*faces):
+    return ImageResult(list(faces), 320, 240, image=Image.new("RGB", (320, 240), (90, 90, 90)))
+
+
+def test_a_flickering_face_gets_one_verdict_and_a_steady_label_a_pulled_down_mask_an_event():
+    tracker = FaceTracker(fps=25.0)
+    labels = []
+    for i in range(60):
+        box = (40 + i, 50, 100 + i, 120)
+        # Half-turned for 30 frames (covered and incorrect swap, covered a little ahead), then the
+        # mask comes down.
+        flicker = (0.4, 0.6, 0.0) if i % 3 == 2 else (0.6, 0.4, 0.0)
+        probs = flicker if i < 30 else (0.05, 0.05, 0.9)
+        (face,) = tracker.update(_frame(_face(box, probs)), i)
+        labels.append(face.label)
+    (track,) = tracker.tracks()
+    tracked, raw = track.flips()
+    assert raw == 20 and tracked == 1  # the frames' own labels flip 20 times; the running one once
+    assert labels[:30] == ["covered"] * 30 and labels[-1] == "uncovered"
+    (event,) = track.events
+    assert event["from"] == "covered" and event["to"] == "uncovered" and 30 <= event["frame"] <= 42  # 0.5 s
+    assert track.frames_seen == 60 and track.first_frame == 0 and track.last_frame == 59
+    assert track.verdict == "uncovered"  # 30 frames of clear uncovered outweigh 30 unsure covered ones
+    assert abs(sum(track.probabilities.values()) - 1) < 1e-9
+
+
+def test_a_track_keeps_its_id_through_a_short_gap_and_two_people_get_two():
+    tracker = FaceTracker(fps=25.0, options=TrackOptions(lost_seconds=1.0))
+    ids = []
+    for i in range(40):
+        a = _face((20 + 2 * i, 40, 80 + 2 * i, 110), (0.9, 0.05, 0.05))
+        b = _face((250, 100, 300, 160), (0.05, 0.05, 0.9))
+        faces = [b] if 10 <= i < 20 else [a, b]  # a is hidden for 0.4 s
+        ids.append([f.track_id for f in tracker.update(_frame(*faces), i)])
+    assert ids[0] == [-1, -1]  # a track is confirmed on its second frame
+    a_ids = {row[0] for i, row in enumerate(ids[1:], 1) if not 10 <= i < 20}
+    b_ids = {row[-1] for row in ids[1:]}
+    assert len(a_ids) == 1 and len(b_ids) == 1 and a_ids != b_ids
+    verdicts = {t.track_id: (t.verdict, t.frames_seen) for t in tracker.tracks()}
+    assert verdicts == {a_ids.pop(): ("covered", 30), b_ids.pop(): ("uncovered", 40)}
+
+
+def test_weights_favour_large_sure_faces():
+    tracker = FaceTracker(fps=25.0, options=TrackOptions(full_weight_px=100))
+    for i in range(10):  # two large sure covered frames, then 8 small unsure uncovered ones, same person
+        big = i < 2
+        box = (50, 50, 150, 150) if big else (65, 65, 125, 125)
+        probs, det = ((0.9, 0.05, 0.05), 0.95) if big else ((0.3, 0.1, 0.6), 0.5)
+        tracker.update(_frame(_face(box, probs, det)), i)
+    (track,) = tracker.tracks()
+    # Unweighted, the mean says uncovered (4.9 against 4.2); a small frame weighs 0.6 x 0.5.
+    assert track.verdict == "covered"
+    assert track.best_frame == 0 and track.thumbnail.size == (140, 140)  # the face and a fifth around it
+
+
+def test_summary_timeline_and_files(tmp_path):
+    options = TrackOptions(min_seconds=1.5)  # 3 frames at 2 frames/s
+    tracker = FaceTracker(fps=2.0, options=options)
+    for i in range(6):
+        faces = [_face((20, 20, 80, 90), (0.9, 0.05, 0.05))]
+        if i >= 2:
+            faces.append(_face((200, 20, 260, 90), (0.1, 0.8, 0.1)))
+        if i >= 4:
+            faces.append(_face((120, 150, 170, 200), (0.1, 0.1, 0.8)))  # two frames only: no person
+        tracker.update(_frame(*faces), i)
+    tracks = tracker.tracks()
+    summary = summarise_tracks(tracks, options, frames=6, fps=2.0)
+    assert summary["people"] == {"covered": 1, "incorrect": 1, "uncovered": 0}
+    assert summary["tracks_too_short"] == 1 and summary["seconds"] == 3.0
+    rows = timeline_rows(tracks, options, frames=6, fps=2.0)
+    assert [(r["second"], r["covered"], r["incorrect"], r["total"]) for r in rows] == [
+        (0, 1, 0, 1), (1, 1, 1, 2), (2, 1, 1, 2)]
+    written = write_track_files(tracks, options, tmp_path / "clip", frames=6, fps=2.0)
+    assert set(written) == {"tracks", "summary", "timeline_csv", "timeline_png", "thumbs"}
+    records = [json.loads(line) for line in (tmp_path / "clip.tracks.jsonl").read_text().splitlines()]
+    assert [(r["verdict"], r["counted"], r["frames_seen"]) for r in records] == [
+        ("covered", True, 6), ("incorrect", True, 4), ("uncovered", False, 2)]
+    assert all(max(Image.open(r["thumbnail"]).size) <= 128 for r in records)
+    assert records[0]["first_time"] == 0.0 and records[0]["last_time"] == 2.5
+    with open(tmp_path / "clip.timeline.csv") as handle:
+        assert list(csv.DictReader(handle))[1] == {"second": "1", "covered": "1", "incorrect": "1",
+                                                   "uncovered": "0", "total": "2"}
+    assert Image.open(tmp_path / "clip.timeline.png").format == "PNG"
+    assert json.loads((tmp_path / "clip.summary.json").read_text())["people_total"] == 2
+
+
+def test_bad_track_options_name_the_value():
+    with pytest.raises(ValueError, match="min_seconds must not be negative, got -1"):
+        TrackOptions(min_seconds=-1)
+    with pytest.raises(ValueError, match="fps must be positive"):
+        FaceTracker(fps=0)
+
+
+def test_a_clip_knows_where_every_face_is_and_hides_the_occluded_ones(tmp_path):
+    photo = Image.new("RGB", (400, 300), (30, 30, 30))
+    faces = [((100, 100, 150, 160), "covered"), ((250, 120, 300, 180), "incorrect"),
+             ((10, 10, 14, 14), "covered")]
+    settings = ClipSettings(width=160, height=120, frames=12, occlusions=1, occlusion_frames=(3, 3), drops=1,
+                            min_face=8, min_photo_face=8)
+    clip = make_clip(photo, faces, settings, seed=3)
+    open_view = make_clip(photo, faces, ClipSettings(**{**settings.__dict__, "occlusions": 0}), seed=3)
+    assert len(clip.frames) == len(clip.truth) == 12
+    # The tiny face is marked ignore wherever it is in view; the card hides a face for up to 3 frames
+    # (fewer where the face leaves the view), and those frames lose it from the truth.
+    assert all(f.ignore for frame in clip.truth for f in frame if f.person == 2)
+    hidden = sum(len(a) - len(b) for a, b in zip(open_view.truth, clip.truth, strict=True))
+    assert 1 <= hidden <= 3 and open_view.frames[0].shape == (120, 160, 3)
+    assert not np.array_equal(np.stack(open_view.frames), np.stack(clip.frames))  # the card is drawn
+    assert clip.people(min_frames=3) == {"covered": 1, "incorrect": 1, "uncovered": 0}
+    path = clip.write(tmp_path / "clip.mp4")
+    truth = json.loads(path.with_suffix(".truth.json").read_text())
+    assert len(truth["frames"]) == 12 and truth["frames"][0][0]["label"] in ("covered", "incorrect")
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    capture.release()
+
+
+def test_a_clip_rejects_an_unknown_label():
+    with pytest.raises(ValueError, match="'mask' is not one of"):
+        make_clip(Image.new("RGB", (100, 100)), [((1, 1, 20, 20), "mask")])
+
+
+def test_scores_of_a_perfect_tracker_and_of_one_that_swaps_ids():
+    photo = Image.new("RGB", (400, 300))
+    faces = [((100, 100, 150, 160), "covered"), ((250, 120, 300, 180), "uncovered")]
+    settings = ClipSettings(width=160, height=120, frames=10, occlusions=0, drops=0, min_face=8,
+                            min_photo_face=8, start_scale=(1.0, 1.0), zoom=(1.0, 1.0))
+    clip = make_clip(photo, faces, settings, seed=1)
+    options = TrackOptions(min_seconds=2 / 25)
+    perfect = [[(f.person + 1, f.box) for f in frame] for frame in clip.truth]
+    tracker = FaceTracker(25.0, options)
+    for i, frame in enumerate(clip.truth):
+        probs = {"covered": (0.9, 0.05, 0.05), "uncovered": (0.05, 0.05, 0.9)}
+        tracker.update(ImageResult([_face(f.box, probs[f.label]) for f in frame], 160, 120), i)
+    score = combine_scores([score_clip(clip, perfect, tracker.tracks(), options)])
+    assert score["mota"] == 1.0 and score["idf1"] == 1.0 and score["id_switches"] == 0
+    assert score["people_true"] == score["people_found"] == {"covered": 1, "incorrect": 0, "uncovered": 1}
+    assert score["count_error"]["all"] == 0.0
+    swapped = [[((f.person + i // 5) % 2 + 1, f.box) for f in frame] for i, frame in enumerate(clip.truth)]
+    score = combine_scores([score_clip(clip, swapped, tracker.tracks(), options)])
+    assert score["id_switches"] == 2 and score["idf1"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="9 frames of output for 10 of truth"):
+        score_clip(clip, perfect[:9], [], options)
+
+
+def test_no_faces_no_tracks():
+    tracker = FaceTracker(fps=25.0)
+    assert tracker.update(_frame(), 0) == [] and tracker.tracks() == []
+    assert np.isclose(tracker.fps, 25.0)
