@@ -105,3 +105,17 @@ def test_without_the_ray_extra_batch_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # as in the base install, where ray is missing
     with pytest.raises(ImportError, match=r"pip install 'maskdetect\[ray\]'"):
         run_batch([tmp_path], BatchOptions(tmp_path / "out"))
+
+
+def test_the_summary_reads_detects_log_as_detect_does(tmp_path):
+    # A log cut by a killed run, with an input done twice: the cut line is skipped and the input's
+    # last attempt alone counts (detect.log.previous_records, detect's own reader).
+    face = {"box": [0, 0, 10, 10], "label": "covered", "score": 0.9, "detection_score": 0.9,
+            "probabilities": {"covered": 0.9, "incorrect": 0.05, "uncovered": 0.05}}
+    lines = [json.dumps({"path": "a/1.jpg", "width": 20, "height": 20, "faces": [face]}),
+             json.dumps({"path": "a/1.jpg", "width": 20, "height": 20, "faces": [face]}),
+             json.dumps({"path": "a/2.jpg", "width": 20, "height": 20, "faces": [face, face]}),
+             '{"path": "a/3.jpg", "fa']
+    (tmp_path / "detections.jsonl").write_text("\n".join(lines))
+    table = load_detections(tmp_path)
+    assert sorted(table["path"]) == ["a/1.jpg", "a/2.jpg", "a/2.jpg"]

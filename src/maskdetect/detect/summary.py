@@ -8,7 +8,6 @@ Lines of the threaded `detect`. Every input has at least one row: a face, an ima
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,10 +66,13 @@ def load_detections(source: str | os.PathLike) -> pd.DataFrame:
     jsonl = source / "detections.jsonl" if source.is_dir() else source
     if not jsonl.is_file():
         raise FileNotFoundError(f"{source}: no batch output (faces/*.parquet) and no detect JSON Lines here")
+    from maskdetect.detect.log import previous_records
+
+    # detect's own reader of its log: it skips a line cut by a killed run and keeps only the last
+    # attempt of an input done twice
     rows = []
-    with open(jsonl, encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
+    for records in previous_records(jsonl).values():
+        for record in records:
             if "faces" in record or ("error" in record and "frames" not in record):
                 rows += record_rows(record)  # a video's closing record counts no face of its own
     table = pd.DataFrame(rows)
