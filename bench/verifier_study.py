@@ -410,7 +410,8 @@ def two_stage(train: dict, target: float) -> dict:
     settled = (cheap_oof < low) | (cheap_oof > high)
     threshold = at_recall(train, np.where(settled, cheap_oof, full_oof), target, nms=0.3)["threshold"]
     return {"first": embedding_verifier(without_second_looks(train)), "full": embedding_verifier(train),
-            "low": low, "high": high, "threshold": threshold}
+            "low": low, "high": high, "threshold": threshold,
+            "full_threshold": at_recall(train, full_oof, target, nms=0.3)["threshold"]}
 
 
 def two_stage_scores(model: dict, data: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -426,12 +427,11 @@ def cascade_report(train_path: Path, test_path: Path, target: float) -> None:
     model = two_stage(train, target)
     scores, unsure = two_stage_scores(model, test)
     full = model["full"].predict_proba(verifier_columns(test))[:, 1]
-    full_threshold = at_recall(train, out_of_fold(train), target, nms=0.3)["threshold"]
     print(json.dumps({
         "band": [round(model["low"], 4), round(model["high"], 4)],
         "candidates": len(scores), "second_looks_needed": round(float(unsure.mean()), 4),
         "two_stage": operating_point(test, scores, model["threshold"], nms=0.3),
-        "full_verifier": operating_point(test, full, full_threshold, nms=0.3),
+        "full_verifier": operating_point(test, full, model["full_threshold"], nms=0.3),
     }, indent=1))
 
 
