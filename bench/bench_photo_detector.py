@@ -5,8 +5,9 @@ verifier: as issue 17 found it) is kept here as the baseline. Each photo is run 
 a busy machine slows both alike; the figures are milliseconds a photo on one thread:
 
 - detector alone (`detect`): the old passes against the new ones;
-- the whole `Predictor` call (find, classify): the old detector deciding alone against the new
-  detector with its two-stage face verifier (the default).
+- the whole `Predictor` call (find, classify): the old detector deciding alone with the float32
+  classifier against the new detector with its two-stage face verifier and the int8 classifier (the
+  defaults now); the new detector with the float32 classifier beside them shows each part's share.
 
     .venv/bin/python bench/bench_photo_detector.py [--photos 40] [--set ../shared/data/ilc2021-dev]
 
@@ -70,14 +71,16 @@ def main() -> int:
 
     photos = _photos(args.set, args.photos)
     old_detector, new_detector = BlazeFaceDetector(previous_accurate()), BlazeFaceDetector("accurate")
-    old_predictor = Predictor(verify=False, classifier_threads=1)
+    old_predictor = Predictor(verify=False, classifier_threads=1, precision="fp32")
     old_predictor.detector = old_detector
     new_predictor = Predictor(classifier_threads=1)
+    new_fp32 = Predictor(classifier_threads=1, precision="fp32")
     calls = {
         "detector/previous": lambda im: old_detector.detect(im)[0],
         "detector/now": lambda im: new_detector.detect(im)[0],
         "predictor/previous_no_verifier": old_predictor,
         "predictor/now_with_verifier": new_predictor,
+        "predictor/now_with_verifier_fp32": new_fp32,
     }
     for call in calls.values():  # warm-up: interpreters, ONNX session, grown inputs
         call(photos[0])
@@ -101,6 +104,8 @@ def main() -> int:
                               / results["detector/now"]["ms_per_photo"], 2),
             "predictor": round(results["predictor/previous_no_verifier"]["ms_per_photo"]
                                / results["predictor/now_with_verifier"]["ms_per_photo"], 2),
+            "predictor_fp32": round(results["predictor/previous_no_verifier"]["ms_per_photo"]
+                                    / results["predictor/now_with_verifier_fp32"]["ms_per_photo"], 2),
         },
         "goal_speedup": 3.0,
     }

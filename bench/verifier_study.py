@@ -33,7 +33,7 @@ from maskdetect.faces.landmarks import FaceMesh
 from maskdetect.faces.nms import clip_boxes, iou_matrix
 from maskdetect.faces.second_look import second_look_scores
 from maskdetect.images import open_image
-from maskdetect.runtime import DEFAULT_MODEL, load_classifier
+from maskdetect.runtime import DEFAULT_MODEL, load_classifier, softmax
 
 MATCH_IOU = 0.3
 CANDIDATE = 0.3
@@ -435,6 +435,32 @@ def cascade_report(train_path: Path, test_path: Path, target: float) -> None:
     }, indent=1))
 
 
+def refeature(path: Path, out: Path, precision: str) -> None:
+    """The same mined candidates with the bundled classifier's features and probabilities at another
+    precision (ONNX Runtime, `fp32` or `int8`): a verifier reads the features of the classifier that
+    runs beside it."""
+    data = dict(np.load(path))
+    classifier = load_classifier(DEFAULT_MODEL, "onnx", precision=precision)
+    pre = classifier.preprocessing
+    feats = np.zeros_like(data["feats"])
+    probs = np.zeros_like(data["probs"])
+    for index, photo_path in enumerate(data["paths"]):
+        rows = np.flatnonzero(data["photo"] == index)
+        if not len(rows):
+            continue
+        photo = open_image(photo_path)
+        batch = np.stack([pre.face_array(photo, tuple(map(float, data["box"][r]))) for r in rows])
+        logits, feats[rows] = classifier.logits_and_features(batch)
+        probs[rows] = softmax(logits.astype(np.float64))
+    before = data["feats"]
+    cosine = (before * feats).sum(1) / np.linalg.norm(before, axis=1) / np.linalg.norm(feats, axis=1)
+    data["feats"], data["probs"] = feats, probs
+    np.savez(out, **data)
+    print(json.dumps({"candidates": len(feats), "precision": precision, "written": str(out),
+                      "feature_cosine_to_mined": {"mean": round(float(cosine.mean()), 4),
+                                                  "min": round(float(cosine.min()), 4)}}))
+
+
 def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path) -> None:
     """Fit the two-stage verifier on `train_path`'s candidates and write it beside the checkpoint.
 
@@ -526,6 +552,10 @@ def main() -> None:
     sh.add_argument("--seed", type=int, default=0)
     sh.add_argument("--train", type=Path, help="candidates the embedding verifier learns from")
     sh.add_argument("--suppress", action="store_true", help="drop second boxes (IoU 0.3, or 70%% inside)")
+    rf = sub.add_parser("refeature")
+    rf.add_argument("candidates", type=Path)
+    rf.add_argument("--out", type=Path, required=True)
+    rf.add_argument("--precision", choices=("fp32", "int8"), required=True)
     ev = sub.add_parser("export-verifier")
     ev.add_argument("train", type=Path)
     ev.add_argument("--out", type=Path, required=True)
@@ -545,6 +575,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "fit":
         fit_and_report(args.train, args.test, args.target)
+    if args.cmd == "refeature":
+        refeature(args.candidates, args.out, args.precision)
     if args.cmd == "export-verifier":
         export_verifier(args.train, args.out, args.target, args.checkpoint)
     if args.cmd == "sheet":

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("readers, detectors, models", ("maskdetect.data", "maskdetect.faces", "maskdetect.models",
                                     "maskdetect.preprocess")),
     ("core", ("maskdetect.predict", "maskdetect.runtime", "maskdetect.export", "maskdetect.results",
-              "maskdetect.verify", "maskdetect.checkpoint")),
+              "maskdetect.verify", "maskdetect.checkpoint", "maskdetect.quantize")),
     ("pipelines", ("maskdetect.detect", "maskdetect.explain", "maskdetect.train", "maskdetect.synth")),
     ("adapters", ("maskdetect.cli", "maskdetect.__main__", "maskdetect.serve", "maskdetect.demo")),
 ]

@@ -20,6 +20,7 @@ from maskdetect.verify import (
     load_verifier,
     suppress_second_boxes,
     verifier_for,
+    verifier_path,
 )
 
 
@@ -66,6 +67,20 @@ def test_a_verifier_fitted_for_another_checkpoint_is_not_used(tmp_path, caplog) 
 def test_the_bundled_verifier_belongs_to_the_bundled_model() -> None:
     verifier = verifier_for(DEFAULT_MODEL)
     assert verifier is not None and verifier.feature_count == 1280 and 0 < verifier.threshold < 1
+
+
+def test_each_precision_has_its_verifier_and_int8_falls_back_to_fp32_with_a_warning(tmp_path, caplog) -> None:
+    fp32, int8 = verifier_for(DEFAULT_MODEL, "fp32"), verifier_for(DEFAULT_MODEL, "int8")
+    assert int8 is not None and int8.threshold != fp32.threshold  # fitted on int8 features
+    assert Predictor().verifier.threshold == int8.threshold  # the default classifier is int8
+    assert Predictor(precision="fp32").verifier.threshold == fp32.threshold
+    checkpoint = tmp_path / "default.pt"  # the bundled model with its fp32 verifier only
+    shutil.copy(DEFAULT_MODEL, checkpoint)
+    shutil.copy(verifier_path(DEFAULT_MODEL), verifier_path(checkpoint))
+    with caplog.at_level(logging.WARNING):
+        fallback = verifier_for(checkpoint, "int8")
+    assert fallback is not None and fallback.threshold == fp32.threshold
+    assert "fitted on float32 features" in caplog.text
 
 
 def test_second_boxes_on_one_face_are_dropped() -> None:

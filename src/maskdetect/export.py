@@ -189,18 +189,23 @@ def cached_onnx_path(checkpoint_path: str | os.PathLike) -> Path:
     """
     checkpoint_path = Path(checkpoint_path)
     name = f"{checkpoint_path.stem}.{file_digest(checkpoint_path)[:16]}.v{EXPORT_VERSION}.onnx"
-    beside = checkpoint_path.parent
+    return cache_folder(checkpoint_path.parent) / name
+
+
+def cache_folder(beside: Path) -> Path:
+    """Where to cache a file made from one in `beside`: that folder if it is writable, else the
+    user's cache folder (or the temp folder)."""
     if os.access(beside, os.W_OK):
-        return beside / name
+        return beside
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     cache = Path(base) / "maskdetect" / "onnx"
     try:
         cache.mkdir(parents=True, exist_ok=True)
         if os.access(cache, os.W_OK):
-            return cache / name
+            return cache
     except OSError:
         pass
-    return Path(tempfile.gettempdir()) / "maskdetect-onnx" / name
+    return Path(tempfile.gettempdir()) / "maskdetect-onnx"
 
 
 def ensure_onnx(checkpoint: dict[str, Any], checkpoint_path: str | os.PathLike) -> Path:

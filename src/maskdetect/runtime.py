@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # preprocess imports torch; the CLI reads BACKENDS without it
 log = logging.getLogger(__name__)
 
 BACKENDS = ("onnx", "torch")
+PRECISIONS = ("fp32", "int8")
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "models" / "default.pt"
 
 # A runtime keeps the memory of the largest batch it ever ran (ONNX Runtime's arena): one crowd photo
@@ -142,6 +143,15 @@ class Classifier:
         return softmax(self(batch).astype(np.float64))
 
 
+def default_precision(backend: str) -> str:
+    """The classifier's arithmetic when none is asked for: int8 on ONNX Runtime, fp32 on torch.
+
+    >>> default_precision("onnx"), default_precision("torch")
+    ('int8', 'fp32')
+    """
+    return "int8" if backend == "onnx" else "fp32"
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax, stable for large logits.
 
@@ -180,6 +190,7 @@ def load_classifier(
     *,
     device: str = "cpu",
     threads: int | None = None,
+    precision: str = "fp32",
 ) -> Classifier:
     """Load a model once per process and return it as a `Classifier` (batch -> logits).
 
@@ -190,11 +201,14 @@ def load_classifier(
             it) or "torch" (eager, on `device`).
         device: torch device for backend="torch".
         threads: ONNX Runtime intra-op threads (None: its default, one per core).
+        precision: "fp32", or "int8" (ONNX Runtime only): the export's int8 twin, made once and
+            cached beside it (`maskdetect.quantize`), about 2.3x faster on CPUs with VNNI.
 
     Raises:
         FileNotFoundError: a missing file, or no checkpoint and no bundled model.
-        ValueError: an unknown backend; a file that is neither a checkpoint nor a maskdetect ONNX
-            export (`CheckpointError`); an ONNX export with backend="torch".
+        ValueError: an unknown backend or precision, or int8 with backend="torch"; a file that is
+            neither a checkpoint nor a maskdetect ONNX export (`CheckpointError`); an ONNX export
+            with backend="torch".
 
     >>> classifier = load_classifier(backend="onnx")
     >>> classifier.classes
@@ -204,19 +218,23 @@ def load_classifier(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and backend != "onnx":
+        raise ValueError(f"int8 runs on backend 'onnx' only, not {backend!r}")
     if isinstance(checkpoint, dict):
-        return _from_checkpoint(_checked_dict(checkpoint), None, backend, device, threads)
+        return _from_checkpoint(_checked_dict(checkpoint), None, backend, device, threads, precision)
     path = resolve_checkpoint(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file (expected a checkpoint .pt or an ONNX export)")
-    key = (file_digest(path), backend, device, threads)
+    key = (file_digest(path), backend, device, threads, precision)
     with _CACHE_LOCK:  # one load per key even when threads race for it
         if key not in _CACHE:
-            _CACHE[key] = _from_file(path, backend, device, threads)
+            _CACHE[key] = _from_file(path, backend, device, threads, precision)
         return _CACHE[key]
 
 
-def _from_file(path: Path, backend: str, device: str, threads: int | None) -> Classifier:
+def _from_file(path: Path, backend: str, device: str, threads: int | None, precision: str) -> Classifier:
     from maskdetect.checkpoint import CheckpointError, load_checkpoint
     from maskdetect.export import onnx_preprocessing
 
@@ -224,7 +242,8 @@ def _from_file(path: Path, backend: str, device: str, threads: int | None) -> Cl
         preprocessing = onnx_preprocessing(path)
         if backend != "onnx":
             raise ValueError(f"{path}: an ONNX export runs only on backend 'onnx', not {backend!r}")
-        return _onnx_classifier(path, threads, preprocessing, str(path))
+        runnable = _at_precision(path, preprocessing, precision)
+        return _onnx_classifier(runnable, threads, preprocessing, str(path))
     try:
         checkpoint = load_checkpoint(path)
     except CheckpointError:
@@ -234,11 +253,20 @@ def _from_file(path: Path, backend: str, device: str, threads: int | None) -> Cl
             f"{path}: neither a maskdetect checkpoint nor an ONNX export; expected a .pt written by "
             "`maskdetect train` or an .onnx written by `maskdetect export`"
         ) from None
-    return _from_checkpoint(checkpoint, path, backend, device, threads)
+    return _from_checkpoint(checkpoint, path, backend, device, threads, precision)
+
+
+def _at_precision(onnx_path: Path, preprocessing: Preprocessing, precision: str) -> Path:
+    if precision == "fp32":
+        return onnx_path
+    from maskdetect.quantize import ensure_int8
+
+    return ensure_int8(onnx_path, preprocessing)
 
 
 def _from_checkpoint(
-    checkpoint: dict[str, Any], path: Path | None, backend: str, device: str, threads: int | None
+    checkpoint: dict[str, Any], path: Path | None, backend: str, device: str, threads: int | None,
+    precision: str = "fp32",
 ) -> Classifier:
     from maskdetect.checkpoint import model_from_checkpoint, preprocessing_of
     from maskdetect.export import ensure_onnx, export_onnx
@@ -250,11 +278,13 @@ def _from_checkpoint(
         return Classifier.from_module(model, device, preprocessing=preprocessing, source=source)
     if path is not None:
         exported = ensure_onnx(checkpoint, path)
-        return _onnx_classifier(exported, threads, preprocessing, source)
+        return _onnx_classifier(_at_precision(exported, preprocessing, precision), threads, preprocessing,
+                                source)
     # An in-memory checkpoint: export to a temporary file; the session keeps the graph in memory.
     with tempfile.TemporaryDirectory(prefix="maskdetect-onnx-") as tmp:
         exported = export_onnx(checkpoint, Path(tmp) / "model.onnx", source=source)
-        return _onnx_classifier(exported, threads, preprocessing, source)
+        return _onnx_classifier(_at_precision(exported, preprocessing, precision), threads, preprocessing,
+                                source)
 
 
 def _checked_dict(checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Its inputs are the detector's first-pass and second-look scores, the box's size 
 share of the photo), and the features the classifier's head reads. Ears with a mask loop, hands,
 backs of heads and logos score low there, where the detector alone scored them like faces. It is
 fitted for one classifier (the file records that checkpoint's sha256) and sits beside it as
-`<checkpoint stem>.verifier.json`. How it was made and what it does: DETECTOR.md, "False faces".
+`<checkpoint stem>.verifier.json`, or `<checkpoint stem>.int8.verifier.json` for its int8
+twin. How it was made and what it does: DETECTOR.md, "False faces".
 """
 
 from __future__ import annotations
@@ -227,14 +228,24 @@ def _first_stage(path: Path, data: object, count: int) -> FirstStage | None:
     return FirstStage(*arrays, intercept, low, high)
 
 
-def verifier_for(checkpoint: str | os.PathLike) -> FaceVerifier | None:
-    """The verifier beside a checkpoint (`<stem>.verifier.json`), if there is one made for it.
+def verifier_for(checkpoint: str | os.PathLike, precision: str = "fp32") -> FaceVerifier | None:
+    """The verifier beside a checkpoint, if there is one made for it and for the classifier's precision.
 
-    A verifier fitted for another checkpoint (its sha256 differs) is left unused, with a warning:
-    another classifier's features mean other things.
+    An int8 classifier's features differ a little from float32's (mean cosine 0.986 on the bundled
+    model's candidates), enough to move the verifier's decisions, so each precision has its file:
+    `<stem>.verifier.json` (fp32) and `<stem>.int8.verifier.json`. Without the int8 one, the fp32 one
+    serves int8 too, with a warning. A verifier fitted for another checkpoint (its sha256 differs)
+    is left unused, with a warning: another classifier's features mean other things.
     """
     checkpoint = Path(checkpoint)
-    path = checkpoint.with_name(checkpoint.stem + VERIFIER_SUFFIX)
+    path = verifier_path(checkpoint, precision)
+    if not path.is_file() and precision != "fp32":
+        fallback = verifier_path(checkpoint, "fp32")
+        if fallback.is_file():
+            log.warning("no %s verifier beside %s: using %s, fitted on float32 features (refit it for "
+                        "%s with bench/verifier_study.py refeature and export-verifier)",
+                        precision, checkpoint, fallback.name, precision)
+        path = fallback
     if not path.is_file():
         return None
     verifier = load_verifier(path)
@@ -242,6 +253,17 @@ def verifier_for(checkpoint: str | os.PathLike) -> FaceVerifier | None:
         log.warning("%s was fitted for another checkpoint than %s: not used", path, checkpoint)
         return None
     return verifier
+
+
+def verifier_path(checkpoint: str | os.PathLike, precision: str = "fp32") -> Path:
+    """Where the verifier of a checkpoint's classifier at a precision sits.
+
+    >>> verifier_path("models/default.pt", "int8").as_posix()
+    'models/default.int8.verifier.json'
+    """
+    checkpoint = Path(checkpoint)
+    infix = "" if precision == "fp32" else f".{precision}"
+    return checkpoint.with_name(checkpoint.stem + infix + VERIFIER_SUFFIX)
 
 
 def suppress_second_boxes(boxes: np.ndarray, scores: np.ndarray, iou: float, inside: float) -> np.ndarray:

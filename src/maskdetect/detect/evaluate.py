@@ -21,6 +21,7 @@ from maskdetect.detect.voc_set import TruthFace, excluded_count, voc_items
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.images import ImageError, open_image
 from maskdetect.metrics import classification_report
+from maskdetect.runtime import default_precision
 
 IOU_MATCH = 0.5
 LOOSE_IOU = 0.3  # recall here too tells missed faces from boxes framed unlike the annotator's
@@ -255,6 +256,7 @@ class EvaluateDetectOptions:
             JPEG, a CSV naming each tile beside it).
         sheet_count: how many such boxes the sheet shows (chosen at random, seeded).
         verify: use the face verifier beside the checkpoint (`Predictor`'s `verify`).
+        precision: the classifier's arithmetic (`Predictor`'s; None: int8 on onnx, fp32 on torch).
 
     >>> EvaluateDetectOptions(detector="haar", detection_only=True).match_iou
     0.5
@@ -275,6 +277,7 @@ class EvaluateDetectOptions:
     unmatched_sheet: Path | None = None
     sheet_count: int = 100
     verify: bool = True
+    precision: str | None = None
 
 
 def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | None = None) -> dict:
@@ -313,6 +316,8 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
         detection_only=options.detection_only, raw_boxes=options.raw_boxes, excluded=excluded,
         box_fit=box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
         checkpoint=None if options.detection_only else str(options.checkpoint or "bundled default"),
+        classifier_precision=None if options.detection_only else options.precision or default_precision(
+            options.backend),
     )
     report["false_alarms"] = false_alarm_report(outcomes)
     if options.sweep:
@@ -343,7 +348,7 @@ def _face_finder(
     from maskdetect.predict import Predictor
 
     predictor = Predictor(options.checkpoint, detector=options.detector, backend=options.backend,
-                          detection_threshold=threshold, verify=options.verify)
+                          detection_threshold=threshold, verify=options.verify, precision=options.precision)
 
     def find_and_classify(image: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
         faces = predictor(image)

@@ -49,7 +49,8 @@ class BatchOptions:
 
     Attributes:
         out: the output folder: `inputs.parquet` (the plan), `faces/part-*.parquet`, `batch.json`.
-        checkpoint, detector, backend, threshold, verify: the `Predictor`'s (None: bundled model).
+        checkpoint, detector, backend, threshold, verify, precision: the `Predictor`'s (None:
+            bundled model; its default precision).
         actors: actors in the pool, each with its own model.
         cpus_per_actor: CPUs Ray reserves for each actor (also its inference threads).
         gpus_per_actor: GPUs for each actor (above 0: the classifier runs with torch on CUDA).
@@ -65,6 +66,7 @@ class BatchOptions:
     backend: str = "onnx"
     threshold: float | None = None
     verify: bool = True
+    precision: str | None = None
     actors: int = 2
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
@@ -78,6 +80,7 @@ class BatchOptions:
         return {"checkpoint": None if self.checkpoint is None else str(self.checkpoint),
                 "detector": self.detector, "backend": "torch" if gpu else self.backend,
                 "detection_threshold": self.threshold, "verify": self.verify,
+                "precision": "fp32" if gpu else self.precision,
                 "device": "cuda" if gpu else "cpu",
                 "classifier_threads": max(1, int(self.cpus_per_actor))}
 

@@ -7,7 +7,7 @@ import logging
 import os
 
 from maskdetect.faces.detector import DETECTORS
-from maskdetect.runtime import BACKENDS
+from maskdetect.runtime import BACKENDS, PRECISIONS
 from maskdetect.serve.limits import DEFAULT_MAX_BYTES, SERVE_MAX_PIXELS
 from maskdetect.serve.server import DEFAULT_HOST, DEFAULT_PORT, ServeOptions, serve
 
@@ -33,6 +33,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
     parser.add_argument("--detector", default="blazeface", choices=DETECTORS, help="face detector")
     parser.add_argument("--backend", default="onnx", choices=BACKENDS, help="classifier runtime")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="the classifier's arithmetic: int8 (the default on onnx) or fp32")
     parser.add_argument("--detection-threshold", type=float,
                         help="face score threshold (the face verifier's when the checkpoint has one)")
     parser.add_argument("--no-verifier", dest="verify", action="store_false",
@@ -54,7 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=_setting(args.port, "--port", PORT_ENV, DEFAULT_PORT, 0, 65535),
         workers=_setting(args.workers, "--workers", WORKERS_ENV, 1, 1),
         checkpoint=args.checkpoint, detector=args.detector, backend=args.backend,
-        detection_threshold=args.detection_threshold, verify=args.verify,
+        detection_threshold=args.detection_threshold, verify=args.verify, precision=args.precision,
         max_bytes=args.max_bytes, max_pixels=args.max_pixels, cors_origins=tuple(args.cors_origin),
     )
     serve(options)

@@ -54,6 +54,7 @@ class ServeOptions:
     backend: str = "onnx"
     detection_threshold: float | None = None
     verify: bool = True
+    precision: str | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = SERVE_MAX_PIXELS
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -86,7 +87,8 @@ def load_predictor(options: ServeOptions) -> Any:
     from maskdetect.predict import Predictor  # late: loads torch and the runtimes
 
     return Predictor(options.checkpoint, detector=options.detector, backend=options.backend,
-                     detection_threshold=options.detection_threshold, verify=options.verify)
+                     detection_threshold=options.detection_threshold, verify=options.verify,
+                     precision=options.precision)
 
 
 def build_app(options: ServeOptions, predictor: Any = None) -> Any:
