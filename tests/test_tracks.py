@@ -174,3 +174,26 @@ def test_no_faces_no_tracks():
     tracker = FaceTracker(fps=25.0)
     assert tracker.update(_frame(), 0) == [] and tracker.tracks() == []
     assert np.isclose(tracker.fps, 25.0)
+
+
+def test_a_track_on_a_counted_person_who_walks_out_of_view_counts_and_one_on_an_ignored_face_does_not():
+    # Person 0 is in full view for 4 frames, then mostly out of the frame (ignored) for 6: the truth
+    # counts them (2 frames are enough here) and a track that followed them all along is that person,
+    # though most of its frames are on the ignored face. Person 1 is ignored throughout: a track on
+    # them is neither a person nor a false alarm.
+    from maskdetect.detect.clips import SyntheticClip, TruthFace
+
+    a, b = (10.0, 10, 60, 60), (100.0, 10, 150, 60)
+    truth = [[TruthFace(0, a, "covered", ignore=i >= 4), TruthFace(1, b, "uncovered", ignore=True)]
+             for i in range(10)]
+    clip = SyntheticClip("p.jpg", 25.0, [], truth)
+    options = TrackOptions(min_seconds=2 / 25)
+    tracker = FaceTracker(25.0, options)
+    outputs = []
+    for i in range(10):
+        result = ImageResult([_face(a, (0.9, 0.05, 0.05)), _face(b, (0.05, 0.05, 0.9))], 320, 240)
+        faces = tracker.update(result, i)
+        outputs.append([(f.track_id, f.box) for f in faces])
+    assert clip.persons(2) == {0: "covered"}
+    score = score_clip(clip, outputs, tracker.tracks(), options)
+    assert score.people_true == score.people_found == {"covered": 1, "incorrect": 0, "uncovered": 0}

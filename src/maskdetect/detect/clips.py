@@ -82,17 +82,21 @@ class SyntheticClip:
     frames: list[np.ndarray] = field(repr=False)
     truth: list[list[TruthFace]] = field(repr=False)
 
-    def people(self, min_frames: int = 1) -> dict[str, int]:
-        """People by class: faces seen (not ignored) in at least `min_frames` frames."""
+    def persons(self, min_frames: int = 1) -> dict[int, str]:
+        """The people the truth counts, person id to class: faces seen (not ignored) in at least
+        `min_frames` frames."""
         seen: dict[int, list[str]] = {}
         for faces in self.truth:
             for face in faces:
                 if not face.ignore:
                     seen.setdefault(face.person, []).append(face.label)
+        return {person: labels[0] for person, labels in seen.items() if len(labels) >= min_frames}
+
+    def people(self, min_frames: int = 1) -> dict[str, int]:
+        """People by class: faces seen (not ignored) in at least `min_frames` frames."""
         counts = dict.fromkeys(CLASSES, 0)
-        for labels in seen.values():
-            if len(labels) >= min_frames:
-                counts[labels[0]] += 1
+        for label in self.persons(min_frames).values():
+            counts[label] += 1
         return counts
 
     def write(self, path: str | os.PathLike) -> Path:

@@ -42,7 +42,8 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         clip: the clip and its truth.
         outputs: per frame, each face's (track id, box); id -1 (untracked) is left out.
         tracks: the tracks at the end (verdicts, counted or not, label flips). Those that spent
-            most of their frames on faces the truth ignores are left out of the people counted.
+            most of their frames on faces the truth ignores are left out of the people counted,
+            unless the person they followed most (matched at `iou`) is one the truth counts.
         options: the tracker's settings (`min_seconds` decides who counts, in the truth too).
         iou: the least overlap for a box to match a face.
     """
@@ -52,8 +53,14 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         raise ValueError(f"{clip.photo}: {len(outputs)} frames of output for {len(clip.truth)} of truth")
     accumulator = mm.MOTAccumulator(auto_id=True)
     on_ignored: Counter = Counter()  # frames each track spent on a face the truth ignores
+    followed: dict[int, Counter] = {}  # per track, the frames it spent on each person (ignored or not)
     for faces, found in zip(clip.truth, outputs, strict=True):
         found = [(tid, box) for tid, box in found if tid >= 0]
+        if faces and found:
+            overlap = iou_matrix(np.array([b for _, b in found]), np.array([f.box for f in faces]))
+            for (tid, _), row in zip(found, overlap, strict=True):
+                if row.max() >= iou:
+                    followed.setdefault(tid, Counter())[faces[int(np.argmax(row))].person] += 1
         ignored = [f.box for f in faces if f.ignore]
         if ignored and found:  # boxes on ignored faces drop out
             overlap = iou_matrix(np.array([b for _, b in found]), np.array(ignored))
@@ -63,8 +70,18 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         distances = _distances([f.box for f in counted], [b for _, b in found], iou)
         accumulator.update([f.person for f in counted], [tid for tid, _ in found], distances)
     people = dict.fromkeys(CLASSES, 0)
-    # A track that spent most of its frames on ignored faces is neither a person nor a false alarm.
-    counted_tracks = [t for t in tracks if t.counted(options) and on_ignored[t.track_id] * 2 < t.frames_seen]
+    # A track that spent most of its frames on ignored faces is neither a person nor a false alarm,
+    # unless the person it followed most is one the truth counts: a face the truth ignores in some
+    # frames (mostly out of view) and counts in enough others is that person all along.
+    persons = clip.persons(options.frames_to_count(clip.fps))
+
+    def kept(track: Track) -> bool:
+        if on_ignored[track.track_id] * 2 < track.frames_seen:
+            return True
+        most = followed.get(track.track_id, Counter()).most_common(1)
+        return bool(most) and most[0][0] in persons
+
+    counted_tracks = [t for t in tracks if t.counted(options) and kept(t)]
     for track in counted_tracks:
         people[track.verdict] += 1
     flips = [t.flips() for t in counted_tracks]
