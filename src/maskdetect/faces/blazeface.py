@@ -26,7 +26,7 @@ from PIL import Image
 
 from maskdetect.faces.box_trust import box_trust
 from maskdetect.faces.mesh_box import MeshBoxer
-from maskdetect.faces.nms import clip_boxes, reframe_boxes, weighted_nms
+from maskdetect.faces.nms import clip_boxes, nested_boxes, reframe_boxes, weighted_nms
 from maskdetect.faces.second_look import SECOND_LOOKS, second_look_scores, verified_scores
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,9 @@ class BlazeFaceConfig:
     `trust_weighted` weighs each candidate's box by how big the face was in the model's input
     (faces.box_trust); `second_look` scores every merged face again from a crop around it and keeps
     the mean score (faces.second_look), which `threshold` then applies to; `mesh_box` averages each
-    kept box with the face mesh's (faces.mesh_box).
+    kept box with the face mesh's (faces.mesh_box). `nested_share` keeps only the surer of two merged
+    boxes when that share of the smaller one lies inside the larger (faces.nms.nested_boxes: a loose
+    and a tight box on one face, which a video would count as two people); None keeps both.
     """
 
     passes: tuple[Pass, ...] = field(
@@ -271,6 +273,7 @@ class BlazeFaceConfig:
     trust_weighted: bool = False
     second_look: bool = False
     mesh_box: bool = False
+    nested_share: float | None = None
     voc_framing: tuple[float, float, float, float] = BLAZEFACE_VOC_FRAMING
 
 
@@ -293,6 +296,7 @@ CONFIGS: dict[str, BlazeFaceConfig] = {
         threshold=0.51,
         candidate_threshold=None,
         trust_weighted=True,  # free: it only weighs the boxes being merged
+        nested_share=0.8,
     ),
 }
 
@@ -422,7 +426,11 @@ class BlazeFaceDetector:
         height, width = pixels.shape[:2]
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         inside = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
-        return boxes[inside], scores[inside]
+        boxes, scores = boxes[inside], scores[inside]
+        if self.config.nested_share is not None:
+            keep = nested_boxes(boxes, scores, self.config.nested_share)
+            boxes, scores = boxes[keep], scores[keep]
+        return boxes, scores
 
     def _tilings(self, longer: int) -> list[tuple[Pass, int]]:
         """Each pass with its tile side in pixels, plus the finer ones a large photo needs.
