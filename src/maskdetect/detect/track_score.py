@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskdetect.detect.clips import SyntheticClip
+from maskdetect.detect.clips import NOT_LABELLED, SyntheticClip
 from maskdetect.detect.tracks import Track, TrackOptions
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.labels import CLASSES
@@ -69,23 +69,25 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         counted = [f for f in faces if not f.ignore]
         distances = _distances([f.box for f in counted], [b for _, b in found], iou)
         accumulator.update([f.person for f in counted], [tid for tid, _ in found], distances)
-    people = dict.fromkeys(CLASSES, 0)
+    true = clip.people(options.frames_to_count(clip.fps))
+    people = dict.fromkeys(true, 0)
     # A track that spent most of its frames on ignored faces is neither a person nor a false alarm,
     # unless the person it followed most is one the truth counts: a face the truth ignores in some
     # frames (mostly out of view) and counts in enough others is that person all along.
     persons = clip.persons(options.frames_to_count(clip.fps))
 
-    def kept(track: Track) -> bool:
-        if on_ignored[track.track_id] * 2 < track.frames_seen:
-            return True
+    def person(track: Track) -> int | None:
         most = followed.get(track.track_id, Counter()).most_common(1)
-        return bool(most) and most[0][0] in persons
+        return most[0][0] if most else None
+
+    def kept(track: Track) -> bool:
+        return on_ignored[track.track_id] * 2 < track.frames_seen or person(track) in persons
 
     counted_tracks = [t for t in tracks if t.counted(options) and kept(t)]
     for track in counted_tracks:
-        people[track.verdict] += 1
+        # A track on a face the annotations miss (a by-eye audit's) counts in that class.
+        people[NOT_LABELLED if persons.get(person(track)) == NOT_LABELLED else track.verdict] += 1
     flips = [t.flips() for t in counted_tracks]
-    true = clip.people(options.frames_to_count(clip.fps))
     return ClipScore(accumulator, true, people, sum(f[0] for f in flips), sum(f[1] for f in flips),
                      len(counted_tracks))
 
@@ -95,7 +97,8 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
 
     Returns:
         A JSON-ready dict; "count_error" is |found - true| / true per class and overall (the sum of
-        the classes' differences over all people).
+        the classes' differences over all people). With a truth that holds `NOT_LABELLED` people
+        (a by-eye audit's), they are a class of their own.
     """
     import motmetrics as mm
 
@@ -105,11 +108,12 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
                               metrics=["mota", "idf1", "num_switches", "recall", "precision",
                                        "num_objects", "num_unique_objects", "mostly_tracked"])
     overall = table.loc["OVERALL"]
-    true = {c: sum(s.people_true[c] for s in scores) for c in CLASSES}
-    found = {c: sum(s.people_found[c] for s in scores) for c in CLASSES}
+    classes = list(CLASSES) + ([NOT_LABELLED] if any(NOT_LABELLED in s.people_true for s in scores) else [])
+    true = {c: sum(s.people_true.get(c, 0) for s in scores) for c in classes}
+    found = {c: sum(s.people_found.get(c, 0) for s in scores) for c in classes}
     tracked, per_frame = sum(s.flips_tracked for s in scores), sum(s.flips_per_frame for s in scores)
     tracks = sum(s.tracks for s in scores)
-    missed = sum(abs(found[c] - true[c]) for c in CLASSES)
+    missed = sum(abs(found[c] - true[c]) for c in classes)
     return {
         "clips": len(scores),
         "mota": round(float(overall["mota"]), 4), "idf1": round(float(overall["idf1"]), 4),
@@ -118,7 +122,7 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
         "faces_in_frames": int(overall["num_objects"]), "people": int(overall["num_unique_objects"]),
         "people_true": true, "people_found": found,
         "count_error": {**{c: round(abs(found[c] - true[c]) / true[c], 4) if true[c] else None
-                           for c in CLASSES}, "all": round(missed / max(1, sum(true.values())), 4)},
+                           for c in classes}, "all": round(missed / max(1, sum(true.values())), 4)},
         "tracks_counted": tracks,
         "flips_per_track": {"tracked": round(tracked / max(1, tracks), 4),
                             "per_frame": round(per_frame / max(1, tracks), 4),
