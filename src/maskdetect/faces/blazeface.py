@@ -293,7 +293,9 @@ CONFIGS: dict[str, BlazeFaceConfig] = {
     ),
     "fast": BlazeFaceConfig(
         passes=(Pass("full", 1.0), Pass("short", 1.0), Pass("back", 1.0)),
-        threshold=0.51,
+        # 0.51 with PIL's resize; OpenCV's area average gives slightly surer scores, and 0.52 keeps
+        # andrewmvd's recall and precision (all 853 photos: 0.398 / 0.845 -> 0.399 / 0.848).
+        threshold=0.52,
         candidate_threshold=None,
         trust_weighted=True,  # free: it only weighs the boxes being merged
         nested_share=0.8,
@@ -365,7 +367,7 @@ class BlazeFaceDetector:
         """
         config = self.config
         low = config.threshold if config.candidate_threshold is None else config.candidate_threshold
-        pixels = np.asarray(image.convert("RGB"))
+        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # no copy of a frame
         boxes, scores = self._merged_candidates(pixels, low)
         if config.second_look and len(boxes):
             scores = verified_scores(scores, second_look_scores(pixels, boxes, self._models()))
@@ -519,10 +521,27 @@ def _square_patch(pixels: np.ndarray, x0: int, y0: int, side: int, size: int) ->
     scale = size / side
     h, w = region.shape[:2]
     out_w, out_h = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
-    resized = np.asarray(Image.fromarray(region).resize((out_w, out_h), Image.BILINEAR))
     patch = np.zeros((size, size, 3), np.uint8)
-    patch[:out_h, :out_w] = resized
+    patch[:out_h, :out_w] = resize_pixels(region, out_w, out_h)
     return patch
+
+
+def resize_pixels(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An RGB array resized as the detector's inputs are: OpenCV's area average to shrink (what
+    PIL's antialiased bilinear gives within a grey level or two, at about half its cost on a
+    640 x 480 frame), bilinear to enlarge.
+
+    >>> resize_pixels(np.full((480, 640, 3), 7, np.uint8), 128, 96)[0, 0].tolist()
+    [7, 7, 7]
+    """
+    import cv2  # an import already made once anything has run the Haar detector or read a video
+
+    h, w = pixels.shape[:2]
+    if (w, h) == (width, height):
+        return pixels
+    shrink = width <= w and height <= h
+    return cv2.resize(np.ascontiguousarray(pixels), (width, height),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _not_cut_by_tile(boxes: np.ndarray, x0: int, y0: int, side: int, width: int, height: int) -> np.ndarray:
