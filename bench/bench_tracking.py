@@ -49,8 +49,10 @@ def _old_preparation():
     from maskdetect.faces import blazeface
     from maskdetect.preprocess import Preprocessing
 
-    def pil_resize(pixels, width, height):
-        return np.asarray(Image.fromarray(pixels).resize((width, height), Image.BILINEAR))
+    resize = blazeface.resize_pixels
+
+    def pil_resize(pixels, width, height, area=True):
+        return resize(pixels, width, height, area=False)
 
     def to_array(self, face):
         if face.size != (self.input_size, self.input_size):

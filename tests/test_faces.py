@@ -169,7 +169,7 @@ def test_a_box_off_the_photo_is_never_a_face(monkeypatch):
 
     real, off = np.array([[100.0, 100, 160, 170]]), np.array([[100.0, 205, 160, 260]])
 
-    def fake_pass(pixels, p, side, model, min_score):
+    def fake_pass(pixels, p, side, model, min_score, area_resize=False):
         yield np.concatenate([real, off]), np.array([0.9, 0.95], np.float32), np.ones(2)
 
     monkeypatch.setattr(blazeface, "pass_candidates", fake_pass)
@@ -189,7 +189,7 @@ def test_a_loose_box_around_a_tight_one_is_one_face_in_the_fast_config(monkeypat
     tight, loose = np.array([[120.0, 100, 160, 140]]), np.array([[100.0, 80, 180, 160]])
     beside = np.array([[170.0, 90, 230, 150]])  # overlaps the loose box, a third of it inside
 
-    def fake_pass(pixels, p, side, model, min_score):
+    def fake_pass(pixels, p, side, model, min_score, area_resize=False):
         yield np.concatenate([tight, loose, beside]), np.array([0.7, 0.9, 0.8], np.float32), np.ones(3)
 
     monkeypatch.setattr(blazeface, "pass_candidates", fake_pass)
@@ -205,25 +205,20 @@ def test_a_loose_box_around_a_tight_one_is_one_face_in_the_fast_config(monkeypat
         nested_boxes(tight, np.array([1.0]), 0.0)
 
 
-def _pil_resize(pixels, width, height):
-    # The detector's resize before OpenCV's area average: PIL's antialiased bilinear.
-    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.BILINEAR))
-
-
-@pytest.mark.parametrize("config", ["fast", "accurate"])
-def test_the_area_resize_finds_the_faces_the_pil_resize_found(config, shared_data, monkeypatch):
-    # OpenCV's area average stands in for PIL's antialiased bilinear (about half the cost on a video
-    # frame): on a real crowd photo at the size of a video frame the same faces come out, in
-    # nearly the same boxes.
-    folder = shared_data / "andrewmvd-face-mask" / "images"
-    photo = Image.open(folder / "maksssksksss29.jpg").convert("RGB").resize((640, 480), Image.BILINEAR)
+@pytest.mark.parametrize("stem", ["maksssksksss29", "maksssksksss4"])
+def test_the_area_resize_finds_the_faces_the_pil_resize_found(stem, shared_data):
+    # OpenCV's area average stands in for PIL's antialiased bilinear in the fast configuration
+    # (about half the cost on a video frame): on real crowd photos at the size of a video frame the
+    # same faces come out, in nearly the same boxes, with nearly the same scores.
+    photo = Image.open(shared_data / "andrewmvd-face-mask" / "images" / f"{stem}.jpg").convert("RGB")
+    photo = photo.resize((640, 480), Image.BILINEAR)
     small = np.asarray(photo)
-    shrunk = blazeface.resize_pixels(small, 192, 144).astype(int)
-    assert np.abs(shrunk - _pil_resize(small, 192, 144)).mean() < 2
-    detector = BlazeFaceDetector(config)
-    new, new_scores = detector.detect(photo)
-    monkeypatch.setattr(blazeface, "resize_pixels", _pil_resize)
-    old, old_scores = detector.detect(photo)
-    assert len(old) >= 3 and len(new) == len(old)
+    area, pil = (blazeface.resize_pixels(small, 192, 144, area=a).astype(int) for a in (True, False))
+    assert np.abs(area - pil).mean() < 2 and not np.array_equal(area, pil)
+    fast = blazeface.CONFIGS["fast"]
+    assert fast.area_resize and not blazeface.CONFIGS["accurate"].area_resize
+    new, new_scores = BlazeFaceDetector(fast).detect(photo)
+    old, old_scores = BlazeFaceDetector(dataclasses.replace(fast, area_resize=False)).detect(photo)
+    assert len(old) >= 2 and len(new) == len(old)
     assert iou_matrix(old, new).max(axis=1).min() >= 0.9
-    assert np.abs(np.sort(new_scores) - np.sort(old_scores)).max() < 0.05
+    assert np.abs(np.sort(new_scores) - np.sort(old_scores)).max() < 0.1

@@ -254,6 +254,8 @@ class BlazeFaceConfig:
     kept box with the face mesh's (faces.mesh_box). `nested_share` keeps only the surer of two merged
     boxes when that share of the smaller one lies inside the larger (faces.nms.nested_boxes: a loose
     and a tight box on one face, which a video would count as two people); None keeps both.
+    `area_resize` shrinks the photo for the models with OpenCV's area average instead of PIL's
+    antialiased bilinear (`resize_pixels`).
     """
 
     passes: tuple[Pass, ...] = field(
@@ -274,6 +276,7 @@ class BlazeFaceConfig:
     second_look: bool = False
     mesh_box: bool = False
     nested_share: float | None = None
+    area_resize: bool = False
     voc_framing: tuple[float, float, float, float] = BLAZEFACE_VOC_FRAMING
 
 
@@ -299,6 +302,7 @@ CONFIGS: dict[str, BlazeFaceConfig] = {
         candidate_threshold=None,
         trust_weighted=True,  # free: it only weighs the boxes being merged
         nested_share=0.8,
+        area_resize=True,
     ),
 }
 
@@ -414,7 +418,8 @@ class BlazeFaceDetector:
         models = self._models()
         all_boxes, all_scores, all_trust = [], [], []
         for p, side in self._tilings(max(pixels.shape[:2])):
-            for boxes, scores, trust in pass_candidates(pixels, p, side, models[p.model], min_score):
+            for boxes, scores, trust in pass_candidates(pixels, p, side, models[p.model], min_score,
+                                                        area_resize=self.config.area_resize):
                 all_boxes.append(boxes)
                 all_scores.append(scores)
                 all_trust.append(trust)
@@ -462,10 +467,11 @@ class BlazeFaceDetector:
 
 
 def pass_candidates(
-    pixels: np.ndarray, p: Pass, side: int, model: BlazeFaceModel, min_score: float
+    pixels: np.ndarray, p: Pass, side: int, model: BlazeFaceModel, min_score: float, area_resize: bool = False
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """One pass's candidates, call by call: boxes (photo pixels), scores, and each box's trust (how
     big the face was in the model's input, faces.box_trust). Faces cut by a tile edge are dropped.
+    `area_resize`: tiles shrunk by `resize_pixels`'s area average (else PIL's bilinear).
 
     >>> photo, p = np.zeros((480, 640, 3), np.uint8), Pass("back", 0.5, resized=True)
     >>> list(pass_candidates(photo, p, 320, BlazeFaceModel("back"), 0.5))
@@ -480,7 +486,7 @@ def pass_candidates(
         return
     for y0 in tile_origins(height, side, p.overlap):
         for x0 in tile_origins(width, side, p.overlap):
-            boxes, scores = model.run(_square_patch(pixels, x0, y0, side, size), min_score)
+            boxes, scores = model.run(_square_patch(pixels, x0, y0, side, size, area_resize), min_score)
             if not len(boxes):
                 continue
             boxes = boxes * side + np.array([x0, y0, x0, y0], np.float32)
@@ -515,30 +521,35 @@ def to_voc_boxes(
     return reframe_boxes(boxes, *framing)
 
 
-def _square_patch(pixels: np.ndarray, x0: int, y0: int, side: int, size: int) -> np.ndarray:
+def _square_patch(
+    pixels: np.ndarray, x0: int, y0: int, side: int, size: int, area: bool = False
+) -> np.ndarray:
     # Letterbox: the part of the square outside the photo stays black, as MediaPipe pads it.
     region = pixels[y0 : y0 + side, x0 : x0 + side]
     scale = size / side
     h, w = region.shape[:2]
     out_w, out_h = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
     patch = np.zeros((size, size, 3), np.uint8)
-    patch[:out_h, :out_w] = resize_pixels(region, out_w, out_h)
+    patch[:out_h, :out_w] = resize_pixels(region, out_w, out_h, area)
     return patch
 
 
-def resize_pixels(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """An RGB array resized as the detector's inputs are: OpenCV's area average to shrink (what
-    PIL's antialiased bilinear gives within a grey level or two, at about half its cost on a
-    640 x 480 frame), bilinear to enlarge.
+def resize_pixels(pixels: np.ndarray, width: int, height: int, area: bool = True) -> np.ndarray:
+    """An RGB array resized as the detector's inputs are: PIL's antialiased bilinear, or with `area`
+    OpenCV's area average to shrink (within a grey level or two of PIL's, at about half its cost on
+    a 640 x 480 frame; the `fast` configuration's) and bilinear to enlarge.
 
     >>> resize_pixels(np.full((480, 640, 3), 7, np.uint8), 128, 96)[0, 0].tolist()
     [7, 7, 7]
     """
-    import cv2  # an import already made once anything has run the Haar detector or read a video
-
     h, w = pixels.shape[:2]
     if (w, h) == (width, height):
         return pixels
+    if not area:
+        image = Image.fromarray(np.ascontiguousarray(pixels))
+        return np.asarray(image.resize((width, height), Image.BILINEAR))
+    import cv2  # an import already made once anything has run the Haar detector or read a video
+
     shrink = width <= w and height <= h
     return cv2.resize(np.ascontiguousarray(pixels), (width, height),
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
