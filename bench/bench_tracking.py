@@ -7,6 +7,9 @@ ONNX Runtime, and, when on, track and label), then again with the annotated fram
 (H.264 through PyAV, as `detect` writes it). The configurations take turns, `--rounds` times, and
 each keeps its best round, so that load from other jobs on the machine falls on both alike;
 `tracker_ms_per_frame` is the time spent in `FaceTracker.update` alone (ByteTrack and the labels).
+`tracking_on/old_preparation` is the baseline of the frame preparation in the same run: tracking on,
+with the detector's inputs resized by PIL (antialiased bilinear) and the classifier's inputs
+normalised in three whole-array steps, as before 2026-12-06.
 
     .venv/bin/python bench/bench_tracking.py [--frames 100] [--rounds 3]
 """
@@ -14,6 +17,7 @@ each keeps its best round, so that load from other jobs on the machine falls on 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -35,6 +39,34 @@ def _clip(frames: int):
     image, faces = load_voc_faces(VOC / "annotations" / f"{PHOTO}.xml", VOC / "images")
     with Image.open(image) as photo:
         return make_clip(photo, faces, ClipSettings(frames=frames, occlusions=0, drops=0), seed=0)
+
+
+@contextlib.contextmanager
+def _old_preparation():
+    """The frame preparation before 2026-12-06: PIL resizes for BlazeFace, three-step normalising."""
+    import numpy as np
+
+    from maskdetect.faces import blazeface
+    from maskdetect.preprocess import Preprocessing
+
+    resize = blazeface.resize_pixels
+
+    def pil_resize(pixels, width, height, area=True):
+        return resize(pixels, width, height, area=False)
+
+    def to_array(self, face):
+        if face.size != (self.input_size, self.input_size):
+            face = face.resize((self.input_size, self.input_size), Image.BILINEAR)
+        array = np.asarray(face.convert("RGB"), dtype=np.float32) / 255.0
+        array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+    saved = blazeface.resize_pixels, Preprocessing.to_array
+    blazeface.resize_pixels, Preprocessing.to_array = pil_resize, to_array
+    try:
+        yield
+    finally:
+        blazeface.resize_pixels, Preprocessing.to_array = saved
 
 
 def _run(analyzer, frames, out: Path | None, spent: list[float] | None = None) -> float:
@@ -78,19 +110,24 @@ def main() -> int:
     clip = _clip(args.frames)
     predictor = Predictor(classifier_threads=1).with_detector("blazeface-fast")
     analyzers = {"tracking_off": VideoAnalyzer(predictor, tracking=False),
-                 "tracking_on": VideoAnalyzer(predictor)}
+                 "tracking_on": VideoAnalyzer(predictor),
+                 "tracking_on/old_preparation": VideoAnalyzer(predictor)}
     _run(analyzers["tracking_on"], clip.frames[:5], None)  # warm-up: first ONNX / XNNPACK calls allocate
     best: dict[str, float] = {}
     spent: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
             for name, analyzer in analyzers.items():
-                for written in (False, True):
+                old = name.endswith("/old_preparation")
+                for written in (False, True) if not old else (False,):
                     key = f"{name}{'/draw+h264' if written else ''}"
-                    fps = _run(analyzer, clip.frames, Path(tmp) / f"{name}.mp4" if written else None, spent)
+                    with _old_preparation() if old else contextlib.nullcontext():
+                        out = Path(tmp) / f"{name.split('/')[0]}.mp4" if written else None
+                        fps = _run(analyzer, clip.frames, out, spent if not old else None)
                     best[key] = max(best.get(key, 0.0), fps)
     results = {k: round(v, 1) for k, v in best.items()}
     results["on_over_off"] = round(best["tracking_on"] / best["tracking_off"], 3)
+    results["on_over_old_preparation"] = round(best["tracking_on"] / best["tracking_on/old_preparation"], 3)
     drawn = best["tracking_on/draw+h264"] / best["tracking_off/draw+h264"]
     results["on_over_off/draw+h264"] = round(drawn, 3)
     report = {

@@ -10,7 +10,12 @@ Trackers: ByteTrack, SORT and OC-SORT of the `trackers` package, and norfair whe
 Prints JSON; `seconds_per_1000_frames` is each tracker's own time (association and the per-track
 labels), measured in the same run.
 
+`--audit` scores the same tracks a second time ("against_audited_truth"), against the truth with the
+faces a by-eye audit found unannotated added as people of class "not labelled"
+(bench/audits/tracking-clips-seed0.tsv; the frames are the same either way).
+
     .venv/bin/python bench/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
+        [--audit bench/audits/tracking-clips-seed0.tsv]
 """
 
 from __future__ import annotations
@@ -77,12 +82,14 @@ def main() -> int:
     parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
     parser.add_argument("--min-seconds", type=float, default=0.4,
                         help="how long a track must be seen to count as a person (default %(default)s)")
+    parser.add_argument("--audit", type=Path,
+                        help="a by-eye audit (TSV) whose unlabelled real faces join a second truth")
     args = parser.parse_args()
     if not args.voc.is_dir():
         sys.exit(f"photo set not found: {args.voc} (../shared/data must sit beside the project)")
     if args.norfair:
         sys.path.insert(0, str(args.norfair))
-    from maskdetect.detect.clips import ClipSettings, clips_from_voc
+    from maskdetect.detect.clips import ClipSettings, clips_from_voc, unlabelled_faces
     from maskdetect.detect.track_score import combine_scores, score_clip
     from maskdetect.detect.tracks import FaceTracker, TrackOptions
     from maskdetect.predict import Predictor
@@ -93,9 +100,12 @@ def main() -> int:
     settings = ClipSettings(frames=args.frames)
     associates = _associates(settings.fps, options, args.norfair is not None)
     scores: dict[str, list] = {name: [] for name in associates}
+    audited: dict[str, list] = {name: [] for name in associates}
+    unlabelled = unlabelled_faces(args.audit) if args.audit else None
     seconds = dict.fromkeys(associates, 0.0)
     frames_total, faces_per_frame, detect_seconds = 0, 0, 0.0
-    for clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed):
+    for audited_clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed, unlabelled=unlabelled):
+        clip = audited_clip.without_unlabelled()
         start = time.perf_counter()
         results = []
         for frame in clip.frames:
@@ -110,6 +120,8 @@ def main() -> int:
             outputs = [[(f.track_id, f.box) for f in tracker.update(r, i)] for i, r in enumerate(results)]
             seconds[name] += time.perf_counter() - start
             scores[name].append(score_clip(clip, outputs, tracker.tracks(), options))
+            if unlabelled is not None:
+                audited[name].append(score_clip(audited_clip, outputs, tracker.tracks(), options))
     report = {
         "clips": args.clips, "frames_per_clip": args.frames, "frames": frames_total, "seed": args.seed,
         "clip_size": f"{settings.width}x{settings.height}", "fps": settings.fps,
@@ -120,6 +132,12 @@ def main() -> int:
                             "seconds_per_1000_frames": round(1000 * seconds[name] / frames_total, 3)}
                      for name in associates},
     }
+    if unlabelled is not None:
+        keep = ("mota", "idf1", "people_true", "people_found", "count_error")
+        report["against_audited_truth"] = {
+            "audit": str(args.audit), "faces_added": sum(len(v) for v in unlabelled.values()),
+            "trackers": {name: {k: v for k, v in combine_scores(audited[name]).items() if k in keep}
+                         for name in associates}}
     print(json.dumps(report, indent=2))
     return 0
 

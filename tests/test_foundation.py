@@ -238,3 +238,18 @@ def test_atomic_write_keeps_old_file_on_error_and_uses_normal_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_to_array_normalises_like_the_three_step_formula(mode):
+    # One multiply-add into a CHW array (a fifth of the time) gives what (x / 255 - mean) / std gave,
+    # within float32 rounding, as a contiguous float32 array; a grey crop becomes RGB.
+    rng = np.random.default_rng(0)
+    face = Image.fromarray(rng.integers(0, 256, (40, 50, 3), np.uint8)).convert(mode)
+    prep = Preprocessing(input_size=32)
+    array = prep.to_array(face)
+    resized = np.asarray(face.resize((32, 32), Image.BILINEAR).convert("RGB"), np.float32) / 255.0
+    mean, std = np.asarray(prep.mean, np.float32), np.asarray(prep.std, np.float32)
+    expected = ((resized - mean) / std).transpose(2, 0, 1)
+    assert array.dtype == np.float32 and array.shape == (3, 32, 32) and array.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(array, expected, atol=1e-5)

@@ -174,3 +174,62 @@ def test_no_faces_no_tracks():
     tracker = FaceTracker(fps=25.0)
     assert tracker.update(_frame(), 0) == [] and tracker.tracks() == []
     assert np.isclose(tracker.fps, 25.0)
+
+
+def test_a_track_on_a_counted_person_who_walks_out_of_view_counts_and_one_on_an_ignored_face_does_not():
+    # Person 0 is in full view for 4 frames, then mostly out of the frame (ignored) for 6: the truth
+    # counts them (2 frames are enough here) and a track that followed them all along is that person,
+    # though most of its frames are on the ignored face. Person 1 is ignored throughout: a track on
+    # them is neither a person nor a false alarm.
+    from maskdetect.detect.clips import SyntheticClip, TruthFace
+
+    a, b = (10.0, 10, 60, 60), (100.0, 10, 150, 60)
+    truth = [[TruthFace(0, a, "covered", ignore=i >= 4), TruthFace(1, b, "uncovered", ignore=True)]
+             for i in range(10)]
+    clip = SyntheticClip("p.jpg", 25.0, [], truth)
+    options = TrackOptions(min_seconds=2 / 25)
+    tracker = FaceTracker(25.0, options)
+    outputs = []
+    for i in range(10):
+        result = ImageResult([_face(a, (0.9, 0.05, 0.05)), _face(b, (0.05, 0.05, 0.9))], 320, 240)
+        faces = tracker.update(result, i)
+        outputs.append([(f.track_id, f.box) for f in faces])
+    assert clip.persons(2) == {0: "covered"}
+    score = score_clip(clip, outputs, tracker.tracks(), options)
+    assert score.people_true == score.people_found == {"covered": 1, "incorrect": 0, "uncovered": 0}
+
+
+def test_an_audit_adds_unannotated_faces_to_the_truth_as_not_labelled_people(tmp_path):
+    # A face the annotations miss, found by eye, joins a second truth as a "not labelled" person:
+    # the frames stay the same, and a track on it counts there instead of as a false person.
+    from maskdetect.detect.clips import NOT_LABELLED, unlabelled_faces
+
+    audit = tmp_path / "audit.tsv"
+    audit.write_text("# by eye\nclip\tphoto\tbox\tverdict\n"
+                     "0\tp.jpg\t250 120 300 180\tan unlabelled real face\n"
+                     "0\tp.jpg\t10 10 20 20\ta false face\n")
+    assert unlabelled_faces(audit) == {"p.jpg": [(250.0, 120.0, 300.0, 180.0)]}
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8))
+    settings = ClipSettings(width=160, height=120, frames=10, occlusions=1, drops=0, min_face=8,
+                            min_photo_face=8, start_scale=(1.0, 1.0), zoom=(1.0, 1.0))
+    labelled = [((100, 100, 150, 160), "covered")]
+    plain = make_clip(photo, labelled, settings, seed=1)
+    audited = make_clip(photo, labelled, settings, seed=1, unlabelled=unlabelled_faces(audit)["p.jpg"])
+    assert all(np.array_equal(a, b) for a, b in zip(plain.frames, audited.frames, strict=True))
+    assert audited.without_unlabelled().truth == plain.truth and len(audited.windows) == 10
+    assert audited.people() == {"covered": 1, "incorrect": 0, "uncovered": 0, NOT_LABELLED: 1}
+    options = TrackOptions(min_seconds=2 / 25)
+    tracker = FaceTracker(25.0, options)
+    outputs = []
+    for i, frame in enumerate(audited.truth):
+        faces = tracker.update(ImageResult([_face(f.box, (0.9, 0.05, 0.05)) for f in frame], 160, 120), i)
+        outputs.append([(f.track_id, f.box) for f in faces])
+    against_plain = combine_scores([score_clip(plain, outputs, tracker.tracks(), options)])
+    against_audit = combine_scores([score_clip(audited, outputs, tracker.tracks(), options)])
+    assert against_plain["people_found"] == {"covered": 2, "incorrect": 0, "uncovered": 0}
+    assert against_audit["people_found"] == against_audit["people_true"] == {
+        "covered": 1, "incorrect": 0, "uncovered": 0, NOT_LABELLED: 1}
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("photo\tbox\tverdict\np.jpg\t1 2 3\tan unlabelled real face\n")
+    with pytest.raises(ValueError, match="line 2 box '1 2 3' is not four numbers"):
+        unlabelled_faces(bad)

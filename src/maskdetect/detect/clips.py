@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,10 @@ from PIL import Image, ImageDraw
 from maskdetect.labels import CLASSES
 
 Box = tuple[float, float, float, float]
+
+# The class of a face a by-eye audit found that the photo's annotations miss (bench/audits/): a
+# person in the truth, counted apart from the classes of CLASSES.
+NOT_LABELLED = "not labelled"
 
 
 @dataclass(frozen=True)
@@ -75,24 +79,38 @@ class TruthFace:
 
 @dataclass
 class SyntheticClip:
-    """A clip's frames (RGB arrays) and, for each, the faces in view."""
+    """A clip's frames (RGB arrays) and, for each, the faces in view and the camera's window
+    (x0, y0, x1, y1 in the photo's pixels)."""
 
     photo: str
     fps: float
     frames: list[np.ndarray] = field(repr=False)
     truth: list[list[TruthFace]] = field(repr=False)
+    windows: list[Box] = field(default_factory=list, repr=False)
 
-    def people(self, min_frames: int = 1) -> dict[str, int]:
-        """People by class: faces seen (not ignored) in at least `min_frames` frames."""
+    def without_unlabelled(self) -> SyntheticClip:
+        """The same clip with the truth of the annotations alone (no `NOT_LABELLED` faces)."""
+        truth = [[f for f in faces if f.label != NOT_LABELLED] for faces in self.truth]
+        return SyntheticClip(self.photo, self.fps, self.frames, truth, self.windows)
+
+    def persons(self, min_frames: int = 1) -> dict[int, str]:
+        """The people the truth counts, person id to class: faces seen (not ignored) in at least
+        `min_frames` frames."""
         seen: dict[int, list[str]] = {}
         for faces in self.truth:
             for face in faces:
                 if not face.ignore:
                     seen.setdefault(face.person, []).append(face.label)
+        return {person: labels[0] for person, labels in seen.items() if len(labels) >= min_frames}
+
+    def people(self, min_frames: int = 1) -> dict[str, int]:
+        """People by class: faces seen (not ignored) in at least `min_frames` frames; with
+        `NOT_LABELLED` too when the truth holds faces of that class."""
         counts = dict.fromkeys(CLASSES, 0)
-        for labels in seen.values():
-            if len(labels) >= min_frames:
-                counts[labels[0]] += 1
+        if any(f.label == NOT_LABELLED for faces in self.truth for f in faces):
+            counts[NOT_LABELLED] = 0
+        for label in self.persons(min_frames).values():
+            counts[label] += 1
         return counts
 
     def write(self, path: str | os.PathLike) -> Path:
@@ -116,7 +134,7 @@ class SyntheticClip:
 
 
 def make_clip(photo: Image.Image, faces: Sequence[tuple[Box, str]], settings: ClipSettings | None = None,
-              seed: int = 0, name: str = "") -> SyntheticClip:
+              seed: int = 0, name: str = "", unlabelled: Sequence[Box] = ()) -> SyntheticClip:
     """Move a virtual camera over one labelled photo.
 
     Args:
@@ -125,6 +143,9 @@ def make_clip(photo: Image.Image, faces: Sequence[tuple[Box, str]], settings: Cl
         settings: the camera.
         seed: draws the path, the occlusions and the drops.
         name: what the clip is called (the photo's name).
+        unlabelled: faces the annotations miss (a by-eye audit's), added to the truth as
+            `NOT_LABELLED` people after the labelled ones; the frames are the same with or without
+            them (the camera aims, and the card falls, at labelled faces only; a card hides them too).
 
     Raises:
         ValueError: a face label not among `CLASSES`.
@@ -142,14 +163,15 @@ def make_clip(photo: Image.Image, faces: Sequence[tuple[Box, str]], settings: Cl
     photo = photo.convert("RGB")
     middle = float(np.mean([(box[1] + box[3]) / 2 for box, _ in faces])) if faces else photo.height / 2
     windows = _camera_path(photo.size, middle, settings, rng)
+    everyone = list(faces) + [(tuple(box), NOT_LABELLED) for box in unlabelled]
     frames, truth = [], []
     for window in windows:
         frame = photo.resize((settings.width, settings.height), Image.BILINEAR, box=window)
         frames.append(frame)
-        truth.append([_in_frame(i, box, label, window, settings) for i, (box, label) in enumerate(faces)])
+        truth.append([_in_frame(i, box, label, window, settings) for i, (box, label) in enumerate(everyone)])
     truth = [[f for f in faces_ if f is not None] for faces_ in truth]
     _occlude(frames, truth, settings, rng)
-    return SyntheticClip(name, settings.fps, [np.asarray(f) for f in frames], truth)
+    return SyntheticClip(name, settings.fps, [np.asarray(f) for f in frames], truth, windows)
 
 
 def _camera_path(size: tuple[int, int], middle: float, settings: ClipSettings,
@@ -202,7 +224,7 @@ def _occlude(frames: list[Image.Image], truth: list[list[TruthFace]], settings: 
     # (more than a third of their box) leave the truth for those frames.
     for _ in range(settings.occlusions):
         start = rng.randrange(len(frames))
-        shown = [f for f in truth[start] if not f.ignore]
+        shown = [f for f in truth[start] if not f.ignore and f.label != NOT_LABELLED]
         if not shown:
             continue
         person = rng.choice(shown).person
@@ -226,12 +248,14 @@ def _covered(box: Box, card: Box) -> float:
 
 
 def clips_from_voc(voc_dir: str | os.PathLike, count: int, settings: ClipSettings | None = None,
-                   seed: int = 0) -> Iterator[SyntheticClip]:
+                   seed: int = 0, unlabelled: Mapping[str, Sequence[Box]] | None = None,
+                   ) -> Iterator[SyntheticClip]:
     """`count` clips, each over one photo of a Pascal VOC set (e.g. andrewmvd-face-mask).
 
     Photos are drawn by `seed` in turn for each class: the k-th clip's photo has a face of
     `CLASSES[k % 3]` at least `settings.min_photo_face` px wide (any usable photo once a class has
-    none left), so that rare classes (incorrectly worn masks) are seen too.
+    none left), so that rare classes (incorrectly worn masks) are seen too. `unlabelled` gives, by
+    photo name, faces its annotations miss (`make_clip`'s `unlabelled`).
 
     Raises:
         FileNotFoundError: no usable annotations in `voc_dir`.
@@ -254,4 +278,38 @@ def clips_from_voc(voc_dir: str | os.PathLike, count: int, settings: ClipSetting
     for number, index in enumerate(chosen):
         path, faces = usable[index]
         with Image.open(path) as photo:
-            yield make_clip(photo, faces, settings, seed=seed * 1000 + number, name=Path(path).name)
+            yield make_clip(photo, faces, settings, seed=seed * 1000 + number, name=Path(path).name,
+                            unlabelled=(unlabelled or {}).get(Path(path).name, ()))
+
+
+def unlabelled_faces(audit: str | os.PathLike) -> dict[str, list[Box]]:
+    """The faces a by-eye audit found that a photo set's annotations miss, by photo name.
+
+    Reads a tab-separated audit (lines starting with # are comments; the first other line names
+    the columns, among them photo, box as "x0 y0 x1 y1" in the photo's pixels, and verdict) and
+    keeps the lines whose verdict is "an unlabelled real face" (e.g.
+    bench/audits/tracking-clips-seed0.tsv), for `clips_from_voc`'s `unlabelled`.
+
+    Raises:
+        ValueError: a missing column or a box that is not four numbers (names the file and line).
+    """
+    path = Path(audit)
+    text = path.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    if not lines:
+        raise ValueError(f"{path}: no header line")
+    header = lines[0].split("\t")
+    missing = {"photo", "box", "verdict"} - set(header)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    faces: dict[str, list[Box]] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        row = dict(zip(header, line.split("\t"), strict=False))
+        if row.get("verdict") != "an unlabelled real face":
+            continue
+        try:
+            x0, y0, x1, y1 = (float(v) for v in row.get("box", "").split())
+        except ValueError:
+            raise ValueError(f"{path}: line {number} box {row.get('box')!r} is not four numbers") from None
+        faces.setdefault(row["photo"], []).append((x0, y0, x1, y1))
+    return faces

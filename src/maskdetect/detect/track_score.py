@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskdetect.detect.clips import SyntheticClip
+from maskdetect.detect.clips import NOT_LABELLED, SyntheticClip
 from maskdetect.detect.tracks import Track, TrackOptions
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.labels import CLASSES
@@ -42,7 +42,8 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         clip: the clip and its truth.
         outputs: per frame, each face's (track id, box); id -1 (untracked) is left out.
         tracks: the tracks at the end (verdicts, counted or not, label flips). Those that spent
-            most of their frames on faces the truth ignores are left out of the people counted.
+            most of their frames on faces the truth ignores are left out of the people counted,
+            unless the person they followed most (matched at `iou`) is one the truth counts.
         options: the tracker's settings (`min_seconds` decides who counts, in the truth too).
         iou: the least overlap for a box to match a face.
     """
@@ -52,8 +53,14 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         raise ValueError(f"{clip.photo}: {len(outputs)} frames of output for {len(clip.truth)} of truth")
     accumulator = mm.MOTAccumulator(auto_id=True)
     on_ignored: Counter = Counter()  # frames each track spent on a face the truth ignores
+    followed: dict[int, Counter] = {}  # per track, the frames it spent on each person (ignored or not)
     for faces, found in zip(clip.truth, outputs, strict=True):
         found = [(tid, box) for tid, box in found if tid >= 0]
+        if faces and found:
+            overlap = iou_matrix(np.array([b for _, b in found]), np.array([f.box for f in faces]))
+            for (tid, _), row in zip(found, overlap, strict=True):
+                if row.max() >= iou:
+                    followed.setdefault(tid, Counter())[faces[int(np.argmax(row))].person] += 1
         ignored = [f.box for f in faces if f.ignore]
         if ignored and found:  # boxes on ignored faces drop out
             overlap = iou_matrix(np.array([b for _, b in found]), np.array(ignored))
@@ -62,13 +69,25 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         counted = [f for f in faces if not f.ignore]
         distances = _distances([f.box for f in counted], [b for _, b in found], iou)
         accumulator.update([f.person for f in counted], [tid for tid, _ in found], distances)
-    people = dict.fromkeys(CLASSES, 0)
-    # A track that spent most of its frames on ignored faces is neither a person nor a false alarm.
-    counted_tracks = [t for t in tracks if t.counted(options) and on_ignored[t.track_id] * 2 < t.frames_seen]
-    for track in counted_tracks:
-        people[track.verdict] += 1
-    flips = [t.flips() for t in counted_tracks]
     true = clip.people(options.frames_to_count(clip.fps))
+    people = dict.fromkeys(true, 0)
+    # A track that spent most of its frames on ignored faces is neither a person nor a false alarm,
+    # unless the person it followed most is one the truth counts: a face the truth ignores in some
+    # frames (mostly out of view) and counts in enough others is that person all along.
+    persons = clip.persons(options.frames_to_count(clip.fps))
+
+    def person(track: Track) -> int | None:
+        most = followed.get(track.track_id, Counter()).most_common(1)
+        return most[0][0] if most else None
+
+    def kept(track: Track) -> bool:
+        return on_ignored[track.track_id] * 2 < track.frames_seen or person(track) in persons
+
+    counted_tracks = [t for t in tracks if t.counted(options) and kept(t)]
+    for track in counted_tracks:
+        # A track on a face the annotations miss (a by-eye audit's) counts in that class.
+        people[NOT_LABELLED if persons.get(person(track)) == NOT_LABELLED else track.verdict] += 1
+    flips = [t.flips() for t in counted_tracks]
     return ClipScore(accumulator, true, people, sum(f[0] for f in flips), sum(f[1] for f in flips),
                      len(counted_tracks))
 
@@ -78,7 +97,8 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
 
     Returns:
         A JSON-ready dict; "count_error" is |found - true| / true per class and overall (the sum of
-        the classes' differences over all people).
+        the classes' differences over all people). With a truth that holds `NOT_LABELLED` people
+        (a by-eye audit's), they are a class of their own.
     """
     import motmetrics as mm
 
@@ -88,11 +108,12 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
                               metrics=["mota", "idf1", "num_switches", "recall", "precision",
                                        "num_objects", "num_unique_objects", "mostly_tracked"])
     overall = table.loc["OVERALL"]
-    true = {c: sum(s.people_true[c] for s in scores) for c in CLASSES}
-    found = {c: sum(s.people_found[c] for s in scores) for c in CLASSES}
+    classes = list(CLASSES) + ([NOT_LABELLED] if any(NOT_LABELLED in s.people_true for s in scores) else [])
+    true = {c: sum(s.people_true.get(c, 0) for s in scores) for c in classes}
+    found = {c: sum(s.people_found.get(c, 0) for s in scores) for c in classes}
     tracked, per_frame = sum(s.flips_tracked for s in scores), sum(s.flips_per_frame for s in scores)
     tracks = sum(s.tracks for s in scores)
-    missed = sum(abs(found[c] - true[c]) for c in CLASSES)
+    missed = sum(abs(found[c] - true[c]) for c in classes)
     return {
         "clips": len(scores),
         "mota": round(float(overall["mota"]), 4), "idf1": round(float(overall["idf1"]), 4),
@@ -101,7 +122,7 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
         "faces_in_frames": int(overall["num_objects"]), "people": int(overall["num_unique_objects"]),
         "people_true": true, "people_found": found,
         "count_error": {**{c: round(abs(found[c] - true[c]) / true[c], 4) if true[c] else None
-                           for c in CLASSES}, "all": round(missed / max(1, sum(true.values())), 4)},
+                           for c in classes}, "all": round(missed / max(1, sum(true.values())), 4)},
         "tracks_counted": tracks,
         "flips_per_track": {"tracked": round(tracked / max(1, tracks), 4),
                             "per_frame": round(per_frame / max(1, tracks), 4),

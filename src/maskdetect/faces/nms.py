@@ -80,6 +80,48 @@ def weighted_nms(
     return kept_boxes[order], kept_scores[order]
 
 
+def nested_boxes(boxes: np.ndarray, scores: np.ndarray, share: float) -> np.ndarray:
+    """Which boxes to keep when one face got two boxes, one inside the other.
+
+    Weighted NMS leaves a loose box and a tight box on the same face apart when their IoU is low
+    (a box inside one twice its width has an IoU of 1/4), yet two faces cannot sit one inside the
+    other and both be seen: of two boxes of which `share` or more of the smaller one's area lies
+    inside the larger, only the higher-scored one is kept (the first on a tie).
+
+    Returns:
+        A boolean mask over the boxes.
+
+    >>> nested_boxes(np.array([[0, 0, 40, 40], [5, 5, 25, 25], [50, 0, 90, 40]]),
+    ...              np.array([0.6, 0.8, 0.7]), 0.8).tolist()
+    [False, True, True]
+    """
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    keep = np.ones(len(boxes), bool)
+    if len(boxes) < 2:
+        return keep
+    ix0 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    iy0 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    ix1 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    iy1 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    nested = inter >= share * np.maximum(np.minimum(area[:, None], area[None, :]), 1e-12)
+    for i in np.argsort(-scores, kind="stable"):
+        if keep[i]:
+            later = nested[i] & (np.arange(len(boxes)) != i)
+            keep[later & ~_before(i, scores)] = False
+    return keep
+
+
+def _before(i: int, scores: np.ndarray) -> np.ndarray:
+    # The boxes that rank before box i (higher score, or the same score and an earlier index).
+    index = np.arange(len(scores))
+    return (scores > scores[i]) | ((scores == scores[i]) & (index < i))
+
+
 def reframe_boxes(boxes: np.ndarray, dx: float, dy: float, sx: float, sy: float) -> np.ndarray:
     """Move and scale boxes about their centres: a detector's framing onto the VOC annotators'.
 
