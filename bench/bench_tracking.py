@@ -9,7 +9,9 @@ each keeps its best round, so that load from other jobs on the machine falls on 
 `tracker_ms_per_frame` is the time spent in `FaceTracker.update` alone (ByteTrack and the labels).
 `tracking_on/old_preparation` is the baseline of the frame preparation in the same run: tracking on,
 with the detector's inputs resized by PIL (antialiased bilinear) and the classifier's inputs
-normalised in three whole-array steps, as before 2026-12-06.
+normalised in three whole-array steps, as before 2026-12-06; `tracking_on/fp32` runs the float32
+classifier instead of the int8 default, and `tracking_on/fp32/old_preparation` both, as the path was
+before that day.
 
     .venv/bin/python bench/bench_tracking.py [--frames 100] [--rounds 3]
 """
@@ -109,9 +111,12 @@ def main() -> int:
 
     clip = _clip(args.frames)
     predictor = Predictor(classifier_threads=1).with_detector("blazeface-fast")
+    fp32 = Predictor(classifier_threads=1, precision="fp32").with_detector("blazeface-fast")
     analyzers = {"tracking_off": VideoAnalyzer(predictor, tracking=False),
                  "tracking_on": VideoAnalyzer(predictor),
-                 "tracking_on/old_preparation": VideoAnalyzer(predictor)}
+                 "tracking_on/old_preparation": VideoAnalyzer(predictor),
+                 "tracking_on/fp32": VideoAnalyzer(fp32),
+                 "tracking_on/fp32/old_preparation": VideoAnalyzer(fp32)}
     _run(analyzers["tracking_on"], clip.frames[:5], None)  # warm-up: first ONNX / XNNPACK calls allocate
     best: dict[str, float] = {}
     spent: list[float] = []
@@ -119,7 +124,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, analyzer in analyzers.items():
                 old = name.endswith("/old_preparation")
-                for written in (False, True) if not old else (False,):
+                for written in (False, True) if name.count("/") == 0 else (False,):
                     key = f"{name}{'/draw+h264' if written else ''}"
                     with _old_preparation() if old else contextlib.nullcontext():
                         out = Path(tmp) / f"{name.split('/')[0]}.mp4" if written else None
@@ -128,6 +133,8 @@ def main() -> int:
     results = {k: round(v, 1) for k, v in best.items()}
     results["on_over_off"] = round(best["tracking_on"] / best["tracking_off"], 3)
     results["on_over_old_preparation"] = round(best["tracking_on"] / best["tracking_on/old_preparation"], 3)
+    results["on_over_fp32"] = round(best["tracking_on"] / best["tracking_on/fp32"], 3)
+    results["on_over_before_2026_12_06"] = round(best["tracking_on"] / best["tracking_on/fp32/old_preparation"], 3)
     drawn = best["tracking_on/draw+h264"] / best["tracking_off/draw+h264"]
     results["on_over_off/draw+h264"] = round(drawn, 3)
     report = {
