@@ -78,6 +78,7 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=30)
     parser.add_argument("--frames", type=int, default=75, help="frames a clip (25 frames/s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=("int8", "fp32"), help="the classifier's (default: int8)")
     parser.add_argument("--voc", type=Path, default=VOC, help="VOC photo set (default andrewmvd-face-mask)")
     parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
     parser.add_argument("--min-seconds", type=float, default=0.4,
@@ -96,7 +97,7 @@ def main() -> int:
     from maskdetect.results import ImageResult
 
     options = TrackOptions(min_seconds=args.min_seconds)
-    predictor = Predictor(classifier_threads=1).with_detector("blazeface-fast")
+    predictor = Predictor(classifier_threads=1, precision=args.precision).with_detector("blazeface-fast")
     settings = ClipSettings(frames=args.frames)
     associates = _associates(settings.fps, options, args.norfair is not None)
     scores: dict[str, list] = {name: [] for name in associates}
