@@ -134,7 +134,8 @@ def main() -> int:
     results["on_over_off"] = round(best["tracking_on"] / best["tracking_off"], 3)
     results["on_over_old_preparation"] = round(best["tracking_on"] / best["tracking_on/old_preparation"], 3)
     results["on_over_fp32"] = round(best["tracking_on"] / best["tracking_on/fp32"], 3)
-    results["on_over_before_2026_12_06"] = round(best["tracking_on"] / best["tracking_on/fp32/old_preparation"], 3)
+    before = best["tracking_on/fp32/old_preparation"]
+    results["on_over_before_2026_12_06"] = round(best["tracking_on"] / before, 3)
     drawn = best["tracking_on/draw+h264"] / best["tracking_off/draw+h264"]
     results["on_over_off/draw+h264"] = round(drawn, 3)
     report = {
