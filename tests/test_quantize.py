@@ -106,3 +106,26 @@ def test_evaluate_detect_runs_the_precision_asked_for_and_says_which(tmp_path):
     default = tmp_path / "default.json"
     assert main(["evaluate-detect", str(sample), "--limit", "3", "-o", str(default)]) == 0
     assert json.loads(default.read_text())["classifier_precision"] == "int8"
+
+
+def test_without_calibration_photos_the_default_falls_back_to_float32_and_int8_by_name_is_a_clear_error(
+        tmp_path, monkeypatch, caplog):
+    import logging
+
+    import torch
+
+    from maskdetect.checkpoint import make_checkpoint, save_checkpoint
+    from maskdetect.models import create_model
+    from maskdetect.preprocess import Preprocessing
+
+    torch.manual_seed(7)  # a model of its own: no int8 twin made or cached for it yet
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(make_checkpoint(create_model("small_cnn"), "small_cnn", Preprocessing(32)), checkpoint)
+    monkeypatch.setattr(quantize, "SAMPLE_PHOTOS", tmp_path / "stripped-install")
+    with caplog.at_level(logging.WARNING):
+        predictor = Predictor(checkpoint)
+    assert predictor.precision == "fp32" and len(predictor(np.zeros((64, 64, 3), np.uint8))) == 0
+    assert "could not make its int8 twin" in caplog.text and "running the float32 classifier" in caplog.text
+    with pytest.raises(quantize.QuantizeError, match="could not make its int8 twin.*stripped-install"):
+        Predictor(checkpoint, precision="int8")
+    assert not any(p.name.endswith(".int8-q1.onnx") for p in tmp_path.iterdir())

@@ -68,14 +68,23 @@ class Predictor:
         precision: str | None = None,
     ):
         from maskdetect.faces.detector import create_detector
+        from maskdetect.quantize import QuantizeError
         from maskdetect.verify import verifier_for
 
         self.detector = create_detector(detector, threshold=detection_threshold)  # a bad name fails fast
         self.checkpoint_path = resolve_checkpoint(checkpoint)
         self.precision = precision or default_precision(backend)
-        self.classifier = load_classifier(
-            self.checkpoint_path, backend, device=device, threads=classifier_threads, precision=self.precision
-        )
+        try:
+            self.classifier = load_classifier(self.checkpoint_path, backend, device=device,
+                                              threads=classifier_threads, precision=self.precision)
+        except QuantizeError as error:
+            if precision is not None:  # asked for by name: say why it cannot be had
+                raise
+            # int8 is only the faster default: without it, float32 still answers.
+            log.warning("%s; running the float32 classifier", error)
+            self.precision = "fp32"
+            self.classifier = load_classifier(self.checkpoint_path, backend, device=device,
+                                              threads=classifier_threads, precision="fp32")
         self.preprocessing = self.classifier.preprocessing
         self.classes: tuple[str, ...] = self.preprocessing.classes
         unknown = [c for c in self.classes if c not in CLASSES]

@@ -33,6 +33,11 @@ CALIBRATION_CROPS = 400
 _BATCH = 16
 
 
+class QuantizeError(RuntimeError):
+    """The int8 twin could not be made (no calibration photos, an unwritable cache, a quantizer error);
+    the message names the export and the reason."""
+
+
 def int8_path(onnx_path: str | os.PathLike) -> Path:
     """Where the int8 twin of a float32 ONNX file lives: beside it (or in the cache folder when that
     folder is read-only), named by the file's hash and the recipe's version.
@@ -147,9 +152,17 @@ def quantize_onnx(onnx_path: str | os.PathLike, output: str | os.PathLike, crops
 
 
 def ensure_int8(onnx_path: str | os.PathLike, preprocessing: Preprocessing) -> Path:
-    """The cached int8 twin of a float32 ONNX export, calibrating and quantizing it first if needed."""
+    """The cached int8 twin of a float32 ONNX export, calibrating and quantizing it first if needed.
+
+    Raises:
+        QuantizeError: it could not be made; nothing half-written is left.
+    """
     path = int8_path(onnx_path)
     if not path.is_file():
         log.info("quantizing %s to int8 at %s (once; cached)", onnx_path, path)
-        quantize_onnx(onnx_path, path, calibration_crops(preprocessing))
+        try:
+            quantize_onnx(onnx_path, path, calibration_crops(preprocessing))
+        except Exception as error:  # the quantizer raises many kinds; each is one reason here
+            raise QuantizeError(f"{onnx_path}: could not make its int8 twin ({type(error).__name__}: "
+                                f"{error})") from error
     return path
