@@ -10,6 +10,10 @@ a busy machine slows both alike; the figures are milliseconds a photo on one thr
   defaults now); the new detector with the float32 classifier beside them shows each part's share.
 
     .venv/bin/python bench/bench_photo_detector.py [--photos 40] [--set ../shared/data/ilc2021-dev]
+    .venv/bin/python bench/bench_photo_detector.py --per-pass [--set ...]   # where the detector's time goes
+
+`--per-pass` times instead each pass of today's configuration on its own (model, tile, grown or not),
+summed over the photos' tiles, in milliseconds a photo: what to look at before dropping a pass.
 
 Without --set it times andrewmvd-face-mask photos (up to 600 px) and the 640x480 photo of
 bench_detect.py; with --set, the first photos of that VOC set (ilc2021-dev: up to 1,280 px).
@@ -59,10 +63,29 @@ def _time(call, photo: Image.Image) -> tuple[float, int]:
     return (time.perf_counter() - start) * 1000, len(found)
 
 
+def per_pass(photos: list[Image.Image]) -> dict:
+    """Milliseconds a photo spent in each pass of the accurate configuration (all its tiles)."""
+    from maskdetect.faces.blazeface import BlazeFaceDetector, pass_candidates
+
+    detector = BlazeFaceDetector("accurate")
+    models = detector._models()
+    spent: dict[str, float] = {}
+    for photo in photos:
+        pixels = np.asarray(photo.convert("RGB"))
+        for p, side in detector._tilings(max(pixels.shape[:2])):
+            name = f"{p.model} tile {p.tile:.2f}{' grown' if p.resized else ''}"
+            start = time.perf_counter()
+            list(pass_candidates(pixels, p, side, models[p.model], 0.3))
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+    ms = {name: round(1000 * v / len(photos), 1) for name, v in sorted(spent.items(), key=lambda kv: -kv[1])}
+    return {"ms_per_photo_by_pass": ms, "total_ms_per_photo": round(sum(ms.values()), 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=40, help="photos to time (default 40)")
     parser.add_argument("--set", type=Path, help="a VOC photo set (default: andrewmvd-face-mask)")
+    parser.add_argument("--per-pass", action="store_true", help="time each pass of today's detector instead")
     args = parser.parse_args()
     if not BENCH_PHOTO.is_file():
         sys.exit(f"bench photos not found under {DATA} (../shared/data must sit beside the project)")
@@ -70,6 +93,9 @@ def main() -> int:
     from maskdetect.predict import Predictor
 
     photos = _photos(args.set, args.photos)
+    if args.per_pass:
+        print(json.dumps({"photos": len(photos), **per_pass(photos)}, indent=2))
+        return 0
     old_detector, new_detector = BlazeFaceDetector(previous_accurate()), BlazeFaceDetector("accurate")
     old_predictor = Predictor(verify=False, classifier_threads=1, precision="fp32")
     old_predictor.detector = old_detector
