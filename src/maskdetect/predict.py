@@ -71,7 +71,7 @@ class Predictor:
         from maskdetect.quantize import QuantizeError
         from maskdetect.verify import verifier_for
 
-        self.detector = create_detector(detector, threshold=detection_threshold)  # a bad name fails fast
+        create_detector(detector, threshold=detection_threshold)  # a bad name or threshold fails fast
         self.checkpoint_path = resolve_checkpoint(checkpoint)
         self.precision = precision or default_precision(backend)
         try:
@@ -94,15 +94,27 @@ class Predictor:
         self.verifier = None
         if verify and self.classifier.has_features and self.checkpoint_path.suffix.lower() != ".onnx":
             self.verifier = verifier_for(self.checkpoint_path, self.precision)
-        self.face_threshold = detection_threshold if detection_threshold is not None else (
-            self.verifier.threshold if self.verifier else None)
+        self._set_detector(detector, detection_threshold)
+
+    def _set_detector(self, name: str, threshold: float | None) -> None:
+        from maskdetect.faces.detector import create_detector
+
+        self.detector = create_detector(name)
+        if self._verifies():
+            # The threshold is the verifier's. The detector keeps the candidates the verifier was
+            # fitted on (its own candidate threshold): a lower threshold keeps a superset of faces.
+            self.face_threshold = threshold if threshold is not None else self.verifier.threshold
+        else:
+            self.detector = create_detector(name, threshold=threshold)
+            self.face_threshold = threshold
+
+    def _verifies(self) -> bool:
+        return self.verifier is not None and getattr(self.detector, "scores_candidates", False)
 
     def with_detector(self, detector: str, detection_threshold: float | None = None) -> Predictor:
         """The same classifier (loaded once, shared) behind another face detector."""
-        from maskdetect.faces.detector import create_detector
-
         twin = copy.copy(self)
-        twin.detector = create_detector(detector, threshold=detection_threshold)
+        twin._set_detector(detector, detection_threshold)
         return twin
 
     def __call__(self, image: ImageSource) -> list[FaceResult]:
@@ -112,7 +124,7 @@ class Predictor:
             maskdetect.images.ImageError: the input is not a usable image (names it and why).
         """
         photo = open_image(image)
-        if self.verifier is not None and getattr(self.detector, "scores_candidates", False):
+        if self._verifies():
             return self._verified_results(photo)
         boxes, scores = self.detector.detect(photo)
         return self._results(photo, [tuple(map(float, b)) for b in boxes], [float(s) for s in scores])
