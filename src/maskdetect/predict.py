@@ -71,7 +71,7 @@ class Predictor:
         from maskdetect.quantize import QuantizeError
         from maskdetect.verify import verifier_for
 
-        create_detector(detector, threshold=detection_threshold)  # a bad name or threshold fails fast
+        created = create_detector(detector, threshold=detection_threshold)  # a bad name fails fast
         self.checkpoint_path = resolve_checkpoint(checkpoint)
         self.precision = precision or default_precision(backend)
         try:
@@ -94,19 +94,20 @@ class Predictor:
         self.verifier = None
         if verify and self.classifier.has_features and self.checkpoint_path.suffix.lower() != ".onnx":
             self.verifier = verifier_for(self.checkpoint_path, self.precision)
-        self._set_detector(detector, detection_threshold)
+        self._set_detector(detector, detection_threshold, created)
 
-    def _set_detector(self, name: str, threshold: float | None) -> None:
+    def _set_detector(self, name: str, threshold: float | None, created: object = None) -> None:
         from maskdetect.faces.detector import create_detector
 
-        self.detector = create_detector(name)
+        self.detector = create_detector(name, threshold=threshold) if created is None else created
+        self.face_threshold = threshold
         if self._verifies():
             # The threshold is the verifier's. The detector keeps the candidates the verifier was
             # fitted on (its own candidate threshold): a lower threshold keeps a superset of faces.
-            self.face_threshold = threshold if threshold is not None else self.verifier.threshold
-        else:
-            self.detector = create_detector(name, threshold=threshold)
-            self.face_threshold = threshold
+            if threshold is None:
+                self.face_threshold = self.verifier.threshold
+            else:
+                self.detector = create_detector(name)
 
     def _verifies(self) -> bool:
         return self.verifier is not None and getattr(self.detector, "scores_candidates", False)

@@ -74,7 +74,7 @@ def calibration_crops(
     """
     files = tuple(sorted(SAMPLE_PHOTOS.iterdir()) if photos is None else [Path(p) for p in photos])
     crops: list[np.ndarray] = []
-    for photo, boxes in _candidates(files):
+    for photo, boxes in _candidates(files, limit):
         crops += [preprocessing.face_array(photo, tuple(map(float, box))) for box in boxes]
         if len(crops) >= limit:
             break
@@ -84,7 +84,7 @@ def calibration_crops(
 
 
 @functools.lru_cache(maxsize=2)  # the sample photos' candidates serve every checkpoint in a process
-def _candidates(files: tuple[Path, ...]) -> list[tuple[Image.Image, np.ndarray]]:
+def _candidates(files: tuple[Path, ...], limit: int) -> list[tuple[Image.Image, np.ndarray]]:
     from maskdetect.faces.blazeface import BlazeFaceDetector
     from maskdetect.images import ImageError, open_image
 
@@ -99,7 +99,7 @@ def _candidates(files: tuple[Path, ...]) -> list[tuple[Image.Image, np.ndarray]]
         boxes = detector.candidates(photo).boxes
         found.append((photo, boxes))
         count += len(boxes)
-        if count >= CALIBRATION_CROPS:
+        if count >= limit:
             break
     return found
 
@@ -146,8 +146,6 @@ def quantize_onnx(onnx_path: str | os.PathLike, output: str | os.PathLike, crops
         finally:
             prepared.unlink(missing_ok=True)
             quantized.unlink(missing_ok=True)
-            for extra in tmp.parent.glob(tmp.name + "*-augmented*"):  # the calibrator's scratch model
-                extra.unlink(missing_ok=True)
     return output
 
 

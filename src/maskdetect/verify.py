@@ -30,6 +30,8 @@ VERIFIER_SUFFIX = ".verifier.json"
 FORMAT = "maskdetect-face-verifier-1"
 SCORE_COLUMNS = ("first_score", "log_side", "side_share", "second_full", "second_short")
 SECOND_LOOK_COUNT = sum(name.startswith("second_") for name in SCORE_COLUMNS)
+_FIRST_SECOND_LOOK = SCORE_COLUMNS.index("second_full")
+_SECOND_LOOKS = slice(_FIRST_SECOND_LOOK, _FIRST_SECOND_LOOK + SECOND_LOOK_COUNT)  # their input columns
 
 
 class VerifierError(ValueError):
@@ -134,16 +136,16 @@ class FaceVerifier:
         stage = self.first_stage
         if stage is None:
             return self.face_probability(boxes, first, second_looks(np.arange(count)), features, photo_size)
-        second = np.zeros((count, SECOND_LOOK_COUNT))
-        cheap = stage.probability(verifier_inputs(boxes, first, second, features, max(photo_size)))
-        unsure = np.flatnonzero((cheap >= stage.low) & (cheap <= stage.high))
-        if not len(unsure):
-            return cheap
-        second[unsure] = second_looks(unsure)
-        full = self.face_probability(boxes[unsure], np.asarray(first)[unsure], second[unsure],
-                                     features[unsure], photo_size)
-        cheap[unsure] = full
-        return cheap
+        # One set of input columns: the first stage reads them with the second looks at 0, the full
+        # verifier the unsure rows once their second looks are filled in.
+        columns = verifier_inputs(boxes, first, np.zeros((count, SECOND_LOOK_COUNT)), features,
+                                  max(photo_size))
+        face = stage.probability(columns)
+        unsure = np.flatnonzero((face >= stage.low) & (face <= stage.high))
+        if len(unsure):
+            columns[unsure, _SECOND_LOOKS] = second_looks(unsure)
+            face[unsure] = _logistic(columns[unsure], self.mean, self.scale, self.coef, self.intercept)
+        return face
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "checkpoint_sha256": self.checkpoint_sha256, "columns": list(SCORE_COLUMNS),
@@ -200,10 +202,7 @@ def load_verifier(path: str | os.PathLike) -> FaceVerifier:
     except (KeyError, TypeError, ValueError) as err:
         raise VerifierError(f"{path}: a face verifier with a missing or bad field ({err})") from None
     count = len(SCORE_COLUMNS) + int(data.get("features", -1))
-    if any(a.shape != (count,) for a in arrays) or not all(np.isfinite(a).all() for a in arrays):
-        raise VerifierError(f"{path}: mean, scale and coef must each be {count} finite numbers")
-    if (arrays[1] <= 0).any():
-        raise VerifierError(f"{path}: every scale must be positive")
+    _check_weights(path, arrays, count, "mean, scale and coef", "every scale")
     if not all(math.isfinite(n) for n in numbers) or not all(0 < n <= 1 for n in numbers[1:]):
         raise VerifierError(f"{path}: threshold and suppression shares must lie in (0, 1]")
     first_stage = _first_stage(path, data.get("first_stage"), count)
@@ -218,14 +217,19 @@ def _first_stage(path: Path, data: object, count: int) -> FirstStage | None:
         intercept, low, high = (float(data[key]) for key in ("intercept", "low", "high"))
     except (KeyError, TypeError, ValueError) as err:
         raise VerifierError(f"{path}: a first stage with a missing or bad field ({err})") from None
-    if any(a.shape != (count,) for a in arrays) or not all(np.isfinite(a).all() for a in arrays):
-        raise VerifierError(f"{path}: the first stage's mean, scale and coef must each be {count} finite "
-                            "numbers")
-    if (arrays[1] <= 0).any():
-        raise VerifierError(f"{path}: every scale of the first stage must be positive")
+    _check_weights(path, arrays, count, "the first stage's mean, scale and coef",
+                   "every scale of the first stage")
     if not (math.isfinite(intercept) and 0 <= low <= high <= 1):
         raise VerifierError(f"{path}: the first stage needs 0 <= low <= high <= 1, got {low} and {high}")
     return FirstStage(*arrays, intercept, low, high)
+
+
+def _check_weights(path: Path, arrays: list[np.ndarray], count: int, names: str, scales: str) -> None:
+    # mean, scale, coef: `count` finite numbers each, every scale positive
+    if any(a.shape != (count,) for a in arrays) or not all(np.isfinite(a).all() for a in arrays):
+        raise VerifierError(f"{path}: {names} must each be {count} finite numbers")
+    if (arrays[1] <= 0).any():
+        raise VerifierError(f"{path}: {scales} must be positive")
 
 
 def verifier_for(checkpoint: str | os.PathLike, precision: str = "fp32") -> FaceVerifier | None:
