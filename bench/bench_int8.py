@@ -6,6 +6,10 @@ alike; each keeps its best of `--rounds`. Also printed: how often the two give t
 crops (the accurate detector's candidates in the package's CC0 sample photos).
 
     .venv/bin/python bench/bench_int8.py [--rounds 5] [--repeat 20]
+    .venv/bin/python bench/bench_int8.py --labelled VOC_DIR [--exclude NAMES_FILE]
+
+`--labelled` instead classifies every labelled face box of a VOC set with both and prints each one's
+accuracy and macro-F1 (`maskdetect.metrics.classification_report`) and how often they agree.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -26,11 +31,46 @@ def _best_ms(classifier, batch: np.ndarray, repeat: int) -> float:
     return (time.perf_counter() - start) * 1000 / repeat
 
 
+def labelled(voc_dir: Path, exclude: Path | None) -> dict:
+    """fp32 and int8 on the labelled face boxes of a VOC set: accuracy, macro-F1, agreement."""
+    from maskdetect.detect.voc_set import voc_items
+    from maskdetect.images import open_image
+    from maskdetect.metrics import classification_report
+    from maskdetect.runtime import load_classifier
+
+    names = [] if exclude is None else [line.split("\t")[0].split(",")[0].strip()
+                                        for line in exclude.read_text().splitlines()
+                                        if line.strip() and not line.startswith("#")]
+    models = {p: load_classifier(precision=p) for p in ("fp32", "int8")}
+    pre = models["fp32"].preprocessing
+    truth: list[str] = []
+    predicted: dict[str, list[int]] = {p: [] for p in models}
+    for image, faces in voc_items(voc_dir, names):
+        photo = open_image(image)
+        batch = np.stack([pre.face_array(photo, box) for box, _ in faces]) if faces else None
+        if batch is None:
+            continue
+        truth += [label for _, label in faces]
+        for precision, model in models.items():
+            predicted[precision] += model(batch).argmax(1).tolist()
+    reports = {p: classification_report(truth, [pre.classes[i] for i in v], pre.classes,
+                                        layout="evaluate-detect") for p, v in predicted.items()}
+    return {"faces": len(truth),
+            "same_label_share": round(float(np.mean(np.equal(predicted["fp32"], predicted["int8"]))), 4),
+            **{p: {k: r[k] for k in ("accuracy", "macro_f1")} | {
+                "f1": {c: r["per_class"][c]["f1"] for c in pre.classes}} for p, r in reports.items()}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--labelled", type=Path, help="a VOC set: compare labels on its face boxes instead")
+    parser.add_argument("--exclude", type=Path, help="with --labelled: a file of image names to leave out")
     args = parser.parse_args()
+    if args.labelled is not None:
+        print(json.dumps({"set": str(args.labelled), **labelled(args.labelled, args.exclude)}, indent=2))
+        return 0
     from maskdetect.quantize import calibration_crops
     from maskdetect.runtime import load_classifier
 

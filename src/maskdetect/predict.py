@@ -42,7 +42,7 @@ class Predictor:
             candidate box is then classified and kept only if the verifier calls it a face, and
             `detection_threshold` applies to that face probability. False: the detector decides.
         precision: the classifier's arithmetic, "int8" or "fp32" (`maskdetect.runtime.PRECISIONS`);
-            None: int8 on ONNX Runtime (about 2.3x faster, the same label for 99.6% of faces; made
+            None: int8 on ONNX Runtime (about 2.2x faster, the same label for 98.7% of labelled faces; made
             once per checkpoint and cached, `maskdetect.quantize`), fp32 on torch.
 
     Raises:

@@ -1,6 +1,6 @@
 """An int8 twin of a classifier's ONNX export: the same graph with 8-bit weights and activations.
 
-On these CPUs (AVX-512 VNNI) ONNX Runtime runs the bundled MobileNetV2 2.2-2.4x faster in int8 than
+On these CPUs (AVX-512 VNNI) ONNX Runtime runs the bundled MobileNetV2 2.1-2.3x faster in int8 than
 in float32, one thread, batches of 1-10 faces, which is what the face verifier (about 10 candidates a
 photo) and the video path (every face in every frame) spend most of their time on.
 
