@@ -15,7 +15,7 @@ faces a by-eye audit found unannotated added as people of class "not labelled"
 (bench/audits/tracking-clips-seed0.tsv; the frames are the same either way).
 
     .venv/bin/python bench/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
-        [--audit bench/audits/tracking-clips-seed0.tsv]
+        [--audit bench/audits/tracking-clips-seed0.tsv] [--precision fp32] [--no-verifier]
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=75, help="frames a clip (25 frames/s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=("int8", "fp32"), help="the classifier's (default: int8)")
+    parser.add_argument("--no-verifier", dest="verify", action="store_false",
+                        help="the detector's scores alone decide what is a face (no face verifier)")
     parser.add_argument("--voc", type=Path, default=VOC, help="VOC photo set (default andrewmvd-face-mask)")
     parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
     parser.add_argument("--min-seconds", type=float, default=0.4,
@@ -97,7 +99,8 @@ def main() -> int:
     from maskdetect.results import ImageResult
 
     options = TrackOptions(min_seconds=args.min_seconds)
-    predictor = Predictor(classifier_threads=1, precision=args.precision).with_detector("blazeface-fast")
+    predictor = Predictor(classifier_threads=1, precision=args.precision,
+                          verify=args.verify).with_detector("blazeface-fast")
     settings = ClipSettings(frames=args.frames)
     associates = _associates(settings.fps, options, args.norfair is not None)
     scores: dict[str, list] = {name: [] for name in associates}
@@ -127,6 +130,7 @@ def main() -> int:
         "clips": args.clips, "frames_per_clip": args.frames, "frames": frames_total, "seed": args.seed,
         "clip_size": f"{settings.width}x{settings.height}", "fps": settings.fps,
         "photos": str(args.voc), "min_seconds_to_count": options.min_seconds,
+        "face_verifier": predictor.verifier is not None,
         "faces_labelled_frame_by_frame": faces_per_frame,
         "detect_and_classify_frames_per_second": round(frames_total / detect_seconds, 1),
         "trackers": {name: {**combine_scores(scores[name]),

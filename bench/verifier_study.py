@@ -37,6 +37,7 @@ from maskdetect.runtime import DEFAULT_MODEL, load_classifier, softmax
 
 MATCH_IOU = 0.3
 CANDIDATE = 0.3
+FAST_CANDIDATE = 0.4  # the video path's candidates: below its own threshold (0.52), for the verifier to weigh
 
 
 def _names(path: Path | None) -> list[str]:
@@ -96,6 +97,12 @@ def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, work
         }
 
     torch.set_num_threads(1)
+    with ThreadPoolExecutor(workers) as pool:
+        _write_candidates(out, items, pool.map(one, items))
+
+
+def _write_candidates(out: Path, items: list, records) -> None:
+    # every candidate's row, its kind (matched face, second box, no labelled face) and the truth
     rows = {
         k: []
         for k in (
@@ -114,47 +121,46 @@ def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, work
         )
     }
     truths = []  # (photo index, x0, y0, x1, y1, label) of every labelled face, for recall
-    with ThreadPoolExecutor(workers) as pool:
-        for index, record in enumerate(pool.map(one, items)):
-            truth = record["truth"]
-            tboxes = np.array([t[0] for t in truth], float).reshape(-1, 4)
-            for box, label in truth:
-                truths.append((index, *box, label))
-            if not record["n"]:
-                continue
-            order = np.argsort(-np.asarray(record["first"]), kind="stable")
-            overlap = iou_matrix(tboxes, record["boxes"]) if len(tboxes) else np.zeros((0, record["n"]))
-            kinds = np.full(record["n"], 2)  # 0 matched face, 1 second box on a face, 2 no labelled face
-            tlabel, tsize = [""] * record["n"], np.zeros(record["n"])
-            taken = set()
-            for det in order:
-                if not len(tboxes):
-                    break
-                free = [t for t in range(len(tboxes)) if t not in taken and overlap[t, det] >= MATCH_IOU]
-                if free:
-                    t = max(free, key=lambda t: overlap[t, det])
-                    taken.add(t)
-                    kinds[det] = 0
-                    tlabel[det] = truth[t][1]
-                    b = tboxes[t]
-                    tsize[det] = math.sqrt((b[2] - b[0]) * (b[3] - b[1]))
-                elif overlap[:, det].max() >= MATCH_IOU:
-                    kinds[det] = 1
-            for det in range(record["n"]):
-                rows["photo"].append(index)
-                rows["box"].append(record["boxes"][det])
-                rows["first"].append(record["first"][det])
-                rows["second"].append(record["second"][det])
-                rows["mesh"].append(record["mesh"][det])
-                rows["feats"].append(record["feats"][det])
-                rows["probs"].append(record["probs"][det])
-                rows["kind"].append(kinds[det])
-                rows["truth_label"].append(tlabel[det])
-                rows["truth_size"].append(tsize[det])
-                rows["photo_w"].append(record["size"][0])
-                rows["photo_h"].append(record["size"][1])
-            if index % 100 == 0:
-                print(f"{index}/{len(items)} photos", file=sys.stderr, flush=True)
+    for index, record in enumerate(records):
+        truth = record["truth"]
+        tboxes = np.array([t[0] for t in truth], float).reshape(-1, 4)
+        for box, label in truth:
+            truths.append((index, *box, label))
+        if not record["n"]:
+            continue
+        order = np.argsort(-np.asarray(record["first"]), kind="stable")
+        overlap = iou_matrix(tboxes, record["boxes"]) if len(tboxes) else np.zeros((0, record["n"]))
+        kinds = np.full(record["n"], 2)  # 0 matched face, 1 second box on a face, 2 no labelled face
+        tlabel, tsize = [""] * record["n"], np.zeros(record["n"])
+        taken = set()
+        for det in order:
+            if not len(tboxes):
+                break
+            free = [t for t in range(len(tboxes)) if t not in taken and overlap[t, det] >= MATCH_IOU]
+            if free:
+                t = max(free, key=lambda t: overlap[t, det])
+                taken.add(t)
+                kinds[det] = 0
+                tlabel[det] = truth[t][1]
+                b = tboxes[t]
+                tsize[det] = math.sqrt((b[2] - b[0]) * (b[3] - b[1]))
+            elif overlap[:, det].max() >= MATCH_IOU:
+                kinds[det] = 1
+        for det in range(record["n"]):
+            rows["photo"].append(index)
+            rows["box"].append(record["boxes"][det])
+            rows["first"].append(record["first"][det])
+            rows["second"].append(record["second"][det])
+            rows["mesh"].append(record["mesh"][det])
+            rows["feats"].append(record["feats"][det])
+            rows["probs"].append(record["probs"][det])
+            rows["kind"].append(kinds[det])
+            rows["truth_label"].append(tlabel[det])
+            rows["truth_size"].append(tsize[det])
+            rows["photo_w"].append(record["size"][0])
+            rows["photo_h"].append(record["size"][1])
+        if index % 100 == 0:
+            print(f"{index}/{len(items)} photos", file=sys.stderr, flush=True)
     arrays = {k: np.array(v) for k, v in rows.items()}
     arrays["truth_all"] = np.array([t[:5] for t in truths], float).reshape(-1, 5)  # photo, x0, y0, x1, y1
     arrays["truth_all_label"] = np.array([t[5] for t in truths])
@@ -173,6 +179,38 @@ def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, work
             }
         )
     )
+
+
+def mine_fast(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, workers: int,
+              candidate: float = FAST_CANDIDATE) -> None:
+    """The video path's candidates: the `fast` detector's merged faces down to `candidate`, with the
+    int8 ONNX classifier's features (what runs beside it). No second looks and no face mesh there, so
+    those columns are 0. The same file layout as `mine`, so `fit`, `cascade` and `export-verifier
+    --stages 1` read it."""
+    import dataclasses
+
+    from maskdetect.faces.blazeface import CONFIGS
+
+    config = dataclasses.replace(CONFIGS["fast"], candidate_threshold=candidate)
+    detector = BlazeFaceDetector(config)
+    classifier = load_classifier(DEFAULT_MODEL, "onnx", precision="int8", threads=1)
+    pre = classifier.preprocessing
+    items = list(voc_items(voc_dir, _names(exclude), limit))
+
+    def one(item: tuple[Path, list]) -> dict:
+        path, truth = item
+        photo = open_image(path)
+        found = detector.candidates(photo)
+        record = {"path": str(path), "truth": truth, "n": len(found), "size": (photo.width, photo.height)}
+        if len(found):
+            batch = np.stack([pre.face_array(photo, tuple(map(float, b))) for b in found.boxes])
+            logits, feats = classifier.logits_and_features(batch)
+            record.update(boxes=found.boxes, first=found.first, second=np.zeros((len(found), 2)),
+                          mesh=np.zeros(len(found)), feats=feats, probs=softmax(logits.astype(np.float64)))
+        return record
+
+    with ThreadPoolExecutor(workers) as pool:
+        _write_candidates(out, items, pool.map(one, items))
 
 
 def mine_passes(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, workers: int) -> None:
@@ -461,16 +499,31 @@ def refeature(path: Path, out: Path, precision: str) -> None:
                                                   "min": round(float(cosine.min()), 4)}}))
 
 
-def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path) -> None:
-    """Fit the two-stage verifier on `train_path`'s candidates and write it beside the checkpoint.
+def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path,
+                    precision_target: float | None = None) -> None:
+    """Fit the verifier on `train_path`'s candidates and write it beside the checkpoint.
 
     Nothing from the test set decides it: the band and the threshold come from out-of-fold scores on
-    the training photos themselves.
+    the training photos themselves. With `precision_target` (the video path's candidates, which have
+    no second looks) it is one stage, and its threshold the lowest whose out-of-fold precision
+    reaches that target: as many faces as that precision allows.
     """
     from maskdetect.fileio import file_digest
     from maskdetect.verify import SCORE_COLUMNS, FaceVerifier, FirstStage
 
     train = dict(np.load(train_path))
+    labelled = int((train["kind"] != 1).sum())
+    described = f"{train_path.name}: {len(train['paths'])} photos, {labelled} candidates"
+    digest = file_digest(checkpoint)
+    if precision_target is not None:
+        threshold = at_precision(train, out_of_fold(train), precision_target, nms=0.3)["threshold"]
+        scaler, regression = (step[1] for step in embedding_verifier(train).steps)
+        verifier = FaceVerifier(digest, scaler.mean_, scaler.scale_, regression.coef_[0],
+                                float(regression.intercept_[0]), float(threshold))
+        verifier.save(out, data=described, fitted_by="python bench/verifier_study.py export-verifier "
+                      "--precision-target", precision_target=precision_target)
+        print(json.dumps({"threshold": threshold, "written": str(out)}))
+        return
     model = two_stage(train, target)
     (cheap_scaler, cheap), (scaler, regression) = (
         (m.steps[0][1], m.steps[1][1]) for m in (model["first"], model["full"])
@@ -478,15 +531,24 @@ def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path
     assert len(scaler.mean_) == len(SCORE_COLUMNS) + train["feats"].shape[1]
     first_stage = FirstStage(cheap_scaler.mean_, cheap_scaler.scale_, cheap.coef_[0],
                              float(cheap.intercept_[0]), model["low"], model["high"])
-    verifier = FaceVerifier(file_digest(checkpoint), scaler.mean_, scaler.scale_, regression.coef_[0],
+    verifier = FaceVerifier(digest, scaler.mean_, scaler.scale_, regression.coef_[0],
                             float(regression.intercept_[0]), float(model["threshold"]),
                             first_stage=first_stage)
-    labelled = int((train["kind"] != 1).sum())
-    described = f"{train_path.name}: {len(train['paths'])} photos, {labelled} candidates"
     verifier.save(out, data=described, fitted_by="python bench/verifier_study.py export-verifier",
                   recall_target_32px=target)
     band = [model["low"], model["high"]]
     print(json.dumps({"threshold": model["threshold"], "band": band, "written": str(out)}))
+
+
+def at_precision(data: dict, score: np.ndarray, target: float, nms: float | None = None) -> dict:
+    """The lowest threshold (0.01 steps) whose precision reaches `target`: precision need not rise
+    steadily with the threshold, so every step is looked at."""
+    points = [operating_point(data, score, t, nms) for t in np.arange(0.01, 1.0, 0.01)]
+    reached = [p for p in points if p["precision"] >= target]
+    if not reached:
+        best = max(p["precision"] for p in points)
+        raise SystemExit(f"no threshold reaches precision {target} (the best is {best})")
+    return reached[0]
 
 
 def sheet(path: Path, rule: str, threshold: float, out: Path, count: int, seed: int,
@@ -536,7 +598,8 @@ def passes_report(passes_path: Path, candidates_path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("mine", "passes"):  # candidates with every score; each pass's own candidates
+    # candidates with every score; the video path's candidates; each pass's own candidates
+    for name in ("mine", "mine-fast", "passes"):
         m = sub.add_parser(name)
         m.add_argument("voc_dir", type=Path)
         m.add_argument("--out", type=Path, required=True)
@@ -561,6 +624,8 @@ def main() -> None:
     ev.add_argument("--out", type=Path, required=True)
     ev.add_argument("--target", type=float, default=0.95)
     ev.add_argument("--checkpoint", type=Path, required=True, help="the classifier whose features were mined")
+    ev.add_argument("--precision-target", type=float,
+                    help="one stage (no second looks: mine-fast's candidates), at this out-of-fold precision")
     cr = sub.add_parser("cascade")
     cr.add_argument("train", type=Path)
     cr.add_argument("test", type=Path)
@@ -578,7 +643,7 @@ def main() -> None:
     if args.cmd == "refeature":
         refeature(args.candidates, args.out, args.precision)
     if args.cmd == "export-verifier":
-        export_verifier(args.train, args.out, args.target, args.checkpoint)
+        export_verifier(args.train, args.out, args.target, args.checkpoint, args.precision_target)
     if args.cmd == "sheet":
         sheet(args.candidates, args.rule, args.threshold, args.out, args.count, args.seed, args.train,
               args.suppress)
@@ -588,6 +653,8 @@ def main() -> None:
         passes_report(args.passes, args.candidates)
     if args.cmd == "passes":
         mine_passes(args.voc_dir, args.out, args.exclude, args.limit, args.workers)
+    if args.cmd == "mine-fast":
+        mine_fast(args.voc_dir, args.out, args.exclude, args.limit, args.workers)
     if args.cmd == "mine":
         mine(args.voc_dir, args.out, args.exclude, args.limit, args.workers)
 

@@ -115,6 +115,26 @@ def test_the_verifier_keeps_the_face_and_drops_the_look_alikes() -> None:
     assert len(default) == 1 and abs(default[0].box[0] - x0) < 2 and abs(default[0].box[3] - y1) < 2
 
 
+def test_the_video_detector_has_its_own_verifier_and_it_drops_the_look_alikes() -> None:
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut())
+    photo_predictor = Predictor()
+    video = photo_predictor.with_detector("blazeface-fast", 0.2)
+    # fitted on the fast detector's candidates (no second looks): its own file and threshold
+    own = verifier_for(DEFAULT_MODEL, "int8", "blazeface-fast")
+    assert own is not None and own.first_stage is None
+    assert video.verifier.coef.tolist() == own.coef.tolist() != photo_predictor.verifier.coef.tolist()
+    assert photo_predictor.with_detector("blazeface").verifier is photo_predictor.verifier
+    plain = Predictor(verify=False).with_detector("blazeface-fast", 0.2).predict(astronaut)
+    assert len(plain) >= 3  # her face, and look-alikes on the flag and the sleeve
+    verified = video.predict(astronaut).faces
+    assert len(verified) == 1 and verified[0].detection_score > 0.9
+    x0, y0, x1, y1 = verified[0].box
+    assert 150 < (x0 + x1) / 2 < 300 and 50 < (y0 + y1) / 2 < 200  # her face
+    assert Predictor(verify=False).with_detector("blazeface-fast").verifier is None
+
+
 def _two_stage(low: float, high: float) -> FaceVerifier:
     # both stages read the first-pass score alone: probability sigmoid(4 x (score - 0.5))
     n = 7

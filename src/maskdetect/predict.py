@@ -38,7 +38,7 @@ class Predictor:
         classifier_threads: ONNX Runtime intra-op threads (None: its default, one per core). On a
             busy machine 1 is often faster; for torch set `torch.set_num_threads` yourself.
         verify: use the face verifier that sits beside the checkpoint (`maskdetect.verify`), when
-            there is one made for it and the detector scores candidates (`blazeface`): every
+            there is one made for it and for the detector (`blazeface`, `blazeface-fast`): every
             candidate box is then classified and kept only if the verifier calls it a face, and
             `detection_threshold` applies to that face probability. False: the detector decides.
         precision: the classifier's arithmetic, "int8" or "fp32" (`maskdetect.runtime.PRECISIONS`);
@@ -69,7 +69,6 @@ class Predictor:
     ):
         from maskdetect.faces.detector import create_detector
         from maskdetect.quantize import QuantizeError
-        from maskdetect.verify import verifier_for
 
         created = create_detector(detector, threshold=detection_threshold)  # a bad name fails fast
         self.checkpoint_path = resolve_checkpoint(checkpoint)
@@ -91,15 +90,19 @@ class Predictor:
         if unknown:
             raise ValueError(f"{self.checkpoint_path}: checkpoint classes {unknown} are not among {CLASSES}")
         self.backend = backend
-        self.verifier = None
-        if verify and self.classifier.has_features and self.checkpoint_path.suffix.lower() != ".onnx":
-            self.verifier = verifier_for(self.checkpoint_path, self.precision)
+        self._verify = (verify and self.classifier.has_features
+                        and self.checkpoint_path.suffix.lower() != ".onnx")
+        self._verifiers: dict[str, object] = {}  # per detector name, loaded once and shared by twins
         self._set_detector(detector, detection_threshold, created)
 
     def _set_detector(self, name: str, threshold: float | None, created: object = None) -> None:
         from maskdetect.faces.detector import create_detector
+        from maskdetect.verify import verifier_for
 
         self.detector = create_detector(name, threshold=threshold) if created is None else created
+        if self._verify and name not in self._verifiers:
+            self._verifiers[name] = verifier_for(self.checkpoint_path, self.precision, name)
+        self.verifier = self._verifiers.get(name)
         self.face_threshold = threshold
         if self._verifies():
             # The threshold is the verifier's. The detector keeps the candidates the verifier was

@@ -232,19 +232,23 @@ def _check_weights(path: Path, arrays: list[np.ndarray], count: int, names: str,
         raise VerifierError(f"{path}: {scales} must be positive")
 
 
-def verifier_for(checkpoint: str | os.PathLike, precision: str = "fp32") -> FaceVerifier | None:
-    """The verifier beside a checkpoint, if there is one made for it and for the classifier's precision.
+def verifier_for(checkpoint: str | os.PathLike, precision: str = "fp32",
+                 detector: str = "blazeface") -> FaceVerifier | None:
+    """The verifier beside a checkpoint, if there is one made for it, for the classifier's precision
+    and for the detector whose candidates it weighs.
 
     An int8 classifier's features differ a little from float32's (mean cosine 0.986 on the bundled
     model's candidates), enough to move the verifier's decisions, so each precision has its file:
     `<stem>.verifier.json` (fp32) and `<stem>.int8.verifier.json`. Without the int8 one, the fp32 one
-    serves int8 too, with a warning. A verifier fitted for another checkpoint (its sha256 differs)
-    is left unused, with a warning: another classifier's features mean other things.
+    serves int8 too, with a warning. Another detector's candidates (`blazeface-fast`: other scores,
+    no second looks) need their own file, `<stem>[.int8].blazeface-fast.verifier.json`; without one
+    that detector decides alone. A verifier fitted for another checkpoint (its sha256 differs) is
+    left unused, with a warning: another classifier's features mean other things.
     """
     checkpoint = Path(checkpoint)
-    path = verifier_path(checkpoint, precision)
+    path = verifier_path(checkpoint, precision, detector)
     if not path.is_file() and precision != "fp32":
-        fallback = verifier_path(checkpoint, "fp32")
+        fallback = verifier_path(checkpoint, "fp32", detector)
         if fallback.is_file():
             log.warning("no %s verifier beside %s: using %s, fitted on float32 features (refit it for "
                         "%s with bench/verifier_study.py refeature and export-verifier)",
@@ -259,14 +263,19 @@ def verifier_for(checkpoint: str | os.PathLike, precision: str = "fp32") -> Face
     return verifier
 
 
-def verifier_path(checkpoint: str | os.PathLike, precision: str = "fp32") -> Path:
-    """Where the verifier of a checkpoint's classifier at a precision sits.
+def verifier_path(checkpoint: str | os.PathLike, precision: str = "fp32",
+                  detector: str = "blazeface") -> Path:
+    """Where the verifier of a checkpoint's classifier at a precision, for a detector, sits.
 
     >>> verifier_path("models/default.pt", "int8").as_posix()
     'models/default.int8.verifier.json'
+    >>> verifier_path("models/default.pt", "fp32", "blazeface-fast").as_posix()
+    'models/default.blazeface-fast.verifier.json'
     """
     checkpoint = Path(checkpoint)
     infix = "" if precision == "fp32" else f".{precision}"
+    if detector != "blazeface":  # the photo detector's files keep their first names
+        infix += f".{detector}"
     return checkpoint.with_name(checkpoint.stem + infix + VERIFIER_SUFFIX)
 
 

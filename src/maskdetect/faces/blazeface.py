@@ -299,7 +299,9 @@ CONFIGS: dict[str, BlazeFaceConfig] = {
         # 0.51 with PIL's resize; OpenCV's area average gives slightly surer scores, and 0.52 keeps
         # andrewmvd's recall and precision (all 853 photos: 0.398 / 0.845 -> 0.399 / 0.848).
         threshold=0.52,
-        candidate_threshold=None,
+        # Its face verifier weighs candidates from 0.4 (DETECTOR.md, "The video path's verifier");
+        # without one, boxes from 0.4 only steady the merged boxes, as in "accurate".
+        candidate_threshold=0.4,
         trust_weighted=True,  # free: it only weighs the boxes being merged
         nested_share=0.8,
         area_resize=True,
@@ -385,21 +387,16 @@ class BlazeFaceDetector:
 
     @property
     def scores_candidates(self) -> bool:
-        """Whether `candidates` works: it needs the second looks (the `accurate` configuration)."""
-        return self.config.second_look
+        """Whether `candidates` works, for a face verifier to decide (every configuration)."""
+        return True
 
     def candidates(self, image: Image.Image) -> Candidates:
         """Every merged face from the candidate threshold, before any score decides: boxes framed as
         `detect` frames them, with their first-pass scores. `second_looks` scores them again.
 
         A face verifier then decides which are faces (`maskdetect.verify`).
-
-        Raises:
-            ValueError: a configuration without second looks.
         """
         config = self.config
-        if not config.second_look:
-            raise ValueError("candidates need a configuration with second looks (the 'accurate' one)")
         low = config.threshold if config.candidate_threshold is None else config.candidate_threshold
         pixels = np.asarray(image.convert("RGB"))
         merged, first = self._merged_candidates(pixels, low)
@@ -411,7 +408,10 @@ class BlazeFaceDetector:
         return Candidates(framed[visible], first[visible], merged.reshape(-1, 4)[visible], pixels)
 
     def second_looks(self, candidates: Candidates, rows: np.ndarray) -> np.ndarray:
-        """The second-look scores (len(rows) x 2: full and short range) of some candidates."""
+        """The second-look scores (len(rows) x 2: full and short range) of some candidates; zeros in a
+        configuration without second looks (the `fast` one: its verifier was fitted on zeros there)."""
+        if not self.config.second_look:
+            return np.zeros((len(rows), len(SECOND_LOOKS)))
         return second_look_scores(candidates.pixels, candidates.merged[rows], self._models())
 
     def _merged_candidates(self, pixels: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
