@@ -7,7 +7,9 @@ a busy machine slows both alike; the figures are milliseconds a photo on one thr
 - detector alone (`detect`): the old passes against the new ones;
 - the whole `Predictor` call (find, classify): the old detector deciding alone with the float32
   classifier against the new detector with its two-stage face verifier and the int8 classifier (the
-  defaults now); the new detector with the float32 classifier beside them shows each part's share.
+  defaults now); the new detector with the float32 classifier, and with the photo shrunk by PIL's
+  bilinear instead of OpenCV's area average (as before 2026-12-06, evening), beside them show each
+  part's share; the video detector (`blazeface-fast`) with its own verifier is the fast reference.
 
     .venv/bin/python bench/bench_photo_detector.py [--photos 40] [--set ../shared/data/ilc2021-dev]
     .venv/bin/python bench/bench_photo_detector.py --per-pass [--set ...]   # where the detector's time goes
@@ -22,6 +24,7 @@ bench_detect.py; with --set, the first photos of that VOC set (ilc2021-dev: up t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -75,7 +78,7 @@ def per_pass(photos: list[Image.Image]) -> dict:
         for p, side in detector._tilings(max(pixels.shape[:2])):
             name = f"{p.model} tile {p.tile:.2f}{' grown' if p.resized else ''}"
             start = time.perf_counter()
-            list(pass_candidates(pixels, p, side, models[p.model], 0.3))
+            list(pass_candidates(pixels, p, side, models[p.model], 0.3, detector.config.area_resize))
             spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
     ms = {name: round(1000 * v / len(photos), 1) for name, v in sorted(spent.items(), key=lambda kv: -kv[1])}
     return {"ms_per_photo_by_pass": ms, "total_ms_per_photo": round(sum(ms.values()), 1)}
@@ -101,12 +104,16 @@ def main() -> int:
     old_predictor.detector = old_detector
     new_predictor = Predictor(classifier_threads=1)
     new_fp32 = Predictor(classifier_threads=1, precision="fp32")
+    new_pil = Predictor(classifier_threads=1)  # today's, but the photo shrunk by PIL as before
+    new_pil.detector = BlazeFaceDetector(dataclasses.replace(new_detector.config, area_resize=False))
     calls = {
         "detector/previous": lambda im: old_detector.detect(im)[0],
         "detector/now": lambda im: new_detector.detect(im)[0],
         "predictor/previous_no_verifier": old_predictor,
         "predictor/now_with_verifier": new_predictor,
         "predictor/now_with_verifier_fp32": new_fp32,
+        "predictor/now_with_verifier_pil_resize": new_pil,
+        "predictor/video_detector_with_its_verifier": new_predictor.with_detector("blazeface-fast"),
     }
     for call in calls.values():  # warm-up: interpreters, ONNX session, grown inputs
         call(photos[0])
@@ -119,6 +126,7 @@ def main() -> int:
             faces[name] += found
     results = {name: {"ms_per_photo": round(float(np.mean(t)), 1), "faces": faces[name]}
                for name, t in times.items()}
+    baseline = results["predictor/previous_no_verifier"]["ms_per_photo"]
     report = {
         "photos": len(photos),
         "set": str(args.set or "andrewmvd-face-mask (first photo: bench_detect's 640x480 frame)"),
@@ -128,10 +136,11 @@ def main() -> int:
         "speedup": {
             "detector": round(results["detector/previous"]["ms_per_photo"]
                               / results["detector/now"]["ms_per_photo"], 2),
-            "predictor": round(results["predictor/previous_no_verifier"]["ms_per_photo"]
-                               / results["predictor/now_with_verifier"]["ms_per_photo"], 2),
-            "predictor_fp32": round(results["predictor/previous_no_verifier"]["ms_per_photo"]
-                                    / results["predictor/now_with_verifier_fp32"]["ms_per_photo"], 2),
+            **{name: round(baseline / results[key]["ms_per_photo"], 2) for name, key in (
+                ("predictor", "predictor/now_with_verifier"),
+                ("predictor_fp32", "predictor/now_with_verifier_fp32"),
+                ("predictor_pil_resize", "predictor/now_with_verifier_pil_resize"),
+                ("video_detector", "predictor/video_detector_with_its_verifier"))},
         },
         "goal_speedup": 3.0,
     }

@@ -216,9 +216,34 @@ def test_the_area_resize_finds_the_faces_the_pil_resize_found(stem, shared_data)
     area, pil = (blazeface.resize_pixels(small, 192, 144, area=a).astype(int) for a in (True, False))
     assert np.abs(area - pil).mean() < 2 and not np.array_equal(area, pil)
     fast = blazeface.CONFIGS["fast"]
-    assert fast.area_resize and not blazeface.CONFIGS["accurate"].area_resize
+    assert fast.area_resize
     new, new_scores = BlazeFaceDetector(fast).detect(photo)
     old, old_scores = BlazeFaceDetector(dataclasses.replace(fast, area_resize=False)).detect(photo)
     assert len(old) >= 2 and len(new) == len(old)
     assert iou_matrix(old, new).max(axis=1).min() >= 0.9
     assert np.abs(np.sort(new_scores) - np.sort(old_scores)).max() < 0.1
+
+
+@pytest.mark.parametrize("stem", ["maksssksksss29", "maksssksksss4"])
+def test_the_photo_detector_shrinks_by_area_everywhere_and_keeps_its_faces(stem, shared_data, monkeypatch):
+    # `accurate` shrinks its tiles, its grown inputs and its second-look crops with the area average
+    # (cheaper than PIL's bilinear; DETECTOR.md has the end-to-end figures): every resize of a
+    # detection goes through it, and the faces are those PIL's resize gave.
+    photo = Image.open(shared_data / "andrewmvd-face-mask" / "images" / f"{stem}.jpg").convert("RGB")
+    accurate = blazeface.CONFIGS["accurate"]
+    assert accurate.area_resize
+    from maskdetect.faces import mesh_box
+
+    # the face mesh crops its own inputs, apart from the detector's: left out of both runs here
+    monkeypatch.setattr(mesh_box.MeshBoxer, "__call__", lambda self, image, boxes: boxes)
+    old, old_scores = BlazeFaceDetector(dataclasses.replace(accurate, area_resize=False)).detect(photo)
+    seen = []
+
+    def no_pil(image, *args, **kwargs):  # PIL's resize is not asked for once the area resize is on
+        seen.append(image.size)
+        raise AssertionError("PIL resize called")
+
+    monkeypatch.setattr(Image.Image, "resize", no_pil)
+    new, new_scores = BlazeFaceDetector(accurate).detect(photo)
+    assert not seen and len(old) >= 2 and abs(len(new) - len(old)) <= 1
+    assert np.median(iou_matrix(old, new).max(axis=1)) >= 0.8

@@ -27,6 +27,7 @@ from PIL import Image
 from maskdetect.faces.box_trust import box_trust
 from maskdetect.faces.mesh_box import MeshBoxer
 from maskdetect.faces.nms import clip_boxes, nested_boxes, reframe_boxes, weighted_nms
+from maskdetect.faces.resize import resize_pixels
 from maskdetect.faces.second_look import SECOND_LOOKS, second_look_scores, verified_scores
 
 log = logging.getLogger(__name__)
@@ -161,10 +162,11 @@ class BlazeFaceModel:
             raise ValueError(f"patch must be {size}x{size}x3, got {patch.shape}")
         return self._detect(self._graph, patch, min_score)
 
-    def run_scaled(self, pixels: np.ndarray, scale: float, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    def run_scaled(self, pixels: np.ndarray, scale: float, min_score: float,
+                   area: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Detect faces in a whole photo resized by `scale`, in one call of an input grown to fit it.
 
-        Only the models in RESIZABLE can do this.
+        Only the models in RESIZABLE can do this. `area`: shrink with `resize_pixels`'s area average.
 
         Returns:
             (boxes, scores): boxes N x 4 in the photo's pixels, before NMS.
@@ -179,7 +181,7 @@ class BlazeFaceModel:
         out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
         grid_h, grid_w = (-(-v // GROWN_GRID) * GROWN_GRID for v in (out_h, out_w))
         canvas = np.zeros((grid_h, grid_w, 3), np.uint8)  # padded black, as MediaPipe letterboxes
-        canvas[:out_h, :out_w] = np.asarray(Image.fromarray(pixels).resize((out_w, out_h), Image.BILINEAR))
+        canvas[:out_h, :out_w] = resize_pixels(pixels, out_w, out_h, area)
         boxes, scores = self._detect(self._grown_graph(grid_h, grid_w), canvas, min_score)
         return boxes * np.array([grid_w, grid_h, grid_w, grid_h], np.float32) / scale, scores
 
@@ -293,6 +295,7 @@ CONFIGS: dict[str, BlazeFaceConfig] = {
         ),
         threshold=0.37, trust_weighted=True, second_look=True, mesh_box=True, voc_framing=MESH_VOC_FRAMING,
         max_tile_px=400,
+        area_resize=True,  # tiles, grown inputs and second looks (DETECTOR.md, "Cheaper shrinking")
     ),
     "fast": BlazeFaceConfig(
         passes=(Pass("full", 1.0), Pass("short", 1.0), Pass("back", 1.0)),
@@ -376,7 +379,8 @@ class BlazeFaceDetector:
         pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # no copy of a frame
         boxes, scores = self._merged_candidates(pixels, low)
         if config.second_look and len(boxes):
-            scores = verified_scores(scores, second_look_scores(pixels, boxes, self._models()))
+            second = second_look_scores(pixels, boxes, self._models(), config.area_resize)
+            scores = verified_scores(scores, second)
             order = np.argsort(-scores, kind="stable")
             boxes, scores = boxes[order], scores[order]
         keep = scores >= config.threshold
@@ -412,7 +416,8 @@ class BlazeFaceDetector:
         configuration without second looks (the `fast` one: its verifier was fitted on zeros there)."""
         if not self.config.second_look:
             return np.zeros((len(rows), len(SECOND_LOOKS)))
-        return second_look_scores(candidates.pixels, candidates.merged[rows], self._models())
+        return second_look_scores(candidates.pixels, candidates.merged[rows], self._models(),
+                                  self.config.area_resize)
 
     def _merged_candidates(self, pixels: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         models = self._models()
@@ -471,7 +476,7 @@ def pass_candidates(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """One pass's candidates, call by call: boxes (photo pixels), scores, and each box's trust (how
     big the face was in the model's input, faces.box_trust). Faces cut by a tile edge are dropped.
-    `area_resize`: tiles shrunk by `resize_pixels`'s area average (else PIL's bilinear).
+    `area_resize`: the photo shrunk by `resize_pixels`'s area average (else PIL's bilinear).
 
     >>> photo, p = np.zeros((480, 640, 3), np.uint8), Pass("back", 0.5, resized=True)
     >>> list(pass_candidates(photo, p, 320, BlazeFaceModel("back"), 0.5))
@@ -480,7 +485,7 @@ def pass_candidates(
     height, width = pixels.shape[:2]
     size = model.spec.input_size
     if p.resized:
-        boxes, scores = model.run_scaled(pixels, size / side, min_score)
+        boxes, scores = model.run_scaled(pixels, size / side, min_score, area_resize)
         if len(boxes):
             yield boxes, scores, box_trust(p.model, (boxes[:, 2] - boxes[:, 0]) * size / side)
         return
@@ -532,27 +537,6 @@ def _square_patch(
     patch = np.zeros((size, size, 3), np.uint8)
     patch[:out_h, :out_w] = resize_pixels(region, out_w, out_h, area)
     return patch
-
-
-def resize_pixels(pixels: np.ndarray, width: int, height: int, area: bool = True) -> np.ndarray:
-    """An RGB array resized as the detector's inputs are: PIL's antialiased bilinear, or with `area`
-    OpenCV's area average to shrink (within a grey level or two of PIL's, at about half its cost on
-    a 640 x 480 frame; the `fast` configuration's) and bilinear to enlarge.
-
-    >>> resize_pixels(np.full((480, 640, 3), 7, np.uint8), 128, 96)[0, 0].tolist()
-    [7, 7, 7]
-    """
-    h, w = pixels.shape[:2]
-    if (w, h) == (width, height):
-        return pixels
-    if not area:
-        image = Image.fromarray(np.ascontiguousarray(pixels))
-        return np.asarray(image.resize((width, height), Image.BILINEAR))
-    import cv2  # an import already made once anything has run the Haar detector or read a video
-
-    shrink = width <= w and height <= h
-    return cv2.resize(np.ascontiguousarray(pixels), (width, height),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _not_cut_by_tile(boxes: np.ndarray, x0: int, y0: int, side: int, width: int, height: int) -> np.ndarray:

@@ -10,9 +10,9 @@ DETECTOR.md, "Why each refinement works".
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from maskdetect.faces.nms import iou_matrix, weighted_nms
+from maskdetect.faces.resize import resize_pixels
 
 # (model, crop side as a multiple of the box's longer side): the face at about 48 px of 192 and
 # 37 px of 128, inside the sizes both models place and score best.
@@ -22,9 +22,10 @@ MIN_SECOND_SCORE = 0.1  # weaker second-look boxes count as not found (score 0)
 
 
 def face_patch(
-    pixels: np.ndarray, box: np.ndarray, crop_scale: float, size: int
+    pixels: np.ndarray, box: np.ndarray, crop_scale: float, size: int, area: bool = False
 ) -> tuple[np.ndarray, int, int, int]:
-    """A square crop centred on `box`, `crop_scale` times its longer side, resized to `size`.
+    """A square crop centred on `box`, `crop_scale` times its longer side, resized to `size`
+    (`area`: with `resize_pixels`'s area average, else PIL's bilinear).
 
     The part outside the photo is black, as BlazeFace's letterboxing pads.
 
@@ -44,23 +45,23 @@ def face_patch(
     sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
     if sx1 > sx0 and sy1 > sy0:
         canvas[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = pixels[sy0:sy1, sx0:sx1]
-    patch = np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR))
-    return patch, x0, y0, side
+    return resize_pixels(canvas, size, size, area), x0, y0, side
 
 
-def second_look_scores(pixels: np.ndarray, boxes: np.ndarray, models: dict) -> np.ndarray:
+def second_look_scores(pixels: np.ndarray, boxes: np.ndarray, models: dict, area: bool = False) -> np.ndarray:
     """Each box's score in each of SECOND_LOOKS (N x len(SECOND_LOOKS); 0 where not found again).
 
     Args:
         pixels: the photo, H x W x 3 uint8 RGB.
         boxes: N x 4 merged face boxes (BlazeFace framing, photo pixels).
         models: BlazeFaceModel by name ("full", "short"), as the detector holds them.
+        area: crops shrunk with `resize_pixels`'s area average (else PIL's bilinear).
     """
     scores = np.zeros((len(boxes), len(SECOND_LOOKS)))
     for i, box in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
         for j, (kind, crop_scale) in enumerate(SECOND_LOOKS):
             model = models[kind]
-            patch, x0, y0, side = face_patch(pixels, box, crop_scale, model.spec.input_size)
+            patch, x0, y0, side = face_patch(pixels, box, crop_scale, model.spec.input_size, area)
             found, found_scores = model.run(patch, MIN_SECOND_SCORE)
             if not len(found):
                 continue
