@@ -128,4 +128,25 @@ def test_without_calibration_photos_the_default_falls_back_to_float32_and_int8_b
     assert "could not make its int8 twin" in caplog.text and "running the float32 classifier" in caplog.text
     with pytest.raises(quantize.QuantizeError, match="could not make its int8 twin.*stripped-install"):
         Predictor(checkpoint, precision="int8")
-    assert not any(p.name.endswith(".int8-q1.onnx") for p in tmp_path.iterdir())
+    assert not any(p.name.endswith(".int8-q2.onnx") for p in tmp_path.iterdir())
+
+
+def test_the_calibration_does_not_follow_the_detectors_defaults(monkeypatch):
+    # A twin is cached under its recipe's name, and the face verifiers were fitted on that twin's
+    # features: a change to the photo detector's defaults (its resize, its thresholds) must not
+    # change the calibration crops and so, silently, the twin a fresh install makes.
+    import dataclasses
+
+    from maskdetect.faces import blazeface
+    from maskdetect.preprocess import Preprocessing
+
+    sample = sorted(quantize.SAMPLE_PHOTOS.iterdir())[:2]
+    pre = Preprocessing(input_size=32)
+    quantize._candidates.cache_clear()
+    before = calibration_crops(pre, sample, limit=20)
+    changed = dataclasses.replace(blazeface.CONFIGS["accurate"], area_resize=True, candidate_threshold=0.6)
+    monkeypatch.setitem(blazeface.CONFIGS, "accurate", changed)
+    quantize._candidates.cache_clear()
+    after = calibration_crops(pre, sample, limit=20)
+    quantize._candidates.cache_clear()
+    assert after.shape == before.shape and np.array_equal(after, before)

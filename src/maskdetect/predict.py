@@ -42,8 +42,8 @@ class Predictor:
             candidate box is then classified and kept only if the verifier calls it a face, and
             `detection_threshold` applies to that face probability. False: the detector decides.
         precision: the classifier's arithmetic, "int8" or "fp32" (`maskdetect.runtime.PRECISIONS`);
-            None: int8 on ONNX Runtime (about 2.2x faster, the same label for 98.7% of labelled faces; made
-            once per checkpoint and cached, `maskdetect.quantize`), fp32 on torch.
+            None: int8 on ONNX Runtime (about 2.2x faster, the same label for 98.6-98.9% of labelled
+            faces; made once per checkpoint and cached, `maskdetect.quantize`), fp32 on torch.
 
     Raises:
         FileNotFoundError: no checkpoint given and no bundled default model yet, or a missing file.

@@ -27,7 +27,8 @@ from maskdetect.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
 
-QUANTIZE_VERSION = "1"  # bump when the recipe or the calibration set changes, so cached files are rebuilt
+QUANTIZE_VERSION = "2"  # bump when the recipe or the calibration set changes, so cached files are rebuilt
+# 2: the calibration crops normalised in one multiply-add (Preprocessing.to_array), from a pinned detector
 SAMPLE_PHOTOS = Path(__file__).resolve().parent / "assets" / "sample" / "andrewmvd" / "images"
 CALIBRATION_CROPS = 400
 _BATCH = 16
@@ -46,7 +47,7 @@ def int8_path(onnx_path: str | os.PathLike) -> Path:
     >>> model = Path(tempfile.mkdtemp()) / "model.onnx"
     >>> _ = model.write_bytes(b"graph")
     >>> int8_path(model).name
-    'model.eef93e1d14482804.int8-q1.onnx'
+    'model.eef93e1d14482804.int8-q2.onnx'
     """
     from maskdetect.export import cache_folder
 
@@ -83,12 +84,26 @@ def calibration_crops(
     return np.stack(crops[:limit])
 
 
+def recipe_detector():  # -> BlazeFaceConfig
+    """The detector whose candidates calibrate this recipe: `accurate` as it stood when the recipe was
+    made (PIL's resize), written out. A twin is cached under the recipe's name and the int8 face
+    verifiers were fitted on its features, so later changes to the detector's defaults must leave
+    the calibration alone; a new calibration is a new QUANTIZE_VERSION."""
+    from maskdetect.faces.blazeface import MESH_VOC_FRAMING, BlazeFaceConfig, Pass
+
+    passes = (Pass("full", 1.0), Pass("full", 0.5), Pass("short", 0.5, resized=True),
+              Pass("back", 1.0, resized=True), Pass("back", 0.5, resized=True))
+    return BlazeFaceConfig(passes=passes, threshold=0.37, candidate_threshold=0.3, trust_weighted=True,
+                           second_look=True, mesh_box=True, voc_framing=MESH_VOC_FRAMING, max_tile_px=400,
+                           area_resize=False)
+
+
 @functools.lru_cache(maxsize=2)  # the sample photos' candidates serve every checkpoint in a process
 def _candidates(files: tuple[Path, ...], limit: int) -> list[tuple[Image.Image, np.ndarray]]:
     from maskdetect.faces.blazeface import BlazeFaceDetector
     from maskdetect.images import ImageError, open_image
 
-    detector = BlazeFaceDetector("accurate")
+    detector = BlazeFaceDetector(recipe_detector())
     found, count = [], 0
     for file in files:
         try:
