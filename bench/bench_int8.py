@@ -33,14 +33,12 @@ def _best_ms(classifier, batch: np.ndarray, repeat: int) -> float:
 
 def labelled(voc_dir: Path, exclude: Path | None) -> dict:
     """fp32 and int8 on the labelled face boxes of a VOC set: accuracy, macro-F1, agreement."""
-    from maskdetect.detect.voc_set import voc_items
+    from maskdetect.detect.voc_set import read_names, voc_items
     from maskdetect.images import open_image
     from maskdetect.metrics import classification_report
     from maskdetect.runtime import load_classifier
 
-    names = [] if exclude is None else [line.split("\t")[0].split(",")[0].strip()
-                                        for line in exclude.read_text().splitlines()
-                                        if line.strip() and not line.startswith("#")]
+    names = [] if exclude is None else read_names(exclude)
     models = {p: load_classifier(precision=p) for p in ("fp32", "int8")}
     pre = models["fp32"].preprocessing
     truth: list[str] = []

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from maskdetect.detect.voc_set import voc_items
+from maskdetect.detect.voc_set import read_names, voc_items
 from maskdetect.faces.blazeface import BlazeFaceDetector, to_voc_boxes
 from maskdetect.faces.landmarks import FaceMesh
 from maskdetect.faces.nms import clip_boxes, iou_matrix
@@ -37,17 +37,10 @@ from maskdetect.runtime import DEFAULT_MODEL, load_classifier, softmax
 
 MATCH_IOU = 0.3
 CANDIDATE = 0.3
-FAST_CANDIDATE = 0.4  # the video path's candidates: below its own threshold (0.52), for the verifier to weigh
 
 
 def _names(path: Path | None) -> list[str]:
-    if path is None:
-        return []
-    return [
-        line.split("\t")[0].split(",")[0].strip()
-        for line in path.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    return [] if path is None else read_names(path)
 
 
 def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, workers: int) -> None:
@@ -181,18 +174,12 @@ def _write_candidates(out: Path, items: list, records) -> None:
     )
 
 
-def mine_fast(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, workers: int,
-              candidate: float = FAST_CANDIDATE) -> None:
-    """The video path's candidates: the `fast` detector's merged faces down to `candidate`, with the
-    int8 ONNX classifier's features (what runs beside it). No second looks and no face mesh there, so
-    those columns are 0. The same file layout as `mine`, so `fit`, `cascade` and `export-verifier
-    --stages 1` read it."""
-    import dataclasses
-
-    from maskdetect.faces.blazeface import CONFIGS
-
-    config = dataclasses.replace(CONFIGS["fast"], candidate_threshold=candidate)
-    detector = BlazeFaceDetector(config)
+def mine_fast(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, workers: int) -> None:
+    """The video path's candidates: the `fast` detector's merged faces down to its own candidate
+    threshold (0.4, under its 0.52), with the int8 ONNX classifier's features (what runs beside it).
+    No second looks and no face mesh there, so those columns are 0. The same file layout as `mine`,
+    so `fit` and `export-verifier --precision-target` read it."""
+    detector = BlazeFaceDetector("fast")
     classifier = load_classifier(DEFAULT_MODEL, "onnx", precision="int8", threads=1)
     pre = classifier.preprocessing
     items = list(voc_items(voc_dir, _names(exclude), limit))

@@ -227,11 +227,12 @@ def run_summarize(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from maskdetect.detect.evaluate import EvaluateDetectOptions, annotator_agreement, evaluate_detection
+    from maskdetect.detect.voc_set import read_names
 
     if (args.against is None) != (args.pairs is None):
         raise ValueError("--against and --pairs go together")
-    exclude = _read_names(args.exclude) if args.exclude else []
-    only = _read_names(args.only) if args.only else None
+    exclude = read_names(args.exclude) if args.exclude else []
+    only = read_names(args.only) if args.only else None
     if args.against is not None:
         report = annotator_agreement(args.voc_dir, args.against, _read_pairs(args.pairs), exclude=exclude,
                                      only=only, limit=args.limit, match_iou=args.match_iou)
@@ -330,14 +331,3 @@ def _is_image_name(name: str) -> bool:
     from maskdetect.images import IMAGE_SUFFIXES
 
     return Path(name).suffix.lower() in IMAGE_SUFFIXES
-
-
-def _read_names(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such list of image names")
-    names = []
-    for line in path.read_text().splitlines():
-        first = line.split("\t")[0].split(",")[0].strip()
-        if first and not first.startswith("#"):
-            names.append(first)
-    return names

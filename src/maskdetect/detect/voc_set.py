@@ -103,6 +103,24 @@ def voc_items(
     return items
 
 
+def read_names(path: str | Path) -> list[str]:
+    """Image names listed in a file, for `voc_items`' `exclude` and `only`: the first tab- or
+    comma-separated field of each line; empty lines and lines starting with # are skipped.
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such list of image names")
+    names = []
+    for line in path.read_text().splitlines():
+        first = line.split("\t")[0].split(",")[0].strip()
+        if first and not first.startswith("#"):
+            names.append(first)
+    return names
+
+
 def excluded_count(voc_dir: str | Path, exclude: Iterable[str]) -> int:
     # How many of the set's annotations `exclude` leaves out (reported beside the figures).
     annotations, _ = voc_layout(voc_dir)
