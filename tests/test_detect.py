@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import stat
@@ -261,6 +262,20 @@ def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, untrained_check
     only = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only"]
     assert main([*only, "--raw-boxes", "--detector", "haar"]) == 2
     assert "--raw-boxes needs a BlazeFace detector" in capsys.readouterr().err
+
+
+def test_evaluate_detect_writes_a_sheet_of_the_faces_it_missed(tmp_path, capsys):
+    # Her face is found; a made-up 40 px "face" on the suit is not: the sheet shows that one alone.
+    _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190)), ("with_mask", (360, 400, 400, 440))])
+    sheet = tmp_path / "missed.png"
+    args = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--detector", "haar",
+            "--missed-sheet", str(sheet)]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["missed_sheet"] == str(sheet)
+    with open(sheet.with_suffix(".csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["x0"], r["label"]) for r in rows] == [("360.0", "covered")]
+    assert Image.open(sheet).format == "PNG"
 
 
 def test_evaluate_detect_sweeps_thresholds_from_one_run(tmp_path, capsys):

@@ -8,7 +8,12 @@ import numpy as np
 from PIL import Image
 
 from maskdetect.detect.evaluate import ImageOutcome, matched_outcome
-from maskdetect.detect.false_alarms import false_alarm_report, unmatched, write_unmatched_sheet
+from maskdetect.detect.false_alarms import (
+    false_alarm_report,
+    unmatched,
+    write_missed_sheet,
+    write_unmatched_sheet,
+)
 
 
 def _outcome(tmp_path, name: str = "a.png") -> ImageOutcome:
@@ -48,3 +53,20 @@ def test_sheet_shows_each_unmatched_box_once_and_names_it(tmp_path) -> None:
         rows = list(csv.DictReader(handle))
     assert sorted((r["x0"], r["label"]) for r in rows) == [("120.0", "incorrect"), ("150.0", "uncovered")]
     assert all(r["photo"].endswith("a.png") for r in rows)
+
+
+def test_missed_sheet_shows_the_labelled_faces_no_box_matched_from_32_px(tmp_path) -> None:
+    photo = tmp_path / "m.png"
+    Image.new("RGB", (300, 200), "grey").save(photo)
+    truth = [((10, 10, 50, 50), "covered"),  # found
+             ((60, 10, 110, 60), "incorrect"),  # missed: its only box overlaps it too little
+             ((150, 100, 200, 150), "uncovered"),  # missed, nothing near
+             ((250, 10, 270, 30), "covered")]  # missed but 20 px: not what the 32 px recall counts
+    boxes = np.array([[10, 10, 50, 50], [90, 30, 140, 80]], float)
+    outcome = matched_outcome(str(photo), truth, boxes, np.array([0.9, 0.8]), ["covered", "covered"], 0.3)
+    sheet = write_missed_sheet([outcome], tmp_path / "missed.png", tile=40, columns=5)
+    assert Image.open(sheet).size == (5 * 40, 40 + 14)
+    with open(sheet.with_suffix(".csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((r["x0"], r["label"], r["size"]) for r in rows) == [("150.0", "uncovered", "50.0"),
+                                                                      ("60.0", "incorrect", "50.0")]

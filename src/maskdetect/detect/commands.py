@@ -115,8 +115,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--unmatched-sheet", type=Path, metavar="IMAGE",
                           help="write a contact sheet of boxes that match no labelled face (PNG or JPEG; "
                           "a CSV naming each tile goes beside it), to see what the false alarms are")
+    evaluate.add_argument("--missed-sheet", type=Path, metavar="IMAGE",
+                          help="write a contact sheet of the labelled faces of 32 px and more that no box "
+                          "matched (PNG or JPEG, a CSV beside it), to see what recall misses")
     evaluate.add_argument("--sheet-count", type=int, default=100, metavar="N",
-                          help="boxes on the --unmatched-sheet, chosen at random (default %(default)s)")
+                          help="boxes or faces on each sheet, chosen at random (default %(default)s)")
     evaluate.add_argument("--sweep", type=_thresholds, metavar="T1,T2,...",
                           help="also report recall and precision at each of these detection thresholds: "
                           "the detector runs once at the lowest, its faces are then kept by score (a "
@@ -242,7 +245,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             threshold=args.threshold, detection_only=args.detection_only, raw_boxes=args.raw_boxes,
             match_iou=args.match_iou, exclude=exclude, only=only, limit=args.limit,
             sweep=args.sweep or (), workers=args.workers, unmatched_sheet=args.unmatched_sheet,
-            verify=args.verify, precision=args.precision,
+            missed_sheet=args.missed_sheet, verify=args.verify, precision=args.precision,
             sheet_count=args.sheet_count,
         )
         report = evaluate_detection(args.voc_dir, options)
@@ -305,6 +308,8 @@ def summary_lines(report: dict) -> str:
                      f"{called}")
     if report.get("unmatched_sheet"):
         lines.append(f"those boxes, to look at: {report['unmatched_sheet']}")
+    if report.get("missed_sheet"):
+        lines.append(f"faces of 32 px and more no box matched, to look at: {report['missed_sheet']}")
     for row in report.get("sweep", []):
         lines.append(f"threshold {row['threshold']}: recall {row['recall']:.3f}, precision "
                      f"{row['precision']:.3f}")

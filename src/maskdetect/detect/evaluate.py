@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from maskdetect.detect.false_alarms import SIZE_BUCKETS, false_alarm_report, write_unmatched_sheet
+from maskdetect.detect.false_alarms import (
+    SIZE_BUCKETS,
+    false_alarm_report,
+    write_missed_sheet,
+    write_unmatched_sheet,
+)
 from maskdetect.detect.voc_set import TruthFace, excluded_count, voc_items
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.images import ImageError, open_image
@@ -254,7 +259,9 @@ class EvaluateDetectOptions:
         workers: photos processed at once (threads).
         unmatched_sheet: write a contact sheet of boxes that match no labelled face here (PNG or
             JPEG, a CSV naming each tile beside it).
-        sheet_count: how many such boxes the sheet shows (chosen at random, seeded).
+        missed_sheet: write a contact sheet of the labelled faces of 32 px and more that no box
+            matched here (PNG or JPEG, a CSV beside it).
+        sheet_count: how many boxes or faces each sheet shows (chosen at random, seeded).
         verify: use the face verifier beside the checkpoint (`Predictor`'s `verify`).
         precision: the classifier's arithmetic (`Predictor`'s; None: int8 on onnx, fp32 on torch).
 
@@ -275,6 +282,7 @@ class EvaluateDetectOptions:
     sweep: Sequence[float] = ()
     workers: int = 2
     unmatched_sheet: Path | None = None
+    missed_sheet: Path | None = None
     sheet_count: int = 100
     verify: bool = True
     precision: str | None = None
@@ -287,7 +295,7 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
     raw_boxes, excluded (annotations left out by `exclude`), box_fit, seconds and checkpoint (None
     when detection_only), false_alarms (`false_alarm_report`: precision by box size and class, boxes
     that match no labelled face per 100 photos), "sweep" (`threshold_sweep`) when thresholds were
-    given, and unmatched_sheet when one was written.
+    given, and unmatched_sheet and missed_sheet when they were written.
 
     Raises:
         FileNotFoundError: not a VOC set, or no usable annotation in it.
@@ -325,6 +333,9 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
     if options.unmatched_sheet is not None:
         sheet = write_unmatched_sheet(outcomes, options.unmatched_sheet, count=options.sheet_count)
         report["unmatched_sheet"] = str(sheet)
+    if options.missed_sheet is not None:
+        sheet = write_missed_sheet(outcomes, options.missed_sheet, count=options.sheet_count)
+        report["missed_sheet"] = str(sheet)
     return report
 
 

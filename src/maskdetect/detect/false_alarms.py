@@ -1,5 +1,6 @@
 """The boxes that match no labelled face: how many, how big, what the classifier called them, and a
-contact sheet of them, so that anyone can look at what they are.
+contact sheet of them, so that anyone can look at what they are; and a sheet of the labelled faces
+no box matched, for the same look at recall.
 
 A box that matches no annotated face is a false alarm for the scores, but a look is what tells an
 ear or a logo (our error) from a real face nobody labelled (the annotation's gap).
@@ -99,45 +100,79 @@ def write_unmatched_sheet(
     """
     pool = [(o, i) for o in outcomes for i in unmatched(o)]
     chosen = random.Random(seed).sample(pool, min(count, len(pool)))
-    rows = max(1, math.ceil(len(chosen) / columns))
+    entries = [
+        (o.path, [float(v) for v in np.asarray(o.boxes)[i]], None if o.labels is None else o.labels[i],
+         float(np.asarray(o.scores)[i]), [t[0] for t in o.truth])
+        for o, i in chosen
+    ]
+    return _write_sheet(entries, path, "score", tile, columns)
+
+
+def write_missed_sheet(
+    outcomes: Sequence[ImageOutcome], path: str | Path, *, min_side: float = 32.0, count: int = 100,
+    seed: int = 0, tile: int = 112, columns: int = 10,
+) -> Path:
+    """A contact sheet of annotated faces of `min_side` px and more that no box matched (`count` of
+    them at random when there are more), with a CSV beside it: the other half of a recall figure.
+
+    Each tile shows the annotated face in its class colour and the boxes found around it (thin white,
+    below the match overlap or on another face); the CSV names each number's photo, box, size
+    (sqrt(width * height)) and annotated class, so the misses can be sorted by eye: a face the
+    detector does not see, one whose box missed the overlap, or one hardly visible.
+    """
+    pool = [(o, t) for o in outcomes for t, d in zip(o.truth, o.matches, strict=True)
+            if d < 0 and _side(t[0]) >= min_side]
+    chosen = random.Random(seed).sample(pool, min(count, len(pool)))
+    entries = [(o.path, [float(v) for v in t[0]], t[1], _side(t[0]), [list(b) for b in np.asarray(o.boxes)])
+               for o, t in chosen]
+    return _write_sheet(entries, path, "size", tile, columns)
+
+
+# A sheet's tile: photo, the box drawn in its class colour, that class, the number captioned (score or
+# size), the boxes drawn thin and white around it.
+SheetEntry = tuple[str, list[float], "str | None", float, Sequence[Sequence[float]]]
+
+
+def _write_sheet(
+    entries: Sequence[SheetEntry], path: str | Path, value: str, tile: int, columns: int
+) -> Path:
+    rows = max(1, math.ceil(len(entries) / columns))
     caption = 14
     sheet = Image.new("RGB", (columns * tile, rows * (tile + caption)), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     index_rows = []
     photos: dict[str, Image.Image | None] = {}
-    for n, (outcome, i) in enumerate(chosen):
-        if outcome.path not in photos:
+    for n, (photo_path, box, label, number, others) in enumerate(entries):
+        if photo_path not in photos:
             try:
-                photos[outcome.path] = open_image(outcome.path)
+                photos[photo_path] = open_image(photo_path)
             except ImageError:
-                photos[outcome.path] = None
-        photo = photos[outcome.path]
-        box = [float(v) for v in np.asarray(outcome.boxes)[i]]
-        label = None if outcome.labels is None else outcome.labels[i]
-        score = float(np.asarray(outcome.scores)[i])
+                photos[photo_path] = None
+        photo = photos[photo_path]
         x, y = (n % columns) * tile, (n // columns) * (tile + caption)
         if photo is not None:
-            truth = [t[0] for t in outcome.truth]
-            sheet.paste(_tile(photo, box, label, tile, truth), (x, y))
-        text = f"{n} {label[:3] if label else ''} {score:.2f}"
+            sheet.paste(_tile(photo, box, label, tile, others), (x, y))
+        shown = f"{number:.2f}" if value == "score" else f"{number:.0f}px"
+        text = f"{n} {label[:3] if label else ''} {shown}"
         draw.text((x + 2, y + tile + 1), text, fill=(0, 0, 0), font=font)
-        index_rows.append([n, outcome.path, *(round(v, 1) for v in box), round(score, 4), label or ""])
+        index_rows.append([n, photo_path, *(round(v, 1) for v in box), round(number, 4), label or ""])
     path = Path(path)
     kind = "PNG" if path.suffix.lower() == ".png" else "JPEG"
     with atomic_path(path) as tmp:
         sheet.save(tmp, format=kind, quality=90)
     text = io.StringIO()
-    csv.writer(text).writerows([["n", "photo", "x0", "y0", "x1", "y1", "score", "label"], *index_rows])
+    csv.writer(text).writerows([["n", "photo", "x0", "y0", "x1", "y1", value, "label"], *index_rows])
     atomic_write_text(path.with_suffix(".csv"), text.getvalue())
     return path
 
 
 def _tile(
-    photo: Image.Image, box: list[float], label: str | None, tile: int, truth: Sequence[Sequence[float]] = ()
+    photo: Image.Image, box: list[float], label: str | None, tile: int, others: Sequence[Sequence[float]] = ()
 ) -> Image.Image:
     # The box with half its size of context on each side, square, its outline in the class colour;
-    # the annotated faces thin and white, so a second or misplaced box shows as one.
+    # the other boxes thin and white (the annotated faces around a false alarm, the boxes found
+    # around a missed face), so a second or misplaced box shows as one.
     side = 2 * max(box[2] - box[0], box[3] - box[1], 4.0)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     region = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
@@ -149,7 +184,7 @@ def _tile(
         return [(b[0] - region[0]) * scale, (b[1] - region[1]) * scale,
                 (b[2] - region[0]) * scale, (b[3] - region[1]) * scale]
 
-    for face in truth:
-        draw.rectangle(scaled(face), outline=(255, 255, 255), width=1)
+    for other in others:
+        draw.rectangle(scaled(other), outline=(255, 255, 255), width=1)
     draw.rectangle(scaled(box), outline=CLASS_COLOURS.get(label or "", (255, 255, 255)), width=2)
     return crop
