@@ -247,3 +247,26 @@ def test_the_photo_detector_shrinks_by_area_everywhere_and_keeps_its_faces(stem,
     new, new_scores = BlazeFaceDetector(accurate).detect(photo)
     assert not seen and len(old) >= 2 and abs(len(new) - len(old)) <= 1
     assert np.median(iou_matrix(old, new).max(axis=1)) >= 0.8
+
+
+def test_a_tiled_pass_shrinks_the_photo_once_and_cuts_its_tiles_from_it(shared_data, monkeypatch):
+    # Tiles of a pass share a scale, so `accurate` shrinks the photo once a pass and cuts the tiles
+    # from it, instead of shrinking every tile and their overlaps again: the same patches within a
+    # grey level or so and half a pixel, and a video frame's whole-frame pass exactly as before.
+    photo = Image.open(shared_data / "andrewmvd-face-mask" / "images" / "maksssksksss29.jpg").convert("RGB")
+    pixels = np.asarray(photo.resize((1400, 1050), Image.BILINEAR))
+    side, size = 350, 192
+    shrinks = []
+    resize = blazeface.resize_pixels
+    monkeypatch.setattr(blazeface, "resize_pixels", lambda *a, **k: shrinks.append(a[1:3]) or resize(*a, **k))
+    tiles = list(blazeface._tiles(pixels, side, size, 0.3, area=True))
+    assert shrinks == [(768, 576)]
+    assert len(tiles) == len(tile_origins(1050, side, 0.3)) * len(tile_origins(1400, side, 0.3)) == 24
+    for x0, y0, patch, origin in tiles:
+        alone = blazeface._square_patch(pixels, x0, y0, side, size, area=True)
+        assert max(abs(origin[0] - x0), abs(origin[1] - y0)) <= side / size / 2
+        assert np.abs(patch.astype(int) - alone).mean() < 3
+    frame = pixels[:480, :640]
+    (_, _, whole, origin), = blazeface._tiles(frame, 640, 192, 0.3, area=True)
+    assert origin == (0.0, 0.0)
+    assert np.array_equal(whole, blazeface._square_patch(frame, 0, 0, 640, 192, True))

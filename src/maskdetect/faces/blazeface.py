@@ -489,16 +489,15 @@ def pass_candidates(
         if len(boxes):
             yield boxes, scores, box_trust(p.model, (boxes[:, 2] - boxes[:, 0]) * size / side)
         return
-    for y0 in tile_origins(height, side, p.overlap):
-        for x0 in tile_origins(width, side, p.overlap):
-            boxes, scores = model.run(_square_patch(pixels, x0, y0, side, size, area_resize), min_score)
-            if not len(boxes):
-                continue
-            boxes = boxes * side + np.array([x0, y0, x0, y0], np.float32)
-            keep = _not_cut_by_tile(boxes, x0, y0, side, width, height)
-            if keep.any():
-                boxes, scores = boxes[keep], scores[keep]
-                yield boxes, scores, box_trust(p.model, (boxes[:, 2] - boxes[:, 0]) * size / side)
+    for x0, y0, patch, origin in _tiles(pixels, side, size, p.overlap, area_resize):
+        boxes, scores = model.run(patch, min_score)
+        if not len(boxes):
+            continue
+        boxes = boxes * side + np.array([*origin, *origin], np.float32)
+        keep = _not_cut_by_tile(boxes, x0, y0, side, width, height)
+        if keep.any():
+            boxes, scores = boxes[keep], scores[keep]
+            yield boxes, scores, box_trust(p.model, (boxes[:, 2] - boxes[:, 0]) * size / side)
 
 
 def frame_boxes(
@@ -524,6 +523,34 @@ def to_voc_boxes(
     (1, 4)
     """
     return reframe_boxes(boxes, *framing)
+
+
+def _tiles(
+    pixels: np.ndarray, side: int, size: int, overlap: float, area: bool
+) -> Iterator[tuple[int, int, np.ndarray, tuple[float, float]]]:
+    """Each tile of a pass: its origin (photo pixels), its `size` px patch, and where the patch's
+    corner lies in the photo (the origin, or within half a pixel of the shrunk photo of it).
+
+    With `area` and tiles larger than the input, the photo is shrunk once and the tiles are cut from
+    it: the same area average as shrinking each tile (tiles of a pass share a scale), without shrinking
+    their overlaps again and again (DETECTOR.md, "One shrink a pass").
+    """
+    height, width = pixels.shape[:2]
+    rows, columns = tile_origins(height, side, overlap), tile_origins(width, side, overlap)
+    if not (area and side > size):
+        for y0 in rows:
+            for x0 in columns:
+                yield x0, y0, _square_patch(pixels, x0, y0, side, size, area), (float(x0), float(y0))
+        return
+    scale = size / side
+    shrunk = resize_pixels(pixels, max(1, round(width * scale)), max(1, round(height * scale)), area=True)
+    for y0 in rows:
+        for x0 in columns:
+            sx, sy = round(x0 * scale), round(y0 * scale)
+            region = shrunk[sy : sy + size, sx : sx + size]
+            patch = np.zeros((size, size, 3), np.uint8)  # letterboxed as _square_patch does
+            patch[: region.shape[0], : region.shape[1]] = region
+            yield x0, y0, patch, (sx / scale, sy / scale)
 
 
 def _square_patch(
