@@ -547,22 +547,23 @@ def _tiles(
     for y0 in rows:
         for x0 in columns:
             sx, sy = round(x0 * scale), round(y0 * scale)
-            region = shrunk[sy : sy + size, sx : sx + size]
-            patch = np.zeros((size, size, 3), np.uint8)  # letterboxed as _square_patch does
-            patch[: region.shape[0], : region.shape[1]] = region
-            yield x0, y0, patch, (sx / scale, sy / scale)
+            yield x0, y0, _letterbox(shrunk[sy : sy + size, sx : sx + size], size), (sx / scale, sy / scale)
 
 
 def _square_patch(
     pixels: np.ndarray, x0: int, y0: int, side: int, size: int, area: bool = False
 ) -> np.ndarray:
-    # Letterbox: the part of the square outside the photo stays black, as MediaPipe pads it.
     region = pixels[y0 : y0 + side, x0 : x0 + side]
     scale = size / side
     h, w = region.shape[:2]
     out_w, out_h = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
+    return _letterbox(resize_pixels(region, out_w, out_h, area), size)
+
+
+def _letterbox(region: np.ndarray, size: int) -> np.ndarray:
+    # The part of the square outside the photo stays black, as MediaPipe pads it.
     patch = np.zeros((size, size, 3), np.uint8)
-    patch[:out_h, :out_w] = resize_pixels(region, out_w, out_h, area)
+    patch[: region.shape[0], : region.shape[1]] = region
     return patch
 
 
