@@ -11,6 +11,10 @@ Trackers: ByteTrack, SORT and OC-SORT of the `trackers` package, and norfair whe
 Prints JSON; `seconds_per_1000_frames` is each tracker's own time (association and the per-track
 labels), measured in the same run.
 
+"people_errors" says where the people counted go wrong: people missed (by class), verdicts wrong,
+extra tracks, second tracks on one person. `--exclude bench/andrewmvd-verifier-photos.txt` films
+only photos the video path's face verifier was not fitted on.
+
 Every tracker's tracks are scored at IoU 0.5 and again at 0.3 (`at_match_iou_0.3`; LOOSE_IOU says why).
 `--audit` scores the same tracks a second time ("against_audited_truth"), against the truth with the
 faces a by-eye audit found unannotated added as people of class "not labelled"
@@ -18,7 +22,7 @@ faces a by-eye audit found unannotated added as people of class "not labelled"
 
     .venv/bin/python bench/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
         [--audit bench/audits/tracking-clips-seed0.tsv] [--precision fp32] [--no-verifier]
-        [--detector blazeface]
+        [--detector blazeface] [--exclude bench/andrewmvd-verifier-photos.txt]
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ VOC = ROOT.parent / "shared" / "data" / "andrewmvd-face-mask"
 # differently from the annotators' (small faces above all). It decides which tracks lie on faces the
 # truth ignores, so it moves the people counted too.
 LOOSE_IOU = 0.3
-KEPT = ("mota", "idf1", "id_switches", "people_true", "people_found", "count_error")
+KEPT = ("mota", "idf1", "id_switches", "people_true", "people_found", "count_error", "people_errors")
 
 
 class NorfairAssociate:
@@ -96,6 +100,9 @@ def main() -> int:
     parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
     parser.add_argument("--min-seconds", type=float, default=0.4,
                         help="how long a track must be seen to count as a person (default %(default)s)")
+    parser.add_argument("--exclude", type=Path,
+                        help="a file of photo names never to film, e.g. bench/andrewmvd-verifier-photos.txt "
+                             "(the photos the video path's verifier was fitted on)")
     parser.add_argument("--audit", type=Path,
                         help="a by-eye audit (TSV) whose unlabelled real faces join a second truth")
     args = parser.parse_args()
@@ -106,6 +113,7 @@ def main() -> int:
     from maskdetect.detect.clips import ClipSettings, clips_from_voc, unlabelled_faces
     from maskdetect.detect.track_score import combine_scores, score_clip
     from maskdetect.detect.tracks import FaceTracker, TrackOptions
+    from maskdetect.detect.voc_set import read_names
     from maskdetect.predict import Predictor
     from maskdetect.results import ImageResult
 
@@ -120,7 +128,9 @@ def main() -> int:
     unlabelled = unlabelled_faces(args.audit) if args.audit else None
     seconds = dict.fromkeys(associates, 0.0)
     frames_total, faces_per_frame, detect_seconds = 0, 0, 0.0
-    for audited_clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed, unlabelled=unlabelled):
+    exclude = read_names(args.exclude) if args.exclude else []
+    for audited_clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed, unlabelled=unlabelled,
+                                       exclude=exclude):
         clip = audited_clip.without_unlabelled()
         start = time.perf_counter()
         results = []
@@ -142,7 +152,7 @@ def main() -> int:
     report = {
         "clips": args.clips, "frames_per_clip": args.frames, "frames": frames_total, "seed": args.seed,
         "clip_size": f"{settings.width}x{settings.height}", "fps": settings.fps,
-        "photos": str(args.voc), "min_seconds_to_count": options.min_seconds,
+        "photos": str(args.voc), "photos_excluded": len(exclude), "min_seconds_to_count": options.min_seconds,
         "detector": args.detector, "face_verifier": predictor.verifier is not None,
         "faces_labelled_frame_by_frame": faces_per_frame,
         "detect_and_classify_frames_per_second": round(frames_total / detect_seconds, 1),

@@ -199,6 +199,32 @@ def test_a_track_on_a_counted_person_who_walks_out_of_view_counts_and_one_on_an_
     assert score.people_true == score.people_found == {"covered": 1, "incorrect": 0, "uncovered": 0}
 
 
+def test_people_errors_say_who_was_missed_misjudged_or_counted_twice_where_the_counts_cancel():
+    # Person 0 is tracked right; person 1 (uncovered) is judged covered and lost for 3 frames, so a
+    # second track picks them up; person 2 is never found; a fourth track follows no one. The counts
+    # by class are off by 1 + 2 + 1 only, and "people_errors" names each mistake.
+    from maskdetect.detect.clips import SyntheticClip, TruthFace
+
+    a, b, c, nobody = (10.0, 10, 60, 60), (100.0, 10, 150, 60), (10.0, 100, 60, 150), (200.0, 10, 250, 60)
+    truth = [[TruthFace(0, a, "covered"), TruthFace(1, b, "uncovered"), TruthFace(2, c, "incorrect")]
+             for _ in range(12)]
+    clip = SyntheticClip("p.jpg", 25.0, [], truth)
+    options = TrackOptions(min_seconds=2 / 25, lost_seconds=0.04)
+    tracker = FaceTracker(25.0, options)
+    outputs = []
+    for i in range(12):
+        faces = [_face(a, (0.9, 0.05, 0.05)), _face(nobody, (0.9, 0.05, 0.05))]
+        if not 4 <= i < 8:
+            faces.append(_face(b, (0.8, 0.1, 0.1)))
+        outputs.append([(f.track_id, f.box) for f in tracker.update(ImageResult(faces, 320, 240), i)])
+    score = combine_scores([score_clip(clip, outputs, tracker.tracks(), options)])
+    assert score["people_true"] == {"covered": 1, "incorrect": 1, "uncovered": 1}
+    assert score["people_found"] == {"covered": 4, "incorrect": 0, "uncovered": 0}
+    assert score["people_errors"] == {"missed": {"covered": 0, "incorrect": 1, "uncovered": 0},
+                                      "missed_people": ["p.jpg person 2 (incorrect)"],
+                                      "wrong_verdicts": 1, "extra_tracks": 1, "second_tracks": 1}
+
+
 def test_a_track_on_an_ignored_face_framed_unlike_the_annotation_drops_out_at_the_looser_match():
     # A small face the truth ignores, boxed by the tool larger than its annotation (IoU 0.44): at
     # MOTChallenge's 0.5 the track is not "on" the ignored face, so it counts as an extra person; at
@@ -256,3 +282,17 @@ def test_an_audit_adds_unannotated_faces_to_the_truth_as_not_labelled_people(tmp
     bad.write_text("photo\tbox\tverdict\np.jpg\t1 2 3\tan unlabelled real face\n")
     with pytest.raises(ValueError, match="line 2 box '1 2 3' is not four numbers"):
         unlabelled_faces(bad)
+
+
+def test_clips_are_never_made_of_the_photos_left_out(tmp_path):
+    # tracking_study --exclude: clips of photos a face verifier was fitted on would flatter it.
+    from data_fixtures import make_voc
+
+    from maskdetect.detect.clips import clips_from_voc
+
+    names = [f"p{i}.png" for i in range(4)]
+    voc = make_voc(tmp_path / "voc", {n: [("with_mask", (20, 20, 80, 80))] for n in names})
+    settings = ClipSettings(width=80, height=60, frames=2, occlusions=0, drops=0)
+    assert sorted(c.photo for c in clips_from_voc(voc, 10, settings)) == names
+    kept = [c.photo for c in clips_from_voc(voc, 10, settings, exclude=["p1.png", "p3"])]
+    assert sorted(kept) == ["p0.png", "p2.png"]

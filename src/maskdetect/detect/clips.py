@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -249,13 +249,14 @@ def _covered(box: Box, card: Box) -> float:
 
 def clips_from_voc(voc_dir: str | os.PathLike, count: int, settings: ClipSettings | None = None,
                    seed: int = 0, unlabelled: Mapping[str, Sequence[Box]] | None = None,
-                   ) -> Iterator[SyntheticClip]:
+                   exclude: Iterable[str] = ()) -> Iterator[SyntheticClip]:
     """`count` clips, each over one photo of a Pascal VOC set (e.g. andrewmvd-face-mask).
 
     Photos are drawn by `seed` in turn for each class: the k-th clip's photo has a face of
     `CLASSES[k % 3]` at least `settings.min_photo_face` px wide (any usable photo once a class has
     none left), so that rare classes (incorrectly worn masks) are seen too. `unlabelled` gives, by
-    photo name, faces its annotations miss (`make_clip`'s `unlabelled`).
+    photo name, faces its annotations miss (`make_clip`'s `unlabelled`). `exclude`: photo names (or
+    stems) never to film, e.g. those a face verifier was fitted on (`voc_items`' `exclude`).
 
     Raises:
         FileNotFoundError: no usable annotations in `voc_dir`.
@@ -263,7 +264,7 @@ def clips_from_voc(voc_dir: str | os.PathLike, count: int, settings: ClipSetting
     from maskdetect.detect.voc_set import voc_items
 
     settings = settings or ClipSettings()
-    usable = [(path, faces) for path, faces in voc_items(voc_dir)
+    usable = [(path, faces) for path, faces in voc_items(voc_dir, exclude)
               if any(box[2] - box[0] >= settings.min_photo_face for box, _ in faces)]
     rng = random.Random(seed)
     order = list(range(len(usable)))

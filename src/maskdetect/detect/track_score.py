@@ -3,14 +3,15 @@
 `score_clip` compares what a tracker said on each frame of a `SyntheticClip` (the boxes and track
 ids of `VideoAnalyzer.process`) with the clip's truth; `combine_scores` adds clips up. The MOT figures
 are the CLEAR MOT and identity ones of the field (MOTChallenge): MOTA, IDF1, identity switches, at
-IoU 0.5; a box over a face the truth marks `ignore` is neither a hit nor a false alarm.
+IoU 0.5; a box over a face the truth marks `ignore` is neither a hit nor a false alarm. People are
+counted by class, and `PeopleErrors` says who was missed, misjudged or counted on no one.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +24,26 @@ Box = tuple[float, float, float, float]
 
 
 @dataclass
+class PeopleErrors:
+    """Where the people counted go wrong, person by person (the count error can hide them: a missed
+    covered face and an extra covered track cancel out in `people_found`).
+
+    Attributes:
+        missed: per class, people the truth counts whom no counted track followed.
+        missed_people: who they are: "<photo> person <n> (<class>)".
+        wrong_verdicts: people found whose track (their longest) gave another class.
+        extra_tracks: counted tracks that followed no person the truth counts.
+        second_tracks: counted tracks beyond the first on one person (an identity lost and found).
+    """
+
+    missed: Counter = field(default_factory=Counter)
+    missed_people: list[str] = field(default_factory=list)
+    wrong_verdicts: int = 0
+    extra_tracks: int = 0
+    second_tracks: int = 0
+
+
+@dataclass
 class ClipScore:
     """One clip's tracker output against its truth (`motmetrics.MOTAccumulator` inside)."""
 
@@ -32,6 +53,7 @@ class ClipScore:
     flips_tracked: int
     flips_per_frame: int
     tracks: int
+    errors: PeopleErrors
 
 
 def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]], tracks: Sequence[Track],
@@ -89,7 +111,26 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         people[NOT_LABELLED if persons.get(person(track)) == NOT_LABELLED else track.verdict] += 1
     flips = [t.flips() for t in counted_tracks]
     return ClipScore(accumulator, true, people, sum(f[0] for f in flips), sum(f[1] for f in flips),
-                     len(counted_tracks))
+                     len(counted_tracks), _errors(clip.photo, counted_tracks, persons, person))
+
+
+def _errors(photo: str, tracks: Sequence[Track], persons: dict[int, str], person) -> PeopleErrors:
+    # Each counted track against the person it followed most (`person`), and the people left over.
+    on_person: dict[int, list[Track]] = {}
+    errors = PeopleErrors()
+    for track in tracks:
+        if person(track) in persons:
+            on_person.setdefault(person(track), []).append(track)
+        else:
+            errors.extra_tracks += 1
+    missed = {p: label for p, label in persons.items() if p not in on_person}
+    errors.missed.update(missed.values())
+    errors.missed_people = [f"{photo} person {p} ({label})" for p, label in missed.items()]
+    for p, followed_by in on_person.items():
+        errors.second_tracks += len(followed_by) - 1
+        longest = max(followed_by, key=lambda t: t.frames_seen)
+        errors.wrong_verdicts += persons[p] != NOT_LABELLED and longest.verdict != persons[p]
+    return errors
 
 
 def combine_scores(scores: Sequence[ClipScore]) -> dict:
@@ -97,7 +138,8 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
 
     Returns:
         A JSON-ready dict; "count_error" is |found - true| / true per class and overall (the sum of
-        the classes' differences over all people). With a truth that holds `NOT_LABELLED` people
+        the classes' differences over all people); "people_errors" says where those differences
+        come from (`PeopleErrors`). With a truth that holds `NOT_LABELLED` people
         (a by-eye audit's), they are a class of their own.
     """
     import motmetrics as mm
@@ -114,6 +156,7 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
     tracked, per_frame = sum(s.flips_tracked for s in scores), sum(s.flips_per_frame for s in scores)
     tracks = sum(s.tracks for s in scores)
     missed = sum(abs(found[c] - true[c]) for c in classes)
+    errors = [s.errors for s in scores]
     return {
         "clips": len(scores),
         "mota": round(float(overall["mota"]), 4), "idf1": round(float(overall["idf1"]), 4),
@@ -124,6 +167,12 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
         "count_error": {**{c: round(abs(found[c] - true[c]) / true[c], 4) if true[c] else None
                            for c in classes}, "all": round(missed / max(1, sum(true.values())), 4)},
         "tracks_counted": tracks,
+        "people_errors": {
+            "missed": {c: sum(e.missed[c] for e in errors) for c in classes},
+            "missed_people": [who for e in errors for who in e.missed_people],
+            "wrong_verdicts": sum(e.wrong_verdicts for e in errors),
+            "extra_tracks": sum(e.extra_tracks for e in errors),
+            "second_tracks": sum(e.second_tracks for e in errors)},
         "flips_per_track": {"tracked": round(tracked / max(1, tracks), 4),
                             "per_frame": round(per_frame / max(1, tracks), 4),
                             "ratio": round(per_frame / tracked, 2) if tracked else None},
