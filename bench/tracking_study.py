@@ -113,7 +113,7 @@ def main() -> int:
     from maskdetect.detect.clips import ClipSettings, clips_from_voc, unlabelled_faces
     from maskdetect.detect.track_score import combine_scores, score_clip
     from maskdetect.detect.tracks import FaceTracker, TrackOptions
-    from maskdetect.detect.voc_set import read_names
+    from maskdetect.detect.voc_set import excluded_count, read_names
     from maskdetect.predict import Predictor
     from maskdetect.results import ImageResult
 
@@ -152,7 +152,8 @@ def main() -> int:
     report = {
         "clips": args.clips, "frames_per_clip": args.frames, "frames": frames_total, "seed": args.seed,
         "clip_size": f"{settings.width}x{settings.height}", "fps": settings.fps,
-        "photos": str(args.voc), "photos_excluded": len(exclude), "min_seconds_to_count": options.min_seconds,
+        "photos": str(args.voc), "photos_excluded": excluded_count(args.voc, exclude),
+        "min_seconds_to_count": options.min_seconds,
         "detector": args.detector, "face_verifier": predictor.verifier is not None,
         "faces_labelled_frame_by_frame": faces_per_frame,
         "detect_and_classify_frames_per_second": round(frames_total / detect_seconds, 1),

@@ -8,9 +8,10 @@ import json
 
 import numpy as np
 import pytest
+from data_fixtures import make_voc
 from PIL import Image
 
-from maskdetect.detect.clips import ClipSettings, make_clip
+from maskdetect.detect.clips import ClipSettings, clips_from_voc, make_clip
 from maskdetect.detect.timeline import summarise_tracks, timeline_rows, write_track_files
 from maskdetect.detect.track_score import combine_scores, score_clip
 from maskdetect.detect.tracks import FaceTracker, TrackOptions
@@ -286,10 +287,6 @@ def test_an_audit_adds_unannotated_faces_to_the_truth_as_not_labelled_people(tmp
 
 def test_clips_are_never_made_of_the_photos_left_out(tmp_path):
     # tracking_study --exclude: clips of photos a face verifier was fitted on would flatter it.
-    from data_fixtures import make_voc
-
-    from maskdetect.detect.clips import clips_from_voc
-
     names = [f"p{i}.png" for i in range(4)]
     voc = make_voc(tmp_path / "voc", {n: [("with_mask", (20, 20, 80, 80))] for n in names})
     settings = ClipSettings(width=80, height=60, frames=2, occlusions=0, drops=0)

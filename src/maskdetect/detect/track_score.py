@@ -10,7 +10,7 @@ counted by class, and `PeopleErrors` says who was missed, misjudged or counted o
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,13 +114,15 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
                      len(counted_tracks), _errors(clip.photo, counted_tracks, persons, person))
 
 
-def _errors(photo: str, tracks: Sequence[Track], persons: dict[int, str], person) -> PeopleErrors:
+def _errors(photo: str, tracks: Sequence[Track], persons: dict[int, str],
+            person: Callable[[Track], int | None]) -> PeopleErrors:
     # Each counted track against the person it followed most (`person`), and the people left over.
     on_person: dict[int, list[Track]] = {}
     errors = PeopleErrors()
     for track in tracks:
-        if person(track) in persons:
-            on_person.setdefault(person(track), []).append(track)
+        followed = person(track)
+        if followed in persons:
+            on_person.setdefault(followed, []).append(track)
         else:
             errors.extra_tracks += 1
     missed = {p: label for p, label in persons.items() if p not in on_person}
