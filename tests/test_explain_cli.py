@@ -67,7 +67,8 @@ def test_explain_folder_skips_corrupt_images_and_writes_a_contact_sheet(
         (["--target", "masked"],
          "unknown target class 'masked'; allowed: predicted, covered, incorrect, uncovered"),
         (["--batch-size", "0"], "batch size 0 is not allowed"),
-        (["--detector", "yolo"], "unknown face detector 'yolo'; allowed: blazeface, blazeface-fast, haar"),
+        (["--detector", "yolo"],
+         "unknown face detector 'yolo'; allowed: blazeface, blazeface-fast, haar, retinaface"),
     ],
 )
 def test_bad_values_are_one_clear_error_line(

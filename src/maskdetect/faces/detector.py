@@ -8,7 +8,12 @@ import numpy as np
 from PIL import Image
 
 # Names accepted by `create_detector` (and the CLI's --detector choices).
-DETECTORS: tuple[str, ...] = ("blazeface", "blazeface-fast", "haar")
+# "retinaface" runs one pass at its default long side; "retinaface-<long side>" names the other measured
+# ones: a name fixes the candidates a detector gives, which is what a face verifier is fitted on.
+DETECTORS: tuple[str, ...] = (
+    "blazeface", "blazeface-fast", "haar",
+    "retinaface", "retinaface-640", "retinaface-960", "retinaface-1280",
+)
 
 
 class FaceDetector(Protocol):
@@ -26,7 +31,8 @@ def create_detector(name: str = "blazeface", threshold: float | None = None) -> 
 
     Args:
         name: "blazeface" (tiles and scales, for photos), "blazeface-fast" (three whole-frame passes,
-            for video and camera) or "haar" (OpenCV's fallback).
+            for video and camera), "haar" (OpenCV's fallback), "retinaface" (one RetinaFace pass at its
+            default long side) or "retinaface-<long side>" (640, 960, 1280).
         threshold: detection score threshold; None keeps the detector's tuned default.
 
     Raises:
@@ -49,4 +55,11 @@ def create_detector(name: str = "blazeface", threshold: float | None = None) -> 
         from maskdetect.faces.haar import HaarDetector
 
         return HaarDetector(threshold=threshold)
+    if name in DETECTORS and name.startswith("retinaface"):
+        from maskdetect.faces.retinaface import DEFAULT_LONG_SIDE, RetinaFaceDetector
+
+        long_side = DEFAULT_LONG_SIDE if name == "retinaface" else int(name.removeprefix("retinaface-"))
+        detector = RetinaFaceDetector(long_side, threshold=threshold)
+        detector.name = name
+        return detector
     raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
