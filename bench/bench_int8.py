@@ -33,7 +33,7 @@ def _best_ms(classifier, batch: np.ndarray, repeat: int) -> float:
 
 def labelled(voc_dir: Path, exclude: Path | None) -> dict:
     """fp32 and int8 on the labelled face boxes of a VOC set: accuracy, macro-F1, agreement."""
-    from maskdetect.detect.voc_set import read_names, voc_items
+    from maskdetect.evaluation.voc_set import read_names, voc_items
     from maskdetect.images import open_image
     from maskdetect.metrics import classification_report
     from maskdetect.runtime import load_classifier

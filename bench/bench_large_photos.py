@@ -53,7 +53,7 @@ def build_mosaics(items: list, side: int, count: int) -> tuple[list[tuple[Image.
 
 
 def score(detector, image: Image.Image, truth: list) -> tuple:
-    from maskdetect.detect.evaluate import matched_outcome
+    from maskdetect.evaluation.detection import matched_outcome
 
     start = time.perf_counter()
     boxes, scores = detector.detect(image)
@@ -62,7 +62,7 @@ def score(detector, image: Image.Image, truth: list) -> tuple:
 
 
 def summary(outcomes: list, seconds: float) -> dict:
-    from maskdetect.detect.evaluate import summarise
+    from maskdetect.evaluation.detection import summarise
 
     report = summarise(outcomes)
     return {"recall_32px_and_more": report["recall_32px_and_more"], "recall": report["recall"],
@@ -79,7 +79,7 @@ def main() -> int:
     if not VOC.is_dir():
         print(f"{VOC} is missing: this benchmark needs ../shared/data", file=sys.stderr)
         return 2
-    from maskdetect.detect.voc_set import voc_items
+    from maskdetect.evaluation.voc_set import voc_items
     from maskdetect.faces.blazeface import CONFIGS, BlazeFaceDetector
     from maskdetect.images import open_image
 

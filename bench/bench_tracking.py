@@ -1,7 +1,7 @@
 """Frames per second of the fast video path with tracking on and off, same run (JSON on stdout).
 
 The clip: 100 frames of 640x480 from a virtual camera panning over andrewmvd's maksssksksss29.jpg
-(the photo of bench_detect.py; `maskdetect.detect.clips.make_clip`), decoded once beforehand. Each
+(the photo of bench_detect.py; `maskdetect.evaluation.clips.make_clip`), decoded once beforehand. Each
 configuration runs `VideoAnalyzer.process` on every frame (detect with blazeface-fast, classify with
 ONNX Runtime, and, when on, track and label), then again with the annotated frame drawn and encoded
 (H.264 through PyAV, as `detect` writes it). The configurations take turns, `--rounds` times, and
@@ -36,8 +36,8 @@ PHOTO = "maksssksksss29"
 
 
 def _clip(frames: int):
-    from maskdetect.detect.clips import ClipSettings, make_clip
-    from maskdetect.detect.voc_set import load_voc_faces
+    from maskdetect.evaluation.clips import ClipSettings, make_clip
+    from maskdetect.evaluation.voc_set import load_voc_faces
 
     image, faces = load_voc_faces(VOC / "annotations" / f"{PHOTO}.xml", VOC / "images")
     with Image.open(image) as photo:

@@ -1,10 +1,10 @@
 """Tracking on clips with known answers: MOTA, IDF1, identity switches, people by class, label flips.
 
-Builds clips by moving a virtual camera over andrewmvd's CC0 photos (`maskdetect.detect.clips`: pan,
+Builds clips by moving a virtual camera over andrewmvd's CC0 photos (`maskdetect.evaluation.clips`: pan,
 zoom, short full occlusions, frame drops), runs the video path's face detector and classifier once
 per frame (`Predictor().with_detector("blazeface-fast")`, as `maskdetect detect` does for video;
 `--detector blazeface` runs the photo detector instead, as `detect --video-detector blazeface` does), then
-gives the same faces to each tracker and scores them (`maskdetect.detect.track_score`, py-motmetrics).
+gives the same faces to each tracker and scores them (`maskdetect.evaluation.track_score`, py-motmetrics).
 Trackers: ByteTrack, SORT and OC-SORT of the `trackers` package, and norfair when it can be imported
 (its metadata pins numpy<2, so it is not a dependency: install it apart, e.g.
 `pip install --no-deps --target /tmp/norfair norfair==2.3.0 filterpy==1.4.5` and `--norfair /tmp/norfair`).
@@ -110,10 +110,10 @@ def main() -> int:
         sys.exit(f"photo set not found: {args.voc} (../shared/data must sit beside the project)")
     if args.norfair:
         sys.path.insert(0, str(args.norfair))
-    from maskdetect.detect.clips import ClipSettings, clips_from_voc, unlabelled_faces
-    from maskdetect.detect.track_score import combine_scores, score_clip
     from maskdetect.detect.tracks import FaceTracker, TrackOptions
-    from maskdetect.detect.voc_set import excluded_count, read_names
+    from maskdetect.evaluation.clips import ClipSettings, clips_from_voc, unlabelled_faces
+    from maskdetect.evaluation.track_score import combine_scores, score_clip
+    from maskdetect.evaluation.voc_set import excluded_count, read_names
     from maskdetect.predict import Predictor
     from maskdetect.results import ImageResult
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from maskdetect.detect.voc_set import read_names, voc_items
+from maskdetect.evaluation.voc_set import read_names, voc_items
 from maskdetect.faces.blazeface import BlazeFaceDetector, to_voc_boxes
 from maskdetect.faces.landmarks import FaceMesh
 from maskdetect.faces.nms import clip_boxes, iou_matrix
@@ -284,7 +284,7 @@ def score_sets(data: dict) -> dict[str, np.ndarray]:
 
 def operating_point(data: dict, score: np.ndarray, threshold: float, nms: float | None = None) -> dict:
     """Recall (faces >= 32 px and all, IoU 0.3) and precision of the candidates scoring >= threshold."""
-    from maskdetect.detect.evaluate import match_faces
+    from maskdetect.evaluation.detection import match_faces
 
     truth = data["truth_all"]
     matched_big = total_big = matched_all = kept_total = 0
@@ -374,7 +374,7 @@ def _report(
 
 def outcomes_at(data: dict, score: np.ndarray, threshold: float, suppress: bool = False) -> list:
     """ImageOutcomes (as evaluate-detect makes them, IoU 0.3) of the candidates scoring >= threshold."""
-    from maskdetect.detect.evaluate import matched_outcome
+    from maskdetect.evaluation.detection import matched_outcome
     from maskdetect.labels import CLASSES
 
     outcomes = []
@@ -540,7 +540,7 @@ def at_precision(data: dict, score: np.ndarray, target: float, nms: float | None
 
 def sheet(path: Path, rule: str, threshold: float, out: Path, count: int, seed: int,
           train: Path | None = None, suppress: bool = False) -> None:
-    from maskdetect.detect.false_alarms import false_alarm_report, write_unmatched_sheet
+    from maskdetect.evaluation.false_alarms import false_alarm_report, write_unmatched_sheet
 
     data = dict(np.load(path))
     if rule == "embedding-verifier":

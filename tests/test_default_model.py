@@ -10,8 +10,8 @@ import numpy as np
 
 from maskdetect.checkpoint import load_checkpoint, preprocessing_of
 from maskdetect.data.sample import sample_data_dir
-from maskdetect.detect.evaluate import match_faces
-from maskdetect.detect.voc_set import load_voc_faces
+from maskdetect.evaluation.detection import match_faces
+from maskdetect.evaluation.voc_set import load_voc_faces
 from maskdetect.labels import CLASSES, normalise_label
 from maskdetect.predict import Predictor
 from maskdetect.runtime import DEFAULT_MODEL

@@ -404,7 +404,7 @@ def test_camera_without_a_display_writes_annotated_frames(tmp_path, untrained_ch
 
 
 def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its_face(tmp_path):
-    from maskdetect.detect.voc_set import load_voc_faces
+    from maskdetect.evaluation.voc_set import load_voc_faces
 
     (tmp_path / "images").mkdir()
     (tmp_path / "annotations").mkdir()
@@ -495,7 +495,7 @@ def test_detect_files_is_the_library_call_and_frames_are_image_results(tmp_path,
 
 
 def test_evaluate_detection_is_the_library_call_behind_the_command(tmp_path, capsys):
-    from maskdetect.detect.evaluate import EvaluateDetectOptions, annotator_agreement, evaluate_detection
+    from maskdetect.evaluation.detection import EvaluateDetectOptions, annotator_agreement, evaluate_detection
 
     _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190))])
     options = EvaluateDetectOptions(detector="haar", detection_only=True, sweep=(0.6, 0.3))

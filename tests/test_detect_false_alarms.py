@@ -7,8 +7,8 @@ import csv
 import numpy as np
 from PIL import Image
 
-from maskdetect.detect.evaluate import ImageOutcome, matched_outcome
-from maskdetect.detect.false_alarms import (
+from maskdetect.evaluation.detection import ImageOutcome, matched_outcome
+from maskdetect.evaluation.false_alarms import (
     false_alarm_report,
     unmatched,
     write_missed_sheet,

@@ -19,7 +19,7 @@ MODULES = sorted(
 
 
 def test_every_module_is_found():
-    expected = {"maskdetect.train.loop", "maskdetect.faces.blazeface", "maskdetect.detect.evaluate"}
+    expected = {"maskdetect.train.loop", "maskdetect.faces.blazeface", "maskdetect.evaluation.detection"}
     assert expected <= set(MODULES)
 
 

@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                     "maskdetect.preprocess")),
     ("core", ("maskdetect.predict", "maskdetect.runtime", "maskdetect.export", "maskdetect.results",
               "maskdetect.verify", "maskdetect.checkpoint", "maskdetect.quantize")),
-    ("pipelines", ("maskdetect.detect", "maskdetect.explain", "maskdetect.train", "maskdetect.synth")),
+    ("pipelines", ("maskdetect.detect", "maskdetect.explain", "maskdetect.train", "maskdetect.synth",
+                   "maskdetect.evaluation")),
     ("adapters", ("maskdetect.cli", "maskdetect.__main__", "maskdetect.serve", "maskdetect.demo")),
 ]
 PIPELINES, ADAPTERS = len(LAYERS) - 2, len(LAYERS) - 1
@@ -90,8 +91,8 @@ def test_no_module_imports_a_higher_layer() -> None:
         own = layer_of(module)
         for line, name in _imports(path, module):
             other = layer_of(name)
-            # Within a layer anything goes, but for pipelines: detect, explain, train and synth stay
-            # apart, each reusing the core instead of another pipeline.
+            # Within a layer anything goes, but for pipelines: detect, explain, train, synth and
+            # evaluation stay apart, each reusing the core instead of another pipeline.
             apart = own == PIPELINES and _package(name) != _package(module)
             if own == ADAPTERS or other < own or (other == own and not apart):
                 continue
@@ -104,6 +105,8 @@ def test_no_module_imports_a_higher_layer() -> None:
     ("maskdetect.data.voc", "readers, detectors, models"),
     ("maskdetect.data.commands", "adapters"),
     ("maskdetect.predict", "core"),
+    ("maskdetect.evaluation.track_score", "pipelines"),
+    ("maskdetect.evaluation.commands", "adapters"),
     ("maskdetect.serve.app", "adapters"),
     ("maskdetect.images", "base"),
 ])
@@ -119,3 +122,27 @@ def test_the_check_catches_a_lower_layer_importing_a_higher_one(tmp_path, monkey
     monkeypatch.setattr(__import__(__name__), "SRC", tmp_path)
     with pytest.raises(AssertionError, match=r"faces/bad.py:2 .* imports maskdetect.train.loop"):
         test_no_module_imports_a_higher_layer()
+
+
+def _detect_imports_of_evaluation() -> list[str]:
+    return [f"{path.relative_to(SRC)}:{line} imports {name}"
+            for path, module in _source_modules() if _package(module) == "maskdetect.detect"
+            for line, name in _imports(path, module) if _package(name) == "maskdetect.evaluation"]
+
+
+def test_detect_never_imports_evaluation() -> None:
+    # The product stands without the research: no module of detect/, its commands included, imports
+    # evaluation/ (which scores detect's output and may need the research extra).
+    found = _detect_imports_of_evaluation()
+    assert not found, "maskdetect.detect imports maskdetect.evaluation:\n" + "\n".join(found)
+
+
+def test_the_check_catches_detect_importing_evaluation(tmp_path, monkeypatch) -> None:
+    fake = tmp_path / "maskdetect" / "detect"
+    fake.mkdir(parents=True)
+    (fake / "commands.py").write_text("def f():\n    from maskdetect.evaluation import clips\n")
+    (tmp_path / "maskdetect" / "evaluation").mkdir()
+    (tmp_path / "maskdetect" / "evaluation" / "clips.py").write_text("")
+    monkeypatch.setattr(__import__(__name__), "SRC", tmp_path)
+    with pytest.raises(AssertionError, match=r"detect/commands.py:2 imports maskdetect.evaluation"):
+        test_detect_never_imports_evaluation()

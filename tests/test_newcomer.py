@@ -135,7 +135,7 @@ def test_errors_name_the_flags_the_user_typed(tmp_path: Path, capsys) -> None:
 
 
 def test_pairs_file_header_is_not_a_pair(tmp_path: Path) -> None:
-    from maskdetect.detect.commands import _read_pairs
+    from maskdetect.evaluation.commands import _read_pairs
 
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("ilc2021_file\tandrewmvd_file\tdhash\na.jpg\tb.jpg\t0\nc.jpg\td.jpg\t1\n")

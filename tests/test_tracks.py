@@ -11,10 +11,10 @@ import pytest
 from data_fixtures import make_voc
 from PIL import Image
 
-from maskdetect.detect.clips import ClipSettings, clips_from_voc, make_clip
 from maskdetect.detect.timeline import summarise_tracks, timeline_rows, write_track_files
-from maskdetect.detect.track_score import combine_scores, score_clip
 from maskdetect.detect.tracks import FaceTracker, TrackOptions
+from maskdetect.evaluation.clips import ClipSettings, clips_from_voc, make_clip
+from maskdetect.evaluation.track_score import combine_scores, score_clip
 from maskdetect.results import FaceResult, ImageResult
 
 
@@ -182,7 +182,7 @@ def test_a_track_on_a_counted_person_who_walks_out_of_view_counts_and_one_on_an_
     # counts them (2 frames are enough here) and a track that followed them all along is that person,
     # though most of its frames are on the ignored face. Person 1 is ignored throughout: a track on
     # them is neither a person nor a false alarm.
-    from maskdetect.detect.clips import SyntheticClip, TruthFace
+    from maskdetect.evaluation.clips import SyntheticClip, TruthFace
 
     a, b = (10.0, 10, 60, 60), (100.0, 10, 150, 60)
     truth = [[TruthFace(0, a, "covered", ignore=i >= 4), TruthFace(1, b, "uncovered", ignore=True)]
@@ -204,7 +204,7 @@ def test_people_errors_say_who_was_missed_misjudged_or_counted_twice_where_the_c
     # Person 0 is tracked right; person 1 (uncovered) is judged covered and lost for 3 frames, so a
     # second track picks them up; person 2 is never found; a fourth track follows no one. The counts
     # by class are off by 1 + 2 + 1 only, and "people_errors" names each mistake.
-    from maskdetect.detect.clips import SyntheticClip, TruthFace
+    from maskdetect.evaluation.clips import SyntheticClip, TruthFace
 
     a, b, c, nobody = (10.0, 10, 60, 60), (100.0, 10, 150, 60), (10.0, 100, 60, 150), (200.0, 10, 250, 60)
     truth = [[TruthFace(0, a, "covered"), TruthFace(1, b, "uncovered"), TruthFace(2, c, "incorrect")]
@@ -231,7 +231,7 @@ def test_a_track_on_an_ignored_face_framed_unlike_the_annotation_drops_out_at_th
     # MOTChallenge's 0.5 the track is not "on" the ignored face, so it counts as an extra person; at
     # 0.3, the overlap evaluate-detect accepts, it is that face and drops out (bench/tracking_study.py
     # reports both).
-    from maskdetect.detect.clips import SyntheticClip, TruthFace
+    from maskdetect.evaluation.clips import SyntheticClip, TruthFace
     from maskdetect.faces.nms import iou_matrix
 
     annotated, found = (100.0, 100, 130, 130), (95.0, 95, 140, 140)
@@ -252,7 +252,7 @@ def test_a_track_on_an_ignored_face_framed_unlike_the_annotation_drops_out_at_th
 def test_an_audit_adds_unannotated_faces_to_the_truth_as_not_labelled_people(tmp_path):
     # A face the annotations miss, found by eye, joins a second truth as a "not labelled" person:
     # the frames stay the same, and a track on it counts there instead of as a false person.
-    from maskdetect.detect.clips import NOT_LABELLED, unlabelled_faces
+    from maskdetect.evaluation.clips import NOT_LABELLED, unlabelled_faces
 
     audit = tmp_path / "audit.tsv"
     audit.write_text("# by eye\nclip\tphoto\tbox\tverdict\n"

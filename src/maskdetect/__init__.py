@@ -40,12 +40,14 @@ _LAZY: dict[str, str] = {
     "run_batch": "maskdetect.detect.ray_batch",
     "BatchOptions": "maskdetect.detect.ray_batch",
     "VideoAnalyzer": "maskdetect.detect.video",
-    "evaluate_detection": "maskdetect.detect.evaluate",
+    "evaluate_detection": "maskdetect.evaluation.detection",
+    "EvaluateDetectOptions": "maskdetect.evaluation.detection",
 }
 
 __all__ = [
     "BatchOptions",
     "CLASSES",
+    "EvaluateDetectOptions",
     "Explainer",
     "FaceResult",
     "ImageResult",
@@ -70,10 +72,10 @@ __all__ = [
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads them
     from maskdetect.checkpoint import load_checkpoint
     from maskdetect.data.prepare import prepare_data
-    from maskdetect.detect.evaluate import evaluate_detection
     from maskdetect.detect.media import detect_files
     from maskdetect.detect.ray_batch import BatchOptions, run_batch
     from maskdetect.detect.video import VideoAnalyzer
+    from maskdetect.evaluation.detection import EvaluateDetectOptions, evaluate_detection
     from maskdetect.explain.folder import explain_folder
     from maskdetect.explain.runner import Explainer
     from maskdetect.export import export_onnx

@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "maskdetect.train.commands",
     "maskdetect.serve.commands",
     "maskdetect.detect.commands",
+    "maskdetect.evaluation.commands",
     "maskdetect.explain.commands",
     "maskdetect.demo.commands",
 ]

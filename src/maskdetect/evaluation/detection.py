@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from maskdetect.detect.false_alarms import (
+from maskdetect.evaluation.false_alarms import (
     SIZE_BUCKETS,
     false_alarm_report,
     write_missed_sheet,
     write_unmatched_sheet,
 )
-from maskdetect.detect.voc_set import TruthFace, excluded_count, voc_items
+from maskdetect.evaluation.voc_set import TruthFace, excluded_count, voc_items
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.images import ImageError, open_image
 from maskdetect.metrics import classification_report

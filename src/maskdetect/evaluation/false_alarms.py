@@ -24,7 +24,7 @@ from maskdetect.images import ImageError, open_image
 from maskdetect.labels import CLASS_COLOURS, CLASSES
 
 if TYPE_CHECKING:
-    from maskdetect.detect.evaluate import ImageOutcome
+    from maskdetect.evaluation.detection import ImageOutcome
 
 SIZE_BUCKETS: tuple[tuple[str, float, float], ...] = (
     ("<16", 0, 16), ("16-32", 16, 32), ("32-64", 32, 64), (">=64", 64, math.inf),
@@ -48,7 +48,7 @@ def false_alarm_report(outcomes: Sequence[ImageOutcome]) -> dict:
     labelled face for every 100 photos, and how many of them were called "uncovered": the false
     no-mask alarms a compliance tool must avoid.
 
-    >>> from maskdetect.detect.evaluate import ImageOutcome
+    >>> from maskdetect.evaluation.detection import ImageOutcome
     >>> o = ImageOutcome("p.jpg", [((0, 0, 40, 40), "covered")],
     ...                  np.array([[0, 0, 40, 40], [50, 0, 90, 40]]), np.array([0.9, 0.5]),
     ...                  ["covered", "uncovered"], [0])

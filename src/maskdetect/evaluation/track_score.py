@@ -5,6 +5,8 @@ ids of `VideoAnalyzer.process`) with the clip's truth; `combine_scores` adds cli
 are the CLEAR MOT and identity ones of the field (MOTChallenge): MOTA, IDF1, identity switches, at
 IoU 0.5; a box over a face the truth marks `ignore` is neither a hit nor a false alarm. People are
 counted by class, and `PeopleErrors` says who was missed, misjudged or counted on no one.
+py-motmetrics is the `research` extra (`pip install 'maskdetect[research]'`), imported only when a
+clip is scored.
 """
 
 from __future__ import annotations
@@ -12,15 +14,37 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
-from maskdetect.detect.clips import NOT_LABELLED, SyntheticClip
-from maskdetect.detect.tracks import Track, TrackOptions
+from maskdetect.evaluation.clips import NOT_LABELLED, SyntheticClip
 from maskdetect.faces.nms import iou_matrix
 from maskdetect.labels import CLASSES
 
 Box = tuple[float, float, float, float]
+
+
+class CountRule(Protocol):
+    """The tracker's rule of who counts as a person (`maskdetect.detect.tracks.TrackOptions` is one).
+
+    Scoring takes the tracker's own rule, so that the truth counts people the way the tracker does;
+    structural, so that evaluation never imports the product pipeline it scores.
+    """
+
+    def frames_to_count(self, fps: float) -> int: ...
+
+
+class ScoredTrack(Protocol):
+    """A track as scored here (`maskdetect.detect.tracks.Track` is one)."""
+
+    track_id: int
+    frames_seen: int
+    verdict: str
+
+    def counted(self, options: Any) -> bool: ...
+
+    def flips(self) -> tuple[int, int]: ...
 
 
 @dataclass
@@ -56,8 +80,8 @@ class ClipScore:
     errors: PeopleErrors
 
 
-def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]], tracks: Sequence[Track],
-               options: TrackOptions, iou: float = 0.5) -> ClipScore:
+def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]],
+               tracks: Sequence[ScoredTrack], options: CountRule, iou: float = 0.5) -> ClipScore:
     """Score one clip.
 
     Args:
@@ -69,7 +93,7 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
         options: the tracker's settings (`min_seconds` decides who counts, in the truth too).
         iou: the least overlap for a box to match a face.
     """
-    import motmetrics as mm
+    mm = _motmetrics()
 
     if len(outputs) != len(clip.truth):
         raise ValueError(f"{clip.photo}: {len(outputs)} frames of output for {len(clip.truth)} of truth")
@@ -98,11 +122,11 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
     # frames (mostly out of view) and counts in enough others is that person all along.
     persons = clip.persons(options.frames_to_count(clip.fps))
 
-    def person(track: Track) -> int | None:
+    def person(track: ScoredTrack) -> int | None:
         most = followed.get(track.track_id, Counter()).most_common(1)
         return most[0][0] if most else None
 
-    def kept(track: Track) -> bool:
+    def kept(track: ScoredTrack) -> bool:
         return on_ignored[track.track_id] * 2 < track.frames_seen or person(track) in persons
 
     counted_tracks = [t for t in tracks if t.counted(options) and kept(t)]
@@ -114,10 +138,10 @@ def score_clip(clip: SyntheticClip, outputs: Sequence[Sequence[tuple[int, Box]]]
                      len(counted_tracks), _errors(clip.photo, counted_tracks, persons, person))
 
 
-def _errors(photo: str, tracks: Sequence[Track], persons: dict[int, str],
-            person: Callable[[Track], int | None]) -> PeopleErrors:
+def _errors(photo: str, tracks: Sequence[ScoredTrack], persons: dict[int, str],
+            person: Callable[[ScoredTrack], int | None]) -> PeopleErrors:
     # Each counted track against the person it followed most (`person`), and the people left over.
-    on_person: dict[int, list[Track]] = {}
+    on_person: dict[int, list[ScoredTrack]] = {}
     errors = PeopleErrors()
     for track in tracks:
         followed = person(track)
@@ -144,7 +168,7 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
         come from (`PeopleErrors`). With a truth that holds `NOT_LABELLED` people
         (a by-eye audit's), they are a class of their own.
     """
-    import motmetrics as mm
+    mm = _motmetrics()
 
     host = mm.metrics.create()
     names = [f"clip{i}" for i in range(len(scores))]
@@ -179,6 +203,15 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
                             "per_frame": round(per_frame / max(1, tracks), 4),
                             "ratio": round(per_frame / tracked, 2) if tracked else None},
     }
+
+
+def _motmetrics():
+    try:
+        import motmetrics
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError("scoring tracks needs py-motmetrics: pip install 'maskdetect[research]'",
+                                  name="motmetrics") from error
+    return motmetrics
 
 
 def _distances(truth: list[Box], found: list[Box], iou: float) -> np.ndarray:
