@@ -31,7 +31,7 @@ def photos(tmp_path):
 
 
 def _detect(checkpoint, out, *inputs, resume=False):
-    args = ["detect", *map(str, inputs), "--checkpoint", str(checkpoint), "--out", str(out),
+    args = ["detect", *map(str, inputs), "--model", str(checkpoint), "--out", str(out),
             "--detector", "haar", "--no-images", "--workers", "1"]
     return main([*args, "--resume"] if resume else args)
 
@@ -105,3 +105,59 @@ def test_the_exit_codes_are_in_detects_help(capsys):
         main(["detect", "--help"])
     text = capsys.readouterr().out
     assert "exit status:" in text and "1    some inputs failed" in text and "2    usage error" in text
+
+
+# --- issue 29: a mistyped path, and what a resumed run says it did ------------------------------------
+
+
+def test_a_mistyped_path_fails_in_one_line_before_loading_the_model(tmp_path, capsys, monkeypatch):
+    from maskdetect.predict import Predictor
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded for a run with nothing to read")
+
+    monkeypatch.setattr(Predictor, "from_options", no_model)
+    monkeypatch.chdir(tmp_path)
+    assert main(["detect", "typo.jpg"]) == 2  # before: loaded the model, wrote an empty log, exit 1
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "maskdetect: error: typo.jpg: no such file or folder"
+    assert captured.out == ""
+    assert not (tmp_path / "detections").exists()  # nothing written
+    assert main(["detect", "typo.jpg", "other.png", "--out", "results"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "typo.jpg: no such file or folder" in err and "other.png" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_missing_path_beside_real_ones_is_a_failed_record_and_the_rest_is_done(
+    photos, tmp_path, untrained_checkpoint, capsys
+):
+    out, log = tmp_path / "out", tmp_path / "out" / "detections.jsonl"
+    missing = photos / "typo.jpg"
+    assert _detect(untrained_checkpoint, out, photos / "a.jpg", missing, photos / "b.jpg") == 1
+    assert f"skipped: {missing}: no such file or folder" in capsys.readouterr().err
+    records = {json.loads(line)["path"]: json.loads(line) for line in log.read_text().splitlines()}
+    assert records[str(missing)] == {"path": str(missing), "error": f"{missing}: no such file or folder"}
+    assert "faces" in records[str(photos / "a.jpg")] and "faces" in records[str(photos / "b.jpg")]
+    # Once the file is there, --resume reads it: its failed record is replaced, not doubled.
+    Image.new("RGB", (48, 48), (90, 120, 150)).save(missing)
+    assert _detect(untrained_checkpoint, out, photos / "a.jpg", missing, photos / "b.jpg", resume=True) == 0
+    assert sorted(_paths(log)) == sorted(str(p) for p in (photos / "a.jpg", missing, photos / "b.jpg"))
+    assert "error" not in json.loads(log.read_text().splitlines()[-1])
+
+
+def test_a_resumed_run_says_what_it_did_this_time(photos, tmp_path, untrained_checkpoint, capsys):
+    out = tmp_path / "out"
+    args = ["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out),
+            "--detector", "haar", "--workers", "1"]
+
+    def last_line() -> str:
+        return capsys.readouterr().out.strip().splitlines()[-1]
+
+    assert main(args) == 0
+    assert last_line() == f"wrote 2 annotated files and detections.jsonl to {out}"
+    assert main([*args, "--resume"]) == 0  # before: "wrote 2 annotated files"
+    assert last_line() == f"nothing left to do: all 2 inputs were done before; detections.jsonl in {out}"
+    Image.new("RGB", (48, 48), (30, 60, 90)).save(photos / "c.jpg")
+    assert main([*args, "--resume"]) == 0
+    assert last_line() == f"wrote 1 annotated file and detections.jsonl to {out} (2 inputs were done before)"

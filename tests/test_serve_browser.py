@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 from pathlib import Path
@@ -111,6 +112,21 @@ def test_upload_draws_boxes_and_counts(page, server, shared_data, tmp_path):
 
     assert all(url.startswith(server.url) or url.startswith(("blob:", "data:")) for url in page.requests), (
         page.requests)
+    assert page.console_errors == []
+
+
+def test_on_a_crowd_photo_no_label_hides_another(page, tmp_path):
+    # The sample's most crowded photo (61 faces in 400x245): the page places its labels as the
+    # annotated pictures do (maskdetect.draw), none over another, each with its face number.
+    crowd = Path(__file__).resolve().parents[1] / "src/maskdetect/assets/sample/andrewmvd/images"
+    page.set_input_files("#file-input", str(crowd / "maksssksksss240.jpg"))
+    page.wait_for_selector("#canvas:not([data-boxes='0'])", state="attached", timeout=30_000)
+    labels = json.loads(page.get_attribute("#canvas", "data-labels"))
+    assert len(labels) == int(page.get_attribute("#canvas", "data-boxes")) >= 10
+    for number, (x, y, w, h, text) in enumerate(labels, 1):
+        assert text.split()[0] == str(number)
+        for x2, y2, w2, h2, text2 in labels[number:]:
+            assert not (x < x2 + w2 and x2 < x + w and y < y2 + h2 and y2 < y + h), (text, text2)
     assert page.console_errors == []
 
 

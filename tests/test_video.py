@@ -181,3 +181,35 @@ class socket_closed_port:  # noqa: N801 (a context manager named as a phrase)
 
     def __exit__(self, *exc) -> None:
         self.sock.close()
+
+
+def test_the_first_frame_says_its_faces_are_in_view_before_any_is_counted_as_a_person(tmp_path):
+    # Issue 29: the first annotated frame showed "people 0" beside 8 boxed faces. Now it says the 8
+    # are in view and too new to count; once their tracks are long enough (0.4 s) they are people,
+    # as many as the summary says.
+    from maskdetect.detect.timeline import summarise_tracks
+    from maskdetect.detect.video import VideoAnalyzer
+    from maskdetect.results import FaceResult, ImageResult
+
+    boxes = [(10 + 38 * i, 60, 40 + 38 * i, 100) for i in range(8)]
+
+    class EightFaces:  # a predictor that finds the same 8 faces in every frame
+        def predict(self, rgb):
+            probabilities = {"covered": 0.9, "incorrect": 0.05, "uncovered": 0.05}
+            faces = [FaceResult(box, "covered", 0.9, probabilities, 0.9) for box in boxes]
+            return ImageResult(faces, rgb.shape[1], rgb.shape[0], image=Image.fromarray(rgb))
+
+    analyzer = VideoAnalyzer(EightFaces())
+    analyzer.start(10.0)  # 0.4 s: a track counts from its 4th frame
+    frame = np.zeros((160, 320, 3), np.uint8)
+    texts = []
+    for index in range(6):
+        result, faces = analyzer.process(frame, index)
+        texts.append(analyzer.overlay_text(faces))
+        drawn = analyzer.draw(result, faces)
+    assert texts[0] == ("in view 8 faces (8 too new to count) | people so far 0: 0 covered, 0 incorrect, "
+                        "0 uncovered")
+    assert texts[-1] == "in view 8 faces | people so far 8: 8 covered, 0 incorrect, 0 uncovered"
+    assert summarise_tracks(analyzer.tracks(), analyzer.options, 6, 10.0)["people_total"] == 8
+    drawn.save(tmp_path / "last.png")
+    assert drawn.getpixel((1, 1)) == (20, 20, 20)  # the counts' strip, split in two lines on a narrow frame

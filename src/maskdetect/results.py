@@ -91,7 +91,8 @@ class ImageResult:
         return record
 
     def draw(self, image: Image.Image | None = None) -> Image.Image:
-        """A copy of the photo with each face's box, label and confidence drawn on it.
+        """A copy of the photo with each face's box, number, label and confidence drawn on it (in a
+        crowd, the numbers alone: `maskdetect.draw.layout_labels` keeps every label clear of the others).
 
         Args:
             image: the photo to draw on; by default the one the result was computed on.

@@ -48,7 +48,17 @@ class Job:
 
 
 def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
-    """Expand files and folders (recursively) into jobs; what cannot be read comes back as error lines.
+    """`find_jobs`, with each input left out as one line, "PATH: why".
+
+    >>> collect_inputs(["/no/such/file.jpg"])[1]
+    ['/no/such/file.jpg: no such file or folder']
+    """
+    jobs, skipped = find_jobs(inputs)
+    return jobs, [f"{path}: {why}" for path, why in skipped]
+
+
+def find_jobs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Expand files and folders (recursively) into jobs; what cannot be read comes back with its reason.
 
     Folders are walked by `maskdetect.images.find_files`: hidden entries are left out, and an entry
     with an image or video suffix that is no readable file (a dangling link, a FIFO, a folder named
@@ -63,13 +73,14 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
             are read as given (their annotated video is named after the URL).
 
     Returns:
-        The jobs, in the order given (a folder's files sorted), and one line per input left out.
+        The jobs, in the order given (a folder's files sorted), and (path, why) per input left out:
+        the path as given, or the entry of a folder.
 
-    >>> collect_inputs(["/no/such/file.jpg"])[1]
-    ['/no/such/file.jpg: no such file or folder']
+    >>> find_jobs(["/no/such/file.jpg"])[1]
+    [('/no/such/file.jpg', 'no such file or folder')]
     """
     jobs: list[Job] = []
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     seen: set[str] = set()
     reached: set[Path] = set()
     for raw in inputs:
@@ -81,12 +92,12 @@ def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Job], list[str]]:
             continue
         if path.is_dir():
             files = find_files(path, (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES),
-                               on_skip=lambda entry, why: errors.append(f"{entry}: {why}"))
+                               on_skip=lambda entry, why: errors.append((str(entry), why)))
             pairs = [(p, Path(path.name) / p.relative_to(path)) for p in files]
         elif path.is_file():
             pairs = [(path, Path(path.name))]
         else:
-            errors.append(f"{raw}: no such file or folder")
+            errors.append((str(raw), "no such file or folder"))
             continue
         for file, relative in pairs:
             if file.resolve() in reached:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from maskdetect.detect.inputs import Job, collect_inputs, is_stream_url
+from maskdetect.detect.inputs import Job, find_jobs, is_stream_url
 from maskdetect.detect.log import RunLog, is_finished, part_path, previous_records
 from maskdetect.detect.tracks import TrackOptions
 from maskdetect.detect.video import VideoAnalyzer
@@ -135,12 +135,16 @@ class DetectSummary:
     Attributes:
         counts: faces found per class, every class present (zero where none was found).
         failures: one line per input left out or cut short (a missing or unreadable file, a corrupt
-            or truncated video, a missing camera), naming it and why.
+            or truncated video, a missing camera), naming it and why; each is also a record with an
+            "error" (or, for a video that ended early, a "warning") in the log.
         records: JSON lines in the log, those kept from a resumed run included.
         annotated: annotated images, videos and camera frames that the log names.
         resumed: inputs skipped because an interrupted run had finished them.
         jsonl: the JSON Lines log.
         people: people (face tracks) by verdict, summed over the videos, streams and camera.
+        detected: inputs this run read (the camera counts as one); 0 when a resumed run found all
+            done before.
+        annotated_now: annotated files this run wrote (`annotated` counts those of earlier runs too).
     """
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
@@ -150,6 +154,43 @@ class DetectSummary:
     resumed: int = 0
     jsonl: Path | None = None
     people: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
+    detected: int = 0
+    annotated_now: int = 0
+
+
+def check_inputs(inputs: Sequence[str | os.PathLike], camera: int | None = None
+                 ) -> tuple[list[Job], list[tuple[str, str]]]:
+    """The jobs of `inputs` (`inputs.find_jobs`), refused when there is nothing at all to read.
+
+    `detect` calls it before it loads a model, and `detect_files` before it writes anything: a run
+    whose every input is missing fails at once, naming them. When some inputs can be read, the
+    others are only reported (each with its reason) and the run goes on.
+
+    Args:
+        inputs: files, folders and stream URLs, as `detect_files` takes them.
+        camera: a camera to read too (then no input is needed).
+
+    Returns:
+        The jobs, and (path, why) per input left out.
+
+    Raises:
+        FileNotFoundError: no input can be read and no camera is given (every one named, with why).
+        ValueError: the inputs exist but hold no image or video (empty folders).
+
+    >>> check_inputs(["typo.jpg"])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: typo.jpg: no such file or folder
+    """
+    jobs, skipped = find_jobs(inputs)
+    if jobs or camera is not None:
+        return jobs, skipped
+    if not skipped:
+        given = ", ".join(map(str, inputs)) or "no input given"
+        raise ValueError(f"no image or video to read in {given}")
+    lines = [f"{path}: {why}" for path, why in skipped]
+    more = f"; and {len(lines) - 5} more" if len(lines) > 5 else ""
+    raise FileNotFoundError("; ".join(lines[:5]) + more)
 
 
 def detect_files(
@@ -193,24 +234,31 @@ def detect_files(
     Returns:
         Faces per class, the failures, and what was written.
 
+    Raises:
+        FileNotFoundError: no input can be read and no camera is given (`check_inputs`); nothing
+            is written.
+        ValueError: the inputs hold no image or video, and no camera is given.
+
     >>> summary = detect_files(Predictor(), ["photos/", "clip.mp4"], "out", workers=4)  # doctest: +SKIP
     >>> summary.counts, summary.failures  # doctest: +SKIP
     ({'covered': 12, 'incorrect': 1, 'uncovered': 3}, ['photos/empty.jpg: empty file (0 bytes)'])
     """
     from tqdm import tqdm
 
+    jobs, skipped = check_inputs(inputs, camera)
     out = Path(out)
     out_dir = out if images else None
     out.mkdir(parents=True, exist_ok=True)
     jsonl = Path(jsonl) if jsonl is not None else out / "detections.jsonl"
     frame_predictor = video_predictor or predictor
-    jobs, failures = collect_inputs(inputs)
     previous = previous_records(jsonl) if resume else {}
     done = {_input_key(path) for path, records in previous.items() if is_finished(records)}
     todo = [job for job in jobs if _input_key(job.path) not in done]
     # Done again now: the unfinished inputs given to this run, and its camera. Every other input of
     # the earlier run keeps its records (a resumed `detect photos/` keeps an earlier clip's frames).
+    # An input left out this run (a missing path) gets a new record too: its old one goes.
     redo = {_input_key(job.path) for job in todo} | ({f"camera:{camera}"} if camera is not None else set())
+    redo |= {_input_key(path) for path, _ in skipped}
     kept = [record for path, records in previous.items() if _input_key(path) not in redo
             for record in records]
     if previous:
@@ -229,6 +277,10 @@ def detect_files(
             records.append(record)
             run_log.write(record)
 
+    # Inputs left out are failed records, as an unreadable photo's is: named in the log and retried
+    # by --resume.
+    keep({"path": path, "error": f"{path}: {why}"} for path, why in skipped)
+
     photos = [j for j in todo if j.kind == "image"]
     try:
         if photos:
@@ -245,7 +297,10 @@ def detect_files(
         run_log.close()  # killed or failed: the .part file keeps every finished input for --resume
         raise
     run_log.finish()
-    return _summarise(records, failures, len(jobs) - len(todo), jsonl)
+    summary = _summarise(records, len(jobs) - len(todo), jsonl)
+    summary.detected = len(todo) + (camera is not None)
+    summary.annotated_now = len({r["annotated"] for r in records[len(kept):] if "annotated" in r})
+    return summary
 
 
 def _input_key(path: str | Path) -> str:
@@ -254,8 +309,8 @@ def _input_key(path: str | Path) -> str:
     return text if text.startswith("camera:") or is_stream_url(text) else str(Path(text).resolve())
 
 
-def _summarise(records: list[dict], failures: list[str], resumed: int, jsonl: Path) -> DetectSummary:
-    failures = [*failures, *(r["error"] for r in records if "error" in r)]
+def _summarise(records: list[dict], resumed: int, jsonl: Path) -> DetectSummary:
+    failures = [r["error"] for r in records if "error" in r]
     failures.extend(r["warning"] for r in records if "warning" in r)
     counts = Counter(dict.fromkeys(CLASSES, 0))
     for record in records:

@@ -95,6 +95,11 @@ class TrackedFace:
     def caption(self) -> str:
         return self.label if self.track_id < 0 else f"#{self.track_id} {self.label}"
 
+    @property
+    def tag(self) -> str:
+        """The caption's short form, for a frame too crowded for whole captions: the track id."""
+        return "" if self.track_id < 0 else f"#{self.track_id}"
+
 
 @dataclass
 class Track:

@@ -101,16 +101,32 @@ class VideoAnalyzer:
     def tracks(self) -> list[Track]:
         return self.tracker.tracks() if self.tracker is not None else []
 
+    def overlay_text(self, faces: list[TrackedFace]) -> str:
+        """The running counts the annotated frame shows: faces in view, then people so far.
+
+        A face counts as a person once its track is long enough (`TrackOptions.min_seconds`), as in
+        the summary; until then it is in view but "too new to count", so the first frames never say
+        "people 0" beside boxed faces without saying why.
+
+        >>> VideoAnalyzer(None).overlay_text([])
+        'in view 0 faces | people so far 0: 0 covered, 0 incorrect, 0 uncovered'
+        """
+        counts = self.running_counts()
+        tracks = {track.track_id: track for track in self.tracks()}
+        new = sum(face.track_id not in tracks or not tracks[face.track_id].counted(self.options)
+                  for face in faces)
+        in_view = f"in view {len(faces)} face{'' if len(faces) == 1 else 's'}"
+        in_view += f" ({new} too new to count)" if new else ""
+        people = f"people so far {sum(counts.values())}: " + ", ".join(f"{counts[c]} {c}" for c in CLASSES)
+        return f"{in_view} | {people}"
+
     def draw(self, result: ImageResult, faces: list[TrackedFace]) -> Image.Image:
         """The frame with each face's box, track id and steady label, and the running counts on top."""
         from maskdetect.draw import draw_results
 
         canvas = draw_results(result.image, faces)
         if self.tracker is not None:
-            counts = self.running_counts()
-            text = (f"people {sum(counts.values())}: " + ", ".join(f"{counts[c]} {c}" for c in CLASSES)
-                    + f" | in view {sum(f.track_id >= 0 for f in faces)}")
-            _banner(canvas, text)
+            _banner(canvas, self.overlay_text(faces))
         return canvas
 
     def run(self, source: Source, name: str | None = None, *, annotated: Path | None = None,
@@ -232,12 +248,15 @@ class VideoAnalyzer:
 
 
 def _banner(canvas: Image.Image, text: str) -> None:
-    # The running counts in a dark strip across the top of the frame.
+    # The running counts in a dark strip across the top of the frame: one line, or a line for each
+    # part ("in view ... | people so far ...") when one is wider than the frame.
     from maskdetect.draw import _font
 
     draw = ImageDraw.Draw(canvas)
     font = _font(max(11, round(canvas.width / 45)))
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
-    pad = max(2, round((y1 - y0) / 4))
+    if draw.textbbox((0, 0), text, font=font)[2] > canvas.width:
+        text = text.replace(" | ", "\n")
+    x0, y0, x1, y1 = draw.multiline_textbbox((0, 0), text, font=font)
+    pad = max(2, round(font.size / 4) if hasattr(font, "size") else 2)
     draw.rectangle((0, 0, min(canvas.width, x1 - x0 + 2 * pad), y1 - y0 + 2 * pad), fill=(20, 20, 20))
-    draw.text((pad - x0, pad - y0), text, fill=(255, 255, 255), font=font)
+    draw.multiline_text((pad - x0, pad - y0), text, fill=(255, 255, 255), font=font)

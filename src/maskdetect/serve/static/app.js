@@ -98,6 +98,89 @@
     return null; // the server's answer will say what is wrong
   }
 
+  // The label rule of the annotated pictures (maskdetect.draw.place_labels, layout_labels): largest
+  // face first, each label above its box if free, else below, else inside its top, else at the nearest
+  // free spot.
+  const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+
+  function placeLabels(rects, sizes, width, height, near) {
+    const area = (r) => r.w * r.h;
+    const order = rects.map((_, i) => i)
+      .sort((a, b) => area(rects[b]) - area(rects[a]) || rects[a].y - rects[b].y || rects[a].x - rects[b].x);
+    const placed = [];
+    const spots = new Array(rects.length).fill(null);
+    for (const i of order) {
+      const r = rects[i];
+      const { w, h } = sizes[i];
+      const clampX = (x) => Math.max(0, Math.min(x, width - w));
+      const clampY = (y) => Math.max(0, Math.min(y, height - h));
+      const free = (c) => !placed.some((p) => overlaps(c, p));
+      let spot = [r.y - h, r.y + r.h, r.y]
+        .filter((y) => y >= 0 && y + h <= height)
+        .map((y) => ({ x: clampX(r.x), y, w, h }))
+        .find(free);
+      if (!spot) {
+        // The nearest free spot lies against the box, a placed label or the canvas's edge.
+        const xs = [r.x, r.x + r.w - w, r.x + r.w, r.x - w, 0, width - w,
+          ...placed.flatMap((p) => [p.x + p.w, p.x - w])];
+        const ys = [r.y - h, r.y + r.h, r.y, r.y + r.h - h, 0, height - h,
+          ...placed.flatMap((p) => [p.y + p.h, p.y - h])];
+        const limit = near === null ? Infinity : near * h;
+        let best = Infinity;
+        for (const x of new Set(xs.map(clampX))) {
+          for (const y of new Set(ys.map(clampY))) {
+            const gap = Math.hypot(Math.max(0, r.x - (x + w), x - (r.x + r.w)),
+              Math.max(0, r.y - (y + h), y - (r.y + r.h)));
+            const cost = gap + 1e-3 * Math.hypot(x - r.x, y - (r.y - h));
+            if (gap <= limit && cost < best && free({ x, y, w, h })) {
+              best = cost;
+              spot = { x, y, w, h };
+            }
+          }
+        }
+      }
+      if (spot) {
+        placed.push(spot);
+        spots[i] = spot;
+      }
+    }
+    return spots;
+  }
+
+  function layoutLabels(ctx, faces, rects, fontSize, width, height) {
+    const pad = Math.round(fontSize / 4);
+    const texts = faces.map((face, i) => [`${i + 1} ${face.label} ${Math.round(face.score * 100)}%`, `${i + 1}`]);
+    let spots = [];
+    let sizes = [];
+    let form = 0;
+    // Whole labels within two label heights of their faces, unless together they would cover more than
+    // 15% of the photo (a crowd: they would hide the faces); else the face numbers, wherever there is room.
+    for (const [which, near, most] of [[0, 2, 0.15], [1, null, Infinity]]) {
+      form = which;
+      sizes = texts.map((t) => ({ w: ctx.measureText(t[form]).width + 2 * pad, h: fontSize + 2 * pad }));
+      if (sizes.reduce((sum, r) => sum + r.w * r.h, 0) > most * width * height) continue;
+      spots = placeLabels(rects, sizes, width, height, near);
+      if (spots.every(Boolean)) break;
+    }
+    return spots.map((spot, i) => {
+      const r = rects[i];
+      // No room left even for the numbers: the label goes above its face, over whatever is there.
+      const s = spot || { x: Math.max(0, r.x), y: Math.max(0, r.y - sizes[i].h), ...sizes[i] };
+      const [lx, bx] = nearestEnds(s.x, s.x + s.w, r.x, r.x + r.w);
+      const [ly, by] = nearestEnds(s.y, s.y + s.h, r.y, r.y + r.h);
+      const leader = Math.hypot(bx - lx, by - ly) > Math.max(3, s.h / 3) ? [lx, ly, bx, by] : null;
+      return { ...s, text: texts[i][form], pad, leader };
+    });
+  }
+
+  // The nearest points of two intervals, one on each (the middle of their overlap when they overlap).
+  function nearestEnds(a0, a1, b0, b1) {
+    if (a1 <= b0) return [a1, b0];
+    if (b1 <= a0) return [a0, b1];
+    const middle = (Math.max(a0, b0) + Math.min(a1, b1)) / 2;
+    return [middle, middle];
+  }
+
   function render(bitmap, result, name, shrunk = null) {
     const faces = result.faces || [];
     const width = bitmap ? bitmap.width : result.width;
@@ -135,27 +218,26 @@
       ctx.strokeStyle = colours[faces[i].label] || "#333";
       ctx.strokeRect(r.x, r.y, r.w, r.h);
     });
-    // Labels after every box, so no box crosses a label; each goes above its box, else inside
-    // its top edge, else below it: wherever it does not cover a label already placed.
-    const placed = [];
-    const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
-    rects.forEach((r, i) => {
-      const face = faces[i];
-      const text = `${i + 1} ${face.label} ${Math.round(face.score * 100)}%`;
-      const w = ctx.measureText(text).width + 10;
-      const h = fontSize + 8;
-      const x = Math.min(Math.max(0, r.x - line / 2), canvas.width - w);
-      const candidates = [r.y - h - line / 2, r.y + line / 2, r.y + r.h + line / 2]
-        .filter((y) => y >= 0 && y + h <= canvas.height)
-        .map((y) => ({ x, y, w, h }));
-      const spot = candidates.find((c) => !placed.some((p) => overlaps(c, p))) ||
-        candidates[0] || { x, y: Math.max(0, r.y), w, h };
-      placed.push(spot);
-      ctx.fillStyle = colours[face.label] || "#333";
+    // Labels after every box, so no box crosses a label, and none covers another (layoutLabels):
+    // whole labels where each finds room near its face, else the face numbers alone. A label moved
+    // away from its face is tied to it by a thin line, drawn first so that it crosses no label.
+    const labels = layoutLabels(ctx, faces, rects, fontSize, canvas.width, canvas.height);
+    labels.forEach((spot, i) => {
+      if (!spot.leader) return;
+      ctx.lineWidth = Math.max(1, line / 2);
+      ctx.strokeStyle = colours[faces[i].label] || "#333";
+      ctx.beginPath();
+      ctx.moveTo(spot.leader[0], spot.leader[1]);
+      ctx.lineTo(spot.leader[2], spot.leader[3]);
+      ctx.stroke();
+    });
+    labels.forEach((spot, i) => {
+      ctx.fillStyle = colours[faces[i].label] || "#333";
       ctx.fillRect(spot.x, spot.y, spot.w, spot.h);
       ctx.fillStyle = "#fff";
-      ctx.fillText(text, spot.x + 5, spot.y + 4);
+      ctx.fillText(spot.text, spot.x + spot.pad, spot.y + spot.pad);
     });
+    canvas.dataset.labels = JSON.stringify(labels.map((s) => [s.x, s.y, s.w, s.h, s.text]));
     canvas.dataset.boxes = String(faces.length);
     if (bitmap && bitmap.close) bitmap.close();
 
