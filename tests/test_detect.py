@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -55,10 +56,11 @@ def test_detect_a_folder_with_bad_files_reports_them_and_goes_on(tmp_path, untra
     _huge_png_header(photos / "huge.png")
     (photos / "notes.txt").write_text("ignored: not an image suffix")
     out = tmp_path / "out"
-    # --threshold 0.6: exactly the astronaut's face (0.94); the accurate detector's default (0.35) also
-    # reports two weak look-alikes on her suit (test_faces.test_every_detector_finds_the_astronaut).
-    code = main(["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out),
-                 "--workers", "2", "--threshold", "0.6"])
+    # --face-threshold 0.6 (no verifier for a bare checkpoint: the detector's score): exactly the
+    # astronaut's face (0.94); the accurate detector's default (0.35) also reports two weak look-alikes
+    # on her suit (test_faces.test_every_detector_finds_the_astronaut).
+    code = main(["detect", str(photos), "--model", str(untrained_checkpoint), "--out", str(out),
+                 "--workers", "2", "--face-threshold", "0.6"])
     assert code == 1  # some inputs failed, the others are done (detect --help: exit status)
     records = {r["path"].split("/")[-1]: r for r in _read_jsonl(out / "detections.jsonl")}
     assert set(records) == {"astronaut.png", "small.jpg", "empty.jpg", "broken.jpg", "huge.png"}
@@ -88,7 +90,7 @@ def test_detect_video_and_a_truncated_video(tmp_path, untrained_checkpoint):
     (tmp_path / "junk.mp4").write_bytes(b"\x00" * 100)
     out = tmp_path / "out"
     args = [str(tmp_path / n) for n in ("clip.mp4", "cut.avi", "junk.mp4")]
-    assert main(["detect", *args, "--checkpoint", str(untrained_checkpoint), "--out", str(out)]) == 1  # junk
+    assert main(["detect", *args, "--model", str(untrained_checkpoint), "--out", str(out)]) == 1  # junk
     records = _read_jsonl(out / "detections.jsonl")
     clip_frames = [r for r in records if r["path"].endswith("clip.mp4") and "frame" in r]
     assert len(clip_frames) == 6 and all(len(r["faces"]) == 1 for r in clip_frames)
@@ -104,20 +106,44 @@ def test_detect_video_and_a_truncated_video(tmp_path, untrained_checkpoint):
 def test_missing_camera_is_a_clear_error_and_files_still_run(tmp_path, untrained_checkpoint, capsys):
     Image.fromarray(astronaut()).save(tmp_path / "a.png")
     out = tmp_path / "out"
-    args = ["--camera", "97", "--checkpoint", str(untrained_checkpoint), "--out", str(out),
-            "--threshold", "0.6"]
+    args = ["--camera", "97", "--model", str(untrained_checkpoint), "--out", str(out),
+            "--face-threshold", "0.6"]
     main(["detect", str(tmp_path / "a.png"), *args])
     assert "camera 97 is not there" in capsys.readouterr().err
     assert len(_read_jsonl(out / "detections.jsonl")[0]["faces"]) == 1
 
 
-def test_detect_without_inputs_or_checkpoint_is_a_usage_error(tmp_path, capsys, monkeypatch):
-    assert main(["detect", "--checkpoint", "x.pt"]) == 2
+def test_detect_without_inputs_or_model_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    assert main(["detect", "--model", "x.pt"]) == 2
     assert "INPUT" in capsys.readouterr().err
-    monkeypatch.setattr("maskdetect.runtime.DEFAULT_MODEL", tmp_path / "default.pt")
+    monkeypatch.setattr("maskdetect.bundle.DEFAULT_BUNDLE", tmp_path / "default")
     Image.fromarray(astronaut()).save(tmp_path / "a.png")
     assert main(["detect", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
-    assert "default model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'default'}: no such model" in err
+    assert main(["detect", str(tmp_path / "a.png"), "--model", str(tmp_path / "x.pt")]) == 2
+    assert f"{tmp_path / 'x.pt'}: no such model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["detect", "a.jpg"], ["batch", "a.jpg", "--out", "o"], ["serve"],
+                                     ["evaluate-detect", "voc"]])
+@pytest.mark.parametrize("old", ["--threshold", "--detection-threshold"])
+def test_the_old_threshold_options_name_the_two_that_replace_them(command, old, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, old, "0.5"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{old} was split in two" in err and "--face-threshold" in err and "--candidate-threshold" in err
+
+
+def test_checkpoint_is_another_name_for_model():
+    from maskdetect.detect.commands import add_model_options, model_options
+
+    parser = argparse.ArgumentParser()
+    add_model_options(parser)
+    by_old_name = model_options(parser.parse_args(["--checkpoint", "m.pt", "--candidate-threshold", "0.2"]))
+    assert by_old_name == model_options(parser.parse_args(["--model", "m.pt", "--candidate-threshold", "0.2"]))
+    assert (by_old_name.model, by_old_name.candidate_threshold, by_old_name.face_threshold) == ("m.pt", 0.2, None)
 
 
 def test_collect_inputs_keeps_same_named_files_apart(tmp_path):
@@ -143,7 +169,7 @@ def test_inputs_that_would_share_an_annotated_name_each_keep_their_own(tmp_path,
     _write_video(photos / "clip.mp4", frames)
     _write_video(photos / "clip.avi", frames, fourcc="MJPG")
     out = tmp_path / "out"
-    assert main(["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out)]) == 0
+    assert main(["detect", str(photos), "--model", str(untrained_checkpoint), "--out", str(out)]) == 0
     records = [r for r in _read_jsonl(out / "detections.jsonl") if "annotated" in r]
     written = {r["path"]: r["annotated"] for r in records}
     assert len(written) == 7 and len(set(written.values())) == 7
@@ -171,7 +197,7 @@ def test_a_killed_folder_run_keeps_its_records_and_resumes(tmp_path, untrained_c
         return real(predictor, job, out_dir)
 
     monkeypatch.setattr(media, "annotate_image", killed_at_the_fourth)
-    args = ["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out),
+    args = ["detect", str(photos), "--model", str(untrained_checkpoint), "--out", str(out),
             "--workers", "1"]
     assert main(args) == 130  # "maskdetect: interrupted"
     assert (out / "detections.jsonl").read_text() == "an earlier run's finished log\n"  # not replaced
@@ -236,10 +262,12 @@ def test_evaluate_detect_counts_found_and_missed_faces(tmp_path, untrained_check
     _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190)), ("with_mask", (380, 400, 400, 420))])
     report_path = tmp_path / "report.json"
     checkpoint = str(untrained_checkpoint)
-    args = ["evaluate-detect", str(tmp_path / "voc"), "--checkpoint", checkpoint, "-o", str(report_path),
-            "--threshold", "0.6"]  # only the face, not the two weak look-alikes on her suit
+    args = ["evaluate-detect", str(tmp_path / "voc"), "--model", checkpoint, "-o", str(report_path),
+            "--face-threshold", "0.6"]  # only the face, not the two weak look-alikes on her suit
     assert main(args) == 0
     report = json.loads(report_path.read_text())
+    assert (report["model"], report["face_threshold"], report["candidate_threshold"]) == (checkpoint, 0.6, None)
+    assert "checkpoint" not in report and "threshold" not in report
     assert report["faces"] == 2 and report["matched"] == 1 and report["recall"] == 0.5
     assert report["recall_by_size"]["16-32"] == {"faces": 1, "recall": 0.0}
     assert report["recall_by_size"][">=64"] == {"faces": 1, "recall": 1.0}
@@ -284,14 +312,15 @@ def test_evaluate_detect_sweeps_thresholds_from_one_run(tmp_path, capsys):
     only = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only"]
     assert main([*only, "--sweep", "0.6,0.3"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["threshold"] == 0.3  # one run, at the lowest
+    assert report["face_threshold"] == 0.3  # one run, at the lowest
+    assert report["model"] is None  # detection only: no classifier
     low, high = report["sweep"]
     assert low["threshold"] == 0.3 and low["detections"] >= 2 and low["recall"] == 1.0
     assert (high["threshold"], high["detections"], high["recall"], high["precision"]) == (0.6, 1, 1.0, 1.0)
-    assert main([*only, "--threshold", "0.3"]) == 0  # the same as a run at that threshold
+    assert main([*only, "--face-threshold", "0.3"]) == 0  # the same as a run at that threshold
     assert json.loads(capsys.readouterr().out)["precision"] == low["precision"]
-    assert main([*only, "--sweep", "0.6", "--threshold", "0.5"]) == 2
-    assert "leave --threshold out" in capsys.readouterr().err
+    assert main([*only, "--sweep", "0.6", "--face-threshold", "0.5"]) == 2
+    assert "leave --face-threshold out" in capsys.readouterr().err
     for bad in ("0.5,high", "0.5,1.5"):
         with pytest.raises(SystemExit):
             main([*only, "--sweep", bad])
@@ -354,13 +383,14 @@ def test_labels_follow_the_photo_but_never_bury_a_small_face():
 
 def test_a_label_moves_rather_than_cover_its_neighbours_label():
     # Two faces side by side: the left one's label, wider than its face, reaches over the spot above
-    # the right one, whose label goes inside its box's top instead of on top of it.
+    # the right one, whose label goes below its box instead of on top of it (tests/test_draw_labels.py
+    # checks a crowd).
     left = FaceResult((20, 40, 60, 90), "covered", 0.91, {"covered": 0.91}, 1.0)
     right = FaceResult((64, 40, 104, 90), "uncovered", 0.88, {"uncovered": 0.88}, 1.0)
     picture = draw_results(Image.new("RGB", (200, 120), "white"), [left, right])
     above_right = (66, 32)  # inside the left label's band, over the right face's left edge
     assert picture.getpixel(above_right) == CLASS_COLOURS["covered"]
-    assert picture.getpixel((68, 44)) == CLASS_COLOURS["uncovered"]  # the right label, inside its box
+    assert picture.getpixel((68, 94)) == CLASS_COLOURS["uncovered"]  # the right label, below its box
 
 
 class FakeCamera:
@@ -391,7 +421,7 @@ def test_camera_without_a_display_writes_annotated_frames(tmp_path, untrained_ch
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     out = tmp_path / "out"
-    args = ["detect", "--camera", "0", "--checkpoint", str(untrained_checkpoint), "--out", str(out)]
+    args = ["detect", "--camera", "0", "--model", str(untrained_checkpoint), "--out", str(out)]
     assert main(args) == 0
     frames = sorted((out / "camera").glob("frame_*.jpg"))
     assert [f.name for f in frames] == ["frame_000000.jpg", "frame_000001.jpg", "frame_000002.jpg"]
@@ -404,7 +434,7 @@ def test_camera_without_a_display_writes_annotated_frames(tmp_path, untrained_ch
 
 
 def test_voc_annotation_errors_name_the_file_and_a_bad_coordinate_skips_only_its_face(tmp_path):
-    from maskdetect.evaluation.voc_set import load_voc_faces
+    from maskdetect.data.voc_set import load_voc_faces
 
     (tmp_path / "images").mkdir()
     (tmp_path / "annotations").mkdir()
@@ -468,7 +498,7 @@ def test_a_folder_entry_that_is_no_file_is_reported_with_its_reason(tmp_path, un
     reasons = {Path(line.split(": ")[0]).name: line.split(": ", 1)[1] for line in summary.failures}
     assert reasons == {"gone.jpg": "a link to nothing", "pipe.png": "not a regular file",
                        "folder.jpg": "a folder, not a file", "inside.jpg": "empty file (0 bytes)"}
-    assert summary.records == 2 and summary.annotated == 0
+    assert summary.records == 5 and summary.annotated == 0  # each entry left out is a failed record too
     assert summary.jsonl == tmp_path / "out" / "detections.jsonl"
     assert sorted(summary.counts) == sorted(CLASSES)
 
@@ -480,8 +510,8 @@ def test_detect_files_is_the_library_call_and_frames_are_image_results(tmp_path,
     face = np.asarray(Image.fromarray(astronaut()).resize((160, 160)))
     _write_video(tmp_path / "clip.mp4", [face] * 3)
     Image.fromarray(face).save(tmp_path / "a.png")
-    predictor = Predictor(untrained_checkpoint, detection_threshold=0.6)
-    video = predictor.with_detector("blazeface-fast", 0.6)
+    predictor = Predictor(untrained_checkpoint, face_threshold=0.6)
+    video = predictor.with_detector("blazeface-fast", face_threshold=0.6)
     inputs = [tmp_path / "a.png", tmp_path / "clip.mp4"]
     summary = detect_files(predictor, inputs, tmp_path / "out", workers=1, video_predictor=video)
     assert summary.failures == [] and summary.records == 5 and summary.annotated == 2
@@ -496,16 +526,18 @@ def test_detect_files_is_the_library_call_and_frames_are_image_results(tmp_path,
 
 def test_evaluate_detection_is_the_library_call_behind_the_command(tmp_path, capsys):
     from maskdetect.evaluation.detection import EvaluateDetectOptions, annotator_agreement, evaluate_detection
+    from maskdetect.options import ModelOptions
 
     _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190))])
-    options = EvaluateDetectOptions(detector="haar", detection_only=True, sweep=(0.6, 0.3))
+    options = EvaluateDetectOptions(model=ModelOptions(detector="haar"), detection_only=True, sweep=(0.6, 0.3))
     report = evaluate_detection(tmp_path / "voc", options)
     assert main(["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--detector", "haar",
                  "--sweep", "0.6,0.3"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert report.pop("seconds") >= 0 and printed.pop("seconds") >= 0
     assert list(report) == list(printed) and report == {**printed, "voc_dir": str(tmp_path / "voc")}
-    with pytest.raises(ValueError, match="leave --threshold out"):
-        evaluate_detection(tmp_path / "voc", EvaluateDetectOptions(threshold=0.5, sweep=(0.6,)))
+    with pytest.raises(ValueError, match="leave --face-threshold out"):
+        evaluate_detection(tmp_path / "voc", EvaluateDetectOptions(model=ModelOptions(face_threshold=0.5),
+                                                                   sweep=(0.6,)))
     agreement = annotator_agreement(tmp_path / "voc", tmp_path / "voc", [("astro.jpg", "astro.jpg")])
     assert (agreement["recall"], agreement["precision"], agreement["pairs"]) == (1.0, 1.0, 1)

@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 from maskdetect.faces.detector import DETECTORS
-from maskdetect.runtime import BACKENDS, PRECISIONS
+from maskdetect.options import BACKENDS, PRECISIONS, ModelOptions
 
 log = logging.getLogger(__name__)
 
 DETECT_EXIT_CODES = """exit status:
   0    every input was read and detected
   1    some inputs failed or were skipped (each named on stderr and in the JSON Lines); the others are done
-  2    usage error: bad arguments, no inputs, an unusable checkpoint
+  2    usage error: bad arguments, no inputs (or none of them exists), an unusable checkpoint
   130  interrupted (Ctrl-C); --resume continues the run"""
 
 
@@ -43,9 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     detect.add_argument("--resume", action="store_true",
                         help="skip the inputs an interrupted run (same --out/--jsonl) had finished")
     detect.add_argument("--workers", type=int, default=2, help="images processed in parallel (threads)")
-    add_model_options(detect)
-    detect.add_argument("--video-detector", choices=DETECTORS, default="blazeface-fast",
-                        help="face detector for video and camera frames (default: %(default)s)")
+    add_model_options(detect, video=True)
     detect.add_argument("--no-tracking", dest="tracking", action="store_false",
                         help="videos, streams, camera: label each frame on its own (no tracks, no people)")
     detect.set_defaults(func=run_detect)
@@ -91,19 +89,57 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(func=run_export)
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The options that pick the model and how it runs, shared by every command that detects."""
-    parser.add_argument("--checkpoint", type=Path, help="checkpoint (.pt); default: the bundled model")
-    parser.add_argument("--detector", choices=DETECTORS, default="blazeface", help="face detector")
+class _Renamed(argparse.Action):
+    """An option that was split in two: using it says which of the two to use instead."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option: str | None = None) -> None:
+        parser.error(f"{option} was split in two: --face-threshold (what decides that a candidate is a "
+                     "face: the verifier's probability, or the detector's score without one) and "
+                     "--candidate-threshold (the detector's score from which a box is a candidate)")
+
+
+def add_model_options(parser: argparse.ArgumentParser, video: bool = False) -> None:
+    """The options that pick the model and how it runs (`maskdetect.ModelOptions`), shared by every
+    command that detects; `model_options(args)` reads them back."""
+    parser.add_argument("--model", "--checkpoint", dest="model", metavar="MODEL",
+                        help="a model bundle folder, a checkpoint (.pt) or an ONNX export (`maskdetect "
+                        "export`); default: the bundled model")
+    parser.add_argument("--detector", choices=DETECTORS,
+                        help="face detector for photos (default: the bundle's; blazeface for the bundled "
+                        "model)")
+    if video:
+        parser.add_argument("--video-detector", choices=DETECTORS,
+                            help="face detector for video and camera frames (default: the bundle's, "
+                            "blazeface-fast for the bundled model)")
     parser.add_argument("--backend", choices=BACKENDS, default="onnx", help="classifier runtime")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="the classifier's arithmetic: int8 (the default on onnx: about 2.3x faster, "
-                        "made once per checkpoint and cached) or fp32 (the default on torch)")
-    parser.add_argument("--threshold", type=float,
-                        help="face score threshold (0-1): the face verifier's when one sits beside the "
-                        "checkpoint (the bundled model has one), else the detector's")
+                        "made once per model and cached) or fp32 (the default on torch)")
+    parser.add_argument("--candidate-threshold", type=float, metavar="SCORE",
+                        help="the detector's score (0-1) from which a box is a candidate (default: the one "
+                        "the bundle's verifier was fitted on, else the detector's)")
+    parser.add_argument("--face-threshold", type=float, metavar="SCORE",
+                        help="what decides that a candidate is a face (0-1): the face verifier's probability "
+                        "when the bundle has one for the detector, else the detector's score (default: "
+                        "the verifier's own, else the detector's)")
+    parser.add_argument("--threshold", "--detection-threshold", action=_Renamed, help=argparse.SUPPRESS)
     parser.add_argument("--no-verifier", dest="verify", action="store_false",
                         help="let the detector's scores alone decide what is a face (no face verifier)")
+
+
+def model_options(args: argparse.Namespace) -> ModelOptions:
+    """The `ModelOptions` of parsed arguments (those `add_model_options` added).
+
+    >>> parser = argparse.ArgumentParser(); add_model_options(parser)
+    >>> model_options(parser.parse_args(["--face-threshold", "0.4"])).face_threshold
+    0.4
+    """
+    return ModelOptions(
+        model=args.model, detector=args.detector, video_detector=getattr(args, "video_detector", None),
+        backend=args.backend, precision=args.precision, candidate_threshold=args.candidate_threshold,
+        face_threshold=args.face_threshold, verify=args.verify,
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -116,22 +152,22 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"exporting {args.checkpoint} to ONNX (about 10 s)...", file=sys.stderr, flush=True)
     path = export_onnx(checkpoint, args.output, source=str(args.checkpoint))
     print(f"wrote {path} in {time.perf_counter() - start:.0f} s; run it with "
-          f"`maskdetect detect PHOTO --checkpoint {path}` or `Predictor({str(path)!r})`")
+          f"`maskdetect detect PHOTO --model {path}` or `Predictor({str(path)!r})`")
     return 0
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    from maskdetect.detect.media import detect_files
+    from maskdetect.detect.media import check_inputs, detect_files
     from maskdetect.predict import Predictor
 
     if not args.inputs and args.camera is None:
         raise ValueError("give INPUT files/folders/videos or --camera INDEX")
-    predictor = Predictor(args.checkpoint, detector=args.detector, backend=args.backend,
-                          detection_threshold=args.threshold, verify=args.verify, precision=args.precision)
+    check_inputs(args.inputs, args.camera)  # every input missing: one line, before a model is loaded
+    predictor = Predictor.from_options(model_options(args))
     summary = detect_files(
         predictor, args.inputs, args.out, workers=args.workers, resume=args.resume,
         images=not args.no_images, jsonl=args.jsonl, camera=args.camera, frames=args.frames,
-        video_predictor=predictor.with_detector(args.video_detector, args.threshold), tracking=args.tracking,
+        video_predictor=predictor.video_twin(), tracking=args.tracking,
     )
     print("faces by class: " + ", ".join(f"{k} {v}" for k, v in summary.counts.items()))
     if sum(summary.people.values()):
@@ -139,7 +175,8 @@ def run_detect(args: argparse.Namespace) -> int:
               + ", ".join(f"{k} {v}" for k, v in summary.people.items()))
     for failure in summary.failures:
         print(f"skipped: {failure}", file=sys.stderr)
-    print(_written(summary.annotated, summary.jsonl, args.out))
+    print(_written(summary.annotated_now, summary.jsonl, args.out, resumed=summary.resumed,
+                   detected=summary.detected))
     return 1 if summary.failures else 0  # DETECT_EXIT_CODES
 
 
@@ -147,9 +184,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from maskdetect.detect.ray_batch import BatchOptions, run_batch
 
     options = BatchOptions(
-        args.out, checkpoint=args.checkpoint, detector=args.detector, backend=args.backend,
-        threshold=args.threshold, verify=args.verify, precision=args.precision,
-        actors=args.actors, cpus_per_actor=args.cpus_per_actor,
+        args.out, model=model_options(args), actors=args.actors, cpus_per_actor=args.cpus_per_actor,
         gpus_per_actor=args.gpus_per_actor, shard_size=args.shard_size, address=args.address,
         path_column=args.path_column,
     )
@@ -180,15 +215,25 @@ def run_summarize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _written(annotated: int, jsonl: Path, out: Path) -> str:
-    """The last line of `detect`: what it wrote, and where.
+def _written(annotated: int, jsonl: Path, out: Path, *, resumed: int = 0, detected: int = 1) -> str:
+    """The last line of `detect`: what this run wrote, and where; after --resume, what was done before.
 
     >>> _written(3, Path("out/detections.jsonl"), Path("out"))
     'wrote 3 annotated files and detections.jsonl to out'
     >>> _written(0, Path("log.jsonl"), Path("out"))
     'wrote log.jsonl'
+    >>> _written(3, Path("out/detections.jsonl"), Path("out"), resumed=47, detected=3)
+    'wrote 3 annotated files and detections.jsonl to out (47 inputs were done before)'
+    >>> _written(0, Path("out/detections.jsonl"), Path("out"), resumed=50, detected=0)
+    'nothing left to do: all 50 inputs were done before; detections.jsonl in out'
     """
+    if resumed and not detected:
+        where = f"{jsonl.name} in {out}" if jsonl.parent == out else str(jsonl)
+        done = "the one input was" if resumed == 1 else f"all {resumed} inputs were"
+        return f"nothing left to do: {done} done before; {where}"
+    before = f" ({resumed} input{' was' if resumed == 1 else 's were'} done before)" if resumed else ""
+    files = f"{annotated} annotated file{'' if annotated == 1 else 's'}"
     if jsonl.parent == out:
-        return f"wrote {annotated} annotated files and {jsonl.name} to {out}"
-    return f"wrote {annotated} annotated files to {out} and {jsonl}" if annotated else f"wrote {jsonl}"
+        return f"wrote {files} and {jsonl.name} to {out}{before}"
+    return (f"wrote {files} to {out} and {jsonl}" if annotated else f"wrote {jsonl}") + before
 
