@@ -21,8 +21,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("readers, detectors, models", ("maskdetect.data", "maskdetect.faces", "maskdetect.models",
                                     "maskdetect.preprocess")),
     ("core", ("maskdetect.predict", "maskdetect.runtime", "maskdetect.export", "maskdetect.results",
-              "maskdetect.verify", "maskdetect.checkpoint", "maskdetect.quantize")),
-    ("pipelines", ("maskdetect.detect", "maskdetect.explain", "maskdetect.train", "maskdetect.synth",
+              "maskdetect.verify", "maskdetect.checkpoint", "maskdetect.quantize", "maskdetect.bundle",
+              "maskdetect.options")),
+    ("pipelines", ("maskdetect.detect", "maskdetect.explain", "maskdetect.train", "maskdetect.synth", "maskdetect.bundler",
                    "maskdetect.evaluation")),
     ("adapters", ("maskdetect.cli", "maskdetect.__main__", "maskdetect.serve", "maskdetect.demo")),
 ]

@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "maskdetect.serve.commands",
     "maskdetect.detect.commands",
     "maskdetect.evaluation.commands",
+    "maskdetect.bundler.commands",
     "maskdetect.explain.commands",
     "maskdetect.demo.commands",
 ]

@@ -1,4 +1,4 @@
-"""ONNX export of a checkpoint's classifier: the one recipe, and its cache beside the checkpoint.
+"""ONNX export of a checkpoint's classifier: the one recipe, and its per-user cache.
 
 The exported graph maps a normalised N x 3 x S x S batch to N x C logits (dynamic batch axis). The
 checkpoint's preprocessing travels in the file's metadata_props, so an ONNX file alone is enough to
@@ -16,12 +16,11 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from maskdetect.fileio import atomic_path, file_digest
+from maskdetect.fileio import atomic_path, file_digest, user_cache_dir
 from maskdetect.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -183,29 +182,12 @@ def onnx_preprocessing(path: str | os.PathLike) -> Preprocessing:
 
 
 def cached_onnx_path(checkpoint_path: str | os.PathLike) -> Path:
-    """Where the ONNX export of a checkpoint is cached: beside it if that folder is writable,
-    else in the user's cache folder (or the temp folder). The name carries the checkpoint's hash,
-    so a changed checkpoint never reuses a stale export.
+    """Where the ONNX export of a checkpoint is cached: the per-user cache (`fileio.user_cache_dir`),
+    never beside the checkpoint. The name carries the checkpoint's hash and the export recipe's
+    version, so a changed checkpoint never reuses a stale export.
     """
-    checkpoint_path = Path(checkpoint_path)
-    name = f"{checkpoint_path.stem}.{file_digest(checkpoint_path)[:16]}.v{EXPORT_VERSION}.onnx"
-    return cache_folder(checkpoint_path.parent) / name
-
-
-def cache_folder(beside: Path) -> Path:
-    """Where to cache a file made from one in `beside`: that folder if it is writable, else the
-    user's cache folder (or the temp folder)."""
-    if os.access(beside, os.W_OK):
-        return beside
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    cache = Path(base) / "maskdetect" / "onnx"
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        if os.access(cache, os.W_OK):
-            return cache
-    except OSError:
-        pass
-    return Path(tempfile.gettempdir()) / "maskdetect-onnx"
+    name = f"{file_digest(checkpoint_path)[:16]}.v{EXPORT_VERSION}.onnx"
+    return user_cache_dir("onnx") / name
 
 
 def ensure_onnx(checkpoint: dict[str, Any], checkpoint_path: str | os.PathLike) -> Path:

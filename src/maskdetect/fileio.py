@@ -85,3 +85,32 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     """
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, algorithm).hexdigest()
+
+
+CACHE_ENV = "MASKDETECT_CACHE_DIR"
+
+
+def user_cache_dir(kind: str) -> Path:
+    """The per-user folder where files made from a model (its ONNX export, its int8 twin) are kept.
+
+    `$MASKDETECT_CACHE_DIR/kind`, else `$XDG_CACHE_HOME/maskdetect/kind`, else
+    `~/.cache/maskdetect/kind`; the temp folder when none of those can be written. Nothing is ever
+    written beside a model: a model in a read-only folder works, and a shared one stays as shipped.
+    Names in it carry the content hash of what they were made from, so a stale file is never used.
+
+    >>> import os, tempfile
+    >>> os.environ[CACHE_ENV] = tempfile.mkdtemp()
+    >>> user_cache_dir("onnx").name
+    'onnx'
+    """
+    base = os.environ.get(CACHE_ENV)
+    if not base:
+        base = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "maskdetect")
+    for root in (Path(base), Path(tempfile.gettempdir()) / f"maskdetect-cache-{os.getuid()}"):
+        folder = root / kind
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder
+    raise OSError(f"no writable cache folder for maskdetect's {kind} files (tried {base} and the temp "
+                  f"folder); set {CACHE_ENV} to a writable folder")

@@ -1,4 +1,4 @@
-"""The one core call: `Predictor(checkpoint)(image)` -> a `FaceResult` for every face.
+"""The one core call: `Predictor(model)(image)` -> a `FaceResult` for every face.
 
 The CLI, the REST API and the web page are thin wrappers over this module. A Predictor finds faces
 with a face detector, crops each by the checkpoint's own crop policy (`maskdetect.faces.crop`), and
@@ -9,6 +9,7 @@ Runtime by default, exported from the checkpoint once and cached; or eager torch
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -16,110 +17,150 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from maskdetect.bundle import open_bundle
 from maskdetect.faces.crop import Box
+from maskdetect.fileio import file_digest
 from maskdetect.images import ImageSource, open_image
 from maskdetect.labels import CLASSES
+from maskdetect.options import ModelOptions
 from maskdetect.results import FaceResult, ImageResult
-from maskdetect.runtime import default_precision, load_classifier, resolve_checkpoint, softmax
+from maskdetect.runtime import default_precision, load_classifier, softmax
+from maskdetect.verify import VerifierError
 
 log = logging.getLogger(__name__)
+
+_SAID_UNVERIFIED: set[str] = set()  # detectors already said to run without a verifier, once a process
 
 
 class Predictor:
     """Find every face in a photo and say whether its mask is worn right, wrong, or not at all.
 
     Args:
-        checkpoint: a checkpoint file or an ONNX file written by `maskdetect export`; None uses the
-            bundled default model.
-        detector: a face detector name from `maskdetect.faces.detector.DETECTORS`.
-        backend: "onnx" (ONNX Runtime, exported once and cached beside the checkpoint) or "torch".
-        detection_threshold: the detector's score threshold; None keeps its tuned default.
-        device: torch device for backend="torch" (ONNX Runtime here runs on the CPU).
-        classifier_threads: ONNX Runtime intra-op threads (None: its default, one per core). On a
-            busy machine 1 is often faster; for torch set `torch.set_num_threads` yourself.
-        verify: use the face verifier that sits beside the checkpoint (`maskdetect.verify`), when
-            there is one made for it and for the detector (`blazeface`, `blazeface-fast`): every
-            candidate box is then classified and kept only if the verifier calls it a face, and
-            `detection_threshold` applies to that face probability. False: the detector decides.
-        precision: the classifier's arithmetic, "int8" or "fp32" (`maskdetect.runtime.PRECISIONS`);
-            None: int8 on ONNX Runtime (about 2.2x faster, the same label for 98.6-98.9% of labelled
-            faces; made once per checkpoint and cached, `maskdetect.quantize`), fp32 on torch.
+        model: a model bundle folder (`maskdetect.bundle`), a checkpoint (.pt) or an ONNX export
+            written by `maskdetect export`; None uses the bundled default model.
+        **settings: the other fields of `ModelOptions` (detector, backend, precision,
+            candidate_threshold, face_threshold, verify, device, classifier_threads).
+
+    With a face verifier in the bundle for the detector, every candidate box (from the detector's
+    `candidate_threshold`) is classified and kept when the verifier's face probability reaches
+    `face_threshold`. Without one (a bare checkpoint, `verify=False`, or a detector the bundle has no
+    verifier for) the detector's own score decides, against `face_threshold`; this is said once in
+    the log. Opening a model writes nothing beside it (derived files go to the per-user cache).
 
     Raises:
-        FileNotFoundError: no checkpoint given and no bundled default model yet, or a missing file.
-        ValueError: an unknown detector, backend or a bad threshold; a file that is neither a
-            checkpoint nor a maskdetect ONNX export.
+        FileNotFoundError: a missing model file or bundle part.
+        ValueError: an unknown detector, backend or precision, a threshold outside (0, 1); a file
+            that is neither a bundle, a checkpoint nor a maskdetect ONNX export.
 
-    >>> predictor = Predictor("model.pt")  # doctest: +SKIP
+    >>> predictor = Predictor("model.pt", face_threshold=0.5)  # doctest: +SKIP
     >>> [face.label for face in predictor("group.jpg")]  # doctest: +SKIP
     ['covered', 'uncovered']
     """
 
-    def __init__(
-        self,
-        checkpoint: str | os.PathLike | None = None,
-        *,
-        detector: str = "blazeface",
-        backend: str = "onnx",
-        detection_threshold: float | None = None,
-        device: str = "cpu",
-        classifier_threads: int | None = None,
-        verify: bool = True,
-        precision: str | None = None,
-    ):
-        from maskdetect.faces.detector import create_detector
+    def __init__(self, model: str | os.PathLike | None = None, **settings: object):
+        self._init(ModelOptions(model=model, **settings))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_options(cls, options: ModelOptions) -> Predictor:
+        """The Predictor `options` describe (what detect, serve, batch and evaluate-detect build).
+
+        >>> Predictor.from_options(ModelOptions(detector="haar")).detector.name  # doctest: +SKIP
+        'haar'
+        """
+        predictor = cls.__new__(cls)
+        predictor._init(options)
+        return predictor
+
+    def _init(self, options: ModelOptions) -> None:
         from maskdetect.quantize import QuantizeError
 
-        created = create_detector(detector, threshold=detection_threshold)  # a bad name fails fast
-        self.checkpoint_path = resolve_checkpoint(checkpoint)
-        self.precision = precision or default_precision(backend)
+        self.options = options
+        self.bundle = open_bundle(options.model)
+        self.checkpoint_path = self.bundle.classifier
+        self.precision = options.precision or default_precision(options.backend)
+        load = functools.partial(load_classifier, self.checkpoint_path, options.backend,
+                                 device=options.device,
+                                 threads=options.classifier_threads)
         try:
-            self.classifier = load_classifier(self.checkpoint_path, backend, device=device,
-                                              threads=classifier_threads, precision=self.precision)
+            self.classifier = load(precision=self.precision)
         except QuantizeError as error:
-            if precision is not None:  # asked for by name: say why it cannot be had
+            if options.precision is not None:  # asked for by name: say why it cannot be had
                 raise
             # int8 is only the faster default: without it, float32 still answers.
             log.warning("%s; running the float32 classifier", error)
             self.precision = "fp32"
-            self.classifier = load_classifier(self.checkpoint_path, backend, device=device,
-                                              threads=classifier_threads, precision="fp32")
+            self.classifier = load(precision="fp32")
         self.preprocessing = self.classifier.preprocessing
         self.classes: tuple[str, ...] = self.preprocessing.classes
         unknown = [c for c in self.classes if c not in CLASSES]
         if unknown:
             raise ValueError(f"{self.checkpoint_path}: checkpoint classes {unknown} are not among {CLASSES}")
-        self.backend = backend
-        self._verify = (verify and self.classifier.has_features
-                        and self.checkpoint_path.suffix.lower() != ".onnx")
+        self.backend = options.backend
+        self._verify = options.verify and self.classifier.has_features
         self._verifiers: dict[str, object] = {}  # per detector name, loaded once and shared by twins
-        self._set_detector(detector, detection_threshold, created)
+        self._set_detector(options.detector or self.bundle.photo_detector, options.candidate_threshold,
+                           options.face_threshold)
 
-    def _set_detector(self, name: str, threshold: float | None, created: object = None) -> None:
+    def _set_detector(self, name: str, candidate_threshold: float | None,
+                      face_threshold: float | None) -> None:
         from maskdetect.faces.detector import create_detector
-        from maskdetect.verify import verifier_for
+        from maskdetect.verify import load_verifier
 
-        self.detector = create_detector(name, threshold=threshold) if created is None else created
-        if self._verify and name not in self._verifiers:
-            self._verifiers[name] = verifier_for(self.checkpoint_path, self.precision, name)
-        self.verifier = self._verifiers.get(name)
-        self.face_threshold = threshold
-        if self._verifies():
-            # The threshold is the verifier's. The detector keeps the candidates the verifier was
-            # fitted on (its own candidate threshold): a lower threshold keeps a superset of faces.
-            if threshold is None:
-                self.face_threshold = self.verifier.threshold
-            else:
-                self.detector = create_detector(name)
+        entry = self.bundle.verifier_entry(name, self.precision) if self._verify else None
+        if entry is not None and name not in self._verifiers:
+            verifier = load_verifier(entry.path)
+            if verifier.checkpoint_sha256 != file_digest(self.checkpoint_path):
+                raise VerifierError(f"{entry.path}: fitted for another classifier than "
+                                    f"{self.checkpoint_path.name} (its checkpoint_sha256 differs)")
+            if verifier.feature_count != self._feature_width():
+                raise VerifierError(f"{entry.path}: weighs {verifier.feature_count} classifier features, but "
+                                    f"{self.checkpoint_path.name} gives {self._feature_width()}")
+            self._verifiers[name] = verifier
+        self.verifier = self._verifiers.get(name) if entry is not None else None
+        if self.verifier is not None:
+            # The verifier decides; the detector hands it every candidate from the score it was
+            # fitted on (or the one asked for), and its own face threshold plays no part.
+            candidates = entry.candidate_threshold if candidate_threshold is None else candidate_threshold
+            self.detector = create_detector(name, candidate_threshold=candidates)
+        else:
+            self.detector = create_detector(name, threshold=face_threshold,
+                                            candidate_threshold=candidate_threshold)
+        if self.verifier is not None and not getattr(self.detector, "scores_candidates", False):
+            self.verifier = None
+        if self.verifier is None and self._verify and name not in _SAID_UNVERIFIED:
+            _SAID_UNVERIFIED.add(name)
+            log.warning("%s has no face verifier for the %s detector: its scores alone decide what is a face "
+                        "(fit one with `maskdetect fit-verifier`)", self.bundle.label, name)
+        self.face_threshold = face_threshold
+        if self.face_threshold is None:
+            self.face_threshold = (self.verifier.threshold if self.verifier is not None
+                                   else getattr(getattr(self.detector, "config", None), "threshold", None))
+        config = getattr(self.detector, "config", None)
+        self.candidate_threshold = getattr(config, "candidate_threshold", None)
+
+    def _feature_width(self) -> int:
+        if not hasattr(self, "_features"):
+            size = self.preprocessing.input_size
+            zeros = np.zeros((1, 3, size, size), np.float32)
+            self._features = self.classifier.logits_and_features(zeros)[1].shape[1]
+        return self._features
 
     def _verifies(self) -> bool:
-        return self.verifier is not None and getattr(self.detector, "scores_candidates", False)
+        return self.verifier is not None
 
-    def with_detector(self, detector: str, detection_threshold: float | None = None) -> Predictor:
-        """The same classifier (loaded once, shared) behind another face detector."""
+    def with_detector(self, detector: str, candidate_threshold: float | None = None,
+                      face_threshold: float | None = None) -> Predictor:
+        """The same classifier (loaded once, shared) behind another face detector, with the
+        thresholds given for it (None: the bundle's for that detector)."""
         twin = copy.copy(self)
-        twin._set_detector(detector, detection_threshold)
+        twin._set_detector(detector, candidate_threshold, face_threshold)
         return twin
+
+    def video_twin(self) -> Predictor:
+        """The same classifier behind the video detector the options name (else the bundle's)."""
+        options = self.options
+        return self.with_detector(options.video_detector or self.bundle.video_detector,
+                                  options.candidate_threshold, options.face_threshold)
 
     def __call__(self, image: ImageSource) -> list[FaceResult]:
         """Every face in an image (a path, encoded bytes, a PIL image or an RGB array), best first.

@@ -7,8 +7,8 @@ photo) and the video path (every face in every frame) spend most of their time o
 Static quantization needs activation ranges: they are measured on calibration crops made the way the
 Predictor makes them, the accurate detector's candidate boxes (faces and the non-faces the verifier
 must turn down) on the CC0 sample photos that ship in the package, cropped by the checkpoint's own
-policy. The int8 file is cached beside the float32 export, its name carrying the checkpoint's hash and
-`QUANTIZE_VERSION`, so it is made once per checkpoint (about 20 s) and never served stale.
+policy. The int8 file is kept in the per-user cache (`fileio.user_cache_dir`), its name carrying the
+export's hash and `QUANTIZE_VERSION`, so it is made once per checkpoint (about 20 s) and never served stale.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from maskdetect.fileio import atomic_path, file_digest
+from maskdetect.fileio import atomic_path, file_digest, user_cache_dir
 from maskdetect.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,17 @@ class QuantizeError(RuntimeError):
 
 
 def int8_path(onnx_path: str | os.PathLike) -> Path:
-    """Where the int8 twin of a float32 ONNX file lives: beside it (or in the cache folder when that
-    folder is read-only), named by the file's hash and the recipe's version.
+    """Where the int8 twin of a float32 ONNX file is cached: the per-user cache, named by the file's
+    hash and the recipe's version (never beside the model).
 
-    >>> import tempfile
+    >>> import os, tempfile
+    >>> os.environ["MASKDETECT_CACHE_DIR"] = tempfile.mkdtemp()
     >>> model = Path(tempfile.mkdtemp()) / "model.onnx"
     >>> _ = model.write_bytes(b"graph")
     >>> int8_path(model).name
-    'model.eef93e1d14482804.int8-q2.onnx'
+    'eef93e1d14482804.int8-q2.onnx'
     """
-    from maskdetect.export import cache_folder
-
-    path = Path(onnx_path)
-    name = f"{path.stem}.{file_digest(path)[:16]}.int8-q{QUANTIZE_VERSION}.onnx"
-    return cache_folder(path.parent) / name
+    return user_cache_dir("onnx") / f"{file_digest(onnx_path)[:16]}.int8-q{QUANTIZE_VERSION}.onnx"
 
 
 def calibration_crops(

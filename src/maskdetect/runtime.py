@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maskdetect.bundle import DEFAULT_BUNDLE, open_bundle
 from maskdetect.fileio import file_digest
+from maskdetect.options import BACKENDS, PRECISIONS
 
 if TYPE_CHECKING:  # preprocess imports torch; the CLI reads BACKENDS without it
     from maskdetect.preprocess import Preprocessing
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("onnx", "torch")
-PRECISIONS = ("fp32", "int8")
-DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "models" / "default.pt"
+DEFAULT_MODEL = DEFAULT_BUNDLE  # the bundled model: a folder, opened by `maskdetect.bundle.open_bundle`
 
 # A runtime keeps the memory of the largest batch it ever ran (ONNX Runtime's arena): one crowd photo
 # of 99 candidate faces added 450 MB for good. Batches are run in chunks of at most this many.
@@ -164,24 +164,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike | None = None) -> Path:
-    """The model file to use: the one given, else the bundled default model.
+    """The classifier file of a model: a checkpoint or ONNX file as given, a bundle's classifier, or
+    the bundled default model's.
 
     Raises:
-        FileNotFoundError: no checkpoint given and the bundled default model is missing.
+        FileNotFoundError: a path that does not exist; a bundle with a missing part.
+        maskdetect.bundle.BundleError: a bundle whose manifest cannot be used.
 
-    >>> resolve_checkpoint("model.pt")
-    PosixPath('model.pt')
     >>> resolve_checkpoint().name
-    'default.pt'
+    'classifier.pt'
     """
-    if checkpoint is not None:
-        return Path(checkpoint)
-    if not DEFAULT_MODEL.is_file():
-        raise FileNotFoundError(
-            f"no checkpoint given and the bundled default model {DEFAULT_MODEL} does not exist yet; "
-            "pass --checkpoint FILE (a model trained with `maskdetect train`)"
-        )
-    return DEFAULT_MODEL
+    if checkpoint is not None and not Path(checkpoint).is_dir() and Path(checkpoint).name != "bundle.json":
+        return Path(checkpoint)  # a file: load_classifier says what is wrong with it, or that it is missing
+    return open_bundle(checkpoint).classifier
 
 
 def load_classifier(

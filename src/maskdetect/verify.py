@@ -4,9 +4,10 @@ the classifier already compute for every candidate.
 Its inputs are the detector's first-pass and second-look scores, the box's size (in pixels and as a
 share of the photo), and the features the classifier's head reads. Ears with a mask loop, hands,
 backs of heads and logos score low there, where the detector alone scored them like faces. It is
-fitted for one classifier (the file records that checkpoint's sha256) and sits beside it as
-`<checkpoint stem>.verifier.json`, or `<checkpoint stem>.int8.verifier.json` for its int8
-twin. How it was made and what it does: DETECTOR.md, "False faces".
+fitted for one classifier (the file records that checkpoint's sha256), one detector and one
+precision, and lives in a model bundle (`maskdetect.bundle`, `verifiers/<detector>.<precision>.json`);
+`maskdetect fit-verifier` makes it (`maskdetect.bundler.fit`). How it was made and what it does: the
+docs' detector page, "False faces".
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from maskdetect.faces.nms import iou_matrix
-from maskdetect.fileio import atomic_write_text, file_digest
+from maskdetect.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-VERIFIER_SUFFIX = ".verifier.json"
 FORMAT = "maskdetect-face-verifier-1"
 SCORE_COLUMNS = ("first_score", "log_side", "side_share", "second_full", "second_short")
 SECOND_LOOK_COUNT = sum(name.startswith("second_") for name in SCORE_COLUMNS)
@@ -164,7 +164,7 @@ def verifier_inputs(
     longer_side: float | np.ndarray,
 ) -> np.ndarray:
     """The verifier's input columns (SCORE_COLUMNS, then the features), one row per candidate: the
-    one recipe for fitting it (bench/verifier_study.py) and for running it.
+    one recipe for fitting it (`maskdetect.bundler.fit`) and for running it.
 
     Args:
         longer_side: the photo's longer side in pixels, or one per candidate.
@@ -191,17 +191,20 @@ def load_verifier(path: str | os.PathLike) -> FaceVerifier:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise VerifierError(f"{path}: not a readable face verifier ({err})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise VerifierError(f"{path}: not a readable face verifier ({type(err).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise VerifierError(f"{path}: not a face verifier (expected format {FORMAT!r})")
     try:
         arrays = [np.asarray(data[key], np.float64) for key in ("mean", "scale", "coef")]
         numbers = [float(data[key]) for key in ("intercept", "threshold", "suppress_iou", "suppress_inside")]
         sha = str(data["checkpoint_sha256"])
-    except (KeyError, TypeError, ValueError) as err:
+        features = int(data.get("features", -1))
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as err:
         raise VerifierError(f"{path}: a face verifier with a missing or bad field ({err})") from None
-    count = len(SCORE_COLUMNS) + int(data.get("features", -1))
+    if not 0 < features <= 1 << 16:
+        raise VerifierError(f"{path}: 'features' must be a count between 1 and 65536, got {features}")
+    count = len(SCORE_COLUMNS) + features
     _check_weights(path, arrays, count, "mean, scale and coef", "every scale")
     if not all(math.isfinite(n) for n in numbers) or not all(0 < n <= 1 for n in numbers[1:]):
         raise VerifierError(f"{path}: threshold and suppression shares must lie in (0, 1]")
@@ -215,7 +218,7 @@ def _first_stage(path: Path, data: object, count: int) -> FirstStage | None:
     try:
         arrays = [np.asarray(data[key], np.float64) for key in ("mean", "scale", "coef")]
         intercept, low, high = (float(data[key]) for key in ("intercept", "low", "high"))
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as err:
         raise VerifierError(f"{path}: a first stage with a missing or bad field ({err})") from None
     _check_weights(path, arrays, count, "the first stage's mean, scale and coef",
                    "every scale of the first stage")
@@ -230,53 +233,6 @@ def _check_weights(path: Path, arrays: list[np.ndarray], count: int, names: str,
         raise VerifierError(f"{path}: {names} must each be {count} finite numbers")
     if (arrays[1] <= 0).any():
         raise VerifierError(f"{path}: {scales} must be positive")
-
-
-def verifier_for(checkpoint: str | os.PathLike, precision: str = "fp32",
-                 detector: str = "blazeface") -> FaceVerifier | None:
-    """The verifier beside a checkpoint, if there is one made for it, for the classifier's precision
-    and for the detector whose candidates it weighs.
-
-    An int8 classifier's features differ a little from float32's (mean cosine 0.986 on the bundled
-    model's candidates), enough to move the verifier's decisions, so each precision has its file:
-    `<stem>.verifier.json` (fp32) and `<stem>.int8.verifier.json`. Without the int8 one, the fp32 one
-    serves int8 too, with a warning. Another detector's candidates (`blazeface-fast`: other scores,
-    no second looks) need their own file, `<stem>[.int8].blazeface-fast.verifier.json`; without one
-    that detector decides alone. A verifier fitted for another checkpoint (its sha256 differs) is
-    left unused, with a warning: another classifier's features mean other things.
-    """
-    checkpoint = Path(checkpoint)
-    path = verifier_path(checkpoint, precision, detector)
-    if not path.is_file() and precision != "fp32":
-        fallback = verifier_path(checkpoint, "fp32", detector)
-        if fallback.is_file():
-            log.warning("no %s verifier beside %s: using %s, fitted on float32 features (refit it for "
-                        "%s with bench/verifier_study.py refeature and export-verifier)",
-                        precision, checkpoint, fallback.name, precision)
-        path = fallback
-    if not path.is_file():
-        return None
-    verifier = load_verifier(path)
-    if verifier.checkpoint_sha256 != file_digest(checkpoint):
-        log.warning("%s was fitted for another checkpoint than %s: not used", path, checkpoint)
-        return None
-    return verifier
-
-
-def verifier_path(checkpoint: str | os.PathLike, precision: str = "fp32",
-                  detector: str = "blazeface") -> Path:
-    """Where the verifier of a checkpoint's classifier at a precision, for a detector, sits.
-
-    >>> verifier_path("models/default.pt", "int8").as_posix()
-    'models/default.int8.verifier.json'
-    >>> verifier_path("models/default.pt", "fp32", "blazeface-fast").as_posix()
-    'models/default.blazeface-fast.verifier.json'
-    """
-    checkpoint = Path(checkpoint)
-    infix = "" if precision == "fp32" else f".{precision}"
-    if detector != "blazeface":  # the photo detector's files keep their first names
-        infix += f".{detector}"
-    return checkpoint.with_name(checkpoint.stem + infix + VERIFIER_SUFFIX)
 
 
 def suppress_second_boxes(boxes: np.ndarray, scores: np.ndarray, iou: float, inside: float) -> np.ndarray:

@@ -139,9 +139,9 @@ def _video(paths: _Paths, voc_dir: Path, photo: Path) -> None:
     # `detect` on it as on any video: tracks, people by verdict, the timeline, an H.264 mp4.
     from PIL import Image
 
+    from maskdetect.data.voc_set import load_voc_faces
     from maskdetect.detect.media import detect_files
     from maskdetect.evaluation.clips import ClipSettings, make_clip
-    from maskdetect.evaluation.voc_set import load_voc_faces
     from maskdetect.predict import Predictor
 
     xml = voc_dir / "annotations" / f"{photo.stem}.xml"

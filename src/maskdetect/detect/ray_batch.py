@@ -19,7 +19,7 @@ import os
 import resource
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from maskdetect.detect.batch_inputs import read_inputs, read_plan, update_plan
 from maskdetect.detect.summary import record_rows
 from maskdetect.fileio import atomic_path, atomic_write_text
 from maskdetect.labels import CLASSES
+from maskdetect.options import ModelOptions
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -49,8 +50,8 @@ class BatchOptions:
 
     Attributes:
         out: the output folder: `inputs.parquet` (the plan), `faces/part-*.parquet`, `batch.json`.
-        checkpoint, detector, backend, threshold, verify, precision: the `Predictor`'s (None:
-            bundled model; its default precision).
+        model: which model and how (`ModelOptions`, the Predictor's); on GPU actors the classifier
+            runs on torch, fp32, CUDA.
         actors: actors in the pool, each with its own model.
         cpus_per_actor: CPUs Ray reserves for each actor (also its inference threads).
         gpus_per_actor: GPUs for each actor (above 0: the classifier runs with torch on CUDA).
@@ -61,12 +62,7 @@ class BatchOptions:
     """
 
     out: Path
-    checkpoint: Path | None = None
-    detector: str = "blazeface"
-    backend: str = "onnx"
-    threshold: float | None = None
-    verify: bool = True
-    precision: str | None = None
+    model: ModelOptions = field(default_factory=ModelOptions)
     actors: int = 2
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
@@ -74,15 +70,12 @@ class BatchOptions:
     address: str | None = None
     path_column: str = "path"
 
-    def predictor_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of every actor's `Predictor`."""
-        gpu = self.gpus_per_actor > 0
-        return {"checkpoint": None if self.checkpoint is None else str(self.checkpoint),
-                "detector": self.detector, "backend": "torch" if gpu else self.backend,
-                "detection_threshold": self.threshold, "verify": self.verify,
-                "precision": "fp32" if gpu else self.precision,
-                "device": "cuda" if gpu else "cpu",
-                "classifier_threads": max(1, int(self.cpus_per_actor))}
+    def actor_model(self) -> ModelOptions:
+        """The model options every actor's `Predictor` is built from."""
+        if self.gpus_per_actor > 0:
+            return replace(self.model, backend="torch", precision="fp32", device="cuda",
+                           classifier_threads=max(1, int(self.cpus_per_actor)))
+        return replace(self.model, classifier_threads=max(1, int(self.cpus_per_actor)))
 
 
 @dataclass
@@ -213,19 +206,20 @@ class ShardDetector:
     figures per shard (images, faces, failed, seconds, process id, memory after it).
     """
 
-    def __init__(self, out: str, predictor_kwargs: dict[str, Any]):
+    def __init__(self, out: str, model: dict[str, Any]):
         import cv2
 
         from maskdetect.predict import Predictor
 
-        threads = int(predictor_kwargs.get("classifier_threads") or 1)
+        options = ModelOptions.from_dict(model)
+        threads = options.classifier_threads or 1
         cv2.setNumThreads(threads)
-        if predictor_kwargs.get("backend") == "torch":
+        if options.backend == "torch":
             import torch
 
             torch.set_num_threads(threads)
         self.out = Path(out)
-        self.predictor = Predictor(**predictor_kwargs)
+        self.predictor = Predictor.from_options(options)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         figures: dict[str, list] = {k: [] for k in ("shard", "images", "faces", "failed", "seconds", "pid",
@@ -339,7 +333,7 @@ def _detect_shards(ray: Any, plan: Any, pending: list[int], options: BatchOption
     detected = dataset.map_batches(
         ShardDetector, batch_size=1, compute=ray.data.ActorPoolStrategy(size=options.actors),
         num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor or None,
-        fn_constructor_kwargs={"out": str(options.out), "predictor_kwargs": options.predictor_kwargs()},
+        fn_constructor_kwargs={"out": str(options.out), "model": options.actor_model().to_dict()},
     )
     return detected.iter_rows()
 
@@ -356,14 +350,16 @@ def _import_ray() -> Any:
 def _check_model(options: BatchOptions) -> None:
     from maskdetect.predict import Predictor
 
-    kwargs = {**options.predictor_kwargs(), "device": "cpu"}
-    Predictor(**kwargs)  # also exports and caches the ONNX model once, before the actors load it
+    # Also exports and caches the ONNX model once, before the actors load it.
+    Predictor.from_options(replace(options.actor_model(), device="cpu"))
 
 
 def _check_settings(out: Path, options: BatchOptions) -> None:
     # The shards of one output folder must all come from one model: a rerun with another is refused.
-    settings = {"checkpoint": None if options.checkpoint is None else str(Path(options.checkpoint).resolve()),
-                "detector": options.detector, "threshold": options.threshold, "verify": options.verify}
+    model = options.model
+    settings = {"model": None if model.model is None else str(Path(model.model).resolve()),
+                "detector": model.detector, "candidate_threshold": model.candidate_threshold,
+                "face_threshold": model.face_threshold, "verify": model.verify}
     path = out / SETTINGS_NAME
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))

@@ -1,7 +1,8 @@
 """Evaluation and research scoring of the detection pipeline: the product never imports it.
 
 - `detection.evaluate_detection` / `detection.annotator_agreement`: recall, precision and labels on a
-  Pascal VOC photo set (`voc_set` reads the set, `false_alarms` reports and draws what matched no face).
+  Pascal VOC photo set (read by `maskdetect.data.voc_set`); `false_alarms` reports and draws what
+  matched no face.
 - `clips`: videos with known answers, a virtual camera moved over labelled photos; `track_score`
   scores a tracker on them (MOTA, IDF1, people by class; py-motmetrics, the `research` extra).
 - `commands`: the `evaluate-detect` command.

@@ -261,7 +261,7 @@ def clips_from_voc(voc_dir: str | os.PathLike, count: int, settings: ClipSetting
     Raises:
         FileNotFoundError: no usable annotations in `voc_dir`.
     """
-    from maskdetect.evaluation.voc_set import voc_items
+    from maskdetect.data.voc_set import voc_items
 
     settings = settings or ClipSettings()
     usable = [(path, faces) for path, faces in voc_items(voc_dir, exclude)

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from maskdetect.detect.commands import add_model_options
+from maskdetect.detect.commands import add_model_options, model_options
 from maskdetect.fileio import atomic_write_text
 
 
@@ -64,8 +64,8 @@ def _thresholds(text: str) -> list[float]:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from maskdetect.data.voc_set import read_names
     from maskdetect.evaluation.detection import EvaluateDetectOptions, annotator_agreement, evaluate_detection
-    from maskdetect.evaluation.voc_set import read_names
 
     if (args.against is None) != (args.pairs is None):
         raise ValueError("--against and --pairs go together")
@@ -76,12 +76,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                      only=only, limit=args.limit, match_iou=args.match_iou)
     else:
         options = EvaluateDetectOptions(
-            checkpoint=args.checkpoint, detector=args.detector, backend=args.backend,
-            threshold=args.threshold, detection_only=args.detection_only, raw_boxes=args.raw_boxes,
+            model=model_options(args), detection_only=args.detection_only, raw_boxes=args.raw_boxes,
             match_iou=args.match_iou, exclude=exclude, only=only, limit=args.limit,
             sweep=args.sweep or (), workers=args.workers, unmatched_sheet=args.unmatched_sheet,
-            missed_sheet=args.missed_sheet, verify=args.verify, precision=args.precision,
-            sheet_count=args.sheet_count,
+            missed_sheet=args.missed_sheet, sheet_count=args.sheet_count,
         )
         report = evaluate_detection(args.voc_dir, options)
     _emit(report, args.output)

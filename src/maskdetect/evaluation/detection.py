@@ -10,22 +10,23 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from maskdetect.data.voc_set import TruthFace, excluded_count, voc_items
 from maskdetect.evaluation.false_alarms import (
     SIZE_BUCKETS,
     false_alarm_report,
     write_missed_sheet,
     write_unmatched_sheet,
 )
-from maskdetect.evaluation.voc_set import TruthFace, excluded_count, voc_items
-from maskdetect.faces.nms import iou_matrix
+from maskdetect.faces.nms import match_faces
 from maskdetect.images import ImageError, open_image
 from maskdetect.metrics import classification_report
+from maskdetect.options import ModelOptions
 from maskdetect.runtime import default_precision
 
 IOU_MATCH = 0.5
@@ -45,25 +46,6 @@ class ImageOutcome:
     matches: list[int]  # for each truth face, the index of its detection or -1
     error: str | None = None
     loose_matches: list[int] | None = None  # the same at IoU >= LOOSE_IOU: how much is localisation
-
-
-def match_faces(
-    truth_boxes: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float = IOU_MATCH
-) -> list[int]:
-    """Greedy matching, best detection first: each truth face to at most one detection.
-
-    >>> match_faces(np.array([[0, 0, 10, 10], [20, 0, 30, 10]]), np.array([[1, 0, 11, 10]]), np.array([0.9]))
-    [0, -1]
-    """
-    matches = [-1] * len(truth_boxes)
-    if not len(truth_boxes) or not len(boxes):
-        return matches
-    overlap = iou_matrix(truth_boxes, boxes)
-    for det in np.argsort(-np.asarray(scores), kind="stable"):
-        free = [t for t in range(len(truth_boxes)) if matches[t] < 0 and overlap[t, det] >= iou]
-        if free:
-            matches[max(free, key=lambda t: overlap[t, det])] = int(det)
-    return matches
 
 
 def matched_outcome(
@@ -244,35 +226,29 @@ class EvaluateDetectOptions:
     """How `evaluate_detection` runs: the model, what it scores, and which photos.
 
     Attributes:
-        checkpoint: the classifier (.pt); None: the bundled model.
-        detector: the face detector (`maskdetect.faces.detector.DETECTORS`).
-        backend: the classifier runtime ("onnx" or "torch").
-        threshold: the detection score threshold; None: the detector's default.
+        model: which model and how (`ModelOptions`: bundle, detector, backend, precision, the
+            candidate and face thresholds, verifier); with detection_only only the detector and
+            its thresholds count.
         detection_only: no classifier: face recall and precision only.
         raw_boxes: (BlazeFace, with detection_only) score the detector's boxes before their VOC framing.
         match_iou: IoU for a detection to match an annotated face.
         exclude: image or xml names (or stems) to leave out.
         only: when given, the only image or xml names (or stems) to use.
         limit: evaluate only the first N usable annotations.
-        sweep: also report recall and precision at each of these thresholds, from one run at the
-            lowest (leave `threshold` None).
+        sweep: also report recall and precision at each of these face thresholds, from one run at
+            the lowest (leave `model.face_threshold` None).
         workers: photos processed at once (threads).
         unmatched_sheet: write a contact sheet of boxes that match no labelled face here (PNG or
             JPEG, a CSV naming each tile beside it).
         missed_sheet: write a contact sheet of the labelled faces of 32 px and more that no box
             matched here (PNG or JPEG, a CSV beside it).
         sheet_count: how many boxes or faces each sheet shows (chosen at random, seeded).
-        verify: use the face verifier beside the checkpoint (`Predictor`'s `verify`).
-        precision: the classifier's arithmetic (`Predictor`'s; None: int8 on onnx, fp32 on torch).
 
     >>> EvaluateDetectOptions(detector="haar", detection_only=True).match_iou
     0.5
     """
 
-    checkpoint: Path | None = None
-    detector: str = "blazeface"
-    backend: str = "onnx"
-    threshold: float | None = None
+    model: ModelOptions = field(default_factory=ModelOptions)
     detection_only: bool = False
     raw_boxes: bool = False
     match_iou: float = IOU_MATCH
@@ -284,22 +260,21 @@ class EvaluateDetectOptions:
     unmatched_sheet: Path | None = None
     missed_sheet: Path | None = None
     sheet_count: int = 100
-    verify: bool = True
-    precision: str | None = None
 
 
 def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | None = None) -> dict:
     """End-to-end evaluation on a Pascal VOC photo set: `summarise`'s report, and how it was made.
 
-    Besides `summarise`'s figures the report holds voc_dir, detector, threshold, detection_only,
-    raw_boxes, excluded (annotations left out by `exclude`), box_fit, seconds and checkpoint (None
+    Besides `summarise`'s figures the report holds voc_dir, detector, face_threshold and
+    candidate_threshold, detection_only, raw_boxes, excluded (annotations left out by `exclude`),
+    box_fit, seconds and model (None
     when detection_only), false_alarms (`false_alarm_report`: precision by box size and class, boxes
     that match no labelled face per 100 photos), "sweep" (`threshold_sweep`) when thresholds were
     given, and unmatched_sheet and missed_sheet when they were written.
 
     Raises:
         FileNotFoundError: not a VOC set, or no usable annotation in it.
-        ValueError: both sweep and threshold given, or raw_boxes with a detector that has none.
+        ValueError: both sweep and face_threshold given, or raw_boxes with a detector that has none.
 
     >>> report = evaluate_detection("voc/", EvaluateDetectOptions(sweep=(0.3, 0.5)))  # doctest: +SKIP
     >>> report["recall"], [row["precision"] for row in report["sweep"]]  # doctest: +SKIP
@@ -308,24 +283,26 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
     options = options or EvaluateDetectOptions()
     excluded = excluded_count(voc_dir, options.exclude)
     items = voc_items(voc_dir, options.exclude, options.limit, options.only)
-    threshold = options.threshold
+    model = options.model
     if options.sweep:
-        if threshold is not None:
-            raise ValueError("--sweep sets the thresholds: leave --threshold out")
-        threshold = min(options.sweep)  # one run at the lowest; the others keep faces by score
-    predict = _face_finder(options, threshold)
+        if model.face_threshold is not None:
+            raise ValueError("--sweep sets the face thresholds: leave --face-threshold out")
+        # one run at the lowest; the others keep faces by score
+        model = replace(model, face_threshold=min(options.sweep))
+    predict, detector, threshold = _face_finder(options, model)
     start = time.perf_counter()
     # A bar on stderr when it is a terminal: 1,114 photos take minutes.
     outcomes = list(tqdm(evaluate_images(items, predict, options.workers, options.match_iou),
                          total=len(items), desc="photos", unit="photo", disable=None))
     report = summarise(outcomes, options.match_iou)
     report.update(
-        voc_dir=str(voc_dir), detector=options.detector, threshold=threshold,
+        voc_dir=str(voc_dir), detector=detector, face_threshold=threshold,
+        candidate_threshold=model.candidate_threshold,
         detection_only=options.detection_only, raw_boxes=options.raw_boxes, excluded=excluded,
         box_fit=box_fit(outcomes), seconds=round(time.perf_counter() - start, 1),
-        checkpoint=None if options.detection_only else str(options.checkpoint or "bundled default"),
-        classifier_precision=None if options.detection_only else options.precision or default_precision(
-            options.backend),
+        model=None if options.detection_only else str(model.model or "bundled default"),
+        classifier_precision=None if options.detection_only else model.precision or default_precision(
+            model.backend),
     )
     report["false_alarms"] = false_alarm_report(outcomes)
     if options.sweep:
@@ -340,33 +317,35 @@ def evaluate_detection(voc_dir: str | Path, options: EvaluateDetectOptions | Non
 
 
 def _face_finder(
-    options: EvaluateDetectOptions, threshold: float | None
-) -> Callable[[object], tuple[np.ndarray, np.ndarray, list[str] | None]]:
-    # predict(image) -> (boxes, detection scores, labels or None) for `evaluate_images`.
+    options: EvaluateDetectOptions, model: ModelOptions
+) -> tuple[Callable[[object], tuple[np.ndarray, np.ndarray, list[str] | None]], str, float | None]:
+    # (predict(image) -> (boxes, detection scores, labels or None) for `evaluate_images`, the
+    # detector's name, the face threshold in force)
     if options.detection_only:
+        from maskdetect.bundle import open_bundle
         from maskdetect.faces.detector import create_detector
 
-        detector = create_detector(options.detector, threshold)
+        name = model.detector or open_bundle(model.model).photo_detector
+        detector = create_detector(name, model.face_threshold, model.candidate_threshold)
         if options.raw_boxes and not hasattr(detector, "detect_raw"):
-            raise ValueError(f"--raw-boxes needs a BlazeFace detector, not {options.detector!r}")
+            raise ValueError(f"--raw-boxes needs a BlazeFace detector, not {name!r}")
         detect = detector.detect_raw if options.raw_boxes else detector.detect
 
         def find(image: object) -> tuple[np.ndarray, np.ndarray, None]:
             boxes, scores = detect(image)
             return boxes, scores, None
 
-        return find
+        return find, name, getattr(getattr(detector, "config", None), "threshold", model.face_threshold)
     from maskdetect.predict import Predictor
 
-    predictor = Predictor(options.checkpoint, detector=options.detector, backend=options.backend,
-                          detection_threshold=threshold, verify=options.verify, precision=options.precision)
+    predictor = Predictor.from_options(model)
 
     def find_and_classify(image: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
         faces = predictor(image)
         boxes = np.array([f.box for f in faces]).reshape(-1, 4)
         return boxes, np.array([f.detection_score for f in faces]), [f.label for f in faces]
 
-    return find_and_classify
+    return find_and_classify, predictor.detector.name, predictor.face_threshold
 
 
 def annotator_agreement(

@@ -340,14 +340,18 @@ class BlazeFaceDetector:
 
     name = "blazeface"
 
-    def __init__(self, config: BlazeFaceConfig | str = "accurate", threshold: float | None = None):
+    def __init__(self, config: BlazeFaceConfig | str = "accurate", threshold: float | None = None,
+                 candidate_threshold: float | None = None):
         if isinstance(config, str):
             if config not in CONFIGS:
                 raise ValueError(f"unknown BlazeFace config {config!r}; choose one of {', '.join(CONFIGS)}")
             config = CONFIGS[config]
+        for name, value in (("detection threshold", threshold), ("candidate threshold", candidate_threshold)):
+            if value is not None and not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if candidate_threshold is not None:
+            config = dataclasses.replace(config, candidate_threshold=candidate_threshold)
         if threshold is not None:
-            if not 0.0 < threshold < 1.0:
-                raise ValueError(f"detection threshold must be between 0 and 1, got {threshold}")
             low = None if config.candidate_threshold is None else min(config.candidate_threshold, threshold)
             config = dataclasses.replace(config, threshold=threshold, candidate_threshold=low)
         fixed = sorted({p.model for p in config.passes if p.resized} - RESIZABLE)

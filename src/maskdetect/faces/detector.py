@@ -26,14 +26,20 @@ class FaceDetector(Protocol):
         ...
 
 
-def create_detector(name: str = "blazeface", threshold: float | None = None) -> FaceDetector:
+def create_detector(
+    name: str = "blazeface", threshold: float | None = None, candidate_threshold: float | None = None
+) -> FaceDetector:
     """Build a face detector.
 
     Args:
         name: "blazeface" (tiles and scales, for photos), "blazeface-fast" (three whole-frame passes,
             for video and camera), "haar" (OpenCV's fallback), "retinaface" (one RetinaFace pass at its
             default long side) or "retinaface-<long side>" (640, 960, 1280).
-        threshold: detection score threshold; None keeps the detector's tuned default.
+        threshold: the score a face needs (the face decision when no verifier decides); None keeps
+            the detector's tuned default.
+        candidate_threshold: the score from which a box is a candidate (what a face verifier weighs,
+            or what steadies the merged boxes); None keeps the detector's default. Only detectors
+            with candidates (BlazeFace) take it.
 
     Raises:
         ValueError: unknown name (the message lists the choices) or a threshold outside (0, 1).
@@ -44,21 +50,25 @@ def create_detector(name: str = "blazeface", threshold: float | None = None) -> 
     if name == "blazeface":
         from maskdetect.faces.blazeface import BlazeFaceDetector
 
-        return BlazeFaceDetector("accurate", threshold=threshold)
+        return BlazeFaceDetector("accurate", threshold=threshold, candidate_threshold=candidate_threshold)
     if name == "blazeface-fast":
         from maskdetect.faces.blazeface import BlazeFaceDetector
 
-        detector = BlazeFaceDetector("fast", threshold=threshold)
+        detector = BlazeFaceDetector("fast", threshold=threshold, candidate_threshold=candidate_threshold)
         detector.name = "blazeface-fast"
         return detector
     if name == "haar":
         from maskdetect.faces.haar import HaarDetector
 
+        if candidate_threshold is not None:
+            raise ValueError("the haar detector has no candidate threshold (it scores faces once)")
         return HaarDetector(threshold=threshold)
     if name in DETECTORS and name.startswith("retinaface"):
         from maskdetect.faces.retinaface import DEFAULT_LONG_SIDE, RetinaFaceDetector
 
         long_side = DEFAULT_LONG_SIDE if name == "retinaface" else int(name.removeprefix("retinaface-"))
+        if candidate_threshold is not None:
+            raise ValueError(f"the {name} detector has no candidate threshold (no face verifier weighs it yet)")
         detector = RetinaFaceDetector(long_side, threshold=threshold)
         detector.name = name
         return detector

@@ -149,3 +149,22 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
     return boxes
+
+
+def match_faces(
+    truth_boxes: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5
+) -> list[int]:
+    """Greedy matching, best detection first: each truth face to at most one detection.
+
+    >>> match_faces(np.array([[0, 0, 10, 10], [20, 0, 30, 10]]), np.array([[1, 0, 11, 10]]), np.array([0.9]))
+    [0, -1]
+    """
+    matches = [-1] * len(truth_boxes)
+    if not len(truth_boxes) or not len(boxes):
+        return matches
+    overlap = iou_matrix(truth_boxes, boxes)
+    for det in np.argsort(-np.asarray(scores), kind="stable"):
+        free = [t for t in range(len(truth_boxes)) if matches[t] < 0 and overlap[t, det] >= iou]
+        if free:
+            matches[max(free, key=lambda t: overlap[t, det])] = int(det)
+    return matches

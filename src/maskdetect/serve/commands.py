@@ -6,8 +6,7 @@ import argparse
 import logging
 import os
 
-from maskdetect.faces.detector import DETECTORS
-from maskdetect.runtime import BACKENDS, PRECISIONS
+from maskdetect.detect.commands import add_model_options, model_options
 from maskdetect.serve.limits import DEFAULT_MAX_BYTES, SERVE_MAX_PIXELS
 from maskdetect.serve.server import DEFAULT_HOST, DEFAULT_PORT, ServeOptions, serve
 
@@ -30,15 +29,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int,
         help=f"worker processes, each with its own model and its own limits (default ${WORKERS_ENV} or 1)",
     )
-    parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
-    parser.add_argument("--detector", default="blazeface", choices=DETECTORS, help="face detector")
-    parser.add_argument("--backend", default="onnx", choices=BACKENDS, help="classifier runtime")
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        help="the classifier's arithmetic: int8 (the default on onnx) or fp32")
-    parser.add_argument("--detection-threshold", type=float,
-                        help="face score threshold (the face verifier's when the checkpoint has one)")
-    parser.add_argument("--no-verifier", dest="verify", action="store_false",
-                        help="let the detector's scores alone decide what is a face (no face verifier)")
+    add_model_options(parser)
     parser.add_argument(
         "--cors-origin", action="append", default=[], metavar="URL",
         help="allow pages from this origin to call the API (repeatable; CORS is off without it)",
@@ -55,8 +46,7 @@ def run_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=_setting(args.port, "--port", PORT_ENV, DEFAULT_PORT, 0, 65535),
         workers=_setting(args.workers, "--workers", WORKERS_ENV, 1, 1),
-        checkpoint=args.checkpoint, detector=args.detector, backend=args.backend,
-        detection_threshold=args.detection_threshold, verify=args.verify, precision=args.precision,
+        model=model_options(args),
         max_bytes=args.max_bytes, max_pixels=args.max_pixels, cors_origins=tuple(args.cors_origin),
     )
     serve(options)

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from maskdetect.options import ModelOptions
 from maskdetect.serve.limits import DEFAULT_MAX_BYTES, SERVE_MAX_PIXELS
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,7 @@ class ServeOptions:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     workers: int = 1
-    checkpoint: str | None = None
-    detector: str = "blazeface"
-    backend: str = "onnx"
-    detection_threshold: float | None = None
-    verify: bool = True
-    precision: str | None = None
+    model: ModelOptions = field(default_factory=ModelOptions)
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = SERVE_MAX_PIXELS
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -67,6 +63,8 @@ class ServeOptions:
         if self.workers > 1 and self.port == 0:
             raise ValueError("several workers need a fixed port (port 0 picks a free one per process)")
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        if isinstance(self.model, dict):  # read back from JSON
+            object.__setattr__(self, "model", ModelOptions.from_dict(self.model))
 
     def to_json(self) -> str:
         """The options as JSON, as the workers read them back with `from_json`."""
@@ -83,12 +81,10 @@ class ServeOptions:
 
 
 def load_predictor(options: ServeOptions) -> Any:
-    """The `Predictor` the options ask for (raises the loader's clear error for a bad checkpoint)."""
+    """The `Predictor` the options ask for (raises the loader's clear error for a bad model)."""
     from maskdetect.predict import Predictor  # late: loads torch and the runtimes
 
-    return Predictor(options.checkpoint, detector=options.detector, backend=options.backend,
-                     detection_threshold=options.detection_threshold, verify=options.verify,
-                     precision=options.precision)
+    return Predictor.from_options(options.model)
 
 
 def build_app(options: ServeOptions, predictor: Any = None) -> Any:

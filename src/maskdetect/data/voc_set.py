@@ -1,5 +1,5 @@
-"""A Pascal VOC photo set as evaluate-detect reads it: every annotated face as drawn (no clamping,
-no minimum size), the set's layout, and which photos to use.
+"""A Pascal VOC photo set as evaluate-detect and fit-verifier read it: every annotated face as drawn
+(no clamping, no minimum size), the set's layout, and which photos to use.
 """
 
 from __future__ import annotations

@@ -1,0 +1,230 @@
+"""The model bundle: one folder, opened without writing anything beside it; its manifest treated as
+hostile; bundles made from a checkpoint and given a verifier by the library and the commands; the
+two thresholds and the one options type."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskdetect import ModelOptions, Predictor, ServeOptions, open_bundle
+from maskdetect.bundle import DEFAULT_BUNDLE, MANIFEST, BundleError, write_manifest
+from maskdetect.bundler.build import FitOptions, create_bundle, fit_bundle_verifier
+from maskdetect.bundler.fit import fit_logistic
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "src" / "maskdetect" / "assets" / "sample" / "andrewmvd"
+PHOTO = SAMPLE / "images" / "maksssksksss52.jpg"
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+def test_opening_a_bundle_writes_nothing_beside_it(tmp_path, monkeypatch):
+    bundle = tmp_path / "model"
+    shutil.copytree(DEFAULT_BUNDLE, bundle)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MASKDETECT_CACHE_DIR", str(cache))
+    before = _listing(bundle)
+    predictor = Predictor(str(bundle), precision="fp32")
+    faces = predictor(PHOTO)
+    assert _listing(bundle) == before  # no export, no int8 twin, no verifier search beside it
+    assert [p.suffix for p in (cache / "onnx").iterdir()] == [".onnx"]  # the export went to the cache
+    assert predictor.verifier is not None and len(faces) >= 15
+
+
+def test_a_read_only_bundle_opens_and_predicts(tmp_path, monkeypatch):
+    bundle = tmp_path / "model"
+    shutil.copytree(DEFAULT_BUNDLE, bundle)
+    for path in [bundle, *bundle.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    monkeypatch.setenv("MASKDETECT_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        assert len(Predictor(str(bundle), precision="fp32", detector="blazeface-fast")(PHOTO)) >= 5
+    finally:
+        for path in [bundle, *bundle.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _manifest(root: Path, **changes: object) -> Path:
+    shutil.copytree(DEFAULT_BUNDLE, root)
+    data = json.loads((root / MANIFEST).read_text())
+    for key, value in changes.items():
+        if key == "verifier":
+            data["verifiers"][0].update(value)
+        else:
+            data[key] = value
+    (root / MANIFEST).write_text(json.dumps(data))
+    return root
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"verifier": {"file": "../../etc/passwd"}}, "must be a path inside the bundle"),
+    ({"verifier": {"file": "/etc/passwd"}}, "must be a path inside the bundle"),
+    ({"verifier": {"sha256": "0" * 64}}, "does not have the sha256"),
+    ({"verifier": {"detector": "yolo"}}, "choose one of"),
+    ({"verifier": {"precision": "int4"}}, "choose one of fp32, int8"),
+    ({"verifier": {"candidate_threshold": 1.5}}, "must lie between 0 and 1"),
+    ({"verifier": {"candidate_threshold": True}}, "must lie between 0 and 1"),
+    ({"detectors": {"photo": "yolo"}}, "detectors.photo"),
+    ({"format": "something-else"}, "not a model bundle manifest"),
+    ({"verifiers": {"a": 1}}, "'verifiers' must be a list"),
+])
+def test_a_hostile_manifest_is_refused_naming_it(tmp_path, changes, message):
+    root = _manifest(tmp_path / "model", **changes)
+    with pytest.raises(BundleError, match=message) as error:
+        open_bundle(root)
+    assert str(root / MANIFEST) in str(error.value)
+
+
+def test_a_manifest_that_is_no_json_or_names_a_missing_file_is_refused(tmp_path):
+    root = _manifest(tmp_path / "a")
+    (root / MANIFEST).write_text("[" * 100_000)
+    with pytest.raises(BundleError, match="not a readable bundle manifest"):
+        open_bundle(root)
+    root = _manifest(tmp_path / "b")
+    (root / "verifiers" / "blazeface.int8.json").unlink()
+    with pytest.raises(FileNotFoundError, match="verifiers/blazeface.int8.json is missing"):
+        open_bundle(root)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a model bundle"):
+        Predictor(str(tmp_path / "empty"))
+
+
+def test_a_verifier_of_another_classifier_fails_at_load_naming_its_file(tmp_path):
+    root = tmp_path / "model"
+    shutil.copytree(DEFAULT_BUNDLE, root)
+    verifier = root / "verifiers" / "blazeface.fp32.json"
+    data = json.loads(verifier.read_text())
+    data["checkpoint_sha256"] = "0" * 64
+    verifier.write_text(json.dumps(data))
+    write_manifest(root, json.loads((root / MANIFEST).read_text()))  # the sha256 of the edited file
+    with pytest.raises(ValueError, match="blazeface.fp32.json: fitted for another classifier"):
+        Predictor(str(root), precision="fp32")
+
+
+def test_a_bare_checkpoint_runs_without_a_verifier_and_says_so_once(tmp_path, caplog, monkeypatch):
+    import maskdetect.predict
+
+    monkeypatch.setattr(maskdetect.predict, "_SAID_UNVERIFIED", set())
+    checkpoint = tmp_path / "best.pt"
+    shutil.copy(DEFAULT_BUNDLE / "classifier.pt", checkpoint)
+    with caplog.at_level(logging.WARNING, logger="maskdetect.predict"):
+        first = Predictor(str(checkpoint), precision="fp32")
+        Predictor(str(checkpoint), precision="fp32")
+    said = [r.message for r in caplog.records if "no face verifier" in r.message]
+    assert len(said) == 1 and "maskdetect fit-verifier" in said[0]
+    assert first.verifier is None
+    assert first.face_threshold == first.detector.config.threshold  # the detector's score decides
+
+
+def test_the_two_thresholds_mean_one_thing_each():
+    verified = Predictor(precision="fp32", candidate_threshold=0.35, face_threshold=0.5)
+    assert verified.verifier is not None
+    assert verified.detector.config.candidate_threshold == 0.35  # what the detector hands over
+    assert verified.face_threshold == 0.5  # what the verifier's probability must reach
+    default = Predictor(precision="fp32")
+    assert default.face_threshold == default.verifier.threshold
+    assert default.candidate_threshold == open_bundle().verifier_entry("blazeface", "fp32").candidate_threshold
+    alone = Predictor(precision="fp32", verify=False, face_threshold=0.6)
+    assert alone.verifier is None and alone.detector.config.threshold == 0.6
+    video = default.video_twin()
+    assert video.detector.name == "blazeface-fast" and video.face_threshold == video.verifier.threshold
+
+
+@pytest.mark.parametrize("bad", [{"face_threshold": 0.0}, {"candidate_threshold": 1.0},
+                                 {"face_threshold": float("nan")}, {"detector": "yolo"},
+                                 {"precision": "int8", "backend": "torch"}, {"classifier_threads": 0}])
+def test_model_options_refuse_bad_values(bad):
+    with pytest.raises(ValueError):
+        ModelOptions(**bad)
+
+
+def test_serve_options_carry_the_model_options_through_json():
+    options = ServeOptions(model=ModelOptions(detector="blazeface-fast", face_threshold=0.4))
+    assert ServeOptions.from_json(options.to_json()) == options
+
+
+@pytest.mark.parametrize("command", ["detect", "serve", "batch", "evaluate-detect"])
+@pytest.mark.parametrize("old", ["--threshold", "--detection-threshold"])
+def test_the_old_threshold_option_names_the_two_new_ones(command, old):
+    done = subprocess.run([sys.executable, "-m", "maskdetect", command, "x.jpg", old, "0.5"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "--face-threshold" in done.stderr and "--candidate-threshold" in done.stderr
+
+
+def test_fit_logistic_matches_sklearn():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6)) * [1, 2, 3, 1, 1, 5]
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(size=400) > 1.2).astype(int)  # unbalanced classes
+    ours = fit_logistic(x, y, c=0.01)
+    theirs = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, class_weight="balanced", tol=1e-10,
+                                                                max_iter=10_000)).fit(x, y)
+    np.testing.assert_allclose(ours.coef, theirs[-1].coef_[0], atol=1e-4)
+    np.testing.assert_allclose(ours.probability(x), theirs.predict_proba(x)[:, 1], atol=1e-4)
+
+
+def test_a_bundle_from_a_checkpoint_gets_a_verifier_that_the_predictor_uses(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["maskdetect", "fit-verifier"])
+    bundle = create_bundle(DEFAULT_BUNDLE / "classifier.pt", tmp_path / "mine", data="andrewmvd sample, CC0")
+    assert bundle.verifiers == () and Predictor(str(bundle.root), precision="fp32").verifier is None
+    with pytest.raises(FileExistsError):
+        create_bundle(DEFAULT_BUNDLE / "classifier.pt", tmp_path / "mine")
+    result = fit_bundle_verifier(bundle.root, FitOptions(photos=SAMPLE, precision="fp32", limit=25))
+    assert result["file"] == "verifiers/blazeface.fp32.json"
+    assert 0 < result["out_of_fold"]["threshold"] < 1 and result["out_of_fold"]["recall_32px"] >= 0.9
+    reopened = open_bundle(bundle.root)
+    entry = reopened.verifier_entry("blazeface", "fp32")
+    assert entry is not None and entry.candidate_threshold == 0.3
+    predictor = Predictor(str(bundle.root), precision="fp32")
+    assert predictor.verifier is not None and predictor.face_threshold == result["out_of_fold"]["threshold"]
+    assert len(predictor(PHOTO)) >= 15
+    made = json.loads((bundle.root / MANIFEST).read_text())["verifiers"][0]
+    assert made["made_by"].startswith("maskdetect fit-verifier") and "25 photos" in made["data"]
+
+
+def test_the_bundle_and_fit_verifier_commands(tmp_path):
+    run = [sys.executable, "-m", "maskdetect"]
+    made = subprocess.run([*run, "bundle", str(DEFAULT_BUNDLE / "classifier.pt"), "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    assert "no face verifier yet" in made.stdout
+    fitted = subprocess.run([*run, "fit-verifier", str(tmp_path / "b"), str(SAMPLE), "--precision", "fp32",
+                             "--detector", "blazeface-fast", "--precision-target", "0.9", "--limit", "20"],
+                            capture_output=True, text=True, timeout=300)
+    assert fitted.returncode == 0, fitted.stderr
+    assert json.loads(fitted.stdout)["file"] == "verifiers/blazeface-fast.fp32.json"
+    assert open_bundle(tmp_path / "b").verifier_entry("blazeface-fast", "fp32").candidate_threshold == 0.4
+    missing = subprocess.run([*run, "fit-verifier", str(tmp_path / "nope"), str(SAMPLE)],
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_every_options_type_a_public_call_takes_is_public():
+    import inspect
+    import re
+
+    import maskdetect
+
+    named = set()
+    for name in maskdetect.__all__:
+        value = getattr(maskdetect, name)
+        targets = [value.__init__] if inspect.isclass(value) else [value] if callable(value) else []
+        for target in targets:
+            for parameter in inspect.signature(target).parameters.values():
+                named |= set(re.findall(r"\b[A-Z]\w*(?:Options|Settings|Config)\b", str(parameter.annotation)))
+    assert {"ModelOptions", "BatchOptions", "EvaluateDetectOptions", "FitOptions"} <= named
+    assert named <= set(maskdetect.__all__)
