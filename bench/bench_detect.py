@@ -5,10 +5,10 @@ The photo is andrewmvd-face-mask's maksssksksss29.jpg (three annotated faces, 61
 after a warm-up; ONNX Runtime and eager torch are measured in the same run, so their ratio holds on a
 noisy shared machine.
 
-    .venv/bin/python bench/bench_detect.py [--checkpoint FILE] [--frames 30]
+    .venv/bin/python bench/bench_detect.py [--model PATH] [--frames 30]
 
-Without --checkpoint it uses the bundled default model, or (until that exists) an untrained
-mobilenet_v2 at 160 px: the same compute as a trained one.
+Without --model it uses the bundled default model (its verifiers included), or (without one) an
+untrained mobilenet_v2 at 160 px: the same compute as a trained one.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT.parent / "shared" / "data" / "andrewmvd-face-mask" / "images" / "maksssksksss29.jpg"
 
 
-def _checkpoint(path: str | None, folder: Path) -> tuple[Path, str]:
-    from maskdetect.runtime import DEFAULT_MODEL
+def _model(path: str | None, folder: Path) -> tuple[Path, str]:
+    from maskdetect.bundle import DEFAULT_BUNDLE, MANIFEST
 
     if path:
         return Path(path), path
-    if DEFAULT_MODEL.is_file():
-        return DEFAULT_MODEL, "bundled default"
+    if (DEFAULT_BUNDLE / MANIFEST).is_file():
+        return DEFAULT_BUNDLE, "bundled default"
     from maskdetect.checkpoint import make_checkpoint, save_checkpoint
     from maskdetect.models import create_model
     from maskdetect.preprocess import Preprocessing
@@ -56,7 +56,9 @@ def _fps(call, frame: np.ndarray, frames: int) -> tuple[float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="checkpoint to time (default: bundled model)")
+    parser.add_argument("--model", "--checkpoint", dest="model",
+                        help="a bundle folder, a checkpoint or an ONNX export to time (default: the bundled "
+                        "model)")
     parser.add_argument("--frames", type=int, default=30, help="timed frames per configuration")
     parser.add_argument("--threads", type=int, default=1,
                         help="classifier threads for both runtimes (default 1: fastest on the busy 2 cores)")
@@ -72,27 +74,27 @@ def main() -> int:
     frame = np.asarray(Image.open(PHOTO).convert("RGB").resize((640, 480), Image.BILINEAR))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint, described = _checkpoint(args.checkpoint, Path(tmp))
+        model, described = _model(args.model, Path(tmp))
         for detector in ("blazeface-fast", "blazeface", "haar"):
             face_finder = create_detector(detector)
             fps, faces = _fps(lambda f, d=face_finder: d.detect(Image.fromarray(f))[0], frame, args.frames)
             results[f"detect_only/{detector}"] = {"fps": round(fps, 1), "faces": faces}
             for backend in ("onnx", "torch"):
                 options = dict(detector=detector, backend=backend, classifier_threads=args.threads)
-                predictor = Predictor(checkpoint, **options)
+                predictor = Predictor(model, **options)
                 fps, faces = _fps(predictor, frame, args.frames)
                 results[f"{detector}/{backend}"] = {"fps": round(fps, 1), "faces": faces}
             onnx_fps, torch_fps = results[f"{detector}/onnx"]["fps"], results[f"{detector}/torch"]["fps"]
             results[f"{detector}/onnx_over_torch"] = round(onnx_fps / torch_fps, 2)
         # The photo path with its face verifier (the default) against the detector deciding alone.
-        plain = Predictor(checkpoint, detector="blazeface", classifier_threads=args.threads, verify=False)
+        plain = Predictor(model, detector="blazeface", classifier_threads=args.threads, verify=False)
         fps, faces = _fps(plain, frame, args.frames)
         results["blazeface/onnx/no_verifier"] = {"fps": round(fps, 1), "faces": faces}
         results["blazeface/onnx/verifier_over_no_verifier"] = round(
             results["blazeface/onnx"]["fps"] / results["blazeface/onnx/no_verifier"]["fps"], 2)
     report = {
         "photo": f"{PHOTO.name} resized to 640x480 (3 annotated faces)",
-        "checkpoint": described,
+        "model": described,
         "frames_per_config": args.frames,
         "classifier_threads": args.threads,
         "cpu": platform.processor() or platform.machine(),

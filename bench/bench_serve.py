@@ -4,7 +4,7 @@ Prints JSON: per-photo latency (p50/p95 ms) and photos/s for (a) `Predictor(jpeg
 process and (b) POST /v1/detect to `maskdetect serve` (one worker, a subprocess) from one client,
 interleaved pass by pass; then 2 concurrent clients; and the overhead of (b) over (a).
 
-    .venv/bin/python bench/bench_serve.py [--checkpoint FILE] [--detector blazeface] [--rounds 3]
+    .venv/bin/python bench/bench_serve.py [--model PATH] [--detector blazeface] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def summarise(seconds: list[float], wall: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", help="model (default: the bundled one, else an untrained small CNN)")
+    parser.add_argument("--model", "--checkpoint", dest="model",
+                        help="a bundle folder, a checkpoint or an ONNX export (default: the bundled model, "
+                        "else an untrained small CNN)")
     parser.add_argument("--detector", default="blazeface")
     parser.add_argument("--photos", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved passes over the photos")
@@ -48,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     service: list[float] = []
     wall = {"direct": 0.0, "service": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint, described = model_checkpoint(args.checkpoint, Path(tmp))
-        predictor = Predictor(checkpoint, detector=args.detector)
-        with server_process(checkpoint, args.detector) as url, httpx.Client(base_url=url, timeout=60) as http:
+        model, described = model_checkpoint(args.model, Path(tmp))
+        predictor = Predictor(model, detector=args.detector)
+        with server_process(model, args.detector) as url, httpx.Client(base_url=url, timeout=60) as http:
             for photo in photos[:2]:  # warm-up: first calls are not the steady state
                 predictor(photo)
                 post(http, photo)

@@ -221,14 +221,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def model_checkpoint(checkpoint: str | None, workdir: Path) -> tuple[str, str]:
-    """(checkpoint path, what it is): the one asked for, the bundled model, or a throwaway CNN."""
-    if checkpoint:
-        return checkpoint, f"checkpoint {checkpoint}"
-    from maskdetect.runtime import DEFAULT_MODEL
+def model_checkpoint(model: str | None, workdir: Path) -> tuple[str, str]:
+    """(model path, what it is): the one asked for (a bundle folder, a checkpoint or an ONNX export),
+    the bundled model, or a throwaway CNN."""
+    if model:
+        return model, f"model {model}"
+    from maskdetect.bundle import DEFAULT_BUNDLE, MANIFEST
 
-    if DEFAULT_MODEL.is_file():
-        return str(DEFAULT_MODEL), f"bundled default model {DEFAULT_MODEL.name}"
+    if (DEFAULT_BUNDLE / MANIFEST).is_file():
+        return str(DEFAULT_BUNDLE), f"bundled default model {DEFAULT_BUNDLE.name}"
     from maskdetect.checkpoint import make_checkpoint, save_checkpoint
     from maskdetect.models import create_model
     from maskdetect.preprocess import Preprocessing
@@ -239,12 +240,12 @@ def model_checkpoint(checkpoint: str | None, workdir: Path) -> tuple[str, str]:
 
 
 @contextmanager
-def server_process(checkpoint: str, detector: str, port: int | None = None,
+def server_process(model: str, detector: str, port: int | None = None,
                    start_timeout: float = 120.0, workers: int = 1) -> Iterator[str]:
     """`maskdetect serve --workers N` in a subprocess; yields its URL once /healthz answers."""
     port = port or free_port()
     command = [sys.executable, "-m", "maskdetect", "serve", "--port", str(port),
-               "--checkpoint", checkpoint, "--detector", detector, "--workers", str(workers)]
+               "--model", model, "--detector", detector, "--workers", str(workers)]
     url = f"http://127.0.0.1:{port}"
     # A file, not a pipe: a pipe nobody reads can fill up and stall the server.
     with tempfile.TemporaryFile() as log:
@@ -280,7 +281,9 @@ def _wait_healthy(url: str, process: subprocess.Popen, log, timeout: float) -> N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", help="an already running server (default: start one)")
-    parser.add_argument("--checkpoint", help="model for the server this script starts")
+    parser.add_argument("--model", "--checkpoint", dest="model",
+                        help="model for the server this script starts: a bundle folder, a checkpoint or an "
+                        "ONNX export (default: the bundled model)")
     parser.add_argument("--detector", default="blazeface", help="face detector for the started server")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=500)
@@ -306,10 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             result = measure(args.url)
             result["model"] = httpx.get(f"{args.url}/v1/model").json().get("name")
         else:
-            checkpoint, described = model_checkpoint(args.checkpoint, Path(tmp))
+            model, described = model_checkpoint(args.model, Path(tmp))
             runs = {}
             for workers in args.workers:
-                with server_process(checkpoint, args.detector, workers=workers) as url:
+                with server_process(model, args.detector, workers=workers) as url:
                     # Warm-up, enough for every worker: first-call costs are not load.
                     run_load(url, photos[:2], 2 * workers, 4 * workers)
                     runs[workers] = measure(url)

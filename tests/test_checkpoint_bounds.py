@@ -103,7 +103,7 @@ def test_detect_and_evaluate_refuse_a_huge_input_size_in_one_line_fast(good, tmp
     save_checkpoint(_set(good, "preprocessing.input_size", 100000), path)
     tree = make_split_tree(tmp_path / "tree", {"train": 1, "validation": 1, "holdout": 1})
     argv = {
-        "detect": ["detect", str(tree / "holdout"), "--checkpoint", str(path), "--out", str(tmp_path / "o")],
+        "detect": ["detect", str(tree / "holdout"), "--model", str(path), "--out", str(tmp_path / "o")],
         "evaluate": ["evaluate", str(path), "--data", str(tree), "--out", str(tmp_path / "e")],
     }[command]
     code = main(argv)  # before: detect tried to allocate 240 GB, evaluate grew to 21 GB

@@ -9,8 +9,8 @@ import pytest
 from data_fixtures import make_voc
 
 from maskdetect.data.voc import scan_voc, voc_policy
+from maskdetect.data.voc_set import DETECT_VOC_POLICY, load_voc_faces, voc_items
 from maskdetect.data.voc_xml import VocPolicy, read_annotation
-from maskdetect.evaluation.voc_set import DETECT_VOC_POLICY, load_voc_faces, voc_items
 from maskdetect.synth.sources import SYNTH_VOC_POLICY, iter_source_faces
 
 # One photo (200x150): a small bare face, a bare face past the right border, a masked face.

@@ -1,7 +1,7 @@
 """The bundled model: it loads with its preprocessing and labels the shipped sample's faces sensibly.
 
 The sample photos were among its training photos, so this guards the bundle (a wrong file, a broken
-export, a crop-policy mismatch), not its quality: MODEL_CARD.md reports that, on unseen data.
+export, a crop-policy mismatch), not its quality: docs/model-card.md reports that, on unseen data.
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ import numpy as np
 
 from maskdetect.checkpoint import load_checkpoint, preprocessing_of
 from maskdetect.data.sample import sample_data_dir
-from maskdetect.evaluation.detection import match_faces
-from maskdetect.evaluation.voc_set import load_voc_faces
+from maskdetect.data.voc_set import load_voc_faces
+from maskdetect.faces.nms import match_faces
 from maskdetect.labels import CLASSES, normalise_label
 from maskdetect.predict import Predictor
-from maskdetect.runtime import DEFAULT_MODEL
+from maskdetect.runtime import DEFAULT_MODEL, resolve_checkpoint
 
 
 def test_bundled_model_carries_its_preprocessing():
-    checkpoint = load_checkpoint(DEFAULT_MODEL)
+    classifier = resolve_checkpoint(None)
+    assert classifier == resolve_checkpoint(DEFAULT_MODEL) == DEFAULT_MODEL / "classifier.pt"
+    checkpoint = load_checkpoint(classifier)
     assert checkpoint["arch"] == "mobilenet_v2"
     prep = preprocessing_of(checkpoint)
     assert prep.classes == CLASSES and prep.input_size == 224

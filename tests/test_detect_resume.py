@@ -148,7 +148,7 @@ def test_a_missing_path_beside_real_ones_is_a_failed_record_and_the_rest_is_done
 
 def test_a_resumed_run_says_what_it_did_this_time(photos, tmp_path, untrained_checkpoint, capsys):
     out = tmp_path / "out"
-    args = ["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out),
+    args = ["detect", str(photos), "--model", str(untrained_checkpoint), "--out", str(out),
             "--detector", "haar", "--workers", "1"]
 
     def last_line() -> str:

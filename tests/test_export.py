@@ -1,4 +1,5 @@
-"""ONNX export: same outputs as torch, dynamic batch, preprocessing in the metadata, atomic cache."""
+"""ONNX export: same outputs as torch, dynamic batch, preprocessing in the metadata, atomic cache in
+the per-user cache folder (never beside the model)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import torch
 
 from maskdetect.checkpoint import make_checkpoint, save_checkpoint
 from maskdetect.export import (
+    EXPORT_VERSION,
     cached_onnx_path,
     ensure_onnx,
     export_onnx,
     onnx_preprocessing,
 )
 from maskdetect.faces.crop import CropPolicy
+from maskdetect.fileio import file_digest
 from maskdetect.models import create_model
 from maskdetect.preprocess import Preprocessing
 from maskdetect.runtime import load_classifier
@@ -62,11 +65,15 @@ def test_export_writes_one_self_contained_file(exported):
     assert [p.name for p in folder.iterdir()] == ["m.onnx"]  # no external data, no temp leftovers
 
 
-def test_cache_is_keyed_by_checkpoint_content_and_reused(tmp_path, exported):
-    ckpt_path = tmp_path / "model.pt"
+def test_cache_is_keyed_by_checkpoint_content_and_reused(tmp_path, monkeypatch, exported):
+    monkeypatch.setenv("MASKDETECT_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    ckpt_path = folder / "model.pt"
     save_checkpoint(exported[1], ckpt_path)
     first = ensure_onnx(exported[1], ckpt_path)
-    assert first.parent == tmp_path and first.is_file()
+    assert first == tmp_path / "cache" / "onnx" / f"{file_digest(ckpt_path)[:16]}.v{EXPORT_VERSION}.onnx"
+    assert first.is_file() and [p.name for p in folder.iterdir()] == ["model.pt"]  # nothing beside it
     stamp = first.stat().st_mtime_ns
     assert ensure_onnx(exported[1], ckpt_path) == first and first.stat().st_mtime_ns == stamp
     torch.manual_seed(1)
@@ -74,15 +81,32 @@ def test_cache_is_keyed_by_checkpoint_content_and_reused(tmp_path, exported):
     assert cached_onnx_path(ckpt_path) != first
 
 
-def test_cache_moves_to_the_user_cache_when_the_folder_is_read_only(tmp_path, monkeypatch, exported):
-    folder = tmp_path / "ro"
+def test_the_cache_folder_is_the_users_and_nothing_is_written_beside_an_opened_model(
+        tmp_path, monkeypatch, exported):
+    # It used to sit beside the checkpoint when that folder was writable; now always in the per-user
+    # cache: $MASKDETECT_CACHE_DIR, else $XDG_CACHE_HOME/maskdetect, else ~/.cache/maskdetect; the
+    # temp folder when none of those can be written.
+    from maskdetect.predict import Predictor
+
+    folder = tmp_path / "model"
     folder.mkdir()
     ckpt_path = folder / "model.pt"
     save_checkpoint(exported[1], ckpt_path)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("maskdetect.export.os.access", lambda p, mode: str(p) != str(folder))
-    path = cached_onnx_path(ckpt_path)
-    assert path.parent == tmp_path / "cache" / "maskdetect" / "onnx"
+    monkeypatch.delenv("MASKDETECT_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cached_onnx_path(ckpt_path).parent == tmp_path / "home" / ".cache" / "maskdetect" / "onnx"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cached_onnx_path(ckpt_path).parent == tmp_path / "xdg" / "maskdetect" / "onnx"
+    monkeypatch.setenv("MASKDETECT_CACHE_DIR", str(tmp_path / "mine"))
+    assert cached_onnx_path(ckpt_path).parent == tmp_path / "mine" / "onnx"
+    predictor = Predictor(ckpt_path, precision="fp32", detector="haar")
+    assert predictor.checkpoint_path == ckpt_path
+    assert [p.name for p in folder.iterdir()] == ["model.pt"]  # opened, exported, nothing beside it
+    assert cached_onnx_path(ckpt_path).is_file()
+    unwritable = str(tmp_path / "mine" / "onnx")
+    monkeypatch.setattr("maskdetect.fileio.os.access", lambda p, mode: str(p) != unwritable)
+    assert cached_onnx_path(ckpt_path).parent.parent.name.startswith("maskdetect-cache-")  # the temp folder
 
 
 def test_not_a_maskdetect_onnx_file_is_a_clear_error(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage.data import astronaut
 
-from maskdetect.evaluation.voc_set import load_voc_faces
+from maskdetect.data.voc_set import load_voc_faces
 from maskdetect.faces.blazeface import CONFIGS, MESH_VOC_FRAMING, BlazeFaceDetector, Pass, to_voc_boxes
 from maskdetect.faces.box_trust import box_trust
 from maskdetect.faces.mesh_box import MeshBoxer

@@ -93,7 +93,7 @@ def test_blazeface_finds_nothing_in_a_plain_image(detector):
 
 def test_blazeface_recall_on_real_group_photos(detector, shared_data):
     # Three andrewmvd photos with several annotated faces each: most faces of 24 px and more are found.
-    from maskdetect.evaluation.voc_set import load_voc_faces
+    from maskdetect.data.voc_set import load_voc_faces
 
     folder = shared_data / "andrewmvd-face-mask"
     found = total = 0
@@ -113,7 +113,7 @@ def test_small_faces_of_a_real_photo_are_found_inside_a_48_megapixel_one(detecto
     # alone shrink them to 6 px in the model's input; the finer tiles of large photos find them.
     import dataclasses
 
-    from maskdetect.evaluation.voc_set import load_voc_faces
+    from maskdetect.data.voc_set import load_voc_faces
 
     folder = shared_data / "andrewmvd-face-mask"
     path, faces = load_voc_faces(folder / "annotations" / "maksssksksss29.xml", folder / "images")

@@ -44,7 +44,7 @@ def test_detect_reports_a_scan_bomb_and_goes_on(tmp_path, bomb, untrained_checkp
     (photos / "bomb.jpg").write_bytes(bomb)
     Image.new("RGB", (320, 240), (120, 120, 120)).save(photos / "plain.jpg")
     out = tmp_path / "out"
-    main(["detect", str(photos), "--checkpoint", str(untrained_checkpoint), "--out", str(out)])
+    main(["detect", str(photos), "--model", str(untrained_checkpoint), "--out", str(out)])
     records = {json.loads(line)["path"].split("/")[-1]: json.loads(line)
                for line in (out / "detections.jsonl").read_text().splitlines()}
     assert "more than 100 scans" in records["bomb.jpg"]["error"]

@@ -44,7 +44,7 @@ def test_detect_ends_with_what_it_wrote_and_where(tmp_path: Path, checkpoint: Pa
     for seed in range(2):
         _image(photos / f"p{seed}.jpg", seed)
     out = tmp_path / "results"
-    assert main(["detect", str(photos), "--out", str(out), "--checkpoint", str(checkpoint),
+    assert main(["detect", str(photos), "--out", str(out), "--model", str(checkpoint),
                  "--detector", "haar"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
         f"wrote 2 annotated files and detections.jsonl to {out}")
@@ -92,7 +92,7 @@ def test_evaluate_detect_prints_a_plain_summary_and_shows_progress(
 def test_export_says_what_it_is_doing(tmp_path: Path, checkpoint: Path, capsys) -> None:
     assert main(["export", "--checkpoint", str(checkpoint), "-o", str(tmp_path / "m.onnx")]) == 0
     captured = capsys.readouterr()
-    assert "exporting" in captured.err and "--checkpoint" in captured.out and "m.onnx" in captured.out
+    assert "exporting" in captured.err and "--model" in captured.out and "m.onnx" in captured.out
 
 
 def test_a_failed_run_leaves_no_empty_output_folder(tmp_path: Path, capsys) -> None:

@@ -17,9 +17,10 @@ from maskdetect.runtime import DEFAULT_MODEL
 
 @pytest.fixture(scope="module")
 def predictor(untrained_checkpoint):
-    # Threshold 0.6: only the astronaut's face (0.94); the accurate detector's default (0.35) also
-    # reports two weak look-alikes on her suit (test_faces.test_every_detector_finds_the_astronaut).
-    return Predictor(untrained_checkpoint, detection_threshold=0.6)
+    # Face threshold 0.6 (a bare checkpoint has no verifier: the detector's score): only the astronaut's
+    # face (0.94); the accurate detector's default (0.35) also reports two weak look-alikes on her suit
+    # (test_faces.test_every_detector_finds_the_astronaut).
+    return Predictor(untrained_checkpoint, face_threshold=0.6)
 
 
 def _check_astronaut(results):
@@ -85,10 +86,11 @@ def test_bad_images_are_clear_errors(predictor, tmp_path):
 
 
 def test_missing_default_model_says_so(monkeypatch, tmp_path):
-    monkeypatch.setattr("maskdetect.runtime.DEFAULT_MODEL", tmp_path / "default.pt")
-    with pytest.raises(FileNotFoundError, match="default model"):
+    monkeypatch.setattr("maskdetect.bundle.DEFAULT_BUNDLE", tmp_path / "default")
+    with pytest.raises(FileNotFoundError, match="no such model") as err:
         Predictor()
-    assert DEFAULT_MODEL.name == "default.pt"
+    assert str(tmp_path / "default") in str(err.value)
+    assert DEFAULT_MODEL.name == "default" and (DEFAULT_MODEL / "bundle.json").is_file()
 
 
 def test_unknown_backend_and_detector_list_the_choices(untrained_checkpoint):
@@ -96,6 +98,8 @@ def test_unknown_backend_and_detector_list_the_choices(untrained_checkpoint):
         Predictor(untrained_checkpoint, backend="tensorrt")
     with pytest.raises(ValueError, match="haar"):
         Predictor(untrained_checkpoint, detector="mtcnn")
+    with pytest.raises(TypeError, match="detection_threshold"):  # split into candidate and face thresholds
+        Predictor(untrained_checkpoint, detection_threshold=0.6)
 
 
 def test_haar_detector_runs_through_the_predictor(untrained_checkpoint):
@@ -103,7 +107,7 @@ def test_haar_detector_runs_through_the_predictor(untrained_checkpoint):
 
 
 def test_with_detector_shares_the_classifier(predictor):
-    fast = predictor.with_detector("blazeface-fast", detection_threshold=0.6)
+    fast = predictor.with_detector("blazeface-fast", face_threshold=0.6)
     assert fast.detector.name == "blazeface-fast" and predictor.detector.name == "blazeface"
     assert fast.classifier is predictor.classifier
     _check_astronaut(fast(astronaut()))

@@ -10,9 +10,10 @@ import pytest
 
 from maskdetect import quantize
 from maskdetect.export import cached_onnx_path
+from maskdetect.fileio import user_cache_dir
 from maskdetect.predict import Predictor
 from maskdetect.quantize import calibration_crops, int8_path, quantize_onnx
-from maskdetect.runtime import DEFAULT_MODEL, load_classifier
+from maskdetect.runtime import DEFAULT_MODEL, load_classifier, resolve_checkpoint
 
 
 def _sample_crops(preprocessing, count: int = 48) -> np.ndarray:
@@ -22,8 +23,9 @@ def _sample_crops(preprocessing, count: int = 48) -> np.ndarray:
 def test_the_bundled_int8_model_is_quantized_and_labels_faces_as_float32_does():
     fp32 = load_classifier(precision="fp32")
     int8 = load_classifier(precision="int8")
-    twin = int8_path(cached_onnx_path(DEFAULT_MODEL))
-    assert twin.is_file()
+    twin = int8_path(cached_onnx_path(resolve_checkpoint(DEFAULT_MODEL)))
+    assert twin.is_file() and twin.parent == user_cache_dir("onnx")  # in the per-user cache
+    assert not [p for p in DEFAULT_MODEL.rglob("*") if p.suffix == ".onnx"]  # nothing beside the model
     ops = {node.op_type for node in onnx.load(str(twin)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # not a float copy under another name
     assert int8.preprocessing == fp32.preprocessing  # the metadata travelled: the twin runs alone
@@ -50,10 +52,12 @@ def test_bad_precisions_are_clear_errors(untrained_checkpoint):
         load_classifier(untrained_checkpoint, "torch", precision="int8")
 
 
-def test_a_changed_export_gets_a_new_twin_never_the_stale_one(tmp_path):
+def test_a_changed_export_gets_a_new_twin_never_the_stale_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKDETECT_CACHE_DIR", str(tmp_path / "cache"))
     model = tmp_path / "model.onnx"
     model.write_bytes(b"one")
     first = int8_path(model)
+    assert first.parent == tmp_path / "cache" / "onnx"  # never beside the export
     model.write_bytes(b"two")
     assert int8_path(model) != first
 
@@ -118,7 +122,8 @@ def test_without_calibration_photos_the_default_falls_back_to_float32_and_int8_b
     from maskdetect.models import create_model
     from maskdetect.preprocess import Preprocessing
 
-    torch.manual_seed(7)  # a model of its own: no int8 twin made or cached for it yet
+    monkeypatch.setenv("MASKDETECT_CACHE_DIR", str(tmp_path / "cache"))  # a cold cache: no twin made yet
+    torch.manual_seed(7)  # a model of its own
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(make_checkpoint(create_model("small_cnn"), "small_cnn", Preprocessing(32)), checkpoint)
     monkeypatch.setattr(quantize, "SAMPLE_PHOTOS", tmp_path / "stripped-install")
@@ -128,7 +133,9 @@ def test_without_calibration_photos_the_default_falls_back_to_float32_and_int8_b
     assert "could not make its int8 twin" in caplog.text and "running the float32 classifier" in caplog.text
     with pytest.raises(quantize.QuantizeError, match="could not make its int8 twin.*stripped-install"):
         Predictor(checkpoint, precision="int8")
-    assert not any(p.name.endswith(".int8-q2.onnx") for p in tmp_path.iterdir())
+    cached = [p.name for p in (tmp_path / "cache" / "onnx").iterdir()]
+    assert cached and not any(name.endswith(".int8-q2.onnx") for name in cached)  # the export, no twin
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model.pt"]  # nothing beside the model
 
 
 def test_the_calibration_does_not_follow_the_detectors_defaults(monkeypatch):

@@ -19,6 +19,7 @@ from skimage.data import astronaut
 
 from maskdetect.cli import main
 from maskdetect.detect.ray_batch import BatchOptions, run_batch, shard_path
+from maskdetect.options import ModelOptions
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -55,7 +56,7 @@ def test_a_killed_job_run_again_loses_and_repeats_nothing(ray_address, tmp_path,
     empty.write_bytes(b"")
     inputs = [*photos, corrupt, empty]
     out = tmp_path / "out"
-    command = ["batch", str(tmp_path / "photos"), "--out", str(out), "--checkpoint",
+    command = ["batch", str(tmp_path / "photos"), "--out", str(out), "--model",
                str(untrained_checkpoint), "--detector", "haar", "--actors", "1"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     job = subprocess.Popen([sys.executable, "-m", "maskdetect", *command, "--shard-size", "1", "--address",
@@ -95,7 +96,7 @@ def test_a_killed_job_run_again_loses_and_repeats_nothing(ray_address, tmp_path,
     assert summary.loc["day1", "images"] == 16 and summary.loc["day2", "failed"] == 2
     assert summary.loc["day1", "faces"] == len(faces)
 
-    again = run_batch([], BatchOptions(out, checkpoint=untrained_checkpoint, detector="haar"))
+    again = run_batch([], BatchOptions(out, model=ModelOptions(untrained_checkpoint, detector="haar")))
     assert again.shards_run == 0 and again.inputs == len(inputs)
 
 
@@ -103,8 +104,22 @@ def test_an_output_folder_refuses_another_model(ray_address, tmp_path, untrained
     photo = _photos(tmp_path / "photos", 1)
     out = tmp_path / "out"
     shard_path(out, 0).parent.mkdir(parents=True)
-    run_options = BatchOptions(out, checkpoint=untrained_checkpoint, detector="haar")
+    run_options = BatchOptions(out, model=ModelOptions(untrained_checkpoint, detector="haar"))
     (out / "batch.json").write_text('{"detector": "blazeface"}')
     shard_path(out, 0).write_bytes(b"")  # a finished shard, made with blazeface
     with pytest.raises(ValueError, match="other settings"):
         run_batch(photo, run_options)
+
+
+def test_each_actor_builds_its_predictor_from_the_batchs_model_options(tmp_path):
+    # No Ray needed: what every actor gets (CPU: the options as given, one classifier thread per CPU;
+    # GPU: torch, fp32, CUDA), as data that reads back (ShardDetector's ModelOptions.from_dict).
+    model = ModelOptions("m.pt", detector="haar", precision="int8", face_threshold=0.4, verify=False)
+    cpu = BatchOptions(tmp_path, model=model, cpus_per_actor=3).actor_model()
+    assert cpu == ModelOptions("m.pt", detector="haar", precision="int8", face_threshold=0.4, verify=False,
+                               classifier_threads=3)
+    assert ModelOptions.from_dict(cpu.to_dict()) == cpu
+    gpu = BatchOptions(tmp_path, model=model, gpus_per_actor=1).actor_model()
+    assert (gpu.backend, gpu.precision, gpu.device, gpu.classifier_threads) == ("torch", "fp32", "cuda", 1)
+    assert (gpu.model, gpu.detector, gpu.face_threshold, gpu.verify) == ("m.pt", "haar", 0.4, False)
+    assert BatchOptions(tmp_path).model == ModelOptions()  # the bundled model by default

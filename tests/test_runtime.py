@@ -54,8 +54,8 @@ def test_an_exported_onnx_file_runs_with_its_own_preprocessing(untrained_checkpo
     exported = export_onnx(load_checkpoint(untrained_checkpoint), tmp_path / "model.onnx")
     classifier = load_classifier(exported)
     assert classifier.backend == "onnx" and classifier.preprocessing.input_size == 64
-    from_onnx = Predictor(exported, detection_threshold=0.6)
-    from_checkpoint = Predictor(untrained_checkpoint, detection_threshold=0.6)
+    from_onnx = Predictor(exported, face_threshold=0.6)
+    from_checkpoint = Predictor(untrained_checkpoint, face_threshold=0.6)
     from skimage.data import astronaut
 
     faces, expected = from_onnx(astronaut()), from_checkpoint(astronaut())

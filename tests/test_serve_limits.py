@@ -179,8 +179,8 @@ def test_serve_command_defaults_to_loopback_without_cors(monkeypatch):
 def test_serve_command_with_a_missing_checkpoint_fails_before_listening(tmp_path, capsys):
     from maskdetect.cli import main
 
-    assert main(["serve", "--port", "0", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
-    assert "missing.pt" in capsys.readouterr().err
+    assert main(["serve", "--port", "0", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert f"{tmp_path / 'missing.pt'}: no such model" in capsys.readouterr().err
 
 
 def test_small_image_round_trip(client):

@@ -68,8 +68,8 @@ def test_the_load_test_measures_each_worker_count_in_one_run(monkeypatch, capsys
     started = []
 
     @contextmanager
-    def fake_server(checkpoint, detector, workers=1, **kwargs):
-        started.append((checkpoint, detector, workers))
+    def fake_server(model, detector, workers=1, **kwargs):
+        started.append((model, detector, workers))
         yield f"http://worker-{workers}"
 
     def fake_load(url, photos, clients=8, requests=500, timeout=60.0):
@@ -78,10 +78,12 @@ def test_the_load_test_measures_each_worker_count_in_one_run(monkeypatch, capsys
 
     monkeypatch.setattr(bench, "server_process", fake_server)
     monkeypatch.setattr(bench, "run_load", fake_load)
-    argv = ["--checkpoint", str(untrained_checkpoint), "--detector", "blazeface-fast", "--workers", "1", "2",
+    argv = ["--model", str(untrained_checkpoint), "--detector", "blazeface-fast", "--workers", "1", "2",
             "--requests", "20", "--photos", "2"]
     assert bench.main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert [workers for _, _, workers in started] == [1, 2]
+    assert {(model, detector) for model, detector, _ in started} == {
+        (str(untrained_checkpoint), "blazeface-fast")}
     assert result["by_workers"]["1"]["requests_per_s"] == 10 and result["by_workers"]["2"]["requests"] == 20
     assert result["requests_per_s_vs_first"] == {"1": 1.0, "2": 2.0}

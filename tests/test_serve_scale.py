@@ -27,7 +27,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serve_helpers import PHOTO_NAMES, photo_dir, photo_jpeg, png_claiming_size
 
+from maskdetect.bundle import MANIFEST, open_bundle
 from maskdetect.cli import main
+from maskdetect.options import ModelOptions
 from maskdetect.serve import server as server_module
 from maskdetect.serve.commands import PORT_ENV, WORKERS_ENV
 from maskdetect.serve.server import OPTIONS_ENV, ServeOptions, app_from_env
@@ -87,7 +89,7 @@ def test_the_image_entry_point_serves_with_two_workers_and_stops_cleanly(tmp_pat
     (entry,) = instruction("ENTRYPOINT")
     command = [*json.loads(entry), *(json.loads(instruction("CMD")[0]) if instruction("CMD") else [])]
     # `docker run IMAGE --workers 2 ...`: arguments after the image name follow the entry point.
-    command += ["--workers", "2", "--checkpoint", str(untrained_checkpoint), "--detector", "blazeface-fast"]
+    command += ["--workers", "2", "--model", str(untrained_checkpoint), "--detector", "blazeface-fast"]
     url = f"http://127.0.0.1:{port}"
 
     def healthcheck() -> int:
@@ -178,8 +180,11 @@ def test_dockerignore_keeps_what_the_install_reads():
     assert all(name in copied for name in ("requirements.lock", "requirements-nodeps.txt", "pyproject.toml",
                                            "README.md", "scripts/install.sh", "src"))
     assert all(name in install for name in ("requirements.lock", "requirements-nodeps.txt", "pyproject.toml"))
-    needed = [*copied, "src/maskdetect/cli.py", "src/maskdetect/assets/models/default.pt",
-              "src/maskdetect/serve/static/index.html"]
+    bundle = open_bundle()  # the bundled model: its manifest and every part it names
+    parts = [bundle.root / MANIFEST, bundle.classifier, *(entry.path for entry in bundle.verifiers)]
+    needed = [*copied, "src/maskdetect/cli.py", "src/maskdetect/serve/static/index.html",
+              *(part.relative_to(ROOT).as_posix() for part in parts)]
+    assert "src/maskdetect/assets/models/default/verifiers/blazeface.int8.json" in needed
     assert [path for path in needed if ignored(path) or not (ROOT / path).exists()] == []
     for path in (".venv/bin/python", ".git/HEAD", "src/maskdetect/__pycache__/cli.cpython-311.pyc",
                  "src/maskdetect/assets/models/default.abc.v3.onnx", "tests/conftest.py"):
@@ -205,7 +210,7 @@ def test_port_and_workers_come_from_options_then_environment(monkeypatch):
     monkeypatch.setenv(PORT_ENV, "9123")
     monkeypatch.setenv(WORKERS_ENV, "3")
     assert main(["serve", "--detector", "blazeface-fast"]) == 0
-    assert (served[-1].port, served[-1].workers, served[-1].detector) == (9123, 3, "blazeface-fast")
+    assert (served[-1].port, served[-1].workers, served[-1].model.detector) == (9123, 3, "blazeface-fast")
     assert main(["serve", "--port", "9000", "--workers", "2"]) == 0
     assert (served[-1].port, served[-1].workers) == (9000, 2)
     monkeypatch.delenv(PORT_ENV)
@@ -215,11 +220,15 @@ def test_port_and_workers_come_from_options_then_environment(monkeypatch):
 
 
 def test_worker_options_travel_as_json(monkeypatch):
-    options = ServeOptions(port=8001, workers=2, detector="blazeface-fast", cors_origins=("http://a.example",),
-                           detection_threshold=0.4, verify=False)
+    model = ModelOptions("models/mine", detector="blazeface-fast", precision="fp32", candidate_threshold=0.3,
+                         face_threshold=0.4, verify=False)
+    options = ServeOptions(port=8001, workers=2, model=model, cors_origins=("http://a.example",))
     assert ServeOptions.from_json(options.to_json()) == options
+    assert isinstance(ServeOptions.from_json(options.to_json()).model, ModelOptions)
     with pytest.raises(ValueError, match="keys among"):
         ServeOptions.from_json('{"workers": 2, "colour": "red"}')
+    with pytest.raises(ValueError, match=r"unknown keys \['threshold'\]"):
+        ServeOptions.from_json('{"workers": 2, "model": {"threshold": 0.4}}')
     monkeypatch.delenv(OPTIONS_ENV, raising=False)
     with pytest.raises(RuntimeError, match="MASKDETECT_SERVE_OPTIONS is not set"):
         app_from_env()
@@ -237,7 +246,7 @@ def test_a_bad_checkpoint_is_one_clear_error_before_any_worker_starts(tmp_path, 
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a checkpoint")
     port = free_port()
-    assert main(["serve", "--workers", "2", "--port", str(port), "--checkpoint", str(bad)]) == 2
+    assert main(["serve", "--workers", "2", "--port", str(port), "--model", str(bad)]) == 2
     error = capsys.readouterr().err
     assert f"{bad}: neither a maskdetect checkpoint nor an ONNX export" in error
     with socket.socket() as sock:  # nothing listened

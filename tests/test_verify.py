@@ -1,5 +1,5 @@
-"""The face verifier: its file is checked, it is used only for the checkpoint it was fitted for, and
-with it the Predictor keeps faces and drops look-alikes."""
+"""The face verifier: its file is checked, a bundle's verifier fitted for another classifier is refused
+when the Predictor loads, and with it the Predictor keeps faces and drops look-alikes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 from PIL import Image
 
 from maskdetect import Predictor
+from maskdetect.bundle import open_bundle, write_manifest
+from maskdetect.fileio import file_digest
 from maskdetect.runtime import DEFAULT_MODEL
 from maskdetect.verify import (
     FaceVerifier,
@@ -19,14 +21,30 @@ from maskdetect.verify import (
     VerifierError,
     load_verifier,
     suppress_second_boxes,
-    verifier_for,
-    verifier_path,
 )
 
 
 def _verifier(features: int = 2, sha: str = "abc") -> FaceVerifier:
     n = 5 + features
     return FaceVerifier(sha, np.zeros(n), np.ones(n), np.r_[1.0, np.zeros(n - 1)], 0.0, 0.5)
+
+
+def _bundle(root, classifier, verifiers: dict[tuple[str, str], object]):
+    """A bundle folder at `root`: a copy of `classifier`, and a verifier file per (detector, precision),
+    each a FaceVerifier to save or the path of one to copy."""
+    root.mkdir()
+    shutil.copy(classifier, root / "classifier.pt")
+    (root / "verifiers").mkdir()
+    entries = []
+    for (detector, precision), verifier in verifiers.items():
+        name = f"verifiers/{detector}.{precision}.json"
+        if isinstance(verifier, FaceVerifier):
+            verifier.save(root / name)
+        else:
+            shutil.copy(verifier, root / name)
+        entries.append({"detector": detector, "precision": precision, "file": name})
+    write_manifest(root, {"classifier": {"file": "classifier.pt"}, "verifiers": entries})
+    return open_bundle(root)
 
 
 def test_a_saved_verifier_loads_back(tmp_path) -> None:
@@ -54,33 +72,58 @@ def test_a_bad_verifier_file_is_one_clear_error(tmp_path, change, message) -> No
     assert str(path) in str(err.value)
 
 
-def test_a_verifier_fitted_for_another_checkpoint_is_not_used(tmp_path, caplog) -> None:
-    checkpoint = tmp_path / "model.pt"
-    shutil.copy(DEFAULT_MODEL, checkpoint)
-    assert verifier_for(checkpoint) is None  # none beside it
-    _verifier(sha="0" * 64).save(tmp_path / "model.verifier.json")
-    with caplog.at_level(logging.WARNING):
-        assert verifier_for(checkpoint) is None
-    assert "fitted for another checkpoint" in caplog.text
+def test_a_verifier_fitted_for_another_classifier_is_refused_at_load(tmp_path, untrained_checkpoint) -> None:
+    # It used to be left unused with a warning; in a bundle it is an error that names the file.
+    assert Predictor(untrained_checkpoint, backend="torch").verifier is None  # a bare checkpoint: none
+    plain = _bundle(tmp_path / "plain", untrained_checkpoint, {})
+    assert Predictor(plain.root, backend="torch").verifier is None  # a bundle without one: none
+    another = _verifier(256, "0" * 64)
+    other = _bundle(tmp_path / "other", untrained_checkpoint, {("blazeface", "fp32"): another})
+    with pytest.raises(VerifierError, match="fitted for another classifier") as err:
+        Predictor(other.root, backend="torch")
+    assert "blazeface.fp32.json" in str(err.value)
+    assert Predictor(other.root, backend="torch", verify=False).verifier is None  # not read when off
 
 
-def test_the_bundled_verifier_belongs_to_the_bundled_model() -> None:
-    verifier = verifier_for(DEFAULT_MODEL)
-    assert verifier is not None and verifier.feature_count == 1280 and 0 < verifier.threshold < 1
+def test_a_verifier_of_another_feature_count_is_refused_at_load(tmp_path, untrained_checkpoint) -> None:
+    sha = file_digest(untrained_checkpoint)
+    narrow = _bundle(tmp_path / "narrow", untrained_checkpoint, {("blazeface", "fp32"): _verifier(2, sha)})
+    with pytest.raises(VerifierError, match="weighs 2 classifier features, but classifier.pt gives 256"):
+        Predictor(narrow.root, backend="torch")
+    fits = _bundle(tmp_path / "fits", untrained_checkpoint, {("blazeface", "fp32"): _verifier(256, sha)})
+    predictor = Predictor(fits.root, backend="torch")
+    assert predictor.verifier is not None and predictor.verifier.feature_count == 256
+
+
+def test_the_bundled_verifiers_belong_to_the_bundled_model() -> None:
+    bundle = open_bundle()
+    assert bundle.root == DEFAULT_MODEL and bundle.classifier.name == "classifier.pt"
+    sha = file_digest(bundle.classifier)
+    assert {(v.detector, v.precision) for v in bundle.verifiers} == {
+        (d, p) for d in ("blazeface", "blazeface-fast") for p in ("fp32", "int8")}
+    for entry in bundle.verifiers:
+        verifier = load_verifier(entry.path)
+        assert verifier.checkpoint_sha256 == sha and verifier.feature_count == 1280
+        assert 0 < verifier.threshold < 1 and 0 < entry.candidate_threshold < 1
 
 
 def test_each_precision_has_its_verifier_and_int8_falls_back_to_fp32_with_a_warning(tmp_path, caplog) -> None:
-    fp32, int8 = verifier_for(DEFAULT_MODEL, "fp32"), verifier_for(DEFAULT_MODEL, "int8")
-    assert int8 is not None and int8.threshold != fp32.threshold  # fitted on int8 features
+    bundle = open_bundle()
+    fp32_entry, int8_entry = (bundle.verifier_entry("blazeface", precision) for precision in ("fp32", "int8"))
+    assert fp32_entry.precision == "fp32" and int8_entry.precision == "int8"
+    fp32, int8 = load_verifier(fp32_entry.path), load_verifier(int8_entry.path)
+    assert int8.threshold != fp32.threshold  # fitted on int8 features
     assert Predictor().verifier.threshold == int8.threshold  # the default classifier is int8
     assert Predictor(precision="fp32").verifier.threshold == fp32.threshold
-    checkpoint = tmp_path / "default.pt"  # the bundled model with its fp32 verifier only
-    shutil.copy(DEFAULT_MODEL, checkpoint)
-    shutil.copy(verifier_path(DEFAULT_MODEL), verifier_path(checkpoint))
+    # The bundled model with its fp32 verifier only (the copy has the same hash: its int8 twin is cached).
+    only_fp32 = _bundle(tmp_path / "fp32-only", bundle.classifier, {("blazeface", "fp32"): fp32_entry.path})
     with caplog.at_level(logging.WARNING):
-        fallback = verifier_for(checkpoint, "int8")
-    assert fallback is not None and fallback.threshold == fp32.threshold
-    assert "fitted on float32 features" in caplog.text
+        fallback = only_fp32.verifier_entry("blazeface", "int8")
+    assert fallback is not None and fallback.precision == "fp32"
+    assert "no int8 verifier for blazeface: using the fp32 one" in caplog.text
+    assert only_fp32.verifier_entry("blazeface-fast", "int8") is None  # no fp32 one to fall back to either
+    predictor = Predictor(only_fp32.root)
+    assert predictor.precision == "int8" and predictor.verifier.threshold == fp32.threshold
 
 
 def test_second_boxes_on_one_face_are_dropped() -> None:
@@ -103,9 +146,9 @@ def test_the_verifier_keeps_the_face_and_drops_the_look_alikes() -> None:
     astronaut = Image.fromarray(data.astronaut())
     # Down to a detector score of 0.2 the detector alone keeps look-alikes on the sleeve, the
     # helmet and the flag; the verifier, from the same candidates, keeps her face only.
-    plain = Predictor(verify=False, detection_threshold=0.2).predict(astronaut)
+    plain = Predictor(verify=False, face_threshold=0.2).predict(astronaut)
     assert len(plain) >= 4
-    verified = Predictor(detection_threshold=0.2).predict(astronaut)
+    verified = Predictor(face_threshold=0.2).predict(astronaut)
     assert len(verified) == 1
     face = verified.faces[0]
     x0, y0, x1, y1 = face.box
@@ -120,13 +163,13 @@ def test_the_video_detector_has_its_own_verifier_and_it_drops_the_look_alikes() 
 
     astronaut = Image.fromarray(data.astronaut())
     photo_predictor = Predictor()
-    video = photo_predictor.with_detector("blazeface-fast", 0.2)
+    video = photo_predictor.with_detector("blazeface-fast", face_threshold=0.2)
     # fitted on the fast detector's candidates (no second looks): its own file and threshold
-    own = verifier_for(DEFAULT_MODEL, "int8", "blazeface-fast")
-    assert own is not None and own.first_stage is None
+    own = load_verifier(open_bundle().verifier_entry("blazeface-fast", "int8").path)
+    assert own.first_stage is None
     assert video.verifier.coef.tolist() == own.coef.tolist() != photo_predictor.verifier.coef.tolist()
     assert photo_predictor.with_detector("blazeface").verifier is photo_predictor.verifier
-    plain = Predictor(verify=False).with_detector("blazeface-fast", 0.2).predict(astronaut)
+    plain = Predictor(verify=False).with_detector("blazeface-fast", face_threshold=0.2).predict(astronaut)
     assert len(plain) >= 3  # her face, and look-alikes on the flag and the sleeve
     verified = video.predict(astronaut).faces
     assert len(verified) == 1 and verified[0].detection_score > 0.9
@@ -186,7 +229,7 @@ def test_a_threshold_given_by_the_user_applies_to_the_face_probability() -> None
     from skimage import data
 
     astronaut = Image.fromarray(data.astronaut())
-    assert Predictor(detection_threshold=0.999999).predict(astronaut).faces == []
+    assert Predictor(face_threshold=0.999999).predict(astronaut).faces == []
 
 
 def test_detect_turns_the_verifier_off_on_request(tmp_path) -> None:
@@ -199,7 +242,7 @@ def test_detect_turns_the_verifier_off_on_request(tmp_path) -> None:
     for flags in ([], ["--no-verifier"]):
         out = tmp_path / ("plain" if flags else "verified")
         argv = ["detect", str(tmp_path / "astronaut.png"), "--out", str(out), "--no-images",
-                "--threshold", "0.2", *flags]
+                "--face-threshold", "0.2", *flags]
         assert main(argv) == 0
         record = json.loads((out / "detections.jsonl").read_text().splitlines()[0])
         counts[bool(flags)] = len(record["faces"])
@@ -236,11 +279,15 @@ def test_a_lower_threshold_keeps_a_superset_of_the_faces_so_a_sweep_agrees(share
     # The threshold is the verifier's alone: it once also lowered the detector's candidate threshold,
     # so a run at 0.1 kept other candidates, and evaluate-detect's --sweep disagreed with a run at
     # the default (ilc2021-dev precision 0.73 against 0.82 at the same threshold).
-    default, low = Predictor(), Predictor(detection_threshold=0.1)
+    default, low = Predictor(), Predictor(face_threshold=0.1)
     assert low.face_threshold == 0.1
     assert low.detector.config == default.detector.config
+    # the candidates come from the score the bundle's verifier was fitted on
+    fitted_on = open_bundle().verifier_entry("blazeface", default.precision).candidate_threshold
+    assert low.candidate_threshold == default.candidate_threshold == fitted_on
     photo = shared_data / "ilc2021-dev" / "JPEGImages" / "50f8d5423e71e4b9384cfcd8475285c7.jpg"  # a crowd
     kept = [f.box for f in default(photo)]
     assert kept and kept == [f.box for f in low(photo) if f.detection_score >= default.face_threshold]
-    video = default.with_detector("blazeface", 0.5)  # a twin behind another detector: the same rule
+    # a twin behind another detector: the same rule
+    video = default.with_detector("blazeface", face_threshold=0.5)
     assert video.face_threshold == 0.5 and video.detector.config == default.detector.config

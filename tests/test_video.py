@@ -39,7 +39,7 @@ def _read_jsonl(path):
 def test_detect_a_video_tracks_one_person_and_writes_a_browser_mp4(tmp_path, untrained_checkpoint, capsys):
     _write_video(tmp_path / "walk.mp4", _walking_frames(10))
     out = tmp_path / "out"
-    args = ["detect", str(tmp_path / "walk.mp4"), "--checkpoint", str(untrained_checkpoint), "-o", str(out)]
+    args = ["detect", str(tmp_path / "walk.mp4"), "--model", str(untrained_checkpoint), "-o", str(out)]
     assert main(args) == 0
     assert "people in videos by verdict" in capsys.readouterr().out
     *frames, summary = _read_jsonl(out / "detections.jsonl")
@@ -67,7 +67,7 @@ def test_detect_a_video_tracks_one_person_and_writes_a_browser_mp4(tmp_path, unt
 def test_no_tracking_labels_frames_alone(tmp_path, untrained_checkpoint):
     _write_video(tmp_path / "walk.mp4", _walking_frames(4))
     out = tmp_path / "out"
-    args = ["detect", str(tmp_path / "walk.mp4"), "--checkpoint", str(untrained_checkpoint), "-o", str(out),
+    args = ["detect", str(tmp_path / "walk.mp4"), "--model", str(untrained_checkpoint), "-o", str(out),
             "--no-tracking", "--no-images"]
     assert main(args) == 0
     *frames, summary = _read_jsonl(out / "detections.jsonl")
@@ -110,7 +110,7 @@ def test_a_truncated_video_writes_its_tracks_so_far(tmp_path, untrained_checkpoi
     data = (tmp_path / "cut.avi").read_bytes()
     (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
-    args = ["detect", str(tmp_path / "cut.avi"), "--checkpoint", str(untrained_checkpoint), "--out", str(out)]
+    args = ["detect", str(tmp_path / "cut.avi"), "--model", str(untrained_checkpoint), "--out", str(out)]
     assert main(args) == 1  # ended early: a warning
     summary = _read_jsonl(out / "detections.jsonl")[-1]
     assert "ended early" in summary["warning"] and "the tracks so far are written" in summary["warning"]
