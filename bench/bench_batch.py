@@ -117,12 +117,14 @@ def main() -> None:
     parser.add_argument("--memory-steps", action="store_true",
                         help="only: in this process, where memory steps up, beside the candidate batch size")
     args = parser.parse_args()
+    import harness
+
     logging.basicConfig(level=logging.WARNING)
     import ray
 
     photos = _photos(args.photos)
     if args.memory_steps:
-        print(json.dumps(_memory_steps(photos), indent=1))
+        harness.report("bench_batch/memory_steps", _memory_steps(photos), None, vars(args), indent=1)
         return
     work = Path(tempfile.mkdtemp(prefix="bench_batch."))
     report: dict = {"photos": len(photos), "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
@@ -162,7 +164,9 @@ def main() -> None:
             actor["rss_mb_range_after_first_shard"] = round(max(series) - min(series), 1)
     ray.shutdown()
     report["load_avg_at_end"] = os.getloadavg()
-    print(json.dumps(report, indent=1))
+    harness.report("bench_batch", report, report.get("threaded_2_workers"), vars(args), indent=1,
+                   ratio={k: report[k] for k in ("ray_2_actors_vs_threaded", "scaling_2_actors_over_1")
+                          if k in report})
 
 
 if __name__ == "__main__":

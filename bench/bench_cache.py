@@ -18,7 +18,6 @@ as they are). The JSON says which.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -145,7 +144,13 @@ def main() -> None:
                 f"batch 64, num_workers=2, {args.epochs} epochs",
             },
         }
-    print(json.dumps(result, indent=2))
+    import harness
+
+    baseline = {"build_images_per_s": result["build_images_per_s"]["plain_pillow_1_process_no_draft"],
+                "dataloader_images_per_s": result["dataloader_images_per_s"]["original_files"]}
+    harness.report("bench_cache", result, baseline, vars(args),
+                   ratio={"build_speedup": result["build_images_per_s"]["speedup_vs_plain"],
+                          "dataloader_speedup": result["dataloader_images_per_s"]["speedup"]})
 
 
 if __name__ == "__main__":

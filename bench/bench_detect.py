@@ -14,7 +14,6 @@ untrained mobilenet_v2 at 160 px: the same compute as a trained one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -102,7 +101,11 @@ def main() -> int:
         "goal_fps": 30,
         "results": results,
     }
-    print(json.dumps(report, indent=2))
+    import harness
+
+    baseline = {k: v for k, v in results.items() if k.endswith(("/torch", "/no_verifier"))}
+    harness.report("bench_detect", report, baseline, vars(args),
+                   ratio={k: v for k, v in results.items() if "_over_" in k})
     return 0
 
 

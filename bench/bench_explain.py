@@ -16,7 +16,6 @@ Run: .venv/bin/python bench/bench_explain.py [--images 3] [--threads 2]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -145,7 +144,10 @@ def main() -> None:
         "coarse_iou_0.8": result["coarse_top10_iou_min"] >= 0.8,
         "exact_equals_captum_1e-5": result["max_abs_diff_exact_onnx_vs_captum"] <= 1e-5,
     }
-    print(json.dumps(result, indent=2))
+    import harness
+
+    harness.report("bench_explain", result, {"captum_s": round(captum_s, 3)}, vars(args),
+                   ratio={k: v for k, v in result.items() if k.startswith("speedup_")})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import resource
 import socket
 import sys
@@ -159,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             result = case_pixel(server.url, predictor)
         else:
             result = case_headers(server.url)
-    print(json.dumps({"case": args.case, **result}, indent=2))
+    import harness
+
+    harness.report(f"bench_hostile/{args.case}", {"case": args.case, **result}, None, vars(args))
     return 0
 
 

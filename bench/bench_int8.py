@@ -15,7 +15,6 @@ accuracy and macro-F1 (`maskdetect.metrics.classification_report`) and how often
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ def _best_ms(classifier, batch: np.ndarray, repeat: int) -> float:
 
 def labelled(voc_dir: Path, exclude: Path | None) -> dict:
     """fp32 and int8 on the labelled face boxes of a VOC set: accuracy, macro-F1, agreement."""
-    from maskdetect.evaluation.voc_set import read_names, voc_items
+    from maskdetect.data.voc_set import read_names, voc_items
     from maskdetect.images import open_image
     from maskdetect.metrics import classification_report
     from maskdetect.runtime import load_classifier
@@ -67,7 +66,10 @@ def main() -> int:
     parser.add_argument("--exclude", type=Path, help="with --labelled: a file of image names to leave out")
     args = parser.parse_args()
     if args.labelled is not None:
-        print(json.dumps({"set": str(args.labelled), **labelled(args.labelled, args.exclude)}, indent=2))
+        import harness
+
+        figure = {"set": str(args.labelled), **labelled(args.labelled, args.exclude)}
+        harness.report("bench_int8/labelled", figure, None, vars(args))
         return 0
     from maskdetect.quantize import calibration_crops
     from maskdetect.runtime import load_classifier
@@ -86,9 +88,13 @@ def main() -> int:
                 best[precision] = min(best[precision], _best_ms(model, batch, args.repeat))
         timings[f"{faces}_faces"] = {"fp32_ms": round(best["fp32"], 2), "int8_ms": round(best["int8"], 2),
                                      "speedup": round(best["fp32"] / best["int8"], 2)}
-    print(json.dumps({"threads": 1, "crops": len(crops), "same_label_share": round(same, 4),
-                      "load_average_1min_at_end": round(os.getloadavg()[0], 1), "timings": timings},
-                     indent=2))
+    import harness
+
+    figure = {"threads": 1, "crops": len(crops), "same_label_share": round(same, 4),
+              "load_average_1min_at_end": round(os.getloadavg()[0], 1), "timings": timings,
+              **{f"int8_ms_{k}": v["int8_ms"] for k, v in timings.items()}}
+    baseline = {f"int8_ms_{k}": v["fp32_ms"] for k, v in timings.items()}  # fp32, same run
+    harness.report("bench_int8", figure, baseline, vars(args))
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -79,7 +78,7 @@ def main() -> int:
     if not VOC.is_dir():
         print(f"{VOC} is missing: this benchmark needs ../shared/data", file=sys.stderr)
         return 2
-    from maskdetect.evaluation.voc_set import voc_items
+    from maskdetect.data.voc_set import voc_items
     from maskdetect.faces.blazeface import CONFIGS, BlazeFaceDetector
     from maskdetect.images import open_image
 
@@ -92,17 +91,20 @@ def main() -> int:
     shipped = BlazeFaceDetector("accurate")
     detectors = [("finer tiles (shipped)", shipped), ("fraction tiles only", capped(None))]
     detectors += [(f"max_tile_px={px}", capped(px)) for px in args.max_tile]
+    import harness
+
     results: dict[str, dict] = {}
     for name, detector in detectors:
         runs = [score(detector, image, truth) for image, truth in mosaics]
         results[name] = summary([o for o, _ in runs], sum(s for _, s in runs) / len(runs))
     if args.max_tile:  # comparing caps: the reference below does not change with them
-        print(json.dumps(results, indent=2))
+        harness.report("bench_large_photos/max_tile", results, None, vars(args))
         return 0
     # The same faces in their own photos, the reference: what tiling a large photo should come close to.
     own = [score(shipped, open_image(path), faces) for path, faces in placed]
     results["the same faces in their own photos"] = summary([o for o, _ in own], sum(s for _, s in own))
-    print(json.dumps({"side": args.side, "mosaics": len(mosaics), "results": results}, indent=2))
+    harness.report("bench_large_photos", {"side": args.side, "mosaics": len(mosaics), "results": results},
+                   results["fraction tiles only"], vars(args))
     return 0
 
 

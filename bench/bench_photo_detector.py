@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -71,11 +70,11 @@ def per_pass(photos: list[Image.Image]) -> dict:
     from maskdetect.faces.blazeface import BlazeFaceDetector, pass_candidates
 
     detector = BlazeFaceDetector("accurate")
-    models = detector._models()
+    models = detector.models()
     spent: dict[str, float] = {}
     for photo in photos:
         pixels = np.asarray(photo.convert("RGB"))
-        for p, side in detector._tilings(max(pixels.shape[:2])):
+        for p, side in detector.tilings(max(pixels.shape[:2])):
             name = f"{p.model} tile {p.tile:.2f}{' grown' if p.resized else ''}"
             start = time.perf_counter()
             list(pass_candidates(pixels, p, side, models[p.model], 0.3, detector.config.area_resize))
@@ -90,6 +89,8 @@ def main() -> int:
     parser.add_argument("--set", type=Path, help="a VOC photo set (default: andrewmvd-face-mask)")
     parser.add_argument("--per-pass", action="store_true", help="time each pass of today's detector instead")
     args = parser.parse_args()
+    import harness
+
     if not BENCH_PHOTO.is_file():
         sys.exit(f"bench photos not found under {DATA} (../shared/data must sit beside the project)")
     from maskdetect.faces.blazeface import BlazeFaceDetector
@@ -97,7 +98,8 @@ def main() -> int:
 
     photos = _photos(args.set, args.photos)
     if args.per_pass:
-        print(json.dumps({"photos": len(photos), **per_pass(photos)}, indent=2))
+        harness.report("bench_photo_detector/per_pass", {"photos": len(photos), **per_pass(photos)}, None,
+                       vars(args))
         return 0
     old_detector, new_detector = BlazeFaceDetector(previous_accurate()), BlazeFaceDetector("accurate")
     old_predictor = Predictor(verify=False, classifier_threads=1, precision="fp32")
@@ -144,7 +146,8 @@ def main() -> int:
         },
         "goal_speedup": 3.0,
     }
-    print(json.dumps(report, indent=2))
+    harness.report("bench_photo_detector", report, results["predictor/previous_no_verifier"], vars(args),
+                   ratio=report["speedup"])
     return 0
 
 

@@ -10,7 +10,6 @@ interleaved pass by pass; then 2 concurrent clients; and the overhead of (b) ove
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -82,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_throughput": round(a["per_s"] / b["per_s"] - 1, 3),
         "goal": "the service adds under 20% (overheads < 0.20)",
     }
-    print(json.dumps(result, indent=2))
+    import harness
+
+    harness.report("bench_serve", result, a, vars(args),
+                   ratio={k: v for k, v in result.items() if k.startswith("overhead_")})
     return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -36,8 +35,8 @@ PHOTO = "maksssksksss29"
 
 
 def _clip(frames: int):
+    from maskdetect.data.voc_set import load_voc_faces
     from maskdetect.evaluation.clips import ClipSettings, make_clip
-    from maskdetect.evaluation.voc_set import load_voc_faces
 
     image, faces = load_voc_faces(VOC / "annotations" / f"{PHOTO}.xml", VOC / "images")
     with Image.open(image) as photo:
@@ -152,7 +151,12 @@ def main() -> int:
         "tracker_ms_per_frame": round(1000 * sum(spent) / max(1, len(spent)), 3),
         "frames_per_second": results,
     }
-    print(json.dumps(report, indent=2))
+    import harness
+
+    baseline = {k: v for k, v in results.items() if "_over_" not in k and (
+        k.startswith("tracking_off") or k.endswith("old_preparation") or "fp32" in k)}
+    harness.report("bench_tracking", report, baseline, vars(args),
+                   ratio={k: v for k, v in results.items() if "_over_" in k})
     return 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import re
 import socket
@@ -325,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
             result["detector"] = args.detector
     result["photo_size"] = "640x480"
     result["cpu_count"] = os.cpu_count()
-    print(json.dumps(result, indent=2))
+    import harness
+
+    harness.report("load_test", result, None, vars(args),
+                   ratio=result.get("requests_per_s_vs_first") or result.get("p95_ratio"))
     checked = list(result["by_workers"].values()) if "by_workers" in result else [result]
     if args.mixed:
         return 0 if all(r["mixed"]["errors"] == 0 and r["p95_ratio"] <= 2 for r in checked) else 1

@@ -229,7 +229,7 @@ def test_people_errors_say_who_was_missed_misjudged_or_counted_twice_where_the_c
 def test_a_track_on_an_ignored_face_framed_unlike_the_annotation_drops_out_at_the_looser_match():
     # A small face the truth ignores, boxed by the tool larger than its annotation (IoU 0.44): at
     # MOTChallenge's 0.5 the track is not "on" the ignored face, so it counts as an extra person; at
-    # 0.3, the overlap evaluate-detect accepts, it is that face and drops out (bench/tracking_study.py
+    # 0.3, the overlap evaluate-detect accepts, it is that face and drops out (bench/studies/tracking_study.py
     # reports both).
     from maskdetect.evaluation.clips import SyntheticClip, TruthFace
     from maskdetect.faces.nms import iou_matrix

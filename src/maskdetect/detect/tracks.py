@@ -167,7 +167,7 @@ def _changes(labels) -> int:
 
 def bytetrack(fps: float, options: TrackOptions) -> object:
     """ByteTrack as `FaceTracker` uses it (chosen over SORT, OC-SORT and norfair by
-    `bench/tracking_study.py`; docs/benchmarks.md, "Videos: tracking and counting people").
+    `bench/studies/tracking_study.py`; docs/benchmarks.md, "Videos: tracking and counting people").
 
     The face detector has already kept only the faces it trusts, so every face may start a track
     and take part in the first, high-confidence matching stage.

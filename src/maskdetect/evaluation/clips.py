@@ -3,7 +3,7 @@
 `make_clip` pans and zooms a 4:3 window across one photo (andrewmvd's CC0 photos and their Pascal
 VOC boxes), with short full occlusions (a grey card held over a face for a few frames) and frame
 drops (the camera path jumps), so that every labelled face has a known box and class in every
-frame. `bench/tracking_study.py` scores the tracker on such clips (`track_score`); the tests
+frame. `bench/studies/tracking_study.py` scores the tracker on such clips (`track_score`); the tests
 build tiny ones.
 
 Ground truth per frame: the faces in view, each with its person id (its index in the photo), box

@@ -448,6 +448,19 @@ class BlazeFaceDetector:
             boxes, scores = boxes[keep], scores[keep]
         return boxes, scores
 
+    # Public names for studies and benchmarks that time or inspect the passes one by one.
+    def models(self) -> dict[str, BlazeFaceModel]:
+        """This thread's BlazeFace models, by kind (loaded once a thread)."""
+        return self._models()
+
+    def merged_candidates(self, pixels: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every pass's boxes from `min_score`, merged: pixel boxes and their first-pass scores."""
+        return self._merged_candidates(pixels, min_score)
+
+    def tilings(self, longer: int) -> list[tuple[Pass, int]]:
+        """Each pass with its tile side in pixels for a photo whose longer side is `longer`."""
+        return self._tilings(longer)
+
     def _tilings(self, longer: int) -> list[tuple[Pass, int]]:
         """Each pass with its tile side in pixels, plus the finer ones a large photo needs.
 

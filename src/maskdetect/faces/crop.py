@@ -14,7 +14,7 @@ from PIL import Image
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 
 # Where the face sits in an FFHQ-aligned head shot (MaskedFace-Net and FFHQ), as fractions of the
-# side, so that head shots are framed like photo boxes. Measured by bench/measure_headshot_box.py:
+# side, so that head shots are framed like photo boxes. Measured by bench/studies/measure_headshot_box.py:
 # BlazeFace ("accurate", boxes reframed to hand-drawn VOC framing), median over the 640 images of
 # maskedface-net-sample (a face found in all; interquartile spread about 0.05).
 ALIGNED_HEADSHOT_BOX: Box = (0.226, 0.337, 0.770, 0.931)

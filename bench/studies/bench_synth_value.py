@@ -10,8 +10,8 @@ bootstrap resample of the training set. A paired bootstrap over test faces gives
 the difference against the baseline, and against the baseline with its incorrect class boosted to
 the same incorrect recall (is synthesis more than a shift of the class prior?).
 
-    .venv/bin/python bench/bench_synth_value.py            # prints JSON
-    .venv/bin/python bench/bench_synth_value.py --min-face 40 --seeds 3
+    .venv/bin/python bench/studies/bench_synth_value.py            # prints JSON
+    .venv/bin/python bench/studies/bench_synth_value.py --min-face 40 --seeds 3
 
 Features are cached under --cache (default /tmp/maskdetect-bench-synth) so reruns are quick.
 """
@@ -41,7 +41,7 @@ from maskdetect.models import create_model
 from maskdetect.preprocess import Preprocessing
 from maskdetect.synth.runner import MANIFEST_NAME, SynthOptions, synthesize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 INCORRECT = CLASSES.index("incorrect")
 log = logging.getLogger("bench_synth_value")

@@ -1,10 +1,10 @@
 """Which decision tells a face from a false face best? Mine every candidate box the photo detector
 keeps at a low threshold, with every score it already computes, and fit/measure verifiers.
 
-    python bench/verifier_study.py mine ../shared/data/andrewmvd-face-mask --out /tmp/cand-andrew.npz
-    python bench/verifier_study.py mine ../shared/data/ilc2021-dev --out /tmp/cand-ilc.npz \
+    python bench/studies/verifier_study.py mine ../shared/data/andrewmvd-face-mask --out /tmp/cand-andrew.npz
+    python bench/studies/verifier_study.py mine ../shared/data/ilc2021-dev --out /tmp/cand-ilc.npz \
         --exclude ../shared/data/ilc2021-dev/near-duplicates-of-andrewmvd.tsv
-    python bench/verifier_study.py fit /tmp/cand-andrew.npz /tmp/cand-ilc.npz
+    python bench/studies/verifier_study.py fit /tmp/cand-andrew.npz /tmp/cand-ilc.npz
 
 `mine` records per candidate: the first-pass score, both second-look scores, the face mesh's
 face-presence score, the box size, the classifier's probabilities and its 1280-d penultimate
@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from maskdetect.evaluation.voc_set import read_names, voc_items
+from maskdetect.data.voc_set import read_names, voc_items
 from maskdetect.faces.blazeface import BlazeFaceDetector, to_voc_boxes
 from maskdetect.faces.landmarks import FaceMesh
 from maskdetect.faces.nms import clip_boxes, iou_matrix
 from maskdetect.faces.second_look import second_look_scores
 from maskdetect.images import open_image
-from maskdetect.runtime import DEFAULT_MODEL, load_classifier, softmax
+from maskdetect.runtime import DEFAULT_MODEL, load_classifier, resolve_checkpoint, softmax
 
 MATCH_IOU = 0.3
 CANDIDATE = 0.3
@@ -58,10 +58,10 @@ def mine(voc_dir: Path, out: Path, exclude: Path | None, limit: int | None, work
         local.mesh = mesh
         photo = open_image(path)
         pixels = np.asarray(photo)
-        boxes, first = detector._merged_candidates(pixels, CANDIDATE)
+        boxes, first = detector.merged_candidates(pixels, CANDIDATE)
         if not len(boxes):
             return {"path": str(path), "truth": truth, "n": 0}
-        second = second_look_scores(pixels, boxes, detector._models())
+        second = second_look_scores(pixels, boxes, detector.models())
         mesh_scores, mesh_boxes = [], []
         for box in boxes:
             result = mesh.landmarks_in_box(photo, tuple(box), upright=False)
@@ -210,9 +210,9 @@ def mine_passes(voc_dir: Path, out: Path, exclude: Path | None, limit: int | Non
     def one(item: tuple[Path, list]) -> list[tuple]:
         pixels = np.asarray(open_image(item[0]))
         height, width = pixels.shape[:2]
-        models, rows = detector._models(), []
+        models, rows = detector.models(), []
         passes = list(detector.config.passes)
-        for p, side in detector._tilings(max(width, height)):
+        for p, side in detector.tilings(max(width, height)):
             number = passes.index(p) if p in passes else len(passes)  # finer tiles of large photos last
             for boxes, scores, trust in pass_candidates(pixels, p, side, models[p.model], CANDIDATE):
                 rows += [(number, *b, s, t) for b, s, t in zip(boxes, scores, trust, strict=True)]
@@ -284,7 +284,7 @@ def score_sets(data: dict) -> dict[str, np.ndarray]:
 
 def operating_point(data: dict, score: np.ndarray, threshold: float, nms: float | None = None) -> dict:
     """Recall (faces >= 32 px and all, IoU 0.3) and precision of the candidates scoring >= threshold."""
-    from maskdetect.evaluation.detection import match_faces
+    from maskdetect.faces.nms import match_faces
 
     truth = data["truth_all"]
     matched_big = total_big = matched_all = kept_total = 0
@@ -486,9 +486,11 @@ def refeature(path: Path, out: Path, precision: str) -> None:
                                                   "min": round(float(cosine.min()), 4)}}))
 
 
-def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path,
+def export_verifier(train_path: Path, out: Path, target: float, model: Path,
                     precision_target: float | None = None) -> None:
-    """Fit the verifier on `train_path`'s candidates and write it beside the checkpoint.
+    """Fit the verifier on `train_path`'s candidates for `model`'s classifier (a bundle folder or a
+    checkpoint) and write it to `out`; a bundle's manifest names it in `verifiers` (`maskdetect
+    fit-verifier` does both, by the same recipe).
 
     Nothing from the test set decides it: the band and the threshold come from out-of-fold scores on
     the training photos themselves. With `precision_target` (the video path's candidates, which have
@@ -501,13 +503,13 @@ def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path
     train = dict(np.load(train_path))
     labelled = int((train["kind"] != 1).sum())
     described = f"{train_path.name}: {len(train['paths'])} photos, {labelled} candidates"
-    digest = file_digest(checkpoint)
+    digest = file_digest(resolve_checkpoint(model))
     if precision_target is not None:
         threshold = at_precision(train, out_of_fold(train), precision_target, nms=0.3)["threshold"]
         scaler, regression = (step[1] for step in embedding_verifier(train).steps)
         verifier = FaceVerifier(digest, scaler.mean_, scaler.scale_, regression.coef_[0],
                                 float(regression.intercept_[0]), float(threshold))
-        verifier.save(out, data=described, fitted_by="python bench/verifier_study.py export-verifier "
+        verifier.save(out, data=described, fitted_by="python bench/studies/verifier_study.py export-verifier "
                       "--precision-target", precision_target=precision_target)
         print(json.dumps({"threshold": threshold, "written": str(out)}))
         return
@@ -521,7 +523,7 @@ def export_verifier(train_path: Path, out: Path, target: float, checkpoint: Path
     verifier = FaceVerifier(digest, scaler.mean_, scaler.scale_, regression.coef_[0],
                             float(regression.intercept_[0]), float(model["threshold"]),
                             first_stage=first_stage)
-    verifier.save(out, data=described, fitted_by="python bench/verifier_study.py export-verifier",
+    verifier.save(out, data=described, fitted_by="python bench/studies/verifier_study.py export-verifier",
                   recall_target_32px=target)
     band = [model["low"], model["high"]]
     print(json.dumps({"threshold": model["threshold"], "band": band, "written": str(out)}))
@@ -610,7 +612,9 @@ def main() -> None:
     ev.add_argument("train", type=Path)
     ev.add_argument("--out", type=Path, required=True)
     ev.add_argument("--target", type=float, default=0.95)
-    ev.add_argument("--checkpoint", type=Path, required=True, help="the classifier whose features were mined")
+    ev.add_argument("--model", "--checkpoint", dest="model", type=Path, default=DEFAULT_MODEL,
+                    help="the bundle folder or checkpoint whose classifier's features were mined (default: "
+                    "the bundled model, whose classifier `mine` and `refeature` read)")
     ev.add_argument("--precision-target", type=float,
                     help="one stage (no second looks: mine-fast's candidates), at this out-of-fold precision")
     cr = sub.add_parser("cascade")
@@ -630,7 +634,7 @@ def main() -> None:
     if args.cmd == "refeature":
         refeature(args.candidates, args.out, args.precision)
     if args.cmd == "export-verifier":
-        export_verifier(args.train, args.out, args.target, args.checkpoint, args.precision_target)
+        export_verifier(args.train, args.out, args.target, args.model, args.precision_target)
     if args.cmd == "sheet":
         sheet(args.candidates, args.rule, args.threshold, args.out, args.count, args.seed, args.train,
               args.suppress)

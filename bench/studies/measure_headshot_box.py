@@ -4,7 +4,7 @@ Runs the project's detector (boxes already converted to VOC-like framing) on eve
 ../shared/data/maskedface-net-sample and prints, as JSON, the median best box as fractions of the
 image side, its spread, and the medians per subset (CMFD, IMFD).
 
-    .venv/bin/python bench/measure_headshot_box.py [FOLDER]
+    .venv/bin/python bench/studies/measure_headshot_box.py [FOLDER]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT.parent / "shared" / "data" / "maskedface-net-sample"
 
 

@@ -20,7 +20,7 @@ Every tracker's tracks are scored at IoU 0.5 and again at 0.3 (`at_match_iou_0.3
 faces a by-eye audit found unannotated added as people of class "not labelled"
 (bench/audits/tracking-clips-seed0.tsv; the frames are the same either way).
 
-    .venv/bin/python bench/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
+    .venv/bin/python bench/studies/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
         [--audit bench/audits/tracking-clips-seed0.tsv] [--precision fp32] [--no-verifier]
         [--detector blazeface] [--exclude bench/andrewmvd-verifier-photos.txt]
 """
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VOC = ROOT.parent / "shared" / "data" / "andrewmvd-face-mask"
 # Boxes match faces at IoU 0.5, MOTChallenge's rule; the same tracks are scored again at 0.3, the
 # overlap `maskdetect evaluate-detect --match-iou 0.3` accepts for faces whose boxes are framed
@@ -110,10 +110,10 @@ def main() -> int:
         sys.exit(f"photo set not found: {args.voc} (../shared/data must sit beside the project)")
     if args.norfair:
         sys.path.insert(0, str(args.norfair))
+    from maskdetect.data.voc_set import excluded_count, read_names
     from maskdetect.detect.tracks import FaceTracker, TrackOptions
     from maskdetect.evaluation.clips import ClipSettings, clips_from_voc, unlabelled_faces
     from maskdetect.evaluation.track_score import combine_scores, score_clip
-    from maskdetect.evaluation.voc_set import excluded_count, read_names
     from maskdetect.predict import Predictor
     from maskdetect.results import ImageResult
 
