@@ -133,7 +133,8 @@ def test_the_two_thresholds_mean_one_thing_each():
     assert verified.face_threshold == 0.5  # what the verifier's probability must reach
     default = Predictor(precision="fp32")
     assert default.face_threshold == default.verifier.threshold
-    assert default.candidate_threshold == open_bundle().verifier_entry("blazeface", "fp32").candidate_threshold
+    fitted_on = open_bundle().verifier_entry("blazeface", "fp32").candidate_threshold
+    assert default.candidate_threshold == fitted_on
     alone = Predictor(precision="fp32", verify=False, face_threshold=0.6)
     assert alone.verifier is None and alone.detector.config.threshold == 0.6
     video = default.video_twin()
@@ -198,8 +199,8 @@ def test_a_bundle_from_a_checkpoint_gets_a_verifier_that_the_predictor_uses(tmp_
 
 def test_the_bundle_and_fit_verifier_commands(tmp_path):
     run = [sys.executable, "-m", "maskdetect"]
-    made = subprocess.run([*run, "bundle", str(DEFAULT_BUNDLE / "classifier.pt"), "--out", str(tmp_path / "b")],
-                          capture_output=True, text=True, timeout=300)
+    made = subprocess.run([*run, "bundle", str(DEFAULT_BUNDLE / "classifier.pt"), "--out",
+                           str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr
     assert "no face verifier yet" in made.stdout
     fitted = subprocess.run([*run, "fit-verifier", str(tmp_path / "b"), str(SAMPLE), "--precision", "fp32",
@@ -225,6 +226,7 @@ def test_every_options_type_a_public_call_takes_is_public():
         targets = [value.__init__] if inspect.isclass(value) else [value] if callable(value) else []
         for target in targets:
             for parameter in inspect.signature(target).parameters.values():
-                named |= set(re.findall(r"\b[A-Z]\w*(?:Options|Settings|Config)\b", str(parameter.annotation)))
+                annotation = str(parameter.annotation)
+                named |= set(re.findall(r"\b[A-Z]\w*(?:Options|Settings|Config)\b", annotation))
     assert {"ModelOptions", "BatchOptions", "EvaluateDetectOptions", "FitOptions"} <= named
     assert named <= set(maskdetect.__all__)

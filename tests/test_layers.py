@@ -23,8 +23,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("maskdetect.predict", "maskdetect.runtime", "maskdetect.export", "maskdetect.results",
               "maskdetect.verify", "maskdetect.checkpoint", "maskdetect.quantize", "maskdetect.bundle",
               "maskdetect.options")),
-    ("pipelines", ("maskdetect.detect", "maskdetect.explain", "maskdetect.train", "maskdetect.synth", "maskdetect.bundler",
-                   "maskdetect.evaluation")),
+    ("pipelines", ("maskdetect.detect", "maskdetect.explain", "maskdetect.train", "maskdetect.synth",
+                   "maskdetect.evaluation", "maskdetect.bundler")),
     ("adapters", ("maskdetect.cli", "maskdetect.__main__", "maskdetect.serve", "maskdetect.demo")),
 ]
 PIPELINES, ADAPTERS = len(LAYERS) - 2, len(LAYERS) - 1

@@ -29,7 +29,8 @@ from maskdetect.verify import VerifierError
 
 log = logging.getLogger(__name__)
 
-_SAID_UNVERIFIED: set[str] = set()  # detectors already said to run without a verifier, once a process
+# (model, detector) pairs already said to run without a verifier: said once a process
+_SAID_UNVERIFIED: set[tuple[str, str]] = set()
 
 
 class Predictor:
@@ -127,8 +128,8 @@ class Predictor:
                                             candidate_threshold=candidate_threshold)
         if self.verifier is not None and not getattr(self.detector, "scores_candidates", False):
             self.verifier = None
-        if self.verifier is None and self._verify and name not in _SAID_UNVERIFIED:
-            _SAID_UNVERIFIED.add(name)
+        if self.verifier is None and self._verify and (self.bundle.label, name) not in _SAID_UNVERIFIED:
+            _SAID_UNVERIFIED.add((self.bundle.label, name))
             log.warning("%s has no face verifier for the %s detector: its scores alone decide what is a face "
                         "(fit one with `maskdetect fit-verifier`)", self.bundle.label, name)
         self.face_threshold = face_threshold

@@ -244,7 +244,7 @@ class EvaluateDetectOptions:
             matched here (PNG or JPEG, a CSV beside it).
         sheet_count: how many boxes or faces each sheet shows (chosen at random, seeded).
 
-    >>> EvaluateDetectOptions(detector="haar", detection_only=True).match_iou
+    >>> EvaluateDetectOptions(model=ModelOptions(detector="haar"), detection_only=True).match_iou
     0.5
     """
 
