@@ -10,7 +10,7 @@ the same-run baseline. Figures:
   with the IoU of its top-10% region against the exact map's, over several face crops.
 - the one-off ONNX export, reported apart and also folded into a single-image speed-up.
 
-Run: .venv/bin/python bench/bench_explain.py [--images 3] [--threads 2]
+Run: .venv/bin/python bench/bench_explain.py [--images 3] [--threads 2] [--size 224]
 """
 
 from __future__ import annotations
@@ -73,11 +73,15 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def main() -> None:
+    global SIZE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=3, help="face crops for the coarse-to-fine IoU")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", type=int, default=SIZE,
+                        help="crop side in pixels (default %(default)s, 729 windows; a smoke run takes 64)")
     parser.add_argument("--skip-torch", action="store_true", help="skip our eager-torch exact run")
     args = parser.parse_args()
+    SIZE = args.size  # the crops, the checkpoint and the report all read it
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     pretrained = mobilenet_v2_weights_path() is not None
