@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import sys
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -100,6 +101,8 @@ def make_checkpoint_file(folder: Path) -> Path:
 
 def load_bench_module():
     """bench/load_test.py as a module: its load runner and its scan and pixel bombs."""
+    if str(ROOT / "bench") not in sys.path:  # as when it runs as a script: `import harness` beside it
+        sys.path.insert(0, str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location("serve_load_test", ROOT / "bench" / "load_test.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
