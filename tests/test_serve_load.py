@@ -81,7 +81,7 @@ def test_the_load_test_measures_each_worker_count_in_one_run(monkeypatch, capsys
     argv = ["--model", str(untrained_checkpoint), "--detector", "blazeface-fast", "--workers", "1", "2",
             "--requests", "20", "--photos", "2"]
     assert bench.main(argv) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out)["figure"]  # bench/harness.py's shape
     assert [workers for _, _, workers in started] == [1, 2]
     assert {(model, detector) for model, detector, _ in started} == {
         (str(untrained_checkpoint), "blazeface-fast")}
