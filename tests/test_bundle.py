@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from maskdetect import ModelOptions, Predictor, ServeOptions, open_bundle
 from maskdetect.bundle import DEFAULT_BUNDLE, MANIFEST, BundleError, write_manifest
@@ -230,3 +231,23 @@ def test_every_options_type_a_public_call_takes_is_public():
                 named |= set(re.findall(r"\b[A-Z]\w*(?:Options|Settings|Config)\b", annotation))
     assert {"ModelOptions", "BatchOptions", "EvaluateDetectOptions", "FitOptions"} <= named
     assert named <= set(maskdetect.__all__)
+
+
+def test_retinaface_candidates_get_a_one_stage_verifier_from_their_candidate_threshold(tmp_path, monkeypatch):
+    from maskdetect.verify import load_verifier
+
+    monkeypatch.setattr(sys, "argv", ["maskdetect", "fit-verifier"])
+    bundle = create_bundle(DEFAULT_BUNDLE / "classifier.pt", tmp_path / "rf", photo_detector="retinaface")
+    result = fit_bundle_verifier(bundle.root, FitOptions(photos=SAMPLE, precision="fp32", limit=15,
+                                                         candidate_threshold=0.2))
+    assert result["detector"] == "retinaface"
+    entry = open_bundle(bundle.root).verifier_entry("retinaface", "fp32")
+    assert entry.candidate_threshold == 0.2
+    assert load_verifier(entry.path).first_stage is None  # no second looks: nothing for a first stage
+    predictor = Predictor(str(bundle.root), precision="fp32")
+    assert predictor.detector.name == "retinaface" and predictor.verifier is not None
+    assert predictor.candidate_threshold == 0.2
+    assert predictor.face_threshold == load_verifier(entry.path).threshold
+    low = predictor.detector.candidates(Image.open(PHOTO))
+    assert (low.first >= 0.2).all() and (low.first < predictor.detector.threshold).any()
+    assert len(predictor(PHOTO)) >= 15

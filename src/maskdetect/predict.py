@@ -132,12 +132,12 @@ class Predictor:
             _SAID_UNVERIFIED.add((self.bundle.label, name))
             log.warning("%s has no face verifier for the %s detector: its scores alone decide what is a face "
                         "(fit one with `maskdetect fit-verifier`)", self.bundle.label, name)
+        settings = getattr(self.detector, "config", self.detector)  # BlazeFace's config, or the detector
         self.face_threshold = face_threshold
         if self.face_threshold is None:
             self.face_threshold = (self.verifier.threshold if self.verifier is not None
-                                   else getattr(getattr(self.detector, "config", None), "threshold", None))
-        config = getattr(self.detector, "config", None)
-        self.candidate_threshold = getattr(config, "candidate_threshold", None)
+                                   else getattr(settings, "threshold", None))
+        self.candidate_threshold = getattr(settings, "candidate_threshold", None)
 
     def _feature_width(self) -> int:
         if not hasattr(self, "_features"):

@@ -10,8 +10,9 @@ Two recipes, as the bundled model's verifiers were made:
 - `recall_target` (photo detectors with second looks): two stages. A cheap first stage sees the
   second looks at 0 and settles candidates outside its band; the full verifier decides the rest. The
   threshold is the highest whose out-of-fold recall of faces of 32 px and more reaches the target.
-- `precision_target` (detectors without second looks): one stage, its threshold the lowest whose
-  out-of-fold precision reaches the target.
+- `precision_target`: one stage, its threshold the lowest whose out-of-fold precision reaches the
+  target. A detector without second looks (blazeface-fast, retinaface) gets one stage with either
+  target: a first stage would see the same inputs as the full verifier.
 """
 
 from __future__ import annotations
@@ -151,6 +152,10 @@ def fit_verifier(data: CandidateSet, checkpoint_sha256: str, recall_target: floa
     full = fit_logistic(x[rows], y[rows])
     if precision_target is not None:
         point = at_precision(data, out_of_fold(data), precision_target)
+        return FaceVerifier(checkpoint_sha256, full.mean, full.scale, full.coef, full.intercept,
+                            point["threshold"]), point
+    if not data.second.any():  # a detector without second looks: a first stage would be the same fit
+        point = at_recall(data, out_of_fold(data), recall_target)
         return FaceVerifier(checkpoint_sha256, full.mean, full.scale, full.coef, full.intercept,
                             point["threshold"]), point
     cheap_oof, full_oof = out_of_fold(data, second_looks=False), out_of_fold(data)

@@ -67,9 +67,7 @@ def create_detector(
         from maskdetect.faces.retinaface import DEFAULT_LONG_SIDE, RetinaFaceDetector
 
         long_side = DEFAULT_LONG_SIDE if name == "retinaface" else int(name.removeprefix("retinaface-"))
-        if candidate_threshold is not None:
-            raise ValueError(f"the {name} detector has no candidate threshold (no face verifier weighs it yet)")
-        detector = RetinaFaceDetector(long_side, threshold=threshold)
+        detector = RetinaFaceDetector(long_side, threshold=threshold, candidate_threshold=candidate_threshold)
         detector.name = name
         return detector
     raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")

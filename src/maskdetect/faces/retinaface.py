@@ -170,6 +170,11 @@ class FaceCandidates:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    @property
+    def first(self) -> np.ndarray:
+        """The scores, under the name a face verifier reads (BlazeFace's first-pass scores)."""
+        return self.scores
+
 
 class RetinaFaceDetector:
     """Faces in a whole photo in one pass: the photo resized to `long_side` (up or down), padded to a
@@ -189,24 +194,28 @@ class RetinaFaceDetector:
     """
 
     name = "retinaface"
-    # The Predictor's face verifier calls BlazeFace-style candidates (`first` scores, second looks);
-    # none is fitted on RetinaFace's yet, so this detector always decides alone.
-    scores_candidates = False
+    scores_candidates = True  # a face verifier may weigh its candidates (it has no second looks)
 
     def __init__(self, long_side: int = DEFAULT_LONG_SIDE, threshold: float | None = None,
-                 num_threads: int = 1, framing: tuple[float, float, float, float] = VOC_FRAMING):
+                 num_threads: int = 1, framing: tuple[float, float, float, float] = VOC_FRAMING,
+                 candidate_threshold: float | None = None):
         if not 32 <= long_side <= 4096:
             raise ValueError(f"long_side must be between 32 and 4096 pixels, got {long_side}")
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"detection threshold must be between 0 and 1, got {threshold}")
+        if candidate_threshold is not None and not 0.0 < candidate_threshold < 1.0:
+            raise ValueError(f"candidate threshold must be between 0 and 1, got {candidate_threshold}")
         if num_threads < 1:
             raise ValueError(f"num_threads must be 1 or more, got {num_threads}")
         self.long_side, self.threshold, self.framing = int(long_side), threshold, tuple(framing)
+        # Candidates (what a verifier weighs) from here; `detect` keeps those from `threshold`.
+        self.candidate_threshold = threshold if candidate_threshold is None else float(candidate_threshold)
         self._session = _session(num_threads)
 
     def candidates(self, image: Image.Image) -> FaceCandidates:
-        """Every face scoring the threshold or more: boxes, scores, five landmarks each, raw boxes."""
+        """Every face scoring the candidate threshold or more: boxes, scores, five landmarks each, raw
+        boxes. A face verifier then decides which are faces (`maskdetect.verify`)."""
         pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
         height, width = pixels.shape[:2]
         scale = self.long_side / max(height, width)
@@ -217,7 +226,7 @@ class RetinaFaceDetector:
         scores = conf[0, :, 1]
         if len(scores) != len(priors):
             raise RuntimeError(f"the RetinaFace graph gave {len(scores)} outputs for {len(priors)} priors")
-        keep = np.flatnonzero(scores >= self.threshold)
+        keep = np.flatnonzero(scores >= min(self.threshold, self.candidate_threshold))
         keep = keep[np.argsort(-scores[keep], kind="stable")][:TOP_CANDIDATES]
         boxes = decode_boxes(loc[0, keep], priors[keep])
         order = nms_order(boxes, scores[keep])
@@ -231,16 +240,22 @@ class RetinaFaceDetector:
         return FaceCandidates(framed[inside], scores[keep][inside].astype(np.float64),
                               landmarks[inside], boxes[inside])
 
+    def second_looks(self, candidates: FaceCandidates, rows: np.ndarray) -> np.ndarray:
+        """No second looks here: zeros (len(rows) x 2), what its face verifier is fitted on."""
+        return np.zeros((len(rows), 2))
+
     def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         """Face boxes (N x 4, x0 y0 x1 y1 pixels, VOC-like framing) and scores, best first."""
         found = self.candidates(image)
-        return found.boxes, found.scores
+        keep = found.scores >= self.threshold
+        return found.boxes[keep], found.scores[keep]
 
     def detect_raw(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         """The network's own boxes (pixels, before the VOC framing) and scores, best first: what
         `evaluate-detect --raw-boxes` fits VOC_FRAMING on."""
         found = self.candidates(image)
-        return found.raw_boxes, found.scores
+        keep = found.scores >= self.threshold
+        return found.raw_boxes[keep], found.scores[keep]
 
 
 def _input_tensor(pixels: np.ndarray) -> np.ndarray:
