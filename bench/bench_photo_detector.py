@@ -5,9 +5,11 @@ verifier: as issue 17 found it) is kept here as the baseline. Each photo is run 
 a busy machine slows both alike; the figures are milliseconds a photo on one thread:
 
 - detector alone (`detect`): the old passes against the new ones;
-- the whole `Predictor` call (find, classify): the old detector deciding alone with the float32
-  classifier against the new detector with its two-stage face verifier and the int8 classifier (the
-  defaults now); the new detector with the float32 classifier, and with the photo shrunk by PIL's
+- the whole `Predictor` call (find, classify): beside the BlazeFace photo path (its passes, two-stage
+  verifier, int8) the other photo detectors with their own verifiers (`--candidates`, RetinaFace at a
+  960 and 640 px long side by default: `speedup_vs_blazeface_photo_path`); the old detector deciding
+  alone with the float32 classifier against BlazeFace with its two-stage face verifier and the int8
+  classifier; BlazeFace with the float32 classifier, and with the photo shrunk by PIL's
   bilinear instead of OpenCV's area average (as before 2026-12-06, evening), beside them show each
   part's share; the video detector (`blazeface-fast`) with its own verifier is the fast reference.
 
@@ -88,6 +90,9 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=40, help="photos to time (default 40)")
     parser.add_argument("--set", type=Path, help="a VOC photo set (default: andrewmvd-face-mask)")
     parser.add_argument("--per-pass", action="store_true", help="time each pass of today's detector instead")
+    parser.add_argument("--model", help="a model bundle (default: the bundled one)")
+    parser.add_argument("--candidates", nargs="*", default=["retinaface-960", "retinaface-640"],
+                        help="other photo detectors to time with their verifiers, beside blazeface")
     args = parser.parse_args()
     import harness
 
@@ -102,11 +107,11 @@ def main() -> int:
                        vars(args))
         return 0
     old_detector, new_detector = BlazeFaceDetector(previous_accurate()), BlazeFaceDetector("accurate")
-    old_predictor = Predictor(verify=False, classifier_threads=1, precision="fp32")
+    old_predictor = Predictor(args.model, verify=False, classifier_threads=1, precision="fp32")
     old_predictor.detector = old_detector
-    new_predictor = Predictor(classifier_threads=1)
-    new_fp32 = Predictor(classifier_threads=1, precision="fp32")
-    new_pil = Predictor(classifier_threads=1)  # today's, but the photo shrunk by PIL as before
+    new_predictor = Predictor(args.model, detector="blazeface", classifier_threads=1)
+    new_fp32 = Predictor(args.model, detector="blazeface", classifier_threads=1, precision="fp32")
+    new_pil = Predictor(args.model, detector="blazeface", classifier_threads=1)  # PIL's shrinking, as before
     new_pil.detector = BlazeFaceDetector(dataclasses.replace(new_detector.config, area_resize=False))
     calls = {
         "detector/previous": lambda im: old_detector.detect(im)[0],
@@ -116,6 +121,8 @@ def main() -> int:
         "predictor/now_with_verifier_fp32": new_fp32,
         "predictor/now_with_verifier_pil_resize": new_pil,
         "predictor/video_detector_with_its_verifier": new_predictor.with_detector("blazeface-fast"),
+        **{f"predictor/{name}_with_its_verifier": new_predictor.with_detector(name)
+           for name in args.candidates},
     }
     for call in calls.values():  # warm-up: interpreters, ONNX session, grown inputs
         call(photos[0])
@@ -144,6 +151,11 @@ def main() -> int:
                 ("predictor_pil_resize", "predictor/now_with_verifier_pil_resize"),
                 ("video_detector", "predictor/video_detector_with_its_verifier"))},
         },
+        # issue 30: against today's photo path (BlazeFace passes + verifier, int8), same run
+        "speedup_vs_blazeface_photo_path": {
+            name: round(results["predictor/now_with_verifier"]["ms_per_photo"]
+                        / results[f"predictor/{name}_with_its_verifier"]["ms_per_photo"], 2)
+            for name in args.candidates},
         "goal_speedup": 3.0,
     }
     harness.report("bench_photo_detector", report, results["predictor/previous_no_verifier"], vars(args),
