@@ -10,8 +10,8 @@ The graph's conventions (read from the package's pre- and post-processing): inpu
 H x W float32, BGR minus a per-channel mean, any H and W; outputs ``loc`` (P x 4), ``conf`` (P x 2,
 already softmaxed, column 1 is "face") and ``landmarks`` (P x 10), over priors laid out stride by
 stride (8, 16, 32), row by row, two prior sizes per cell, decoded SSD-style with variances 0.1 and
-0.2. One pass over the whole photo resized to a fixed long side finds faces from about 10 px of the
-input up; the long side is the speed/recall trade-off (issue 30 has the measurements).
+0.2 (the smallest prior is 16 px of the input). The detector makes one pass over the whole photo resized
+to a fixed long side, up or down: the long side is the speed/recall trade-off (see DEFAULT_LONG_SIDE).
 """
 
 from __future__ import annotations
@@ -39,17 +39,27 @@ MEAN_BGR = (104.0, 117.0, 127.0)
 PAD_MULTIPLE = 32  # inputs are padded (with the mean colour) to this: the coarsest stride divides them
 NMS_IOU = 0.4  # RetinaFace's own
 TOP_CANDIDATES = 5000  # best-scored priors kept for NMS
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_LONG_SIDE = 640
-LONG_SIDES = (640, 960, 1280)  # the registered variants: `create_detector("retinaface-960")`
+# The default pass, chosen on ilc2021-dev (near-duplicates left out) / andrewmvd's 453 held-out photos
+# with `maskdetect evaluate-detect SET --detection-only --detector retinaface-{640,960,1280} --sweep
+# 0.5,0.7 --match-iou {0.5,0.3}`: 960 px keeps most of 1280's recall (faces of 32 px and more at IoU 0.3,
+# score 0.5: 0.966 / 0.961 against 0.974 / 0.966; 640: 0.955 / 0.957) at about 0.6x its time (0.2x /
+# 0.33x of the BlazeFace photo detector's). At score 0.7 and with the classifier (`evaluate-detect SET
+# --detector retinaface-960 --threshold 0.7 --no-verifier --match-iou 0.3`) it finds more faces than the
+# BlazeFace photo path with its face verifier at a higher precision (0.951 / 0.954 at 0.816 / 0.918
+# against 0.942 / 0.944 at 0.813 / 0.909), the same accuracy and macro-F1 on the faces found, in 0.35x /
+# 0.57x of its time. The threshold is for RetinaFace deciding alone; a face verifier weighs candidates
+# from `candidate_threshold`.
+DEFAULT_THRESHOLD = 0.7
+DEFAULT_LONG_SIDE = 960
 
-# RetinaFace's WIDER FACE boxes are taller than the tight VOC boxes andrewmvd's annotators drew
-# (forehead in, chin down) and sit a little higher. (DX, DY, SX, SY) turns one into a VOC-like box with
+# RetinaFace's WIDER FACE boxes reach higher than the tight VOC boxes andrewmvd's annotators drew (more
+# forehead, less chin) and are a little narrower. (DX, DY, SX, SY) turns one into a VOC-like box with
 # centre (cx + DX * w, cy + DY * h) and size (SX * w, SY * h): the "box_fit" medians of
 # `maskdetect evaluate-detect ../shared/data/andrewmvd-face-mask --detection-only --raw-boxes
-# --detector retinaface --match-iou 0.3 --only bench/andrewmvd-verifier-photos.txt` (the 400 photos the
-# face verifiers are fitted on; nothing from ilc2021-dev). DX is left at 0 so that a mirrored photo
-# gives a mirrored box.
+# --detector retinaface-640 --match-iou 0.3 --only bench/andrewmvd-verifier-photos.txt` (the 400 photos
+# the face verifiers are fitted on, 1,574 boxes; nothing from ilc2021-dev). One framing serves every
+# long side: retinaface-960 gave (0.018,) 0.126, 1.053, 0.917 and retinaface-1280 (0.017,) 0.127,
+# 1.062, 0.924. The measured DX (0.018) is left at 0 so that a mirrored photo gives a mirrored box.
 VOC_FRAMING = (0.0, 0.124, 1.054, 0.913)
 
 
