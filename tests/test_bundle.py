@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -186,7 +187,7 @@ def test_a_bundle_from_a_checkpoint_gets_a_verifier_that_the_predictor_uses(tmp_
     with pytest.raises(FileExistsError):
         create_bundle(DEFAULT_BUNDLE / "classifier.pt", tmp_path / "mine")
     result = fit_bundle_verifier(bundle.root, FitOptions(photos=SAMPLE, precision="fp32", limit=25))
-    assert result["file"] == "verifiers/blazeface.fp32.json"
+    assert re.fullmatch(r"verifiers/blazeface\.fp32\.[0-9a-f]{12}\.json", result["file"])
     assert 0 < result["out_of_fold"]["threshold"] < 1 and result["out_of_fold"]["recall_32px"] >= 0.9
     reopened = open_bundle(bundle.root)
     entry = reopened.verifier_entry("blazeface", "fp32")
@@ -208,7 +209,7 @@ def test_the_bundle_and_fit_verifier_commands(tmp_path):
                              "--detector", "blazeface-fast", "--precision-target", "0.9", "--limit", "20"],
                             capture_output=True, text=True, timeout=300)
     assert fitted.returncode == 0, fitted.stderr
-    assert json.loads(fitted.stdout)["file"] == "verifiers/blazeface-fast.fp32.json"
+    assert json.loads(fitted.stdout)["file"].startswith("verifiers/blazeface-fast.fp32.")
     assert open_bundle(tmp_path / "b").verifier_entry("blazeface-fast", "fp32").candidate_threshold == 0.4
     missing = subprocess.run([*run, "fit-verifier", str(tmp_path / "nope"), str(SAMPLE)],
                              capture_output=True, text=True, timeout=300)
@@ -251,3 +252,16 @@ def test_retinaface_candidates_get_a_one_stage_verifier_from_their_candidate_thr
     low = predictor.detector.candidates(Image.open(PHOTO))
     assert (low.first >= 0.2).all() and (low.first < predictor.detector.threshold).any()
     assert len(predictor(PHOTO)) >= 15
+
+
+def test_fitting_a_verifier_again_replaces_it_and_leaves_the_bundle_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["maskdetect", "fit-verifier"])
+    bundle = create_bundle(DEFAULT_BUNDLE / "classifier.pt", tmp_path / "b", photo_detector="retinaface-640")
+    options = FitOptions(photos=SAMPLE, precision="fp32", limit=8, candidate_threshold=0.3)
+    first = fit_bundle_verifier(bundle.root, options)
+    second = fit_bundle_verifier(bundle.root, FitOptions(photos=SAMPLE, precision="fp32", limit=10,
+                                                          candidate_threshold=0.3))
+    assert first["file"] != second["file"]  # another fit, another file: the manifest switched at once
+    reopened = open_bundle(bundle.root)  # every sha256 the manifest states holds
+    assert [v.path.name for v in reopened.verifiers] == [Path(second["file"]).name]
+    assert sorted(p.name for p in (bundle.root / "verifiers").iterdir()) == [Path(second["file"]).name]

@@ -113,17 +113,26 @@ def fit_bundle_verifier(bundle: str | os.PathLike, options: FitOptions) -> dict[
     data = mine_candidates(predictor, items)
     verifier, point = fit_verifier(data, file_digest(opened.classifier), options.recall_target,
                                    options.precision_target)
-    relative = f"verifiers/{detector}.{options.precision}.json"
     described = f"{Path(options.photos).name}: {data.photos} photos, {int((data.kind != 1).sum())} candidates"
-    verifier.save(root / relative, data=described, fitted_by=_command(), out_of_fold=point)
+    # The new verifier gets a file of its own, named by its content, and the manifest's one atomic
+    # rewrite switches to it: a run killed at any point leaves the bundle as it was, or as it is now.
     manifest = read_manifest_dict(root)
-    manifest["verifiers"] = [v for v in manifest.get("verifiers", [])
-                             if (v.get("detector"), v.get("precision")) != (detector, options.precision)]
+    staged = root / "verifiers" / f".{detector}.{options.precision}.new.json"
+    verifier.save(staged, data=described, fitted_by=_command(), out_of_fold=point)
+    relative = f"verifiers/{detector}.{options.precision}.{file_digest(staged)[:12]}.json"
+    staged.replace(root / relative)
+    replaced = [v for v in manifest.get("verifiers", [])
+                if (v.get("detector"), v.get("precision")) == (detector, options.precision)]
+    manifest["verifiers"] = [v for v in manifest.get("verifiers", []) if v not in replaced]
     manifest["verifiers"].append({
         "detector": detector, "precision": options.precision, "file": relative,
         "candidate_threshold": predictor.candidate_threshold, "data": described, "made_by": _command(),
     })
     write_manifest(root, manifest)
+    still_named = {v["file"] for v in manifest["verifiers"]}
+    for old in replaced:
+        if old["file"] not in still_named:
+            (root / old["file"]).unlink(missing_ok=True)
     return {"detector": detector, "precision": options.precision, "file": relative, "out_of_fold": point}
 
 
