@@ -110,7 +110,7 @@ def test_a_verifier_of_another_classifier_fails_at_load_naming_its_file(tmp_path
     verifier.write_text(json.dumps(data))
     write_manifest(root, json.loads((root / MANIFEST).read_text()))  # the sha256 of the edited file
     with pytest.raises(ValueError, match="blazeface.fp32.json: fitted for another classifier"):
-        Predictor(str(root), precision="fp32")
+        Predictor(str(root), precision="fp32", detector="blazeface")
 
 
 def test_a_bare_checkpoint_runs_without_a_verifier_and_says_so_once(tmp_path, caplog, monkeypatch):
@@ -125,20 +125,23 @@ def test_a_bare_checkpoint_runs_without_a_verifier_and_says_so_once(tmp_path, ca
     said = [r.message for r in caplog.records if "no face verifier" in r.message]
     assert len(said) == 1 and "maskdetect fit-verifier" in said[0]
     assert first.verifier is None
-    assert first.face_threshold == first.detector.config.threshold  # the detector's score decides
+    assert first.detector.name == "retinaface-960"  # a bare checkpoint runs behind the default detector
+    assert first.face_threshold == first.detector.threshold  # and the detector's score decides
 
 
 def test_the_two_thresholds_mean_one_thing_each():
     verified = Predictor(precision="fp32", candidate_threshold=0.35, face_threshold=0.5)
-    assert verified.verifier is not None
-    assert verified.detector.config.candidate_threshold == 0.35  # what the detector hands over
+    assert verified.verifier is not None and verified.detector.name == "retinaface-960"
+    assert verified.detector.candidate_threshold == 0.35  # what the detector hands over
+    blaze = Predictor(precision="fp32", detector="blazeface", candidate_threshold=0.35)
+    assert blaze.detector.config.candidate_threshold == 0.35 and blaze.candidate_threshold == 0.35
     assert verified.face_threshold == 0.5  # what the verifier's probability must reach
     default = Predictor(precision="fp32")
     assert default.face_threshold == default.verifier.threshold
-    fitted_on = open_bundle().verifier_entry("blazeface", "fp32").candidate_threshold
+    fitted_on = open_bundle().verifier_entry("retinaface-960", "fp32").candidate_threshold
     assert default.candidate_threshold == fitted_on
     alone = Predictor(precision="fp32", verify=False, face_threshold=0.6)
-    assert alone.verifier is None and alone.detector.config.threshold == 0.6
+    assert alone.verifier is None and alone.detector.threshold == 0.6
     video = default.video_twin()
     assert video.detector.name == "blazeface-fast" and video.face_threshold == video.verifier.threshold
 
@@ -187,11 +190,11 @@ def test_a_bundle_from_a_checkpoint_gets_a_verifier_that_the_predictor_uses(tmp_
     with pytest.raises(FileExistsError):
         create_bundle(DEFAULT_BUNDLE / "classifier.pt", tmp_path / "mine")
     result = fit_bundle_verifier(bundle.root, FitOptions(photos=SAMPLE, precision="fp32", limit=25))
-    assert re.fullmatch(r"verifiers/blazeface\.fp32\.[0-9a-f]{12}\.json", result["file"])
+    assert re.fullmatch(r"verifiers/retinaface-960\.fp32\.[0-9a-f]{12}\.json", result["file"])
     assert 0 < result["out_of_fold"]["threshold"] < 1 and result["out_of_fold"]["recall_32px"] >= 0.9
     reopened = open_bundle(bundle.root)
-    entry = reopened.verifier_entry("blazeface", "fp32")
-    assert entry is not None and entry.candidate_threshold == 0.3
+    entry = reopened.verifier_entry("retinaface-960", "fp32")
+    assert entry is not None and entry.candidate_threshold == 0.2
     predictor = Predictor(str(bundle.root), precision="fp32")
     assert predictor.verifier is not None and predictor.face_threshold == result["out_of_fold"]["threshold"]
     assert len(predictor(PHOTO)) >= 15

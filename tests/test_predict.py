@@ -20,7 +20,7 @@ def predictor(untrained_checkpoint):
     # Face threshold 0.6 (a bare checkpoint has no verifier: the detector's score): only the astronaut's
     # face (0.94); the accurate detector's default (0.35) also reports two weak look-alikes on her suit
     # (test_faces.test_every_detector_finds_the_astronaut).
-    return Predictor(untrained_checkpoint, face_threshold=0.6)
+    return Predictor(untrained_checkpoint, detector="blazeface", face_threshold=0.6)
 
 
 def _check_astronaut(results):

@@ -43,7 +43,8 @@ def _bundle(root, classifier, verifiers: dict[tuple[str, str], object]):
         else:
             shutil.copy(verifier, root / name)
         entries.append({"detector": detector, "precision": precision, "file": name})
-    write_manifest(root, {"classifier": {"file": "classifier.pt"}, "verifiers": entries})
+    write_manifest(root, {"classifier": {"file": "classifier.pt"}, "detectors": {"photo": "blazeface"},
+                          "verifiers": entries})
     return open_bundle(root)
 
 
@@ -100,7 +101,9 @@ def test_the_bundled_verifiers_belong_to_the_bundled_model() -> None:
     assert bundle.root == DEFAULT_MODEL and bundle.classifier.name == "classifier.pt"
     sha = file_digest(bundle.classifier)
     assert {(v.detector, v.precision) for v in bundle.verifiers} == {
-        (d, p) for d in ("blazeface", "blazeface-fast") for p in ("fp32", "int8")}
+        (d, p) for d in ("blazeface", "blazeface-fast", "retinaface-960", "retinaface-640")
+        for p in ("fp32", "int8")}
+    assert bundle.photo_detector == "retinaface-960" and bundle.video_detector == "blazeface-fast"
     for entry in bundle.verifiers:
         verifier = load_verifier(entry.path)
         assert verifier.checkpoint_sha256 == sha and verifier.feature_count == 1280
@@ -113,8 +116,8 @@ def test_each_precision_has_its_verifier_and_int8_falls_back_to_fp32_with_a_warn
     assert fp32_entry.precision == "fp32" and int8_entry.precision == "int8"
     fp32, int8 = load_verifier(fp32_entry.path), load_verifier(int8_entry.path)
     assert int8.threshold != fp32.threshold  # fitted on int8 features
-    assert Predictor().verifier.threshold == int8.threshold  # the default classifier is int8
-    assert Predictor(precision="fp32").verifier.threshold == fp32.threshold
+    assert Predictor(detector="blazeface").verifier.threshold == int8.threshold  # int8 by default
+    assert Predictor(detector="blazeface", precision="fp32").verifier.threshold == fp32.threshold
     # The bundled model with its fp32 verifier only (the copy has the same hash: its int8 twin is cached).
     only_fp32 = _bundle(tmp_path / "fp32-only", bundle.classifier, {("blazeface", "fp32"): fp32_entry.path})
     with caplog.at_level(logging.WARNING):
@@ -146,23 +149,28 @@ def test_the_verifier_keeps_the_face_and_drops_the_look_alikes() -> None:
     astronaut = Image.fromarray(data.astronaut())
     # Down to a detector score of 0.2 the detector alone keeps look-alikes on the sleeve, the
     # helmet and the flag; the verifier, from the same candidates, keeps her face only.
-    plain = Predictor(verify=False, face_threshold=0.2).predict(astronaut)
+    plain = Predictor(detector="blazeface", verify=False, face_threshold=0.2).predict(astronaut)
     assert len(plain) >= 4
-    verified = Predictor(face_threshold=0.2).predict(astronaut)
+    verified = Predictor(detector="blazeface", face_threshold=0.2).predict(astronaut)
     assert len(verified) == 1
     face = verified.faces[0]
     x0, y0, x1, y1 = face.box
     assert 150 < (x0 + x1) / 2 < 300 and 50 < (y0 + y1) / 2 < 200  # her face
     assert face.detection_score > 0.9
-    default = Predictor().predict(astronaut).faces  # the default threshold: her face alone too
+    default = Predictor(detector="blazeface").predict(astronaut).faces  # its default: her face alone
     assert len(default) == 1 and abs(default[0].box[0] - x0) < 2 and abs(default[0].box[3] - y1) < 2
+    # the bundle's photo path (RetinaFace from 0.2, its own verifier): her face alone, the same face
+    retina = Predictor().predict(astronaut).faces
+    assert len(retina) == 1 and retina[0].detection_score > 0.9
+    rx0, ry0, rx1, ry1 = retina[0].box
+    assert 150 < (rx0 + rx1) / 2 < 300 and 50 < (ry0 + ry1) / 2 < 200
 
 
 def test_the_video_detector_has_its_own_verifier_and_it_drops_the_look_alikes() -> None:
     from skimage import data
 
     astronaut = Image.fromarray(data.astronaut())
-    photo_predictor = Predictor()
+    photo_predictor = Predictor(detector="blazeface")
     video = photo_predictor.with_detector("blazeface-fast", face_threshold=0.2)
     # fitted on the fast detector's candidates (no second looks): its own file and threshold
     own = load_verifier(open_bundle().verifier_entry("blazeface-fast", "int8").path)
@@ -242,7 +250,7 @@ def test_detect_turns_the_verifier_off_on_request(tmp_path) -> None:
     for flags in ([], ["--no-verifier"]):
         out = tmp_path / ("plain" if flags else "verified")
         argv = ["detect", str(tmp_path / "astronaut.png"), "--out", str(out), "--no-images",
-                "--face-threshold", "0.2", *flags]
+                "--detector", "blazeface", "--face-threshold", "0.2", *flags]
         assert main(argv) == 0
         record = json.loads((out / "detections.jsonl").read_text().splitlines()[0])
         counts[bool(flags)] = len(record["faces"])
@@ -279,7 +287,7 @@ def test_a_lower_threshold_keeps_a_superset_of_the_faces_so_a_sweep_agrees(share
     # The threshold is the verifier's alone: it once also lowered the detector's candidate threshold,
     # so a run at 0.1 kept other candidates, and evaluate-detect's --sweep disagreed with a run at
     # the default (ilc2021-dev precision 0.73 against 0.82 at the same threshold).
-    default, low = Predictor(), Predictor(face_threshold=0.1)
+    default, low = Predictor(detector="blazeface"), Predictor(detector="blazeface", face_threshold=0.1)
     assert low.face_threshold == 0.1
     assert low.detector.config == default.detector.config
     # the candidates come from the score the bundle's verifier was fitted on

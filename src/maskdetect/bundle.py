@@ -70,7 +70,7 @@ class ModelBundle:
     classifier: Path
     root: Path | None = None
     name: str = ""
-    photo_detector: str = "blazeface"
+    photo_detector: str = "retinaface-960"
     video_detector: str = "blazeface-fast"
     verifiers: tuple[VerifierEntry, ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
@@ -117,7 +117,7 @@ def open_bundle(path: str | os.PathLike | None = None) -> ModelBundle:
 
     >>> bundle = open_bundle()
     >>> bundle.classifier.name, bundle.photo_detector
-    ('classifier.pt', 'blazeface')
+    ('classifier.pt', 'retinaface-960')
     """
     target = Path(DEFAULT_BUNDLE if path is None else path)
     if target.is_dir():
@@ -150,7 +150,7 @@ def _read_manifest(manifest: Path) -> ModelBundle:
     if not isinstance(detectors, dict):
         raise BundleError(f"{manifest}: 'detectors' must be an object like {{'photo': 'blazeface'}}")
     chosen = {role: detectors.get(role, default) for role, default in
-              (("photo", "blazeface"), ("video", "blazeface-fast"))}
+              (("photo", "retinaface-960"), ("video", "blazeface-fast"))}
     for role, name in chosen.items():
         if name not in DETECTORS:
             raise BundleError(f"{manifest}: detectors.{role} is {name!r}; choose one of "

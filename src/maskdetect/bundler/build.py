@@ -22,8 +22,10 @@ from maskdetect.options import PRECISIONS, ModelOptions
 log = logging.getLogger(__name__)
 
 
-def create_bundle(classifier: str | os.PathLike, out: str | os.PathLike, *, photo_detector: str = "blazeface",
-                  video_detector: str = "blazeface-fast", data: str = "", licence: str = "") -> ModelBundle:
+def create_bundle(
+    classifier: str | os.PathLike, out: str | os.PathLike, *, photo_detector: str = "retinaface-960",
+    video_detector: str = "blazeface-fast", data: str = "", licence: str = "",
+) -> ModelBundle:
     """A bundle folder holding a copy of a checkpoint (or ONNX export), with no verifier yet.
 
     Args:

@@ -18,7 +18,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bundle.add_argument("classifier", type=Path, metavar="CHECKPOINT",
                         help="a checkpoint from `maskdetect train` (.pt) or an ONNX export")
     bundle.add_argument("--out", "-o", type=Path, required=True, help="the bundle folder to make")
-    bundle.add_argument("--detector", choices=DETECTORS, default="blazeface", help="its photo detector")
+    bundle.add_argument("--detector", choices=DETECTORS, default="retinaface-960",
+                        help="its photo detector (default %(default)s)")
     bundle.add_argument("--video-detector", choices=DETECTORS, default="blazeface-fast",
                         help="its video detector")
     bundle.add_argument("--data", default="", help="what the classifier learned from (provenance)")

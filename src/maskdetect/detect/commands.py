@@ -106,8 +106,8 @@ def add_model_options(parser: argparse.ArgumentParser, video: bool = False) -> N
                         help="a model bundle folder, a checkpoint (.pt) or an ONNX export (`maskdetect "
                         "export`); default: the bundled model")
     parser.add_argument("--detector", choices=DETECTORS,
-                        help="face detector for photos (default: the bundle's; blazeface for the bundled "
-                        "model)")
+                        help="face detector for photos (default: the bundle's; retinaface-960 for the "
+                        "bundled model)")
     if video:
         parser.add_argument("--video-detector", choices=DETECTORS,
                             help="face detector for video and camera frames (default: the bundle's, "

@@ -50,6 +50,9 @@ TOP_CANDIDATES = 5000  # best-scored priors kept for NMS
 # 0.57x of its time. The threshold is for RetinaFace deciding alone; a face verifier weighs candidates
 # from `candidate_threshold`.
 DEFAULT_THRESHOLD = 0.7
+# What a face verifier weighs: the bundled model's RetinaFace verifiers were fitted on candidates from
+# here (`maskdetect fit-verifier --candidate-threshold 0.2`, docs/detector.md, "RetinaFace").
+DEFAULT_CANDIDATE_THRESHOLD = 0.2
 DEFAULT_LONG_SIDE = 960
 
 # RetinaFace's WIDER FACE boxes reach higher than the tight VOC boxes andrewmvd's annotators drew (more
@@ -220,7 +223,8 @@ class RetinaFaceDetector:
             raise ValueError(f"num_threads must be 1 or more, got {num_threads}")
         self.long_side, self.threshold, self.framing = int(long_side), threshold, tuple(framing)
         # Candidates (what a verifier weighs) from here; `detect` keeps those from `threshold`.
-        self.candidate_threshold = threshold if candidate_threshold is None else float(candidate_threshold)
+        self.candidate_threshold = (DEFAULT_CANDIDATE_THRESHOLD if candidate_threshold is None
+                                    else float(candidate_threshold))
         self._session = _session(num_threads)
 
     def candidates(self, image: Image.Image) -> FaceCandidates:
