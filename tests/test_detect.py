@@ -310,9 +310,10 @@ def test_evaluate_detect_writes_a_sheet_of_the_faces_it_missed(tmp_path, capsys)
 
 
 def test_evaluate_detect_sweeps_thresholds_from_one_run(tmp_path, capsys):
-    # The accurate detector finds the astronaut's face (0.94) and weak look-alikes on her suit (0.4-0.5).
+    # BlazeFace's photo detector finds the astronaut's face (0.94) and weak look-alikes on her suit
+    # (0.4-0.5).
     _voc_set(tmp_path / "voc", [("without_mask", (180, 80, 270, 190))])
-    only = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only"]
+    only = ["evaluate-detect", str(tmp_path / "voc"), "--detection-only", "--detector", "blazeface"]
     assert main([*only, "--sweep", "0.6,0.3"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["face_threshold"] == 0.3  # one run, at the lowest
