@@ -94,8 +94,11 @@ def main() -> int:
     parser.add_argument("--precision", choices=("int8", "fp32"), help="the classifier's (default: int8)")
     parser.add_argument("--no-verifier", dest="verify", action="store_false",
                         help="the detector's scores alone decide what is a face (no face verifier)")
-    parser.add_argument("--detector", default="blazeface-fast", choices=("blazeface-fast", "blazeface"),
-                        help="default %(default)s, the video path's; blazeface: the photo detector")
+    from maskdetect.faces.detector import DETECTORS
+
+    parser.add_argument("--detector", default="blazeface-fast", choices=DETECTORS,
+                        help="default %(default)s, the video path's; any detector, with its verifier when "
+                        "the bundle has one")
     parser.add_argument("--voc", type=Path, default=VOC, help="VOC photo set (default andrewmvd-face-mask)")
     parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
     parser.add_argument("--min-seconds", type=float, default=0.4,
