@@ -268,3 +268,21 @@ def test_fitting_a_verifier_again_replaces_it_and_leaves_the_bundle_whole(tmp_pa
     reopened = open_bundle(bundle.root)  # every sha256 the manifest states holds
     assert [v.path.name for v in reopened.verifiers] == [Path(second["file"]).name]
     assert sorted(p.name for p in (bundle.root / "verifiers").iterdir()) == [Path(second["file"]).name]
+
+
+def test_a_trust_floor_keeps_what_the_detector_is_sure_of_and_is_checked_at_load(tmp_path):
+    from maskdetect.verify import FaceVerifier, VerifierError, load_verifier
+
+    # a regression that turns everything down; the floor keeps the candidate scored 0.97, not the 0.6
+    verifier = FaceVerifier("x", np.zeros(6), np.ones(6), np.zeros(6), -10.0, 0.5, trust_score=0.9)
+    verifier.save(tmp_path / "v.json")
+    loaded = load_verifier(tmp_path / "v.json")
+    assert loaded.trust_score == 0.9
+    face = loaded.decide(np.array([[0, 0, 50, 50], [60, 0, 90, 30]]), np.array([0.97, 0.6]), np.zeros((2, 1)),
+                         (100, 100), lambda rows: np.zeros((len(rows), 2)))
+    assert face[0] == pytest.approx(0.97) and face[1] < 0.01
+    data = json.loads((tmp_path / "v.json").read_text())
+    for bad in (0, 1.5, True, "high"):
+        (tmp_path / "bad.json").write_text(json.dumps({**data, "trust_score": bad}))
+        with pytest.raises(VerifierError, match="trust_score"):
+            load_verifier(tmp_path / "bad.json")

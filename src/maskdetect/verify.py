@@ -93,6 +93,9 @@ class FaceVerifier:
     suppress_iou: float = 0.3
     suppress_inside: float = 0.7
     first_stage: FirstStage | None = None
+    # A candidate the detector scores this high or more is a face whatever the regression says: fitted
+    # on small faces, the regression can turn down large, sure ones it never saw (None: no floor).
+    trust_score: float | None = None
 
     @property
     def feature_count(self) -> int:
@@ -135,7 +138,8 @@ class FaceVerifier:
         count = len(boxes)
         stage = self.first_stage
         if stage is None:
-            return self.face_probability(boxes, first, second_looks(np.arange(count)), features, photo_size)
+            face = self.face_probability(boxes, first, second_looks(np.arange(count)), features, photo_size)
+            return trusted(face, first, self.trust_score)
         # One set of input columns: the first stage reads them with the second looks at 0, the full
         # verifier the unsure rows once their second looks are filled in.
         columns = verifier_inputs(boxes, first, np.zeros((count, SECOND_LOOK_COUNT)), features,
@@ -145,14 +149,15 @@ class FaceVerifier:
         if len(unsure):
             columns[unsure, _SECOND_LOOKS] = second_looks(unsure)
             face[unsure] = _logistic(columns[unsure], self.mean, self.scale, self.coef, self.intercept)
-        return face
+        return trusted(face, first, self.trust_score)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "checkpoint_sha256": self.checkpoint_sha256, "columns": list(SCORE_COLUMNS),
                 "features": self.feature_count, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept, "threshold": self.threshold,
                 "suppress_iou": self.suppress_iou, "suppress_inside": self.suppress_inside,
-                **({"first_stage": self.first_stage.to_dict()} if self.first_stage else {})}
+                **({"first_stage": self.first_stage.to_dict()} if self.first_stage else {}),
+                **({"trust_score": self.trust_score} if self.trust_score is not None else {})}
 
     def save(self, path: str | os.PathLike, **provenance: object) -> None:
         """Write the verifier as JSON (atomically), with free-form provenance (data, command)."""
@@ -209,7 +214,25 @@ def load_verifier(path: str | os.PathLike) -> FaceVerifier:
     if not all(math.isfinite(n) for n in numbers) or not all(0 < n <= 1 for n in numbers[1:]):
         raise VerifierError(f"{path}: threshold and suppression shares must lie in (0, 1]")
     first_stage = _first_stage(path, data.get("first_stage"), count)
-    return FaceVerifier(sha, *arrays, *numbers, first_stage=first_stage)
+    trust = data.get("trust_score")
+    if trust is not None and (isinstance(trust, bool) or not isinstance(trust, (int, float))
+                              or not 0 < trust <= 1):
+        raise VerifierError(f"{path}: trust_score must lie in (0, 1], got {trust!r}")
+    return FaceVerifier(sha, *arrays, *numbers, first_stage=first_stage,
+                        trust_score=None if trust is None else float(trust))
+
+
+def trusted(face: np.ndarray, first: np.ndarray, trust_score: float | None) -> np.ndarray:
+    """Face probabilities with the detector's sure candidates (score >= trust_score) lifted to at
+    least their score.
+
+    >>> trusted(np.array([0.1, 0.1]), np.array([0.95, 0.5]), 0.9).tolist()
+    [0.95, 0.1]
+    """
+    if trust_score is None:
+        return face
+    first = np.asarray(first, np.float64)
+    return np.where(first >= trust_score, np.maximum(face, first), face)
 
 
 def _first_stage(path: Path, data: object, count: int) -> FirstStage | None:

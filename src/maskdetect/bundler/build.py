@@ -71,6 +71,8 @@ class FitOptions:
         candidate_threshold: the detector's candidate score; None: the detector's default.
         only, exclude: photo names to keep / leave out (as `evaluate-detect` takes them).
         limit: at most this many photos.
+        trust_precision: with precision_target, for a detector without second looks: trust its own
+            score from where its candidates alone reach this precision (None: no floor).
     """
 
     photos: str | os.PathLike
@@ -82,6 +84,7 @@ class FitOptions:
     only: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = field(default_factory=tuple)
     limit: int | None = None
+    trust_precision: float | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -114,7 +117,7 @@ def fit_bundle_verifier(bundle: str | os.PathLike, options: FitOptions) -> dict[
     log.info("mining %s candidates on %d photos", detector, len(items))
     data = mine_candidates(predictor, items)
     verifier, point = fit_verifier(data, file_digest(opened.classifier), options.recall_target,
-                                   options.precision_target)
+                                   options.precision_target, options.trust_precision)
     described = f"{Path(options.photos).name}: {data.photos} photos, {int((data.kind != 1).sum())} candidates"
     # The new verifier gets a file of its own, named by its content, and the manifest's one atomic
     # rewrite switches to it: a run killed at any point leaves the bundle as it was, or as it is now.

@@ -43,6 +43,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     target.add_argument("--precision-target", type=float,
                         help="one stage; threshold at this precision (detectors without second looks)")
     fit.add_argument("--candidate-threshold", type=float, help="the detector's candidate score")
+    fit.add_argument("--trust-precision", type=float,
+                     help="with --precision-target: keep every candidate the detector scores from where its "
+                     "candidates alone reach this precision on the photos (a floor under the regression)")
     fit.add_argument("--only", type=Path, help="a file listing the photos to use (one name a line)")
     fit.add_argument("--exclude", type=Path, help="a file listing photos to leave out")
     fit.add_argument("--limit", type=int, help="at most this many photos")
@@ -69,6 +72,7 @@ def run_fit_verifier(args: argparse.Namespace) -> int:
         precision_target=args.precision_target, candidate_threshold=args.candidate_threshold,
         only=None if args.only is None else tuple(read_names(args.only)),
         exclude=() if args.exclude is None else tuple(read_names(args.exclude)), limit=args.limit,
+        trust_precision=args.trust_precision,
     )
     result = fit_bundle_verifier(args.bundle, options)
     print(json.dumps(result))

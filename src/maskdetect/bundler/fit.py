@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskdetect.bundler.candidates import FACE, SECOND_BOX, CandidateSet, operating_point
-from maskdetect.verify import FaceVerifier, FirstStage
+from maskdetect.verify import FaceVerifier, FirstStage, trusted
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,8 @@ def at_precision(data: CandidateSet, score: np.ndarray, target: float) -> dict[s
 
 
 def fit_verifier(data: CandidateSet, checkpoint_sha256: str, recall_target: float | None = 0.95,
-                 precision_target: float | None = None) -> tuple[FaceVerifier, dict[str, float]]:
+                 precision_target: float | None = None, trust_precision: float | None = None,
+                 ) -> tuple[FaceVerifier, dict[str, float]]:
     """Fit a verifier on mined candidates; returns it and its out-of-fold operating point.
 
     Args:
@@ -151,9 +152,11 @@ def fit_verifier(data: CandidateSet, checkpoint_sha256: str, recall_target: floa
     x, y, rows = data.columns(), (data.kind == FACE).astype(int), _learnable(data)
     full = fit_logistic(x[rows], y[rows])
     if precision_target is not None:
-        point = at_precision(data, out_of_fold(data), precision_target)
+        floor = trust_precision is not None and not data.second.any()
+        trust = trust_score(data, trust_precision) if floor else None
+        point = at_precision(data, trusted(out_of_fold(data), data.first, trust), precision_target)
         return FaceVerifier(checkpoint_sha256, full.mean, full.scale, full.coef, full.intercept,
-                            point["threshold"]), point
+                            point["threshold"], trust_score=trust), {**point, "trust_score": trust}
     if not data.second.any():  # a detector without second looks: a first stage would be the same fit
         point = at_recall(data, out_of_fold(data), recall_target)
         return FaceVerifier(checkpoint_sha256, full.mean, full.scale, full.coef, full.intercept,
@@ -167,3 +170,16 @@ def fit_verifier(data: CandidateSet, checkpoint_sha256: str, recall_target: floa
     stage = FirstStage(cheap.mean, cheap.scale, cheap.coef, cheap.intercept, low, high)
     return FaceVerifier(checkpoint_sha256, full.mean, full.scale, full.coef, full.intercept,
                         point["threshold"], first_stage=stage), point
+
+
+def trust_score(data: CandidateSet, precision: float = 0.95) -> float | None:
+    """The lowest detector score (0.01 steps from 0.5) from which the detector's candidates alone,
+    second boxes suppressed, reach `precision` on these photos; None if none does.
+
+    Fitted on small faces, the regression can turn down large faces the detector is sure of; from
+    this score the detector's own word is kept.
+    """
+    for level in np.arange(0.5, 1.0, 0.01):
+        if operating_point(data, data.first, float(level))["precision"] >= precision:
+            return round(float(level), 2)
+    return None
