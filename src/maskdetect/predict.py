@@ -110,12 +110,12 @@ class Predictor:
         entry = self.bundle.verifier_entry(name, self.precision) if self._verify else None
         if entry is not None and name not in self._verifiers:
             verifier = load_verifier(entry.path)
-            if verifier.checkpoint_sha256 != file_digest(self.checkpoint_path):
+            if verifier.checkpoint_sha256 != self._classifier_sha256:
                 raise VerifierError(f"{entry.path}: fitted for another classifier than "
                                     f"{self.checkpoint_path.name} (its checkpoint_sha256 differs)")
-            if verifier.feature_count != self._feature_width():
+            if verifier.feature_count != self._feature_width:
                 raise VerifierError(f"{entry.path}: weighs {verifier.feature_count} classifier features, but "
-                                    f"{self.checkpoint_path.name} gives {self._feature_width()}")
+                                    f"{self.checkpoint_path.name} gives {self._feature_width}")
             self._verifiers[name] = verifier
         self.verifier = self._verifiers.get(name) if entry is not None else None
         if self.verifier is not None:
@@ -139,12 +139,16 @@ class Predictor:
                                    else getattr(settings, "threshold", None))
         self.candidate_threshold = getattr(settings, "candidate_threshold", None)
 
+    # Both are worked out once, when a verifier is first loaded, and shared by the twins
+    # `with_detector` makes (copy.copy keeps what a cached_property stored).
+    @functools.cached_property
+    def _classifier_sha256(self) -> str:
+        return file_digest(self.checkpoint_path)
+
+    @functools.cached_property
     def _feature_width(self) -> int:
-        if not hasattr(self, "_features"):
-            size = self.preprocessing.input_size
-            zeros = np.zeros((1, 3, size, size), np.float32)
-            self._features = self.classifier.logits_and_features(zeros)[1].shape[1]
-        return self._features
+        size = self.preprocessing.input_size
+        return self.classifier.logits_and_features(np.zeros((1, 3, size, size), np.float32))[1].shape[1]
 
     def _verifies(self) -> bool:
         return self.verifier is not None

@@ -174,8 +174,6 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None = None) -> Path:
     >>> resolve_checkpoint().name
     'classifier.pt'
     """
-    if checkpoint is not None and not Path(checkpoint).is_dir() and Path(checkpoint).name != "bundle.json":
-        return Path(checkpoint)  # a file: load_classifier says what is wrong with it, or that it is missing
     return open_bundle(checkpoint).classifier
 
 
@@ -220,8 +218,6 @@ def load_classifier(
     if isinstance(checkpoint, dict):
         return _from_checkpoint(_checked_dict(checkpoint), None, backend, device, threads, precision)
     path = resolve_checkpoint(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file (expected a checkpoint .pt or an ONNX export)")
     key = (file_digest(path), backend, device, threads, precision)
     with _CACHE_LOCK:  # one load per key even when threads race for it
         if key not in _CACHE:
