@@ -35,6 +35,7 @@ def test_opening_a_bundle_writes_nothing_beside_it(tmp_path, monkeypatch):
     shutil.copytree(DEFAULT_BUNDLE, bundle)
     cache = tmp_path / "cache"
     monkeypatch.setenv("MASKDETECT_CACHE_DIR", str(cache))
+    monkeypatch.setattr("maskdetect.runtime._CACHE", {})  # a model loaded earlier in this process: load again
     before = _listing(bundle)
     predictor = Predictor(str(bundle), precision="fp32")
     faces = predictor(PHOTO)
