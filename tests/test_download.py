@@ -315,3 +315,28 @@ def test_cli_os_error_is_one_error_line(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("maskdetect: error: ")
+
+
+def test_one_archive_cannot_replace_another_of_the_same_download(server, tmp_path):
+    # Issue 31.9. Before: CMFD.zip's entry IMFD.zip replaced the downloaded IMFD.zip, whose sha256 was then
+    # recorded from the attacker's bytes.
+    from download_fixtures import zip_with
+
+    imfd = maskedface_zip()
+    server.state.files["/CMFD.zip"] = zip_with([("CMFD/a.jpg", b"fine"), ("IMFD.zip", b"not the archive")])
+    server.state.files["/IMFD.zip"] = imfd
+    dest = tmp_path / "mfn"
+    report = download_maskedface_net(dest, [(server.url("/CMFD.zip"), ""), (server.url("/IMFD.zip"), "")],
+                                      progress=False, **FAST)
+    assert "named like a control file" in report.failed["CMFD.zip"]
+    assert report.extracted == ["IMFD.zip"] and (dest / "IMFD.zip").read_bytes() == imfd
+    assert (dest / CHECKSUMS_FILE).read_text() == f"{hashlib.sha256(imfd).hexdigest()}  IMFD.zip\n"
+    assert not (dest / "CMFD" / "a.jpg").exists()
+
+
+def test_a_checksum_file_made_a_folder_by_an_older_version_is_named(server, tmp_path):
+    # Issue 31.9: a cache an unsafe archive damaged before the fix says what to move, in one line.
+    server.state.files["/CMFD.zip"] = maskedface_zip()
+    (tmp_path / CHECKSUMS_FILE / "x").mkdir(parents=True)
+    with pytest.raises(ValueError, match=f"{CHECKSUMS_FILE}: not a file .* move it away"):
+        download_maskedface_net(tmp_path, [(server.url("/CMFD.zip"), "")], progress=False, **FAST)

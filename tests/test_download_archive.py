@@ -152,3 +152,20 @@ def test_a_folder_and_file_name_clash_is_an_unsafe_archive(tmp_path, order):
     archive = _write(tmp_path, "clash.zip", zip_with([(name, b"x") for name in order]))
     with pytest.raises(UnsafeArchiveError, match="both a file and a folder"):
         extract_zip(archive, tmp_path / "dest")  # before: FileExistsError or NotADirectoryError
+
+
+@pytest.mark.parametrize(
+    "entry", ["SHA256SUMS/x", "sha256sums/x/y.jpg", "IMFD.zip", "imfd.ZIP/a.jpg", "CMFD.zip.part/a.jpg",
+              "CMFD.zip.part.validator", "IMFD.zip.part", "IMFD.zip.part.validator", "imfd-archive/a.jpg"],
+)
+def test_entries_never_land_on_control_files_or_sibling_archives(tmp_path, entry):
+    # Issue 31.9. Before: SHA256SUMS/x made the checksum file a folder (every later run failed), IMFD.zip
+    # replaced the other downloaded archive, and NAME.zip.part/... and NAME.zip.part.validator were written.
+    archive = _write(tmp_path, "CMFD.zip", zip_with([("CMFD/ok.jpg", b"fine"), (entry, b"owned")]))
+    siblings = {"IMFD.zip": b"the other archive", "imfd-archive": b"one more, named by the user"}
+    for name, data in siblings.items():
+        _write(tmp_path, name, data)
+    with pytest.raises(UnsafeArchiveError, match="named like a control file of the download or another"):
+        extract_zip(archive, tmp_path, siblings=siblings)
+    assert {name: (tmp_path / name).read_bytes() for name in siblings} == siblings
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CMFD.zip", "IMFD.zip", "imfd-archive"]

@@ -5,8 +5,13 @@ destination, symlinks, total size, compression ratio), then again while streamin
 produced, in case the directory lies). Entries are extracted into a temporary folder inside the
 destination and moved into place only when the whole archive extracted cleanly; a marker file then
 records that the archive is done, holding the archive's sha256, so a re-run skips it only when the
-marker proves it is about that very archive. Archive contents never reach the control files: an
-entry named like `SHA256SUMS`, the marker folder, a staging folder or the archive itself is refused.
+marker proves it is about that very archive. Archive contents never reach the control files nor
+the download's other files, which all sit at the top of the destination: an entry whose first path
+component is `SHA256SUMS`, the marker folder, a staging folder, a zip, a transfer's `.part` or
+`.validator` file, this archive or a sibling the caller names (another archive of the download) is
+refused, whatever lies below it (`SHA256SUMS/x` would turn the checksum file into a folder).
+The layout stays flat (each archive's own top folders, CMFD/ and IMFD/, straight under the
+destination), so folders extracted by earlier versions keep working as they are.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from maskdetect.data.download.transfer import PART_SUFFIX, VALIDATOR_SUFFIX
 from maskdetect.data.download.transfer import check_free_space as ensure_free_space
 from maskdetect.fileio import atomic_write_text, file_digest
 
@@ -86,7 +93,7 @@ def is_extracted(dest: str | os.PathLike, archive: str | os.PathLike, sha256: st
     return first == f"sha256 {sha256}"
 
 
-def _safe_relpath(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath | None:
+def _safe_relpath(info: zipfile.ZipInfo, archive: Path, siblings: frozenset[str]) -> PurePosixPath | None:
     """The entry's path relative to the destination, None for a directory; raise when unsafe."""
     name = info.filename.replace("\\", "/")
     mode = info.external_attr >> 16
@@ -97,29 +104,36 @@ def _safe_relpath(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath | None:
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} climbs out with '..'; refused")
-    if parts and _reserved(parts, archive):
+    if parts and _reserved(parts[0], archive, siblings):
         raise UnsafeArchiveError(
-            f"{archive}: entry {info.filename!r} is named like a control file of the download "
-            f"({CHECKSUMS_FILE}, {MARKER_DIR}/, {STAGING_PREFIX}*, or the archive itself); refused"
+            f"{archive}: entry {info.filename!r} is named like a control file of the download or "
+            f"another downloaded file ({CHECKSUMS_FILE}, {MARKER_DIR}/, {STAGING_PREFIX}*, *.zip, "
+            f"*{PART_SUFFIX}, *{VALIDATOR_SUFFIX}, this archive or another one); refused"
         )
     if info.is_dir() or not parts:
         return None
     return PurePosixPath(*parts)
 
 
-def _reserved(parts: list[str], archive: Path) -> bool:
+def _reserved(first: str, archive: Path, siblings: frozenset[str]) -> bool:
+    # Only the first component matters: every control and sibling file sits at the destination's top,
+    # and a folder of that name (SHA256SUMS/x, NAME.zip.part/y) breaks the file as surely as a file.
     # Compared without case, as macOS and Windows file systems do.
-    first = parts[0].casefold()
-    if first == MARKER_DIR.casefold() or first.startswith(STAGING_PREFIX):
+    first = first.casefold()
+    if first in (MARKER_DIR.casefold(), CHECKSUMS_FILE.casefold()) or first.startswith(STAGING_PREFIX):
         return True
-    own = {CHECKSUMS_FILE.casefold(), archive.name.casefold(), f"{archive.name}.part".casefold()}
-    return len(parts) == 1 and first in own
+    if first.endswith((".zip", PART_SUFFIX, VALIDATOR_SUFFIX)):  # the download's archives and transfers
+        return True
+    return first in {archive.name.casefold(), *siblings}
 
 
 def inspect_archive(
-    archive: str | os.PathLike, limits: ExtractLimits | None = None
+    archive: str | os.PathLike, limits: ExtractLimits | None = None, siblings: Iterable[str] = ()
 ) -> tuple[list[tuple[zipfile.ZipInfo, PurePosixPath]], int]:
     """Check an archive's central directory; return its files (entry, relative path) and total size.
+
+    `siblings` names the other files the download keeps beside the archive (its other archives,
+    whatever their names): no entry may land on one of them, nor on the download's control files.
 
     Raises:
         DamagedArchiveError: not a readable zip.
@@ -137,10 +151,11 @@ def inspect_archive(
         raise DamagedArchiveError(f"{path}: not a readable zip archive ({err})") from None
     if len(infos) > limits.max_entries:
         raise UnsafeArchiveError(f"{path}: {len(infos):,} entries, over the limit of {limits.max_entries:,}")
+    reserved = frozenset(name.casefold() for name in siblings)
     files, total, compressed = [], 0, 0
     folders: set[str] = set()
     for info in infos:
-        relpath = _safe_relpath(info, path)
+        relpath = _safe_relpath(info, path, reserved)
         if relpath is None:
             continue
         folders.update(parent.as_posix().casefold() for parent in relpath.parents if parent.parts)
@@ -191,12 +206,14 @@ def extract_zip(
     limits: ExtractLimits | None = None,
     check_free_space: bool = True,
     sha256: str | None = None,
+    siblings: Iterable[str] = (),
 ) -> int:
     """Extract a zip into `dest` safely; return the number of files extracted (0 when already done).
 
     All entries go first into a temporary folder inside `dest`; only when every one of them was
     written and passed its CRC check are they moved into place, and a marker file holding the
-    archive's sha256 (`sha256`, or hashed here when not given) is written.
+    archive's sha256 (`sha256`, or hashed here when not given) is written. `siblings`: the other
+    files of the download beside the archive, which no entry may replace (see `inspect_archive`).
 
     Raises:
         UnsafeArchiveError: see `inspect_archive`, or an entry produced more than it declared.
@@ -212,7 +229,7 @@ def extract_zip(
     if is_extracted(dest, archive, sha256):
         log.info("%s: already extracted into %s", archive.name, dest)
         return 0
-    files, total = inspect_archive(archive, limits)
+    files, total = inspect_archive(archive, limits, siblings)
     dest.mkdir(parents=True, exist_ok=True)
     if check_free_space:
         ensure_free_space(dest, total, f"extracting {archive.name}")

@@ -75,6 +75,10 @@ class ChecksumBook:
         self.path = Path(path)
         self._lock = threading.Lock()
         self.hashes: dict[str, str] = {}
+        if self.path.exists() and not self.path.is_file():
+            # An archive entry SHA256SUMS/x, extracted by a version before issue 31.9, made it a folder.
+            raise ValueError(f"{self.path}: not a file (a folder an unsafe archive made?); move it away, "
+                             "then run again to record the archives' sha256 anew")
         if self.path.is_file():
             for number, line in enumerate(self.path.read_text().splitlines(), 1):
                 if not line.strip():
@@ -302,6 +306,8 @@ def download_maskedface_net(
     check_free_space(dest, bytes_still_needed(todo, dest))
     report = download_all(todo, dest, **options)
     report.skipped = sorted(done)
+    # Every archive this download knows of, whatever its name: no other archive's entry may replace it.
+    archives = {*book.hashes, *done, *(spec.relpath for spec in todo)}
     if verify:
         _verify_kept_archives(dest, done, book, report)
     for spec in todo:
@@ -310,7 +316,7 @@ def download_maskedface_net(
         archive = dest / spec.relpath
         digest = book.get(spec.relpath) or file_digest(archive)
         try:
-            if extract and extract_zip(archive, dest, sha256=digest):
+            if extract and extract_zip(archive, dest, sha256=digest, siblings=archives - {spec.relpath}):
                 report.extracted.append(spec.relpath)
         except (UnsafeArchiveError, DamagedArchiveError, OSError) as err:
             # Its hash is not recorded: a damaged download must not become the reference.

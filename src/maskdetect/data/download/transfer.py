@@ -31,6 +31,9 @@ MAX_PAGE = 1 << 20  # a warning page is a few kB; never read a whole mislabelled
 USER_AGENT = "maskdetect-downloader/1.0 (+https://github.com/cabani/MaskedFace-Net)"
 # Statuses worth another try: the server is busy or briefly broken, not refusing us for good.
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+# The control files a transfer keeps beside its target: NAME.part, then NAME.part.validator.
+PART_SUFFIX = ".part"
+VALIDATOR_SUFFIX = ".validator"
 
 
 class _FollowPage(Exception):  # noqa: N818 (a signal, not an error)
@@ -177,7 +180,7 @@ def part_path(target: Path) -> Path:
     >>> part_path(Path("d/CMFD.zip")).as_posix()
     'd/CMFD.zip.part'
     """
-    return target.with_name(target.name + ".part")
+    return target.with_name(target.name + PART_SUFFIX)
 
 
 def _size(path: Path) -> int:
@@ -185,7 +188,7 @@ def _size(path: Path) -> int:
 
 
 def _validator_path(part: Path) -> Path:
-    return part.with_name(part.name + ".validator")
+    return part.with_name(part.name + VALIDATOR_SUFFIX)
 
 
 def _read_validator(part: Path) -> str | None:
