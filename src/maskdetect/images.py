@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 try:  # HEIC/HEIF, what iPhones save photos as; pillow-heif applies their orientation when it reads
     import pillow_heif
@@ -25,6 +26,11 @@ ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 IMAGE_SUFFIXES: tuple[str, ...] = (
     ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif",
 )
+
+# The Pillow formats those suffixes hold (JPEG opens MPO too), the only ones opened: their headers give
+# the size that decodes. Other formats' need not (an ICO's 16x16 entry may hold a 15000x15000 PNG,
+# which Image.open itself decodes), so they are refused unread.
+IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF", "HEIF")
 
 # Phones shoot 108 and 200 MP photos (12000x9000, 16320x12240): they are read (about 2 GB of memory
 # for 108 MP through detection); past this a file is far more likely a bomb than a photo.
@@ -138,7 +144,8 @@ def open_image(
         A fully decoded RGB PIL image.
 
     Raises:
-        ImageError: empty, truncated, corrupt, not an image, or too large.
+        ImageError: empty, truncated, corrupt, not an image, not a format read here
+            (`IMAGE_FORMATS`), or too large.
 
     >>> open_image(np.zeros((4, 6, 3), np.uint8)).size
     (6, 4)
@@ -161,11 +168,19 @@ def open_image(
         return _finish(_open(handle, label, max_pixels), label, max_pixels, draft_size, max_scans)
 
 
-def image_size(source: bytes | str | os.PathLike, *, name: str | None = None) -> tuple[int, int]:
+def image_size(
+    source: bytes | str | os.PathLike, *, name: str | None = None, oriented: bool = False
+) -> tuple[int, int]:
     """Width and height from an image's header, without decoding its pixels (to budget for them).
 
+    Args:
+        source: a path or encoded bytes.
+        name: how to call the input in error messages (defaults to the path).
+        oriented: the size as shown, after the EXIF orientation (width and height swapped for a
+            photo turned a quarter); read from the header too.
+
     Raises:
-        ImageError: empty, not an image, or unreadable.
+        ImageError: empty, not an image, not a format read here (`IMAGE_FORMATS`), or unreadable.
 
     >>> buffer = io.BytesIO()
     >>> Image.new("RGB", (6, 4)).save(buffer, "PNG")
@@ -176,28 +191,71 @@ def image_size(source: bytes | str | os.PathLike, *, name: str | None = None) ->
     if isinstance(source, bytes):
         if not source:
             raise ImageError(f"{label}: empty input (0 bytes)")
-        return _open(io.BytesIO(source), label, DEFAULT_MAX_PIXELS).size
+        return _header_size(_open(io.BytesIO(source), label, DEFAULT_MAX_PIXELS), label, oriented)
     path = Path(source)
     if not path.is_file():
         raise ImageError(f"{label}: no such file")
     with path.open("rb") as handle:
-        return _open(handle, label, DEFAULT_MAX_PIXELS).size
+        return _header_size(_open(handle, label, DEFAULT_MAX_PIXELS), label, oriented)
+
+
+def _header_size(image: Image.Image, label: str, oriented: bool) -> tuple[int, int]:
+    width, height = image.size
+    if not oriented:
+        return width, height
+    try:  # Image's own getexif: PNG's decodes every pixel to reach an eXIf chunk after them
+        turned = Image.Image.getexif(image).get(0x0112, 1) in (5, 6, 7, 8)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise _unreadable(label, err) from None
+    return (height, width) if turned else (width, height)
 
 
 def _open(handle: io.IOBase, label: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():  # _finish refuses too large a file with a clear error
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(handle)
+            return Image.open(handle, formats=_open_formats())
     except UnidentifiedImageError:
-        raise ImageError(f"{label}: not an image Pillow can read") from None
+        raise ImageError(_unread_format(handle, label)) from None
     except Image.DecompressionBombError as err:
         # Pillow's own guard (twice MAX_IMAGE_PIXELS) fired first: quote our limit, not Pillow's.
         claimed = re.search(r"\((\d+) pixels\)", str(err))
         size = f"{int(claimed[1]):,} pixels" if claimed else "too many pixels"
         raise ImageTooLargeError(f"{label}: {size} is over the limit of {max_pixels:,}") from None
-    except OSError as err:
-        raise ImageError(f"{label}: corrupt or truncated image ({err})") from None
+    except (OSError, ValueError) as err:
+        # ValueError: a PNG chunk read with the header (zTXt, iTXt, iCCP) that inflates past
+        # Pillow's limit, among others.
+        raise _unreadable(label, err) from None
+
+
+@functools.cache
+def _open_formats() -> tuple[str, ...]:
+    Image.init()  # every plugin registered, so that Image.open finds each name (HEIF only with pillow-heif)
+    return tuple(name for name in IMAGE_FORMATS if name in Image.OPEN)
+
+
+def _unread_format(handle: io.IOBase, label: str) -> str:
+    # Name the format of a file that is an image, just not one read here; no plugin is opened.
+    try:
+        handle.seek(0)
+        prefix = handle.read(16)
+    except (OSError, ValueError):
+        prefix = b""
+    for name in Image.ID:
+        accept = Image.OPEN[name][1] if name not in IMAGE_FORMATS and name in Image.OPEN else None
+        if prefix and accept is not None and accept(prefix) is True:
+            return (f"{label}: {name} is not a format read here (only {', '.join(_open_formats())}): "
+                    "its header need not give the size that decodes")
+    return f"{label}: not an image Pillow can read"
+
+
+def _unreadable(label: str, err: Exception) -> ImageError:
+    if "MAX_TEXT_CHUNK" in str(err):
+        return ImageError(
+            f"{label}: PNG metadata (a zTXt, iTXt or iCCP chunk) inflates past "
+            f"{PngImagePlugin.MAX_TEXT_CHUNK:,} bytes: refused as a decompression bomb"
+        )
+    return ImageError(f"{label}: corrupt or truncated image ({err})")
 
 
 def _finish(
@@ -219,7 +277,7 @@ def _finish(
     except Image.DecompressionBombError as err:
         raise ImageTooLargeError(f"{label}: too many pixels ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{label}: corrupt or truncated image ({err})") from None
+        raise _unreadable(label, err) from None
     if image.mode != "RGB":
         image = _to_rgb(image)
     return image

@@ -259,14 +259,11 @@ def require_dir(path: str | os.PathLike, what: str) -> Path:
 def header_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) from the file's header, after EXIF rotation; (0, 0) if unreadable.
 
-    Cheap (no decoding): verify decodes later and reports files that fail.
+    Cheap (no decoding, `images.image_size`): verify decodes later and reports files that fail.
     """
-    from PIL import Image  # local: keep importing the manifest module light
+    from maskdetect.images import ImageError, image_size  # local: keep importing the manifest module light
 
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return image_size(path, oriented=True)
+    except ImageError:
         return 0, 0
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
