@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -119,3 +120,61 @@ def test_the_summary_reads_detects_log_as_detect_does(tmp_path):
     (tmp_path / "detections.jsonl").write_text("\n".join(lines))
     table = load_detections(tmp_path)
     assert sorted(table["path"]) == ["a/1.jpg", "a/2.jpg", "a/2.jpg"]
+
+
+# --- issue 31: hostile file names and results files ----------------------------------------------------
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_by_name_and_the_rest_is_planned(photos, tmp_path):
+    # A Latin-1 name from an old share: Parquet holds UTF-8 only (before: UnicodeEncodeError, exit 2,
+    # the file not named, nothing planned). The walk is detect's, so `detect` still reads it.
+    odd = os.fsencode(photos / "cam1") + b"/caf\xe9.jpg"
+    Image.new("RGB", (32, 24)).save(odd)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"photos/cam2/c.jpg\nphotos/cam1/caf\xe9.jpg\n")
+    inputs, errors = read_inputs([photos / "cam1", listing])
+    names = [p.replace(str(photos), "") for p in inputs["path"]]
+    assert names == ["/cam1/a.jpg", "/cam1/b.png", "/cam2/c.jpg"]
+    shown = f"{photos / 'cam1'}/caf\\xe9.jpg: the file name is not UTF-8"
+    assert [line[:len(shown)] for line in errors] == [shown, shown]
+    assert all(line.encode("utf-8") for line in errors)  # printable as they are
+    assert update_plan(tmp_path / "out", inputs, 2)["shard"].tolist() == [0, 0, 1]
+
+
+def _faces_log(path, records, corrupt=None):
+    # detect's JSON Lines of `records`, with lines replaced by the bytes given in `corrupt` {index: bytes}.
+    lines = [json.dumps(r).encode() for r in records]
+    for index, raw in (corrupt or {}).items():
+        lines[index] = raw
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+def test_summarize_names_and_counts_unreadable_lines_and_exits_1(tmp_path, capsys):
+    # 25 faces on 10 photos; 3 lines spoilt in the middle, one killed-run line at the end. Before: a
+    # stray byte stopped it (UnicodeDecodeError, exit 2); bad JSON lost faces in silence, exit 0.
+    records = [_record(f"/p/cam{i % 2}/{i}.jpg", *["covered"] * n) for i, n in enumerate([1, 2, 3, 4, 1, 2,
+                                                                                            3, 4, 3, 2])]
+    log = tmp_path / "detections.jsonl"
+    line = [json.dumps(r).encode() for r in records]
+    _faces_log(log, records, {1: line[1][:40] + b"\xff" + line[1][41:], 3: line[3][:30],
+                              6: json.dumps({"path": "/p/cam0/6.jpg", "faces": 3}).encode()})
+    with open(log, "ab") as handle:
+        handle.write(b'{"path": "/p/cam1/killed.jpg", "fa')  # the line a killed run was writing
+    assert main(["summarize", str(log), "--by", "part:-2"]) == 1
+    captured = capsys.readouterr()
+    table = pd.read_csv(tmp_path / "summary.csv")  # the summary is still written, and printed
+    assert table["faces"].sum() == 25 - 2 - 4 - 3 and "wrote" in captured.out  # lines 2, 4 and 7 lost
+    warning = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and warning[0].startswith(f"warning: 3 lines of {log} were unreadable")
+    assert f"{log}:2: not UTF-8 (byte 0xff at column 41)" in warning[0]
+    assert f"{log}:4: not JSON" in warning[0] and "/p/cam0/6.jpg lacks its fields" in warning[0]
+    assert "killed.jpg" not in captured.err
+    # A log whose only flaw is the cut last line is read in silence, exit 0.
+    _faces_log(log, records)
+    with open(log, "ab") as handle:
+        handle.write(b'{"path": "/p/cam1/killed.jpg", "fa')
+    assert main(["summarize", str(log), "--by", "part:-2"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["summarize", "--help"])
+    assert "1    the summary was written, but some lines" in capsys.readouterr().out

@@ -161,3 +161,26 @@ def test_a_resumed_run_says_what_it_did_this_time(photos, tmp_path, untrained_ch
     Image.new("RGB", (48, 48), (30, 60, 90)).save(photos / "c.jpg")
     assert main([*args, "--resume"]) == 0
     assert last_line() == f"wrote 1 annotated file and detections.jsonl to {out} (2 inputs were done before)"
+
+
+# --- issue 31: a results file with a bad line ------------------------------------------------------------
+
+
+def test_resume_goes_on_past_unreadable_lines_and_detects_their_inputs_again(
+    photos, tmp_path, untrained_checkpoint, caplog
+):
+    # A killed run's log with a stray byte in a's line and b's line torn in the middle, then the
+    # line it was writing. Before: UnicodeDecodeError, exit 2, and the run could not be resumed.
+    out, log = tmp_path / "out", tmp_path / "out" / "detections.jsonl"
+    Image.new("RGB", (48, 48), (30, 60, 90)).save(photos / "c.jpg")
+    assert _detect(untrained_checkpoint, out, photos) == 0
+    a, b, c = log.read_bytes().splitlines()
+    part = log.with_name(log.name + ".part")
+    part.write_bytes(a[:12] + b"\xff" + a[13:] + b"\n" + b[:20] + b"\n" + c + b"\n" + c[:15])
+    log.unlink()
+    assert _detect(untrained_checkpoint, out, photos, resume=True) == 0
+    assert sorted(_paths(log)) == sorted(str(photos / n) for n in ("a.jpg", "b.jpg", "c.jpg"))
+    warned = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"2 lines of {part} were unreadable")
+    assert f"{part}:1: not UTF-8" in warned[0] and f"{part}:2: not JSON" in warned[0]
+    assert "resuming: 1 inputs already done, 2 to go" in caplog.text  # c done; a and b again

@@ -123,3 +123,16 @@ def test_each_actor_builds_its_predictor_from_the_batchs_model_options(tmp_path)
     assert (gpu.backend, gpu.precision, gpu.device, gpu.classifier_threads) == ("torch", "fp32", "cuda", 1)
     assert (gpu.model, gpu.detector, gpu.face_threshold, gpu.verify) == ("m.pt", "haar", 0.4, False)
     assert BatchOptions(tmp_path).model == ModelOptions()  # the bundled model by default
+
+
+def test_a_file_name_that_is_not_utf8_is_named_and_the_rest_is_detected(ray_address, tmp_path,
+                                                                        untrained_checkpoint, capsys):
+    # Issue 31.10. Before: UnicodeEncodeError while planning, exit 2, the file not named, nothing done.
+    photos = _photos(tmp_path / "photos", 2, size=64)
+    os.rename(photos[1], os.fsencode(photos[1].parent) + b"/caf\xe9.jpg")  # a Latin-1 name
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "photos"), "--out", str(out), "--model", str(untrained_checkpoint),
+                 "--detector", "haar", "--actors", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"left out: {photos[1].parent}/caf\\xe9.jpg: the file name is not UTF-8" in err
+    assert pd.read_parquet(out / "faces")["path"].unique().tolist() == [str(photos[0])]

@@ -44,7 +44,8 @@ def read_inputs(inputs: Sequence[str | Path], path_column: str = "path") -> tupl
         path_column: the column of a CSV or Parquet table that holds the paths.
 
     Returns:
-        The inputs, and one line per input left out (missing, a video, a link to nothing).
+        The inputs, and one line per input left out (missing, a video, a link to nothing, a name that
+        is not UTF-8, which Parquet cannot hold: shown with its odd bytes as `\\xNN`).
 
     Raises:
         ValueError: a table without `path_column`.
@@ -59,7 +60,7 @@ def read_inputs(inputs: Sequence[str | Path], path_column: str = "path") -> tupl
         if suffix in TABLE_SUFFIXES and Path(raw).is_file():
             frames.append(_read_table(Path(raw), path_column))
         elif suffix in LIST_SUFFIXES and Path(raw).is_file():
-            frames.append(pd.DataFrame({"path": _read_list(Path(raw))}))
+            frames.append(pd.DataFrame({"path": _utf8_names(_read_list(Path(raw)), errors)}))
         else:
             named = sorted(glob.glob(raw, recursive=True)) if glob.has_magic(raw) else [raw]
             if not named:
@@ -69,10 +70,35 @@ def read_inputs(inputs: Sequence[str | Path], path_column: str = "path") -> tupl
             errors += [f"{job.path}: a video; `maskdetect detect` reads videos" for job in jobs
                        if job.kind != "image"]
             images = [os.path.abspath(job.path) for job in jobs if job.kind == "image"]
-            frames.append(pd.DataFrame({"path": images}))
+            frames.append(pd.DataFrame({"path": _utf8_names(images, errors)}))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"path": []})
     table["path"] = table["path"].astype(str)
-    return table.drop_duplicates("path", ignore_index=True), errors
+    return table.drop_duplicates("path", ignore_index=True), [printable_name(line) for line in errors]
+
+
+def printable_name(text: str) -> str:
+    """A path (or a line naming one) as printable UTF-8: the bytes of a name that is not UTF-8 (which
+    Python holds as surrogates) shown as `\\xNN`, as `ls -b` does.
+
+    >>> printable_name(os.fsdecode(b"/photos/caf\\xe9.jpg"))
+    '/photos/caf\\\\xe9.jpg'
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _utf8_names(paths: list[str], errors: list[str]) -> list[str]:
+    # The plan and the rows are Parquet, whose text is UTF-8 only: a file name in another encoding
+    # (Latin-1 from an old camera or share) is left out with its name shown, and the rest goes on.
+    kept = []
+    for path in paths:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            errors.append(f"{path}: the file name is not UTF-8, which the plan (Parquet) cannot hold; "
+                          "rename it, or read it with `maskdetect detect`")
+            continue
+        kept.append(path)
+    return kept
 
 
 def _read_table(path: Path, column: str) -> pd.DataFrame:
@@ -88,7 +114,8 @@ def _read_table(path: Path, column: str) -> pd.DataFrame:
 
 
 def _read_list(path: Path) -> list[str]:
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    # A name in the list that is not UTF-8 is kept as Python keeps such names, to be left out by name.
+    lines = (line.strip() for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines())
     return [_beside(path, line) for line in lines if line and not line.startswith("#")]
 
 

@@ -21,6 +21,11 @@ DETECT_EXIT_CODES = """exit status:
   1    some inputs failed or were skipped (each named on stderr and in the JSON Lines); the others are done
   2    usage error: bad arguments, no inputs (or none of them exists), an unusable checkpoint
   130  interrupted (Ctrl-C); --resume continues the run"""
+SUMMARIZE_EXIT_CODES = """exit status:
+  0    every record was read and summarized
+  1    the summary was written, but some lines of the JSON Lines could not be read (not UTF-8, not
+       JSON, a record without its fields): they are named on stderr and left out of the counts
+  2    usage error: bad arguments, no results there, an unknown key"""
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -73,7 +78,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     summarize = subparsers.add_parser(
         "summarize", help="faces by class per folder, path component or day: CSV and a PNG chart",
-        description="Reads a `batch` output folder or `detect`'s JSON Lines.")
+        description="Reads a `batch` output folder or `detect`'s JSON Lines.",
+        epilog=SUMMARIZE_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     summarize.add_argument("results", type=Path, metavar="RESULTS",
                            help="a batch --out folder, or detections.jsonl (or its folder)")
     summarize.add_argument("--by", action="append", required=True, metavar="KEY",
@@ -207,12 +213,16 @@ def run_batch(args: argparse.Namespace) -> int:
 def run_summarize(args: argparse.Namespace) -> int:
     from maskdetect.detect.summary import load_detections, summarize, write_summary
 
-    table = summarize(load_detections(args.results), args.by)
+    detections = load_detections(args.results)
+    table = summarize(detections, args.by)
     prefix = args.out or (args.results if args.results.is_dir() else args.results.parent) / "summary"
     csv, png = write_summary(table, args.by, prefix)
     print(table.to_string(index=False, max_rows=40))
     print(f"wrote {csv} and {png}")
-    return 0
+    if detections.attrs.get("unreadable"):  # the summary stands, but a script must see it is short
+        print(f"warning: {detections.attrs['unreadable_note']}; the summary leaves them out", file=sys.stderr)
+        return 1
+    return 0  # SUMMARIZE_EXIT_CODES
 
 
 def _written(annotated: int, jsonl: Path, out: Path, *, resumed: int = 0, detected: int = 1) -> str:

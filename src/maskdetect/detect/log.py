@@ -5,15 +5,21 @@ to `detections.jsonl` in one step, so a good earlier file is never replaced by h
 `--resume`, the inputs that a killed run had finished are read back from the `.part` file (or from a
 finished file) and skipped: an image with a record and no error, a video with its closing summary.
 A video cut off midway, an input that failed and a half-written last line are done again. The
-records of inputs the resumed run was not given are kept as they are, never dropped.
+records of inputs the resumed run was not given are kept as they are, never dropped. `read_log` is
+the one reader of the log, for `--resume` and `summarize`: a line that cannot be read costs that
+line only, and is named (FILE:LINE); its input, having no record, is done again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
 
 
 def part_path(jsonl: Path) -> Path:
@@ -21,11 +27,92 @@ def part_path(jsonl: Path) -> Path:
     return jsonl.with_name(jsonl.name + ".part")
 
 
-def previous_records(jsonl: Path) -> dict[str, list[dict]]:
-    """Every input's records in a previous run's log, by input path (empty when there is none).
+@dataclass
+class LogContents:
+    """What `read_log` found in a run's log.
 
-    The log is the `.part` file of an interrupted run, else the finished file. An input written
-    more than once (a log from before inputs were de-duplicated) keeps only its last attempt.
+    Attributes:
+        source: the file read (the `.part` file of an interrupted run, else the finished one), or None.
+        records: every input's records, by input path; an input written more than once keeps only its
+            last attempt.
+        unreadable: "FILE:LINE: why" for each line that is no record (not UTF-8, not JSON, no path),
+            in file order; a cut last line is not among them.
+        cut: the last line was cut off (the one being written when a run was killed).
+    """
+
+    source: Path | None = None
+    records: dict[str, list[dict]] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+    cut: bool = False
+
+    def unreadable_note(self, shown: int = 3) -> str:
+        """One line naming the unreadable lines (the first `shown` of them), or "" when there are none.
+
+        >>> LogContents(Path("d.jsonl"), unreadable=["d.jsonl:2: not JSON"]).unreadable_note()
+        '1 line of d.jsonl was unreadable (d.jsonl:2: not JSON)'
+        """
+        count = len(self.unreadable)
+        if not count:
+            return ""
+        more = f" and {count - shown} more" if count > shown else ""
+        was = "line of {} was" if count == 1 else "lines of {} were"
+        return f"{count} {was.format(self.source)} unreadable ({'; '.join(self.unreadable[:shown])}{more})"
+
+
+def read_log(jsonl: Path) -> LogContents:
+    """The one reader of `detect`'s JSON Lines, for `--resume` and `summarize`: every line is decoded
+    on its own, so a bad line (a stray byte, a torn write, a hand edit) costs that line only.
+
+    The log is the `.part` file of an interrupted run, else the finished file. A last line without
+    its newline that does not parse is a killed run's (`cut`), not an error.
+
+    >>> import tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "detections.jsonl"
+    >>> _ = part_path(log).write_bytes(b'{"path": "a.jpg", "faces": []}\\n\\xff\\n{"path": "b.jpg", "fa')
+    >>> found = read_log(log)
+    >>> list(found.records), found.unreadable[0].split(":", 1)[1], found.cut
+    (['a.jpg'], '2: not UTF-8 (byte 0xff at column 1)', True)
+    """
+    source = part_path(jsonl) if part_path(jsonl).exists() else jsonl
+    if not source.exists():
+        return LogContents()
+    found = LogContents(source)
+    with open(source, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            record, why = _parse_line(raw)
+            if why and not raw.endswith(b"\n"):
+                found.cut = True  # the line being written when the run was killed
+            elif why:
+                found.unreadable.append(f"{source}:{number}: {why}")
+            elif record is not None:
+                attempt = found.records.setdefault(record["path"], [])
+                if attempt and ("frame" not in attempt[-1] or record.get("frame") == 0):
+                    attempt.clear()  # the input was done again: its last attempt stands
+                attempt.append(record)
+    return found
+
+
+def _parse_line(raw: bytes) -> tuple[dict | None, str]:
+    # (the record, "") or (None, why it is none); a blank line is neither.
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})"
+    if not text.strip():
+        return None, ""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, f"not JSON ({err.msg} at column {err.colno})"
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+        return None, "not a record (a JSON object with a \"path\")"
+    return record, ""
+
+
+def previous_records(jsonl: Path) -> dict[str, list[dict]]:
+    """Every input's records in a previous run's log, by input path (empty when there is none): what
+    `--resume` goes on from. Unreadable lines are named in a warning; their inputs have no record, so
+    a resumed run detects them again.
 
     >>> import tempfile
     >>> log = Path(tempfile.mkdtemp()) / "detections.jsonl"
@@ -33,22 +120,13 @@ def previous_records(jsonl: Path) -> dict[str, list[dict]]:
     >>> previous_records(log)
     {'a.jpg': [{'path': 'a.jpg', 'faces': []}]}
     """
-    source = part_path(jsonl) if part_path(jsonl).exists() else jsonl
-    if not source.exists():
-        return {}
-    by_path: dict[str, list[dict]] = {}
-    with open(source, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # the line being written when the run was killed
-                continue
-            if isinstance(record, dict) and isinstance(record.get("path"), str):
-                attempt = by_path.setdefault(record["path"], [])
-                if attempt and ("frame" not in attempt[-1] or record.get("frame") == 0):
-                    attempt.clear()  # the input was done again: its last attempt stands
-                attempt.append(record)
-    return by_path
+    found = read_log(jsonl)
+    if found.unreadable:
+        log.warning("%s: skipped; the inputs they recorded are not done and are detected again when given",
+                    found.unreadable_note())
+    if found.cut:
+        log.info("%s: its last line was cut off by a killed run; that input is not done", found.source)
+    return found.records
 
 
 def is_finished(records: list[dict]) -> bool:

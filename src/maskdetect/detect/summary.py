@@ -52,6 +52,12 @@ def record_rows(record: dict) -> list[dict]:
 def load_detections(source: str | os.PathLike) -> pd.DataFrame:
     """The rows of a `batch` output folder, or of `detect`'s JSON Lines (a file, or its folder).
 
+    The JSON Lines are read by `detect.log.read_log`, the reader `--resume` uses: a line cut by a
+    killed run is left out quietly, an input done twice counts its last attempt, and each line that
+    cannot be read (not UTF-8, not JSON, a record without its fields) is left out and named in
+    `table.attrs["unreadable"]` ("FILE:LINE: why"), with the one-line note for a user in
+    `table.attrs["unreadable_note"]`: a summary without them would be short without saying so.
+
     Raises:
         FileNotFoundError: neither `faces/*.parquet` nor a JSON Lines file is there.
     """
@@ -66,19 +72,23 @@ def load_detections(source: str | os.PathLike) -> pd.DataFrame:
     jsonl = source / "detections.jsonl" if source.is_dir() else source
     if not jsonl.is_file():
         raise FileNotFoundError(f"{source}: no batch output (faces/*.parquet) and no detect JSON Lines here")
-    from maskdetect.detect.log import previous_records
+    from maskdetect.detect.log import read_log
 
-    # detect's own reader of its log: it skips a line cut by a killed run and keeps only the last
-    # attempt of an input done twice
+    found = read_log(jsonl)
     rows = []
-    for records in previous_records(jsonl).values():
+    for path, records in found.records.items():
         for record in records:
             if "faces" in record or ("error" in record and "frames" not in record):
-                rows += record_rows(record)  # a video's closing record counts no face of its own
+                try:  # a video's closing record counts no face of its own
+                    rows += record_rows(record)
+                except (KeyError, TypeError, ValueError, AttributeError) as err:  # a hand-edited record
+                    why = f"{type(err).__name__}: {err}"
+                    found.unreadable.append(f"{found.source}: the record of {path} lacks its fields ({why})")
     table = pd.DataFrame(rows)
     for column in ("path", "label", "error"):
         if column not in table.columns:
             table[column] = None
+    table.attrs.update(unreadable=found.unreadable, unreadable_note=found.unreadable_note())
     return table
 
 
