@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import reprlib
 
 import pytest
+import torch
 
 from maskdetect.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
 from maskdetect.cli import main
@@ -27,6 +29,13 @@ def _set(checkpoint: dict, dotted: str, value: object) -> dict:
         target = target[key]
     target[last] = value
     return bad
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 # (field, bad value, words the one-line error must hold: the field, the value, the allowed range)
@@ -58,10 +67,22 @@ BAD_FIELDS = [
     ("model_kwargs", {"layers": 3}, ["model_kwargs 'layers' is unknown", "width"]),
     ("model_kwargs", [1], ["model_kwargs = [1] must be a dict"]),
     ("train_args", "x", ["train_args = 'x' must be a dict"]),
+    # Issue 31.5: a stride-0 expanded tensor costs bytes in the file and gigabytes once described.
+    ("epoch", torch.zeros(1).expand(10**9), ["epoch = tensor", "an integer from 0 to 1000000"]),
+    ("epoch", -1, ["epoch = -1", "an integer from 0 to 1000000"]),
+    ("metrics", {"val_loss": torch.zeros(1).expand(10**9)},
+     ["metrics.val_loss holds a Tensor", "allowed: numbers, strings, lists and dicts"]),
+    ("metrics", {"val_loss": float("nan")}, ["metrics.val_loss = nan must be a finite number"]),
+    ("train_args", {"deep": _nested(40)}, ["train_args.deep", "nested more than 32"]),
+    ("train_args", {"data": b"bytes"}, ["train_args.data holds a bytes"]),
+    ("optimizer", {"state": {0: {"exp_avg": torch.zeros(1).expand(10**9)}}},
+     ["its tensors show 4,000,0", "expanded or repeated views"]),
+    ("optimizer", {"views": [torch.zeros(1000)] * 100_000}, ["its tensors show 400,0", "repeated views"]),
+    ("rng", list(range(1_000_001)), ["more than 1,000,000 values"]),
 ]
 
 
-IDS = [f"{field}={value!r}"[:40] for field, value, _ in BAD_FIELDS]
+IDS = [f"{field}={reprlib.repr(value)}"[:40] for field, value, _ in BAD_FIELDS]  # reprlib: some are huge
 
 
 @pytest.mark.parametrize(("field", "value", "words"), BAD_FIELDS, ids=IDS)
@@ -111,3 +132,29 @@ def test_detect_and_evaluate_refuse_a_huge_input_size_in_one_line_fast(good, tmp
     assert code == 2
     assert err == [f"maskdetect: error: {path}: bad preprocessing: preprocessing input_size = 100000 "
                    "is out of range; allowed: an integer from 8 to 1024"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_that_are_not_finite_are_refused_at_load(good, tmp_path, bad):
+    # Issue 31.7: NaN weights loaded, and detect labelled every face "covered" with a score of NaN.
+    damaged = copy.deepcopy(good)
+    damaged["state_dict"]["0.1.bias"][1] = bad
+    save_checkpoint(damaged, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=r"nan.pt: state_dict '0.1.bias' holds values that are not"):
+        load_checkpoint(tmp_path / "nan.pt")
+
+
+def test_a_resumable_state_with_optimizer_and_rng_state_loads(good, tmp_path):
+    # The value checks leave what `train` snapshots for --resume alone: tensors beside plain data.
+    from maskdetect.train.state import rng_state
+
+    model = create_model("small_cnn", width=4)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.zeros(2, 3, 32, 32)).sum().backward()
+    optimizer.step()
+    state = make_checkpoint(model, "small_cnn", Preprocessing(input_size=32), model_kwargs={"width": 4},
+                            metrics={"val_loss": 0.5}, epoch=3, optimizer=optimizer.state_dict(),
+                            progress={"best_val_loss": float("inf"), "history": [{"epoch": 1}]},
+                            rng=rng_state())
+    save_checkpoint(state, tmp_path / "resume.pt")
+    assert load_checkpoint(tmp_path / "resume.pt")["epoch"] == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,15 @@ MODEL_OPTIONS: dict[str, tuple[type, float, float]] = {
     "dropout": (float, 0.0, 1.0),
     "freeze_backbone": (bool, 0, 1),
 }
+
+
+# The fields a model's description shows (`maskdetect serve`'s /model): plain data only, no tensors.
+DESCRIBED_FIELDS = ("train_args", "metrics", "epoch", "model_kwargs", "preprocessing", "arch",
+                    "format_version", "model_card", "created", "data", "dataset")
+EPOCH_MAX = 1_000_000
+# Every value a checkpoint holds, at any depth: what `train` writes (resume.pt too) holds a few thousand.
+MAX_VALUES = 1_000_000
+MAX_DEPTH = 32
 
 
 class CheckpointError(ValueError):
@@ -98,9 +108,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def check_fields(checkpoint: dict[str, Any]) -> None:
     """Check every field a checkpoint carries against sane bounds, before anything is sized by it.
 
-    The format version, the architecture (known to the registry), the weights (named tensors), the
-    preprocessing (`Preprocessing.from_dict`: input size, mean/std, crop policy, class names), the
-    architecture options (`MODEL_OPTIONS`) and the plain-dict fields train_args and metrics.
+    The format version, the architecture (known to the registry), the weights (named tensors, every
+    float finite), the preprocessing (`Preprocessing.from_dict`: input size, mean/std, crop policy,
+    class names), the architecture options (`MODEL_OPTIONS`), the plain-dict fields train_args and
+    metrics, the epoch; and every value at any depth (`_check_values`): its type, the nesting, the
+    count, and tensors that show no more bytes than they store.
 
     Raises:
         ValueError: the first bad field, named, with its value and the allowed values.
@@ -149,6 +161,52 @@ def check_fields(checkpoint: dict[str, Any]) -> None:
     for key in ("train_args", "metrics"):
         if not isinstance(checkpoint.get(key, {}), dict):
             raise ValueError(f"{key} = {short_repr(checkpoint[key])} must be a dict")
+    epoch = checkpoint.get("epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= EPOCH_MAX:
+        raise ValueError(f"epoch = {short_repr(epoch)} must be an integer from 0 to {EPOCH_MAX}")
+    _check_values(checkpoint)
+    for name, tensor in weights.items():
+        # A model trained to NaN answers "covered" for every face with a score of NaN: refuse it here.
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"state_dict {short_repr(name)} holds values that are not finite (NaN or "
+                             "infinity): the weights of a diverged or damaged model")
+
+
+def _check_values(checkpoint: dict[str, Any]) -> None:
+    # Every value, at any depth: plain data or tensors, nested and counted within bounds. The fields a
+    # model's description shows (DESCRIBED_FIELDS) hold finite plain data only. Tensors together may
+    # not show more bytes than their storages hold: a stride-0 `expand` of one number, or one storage
+    # viewed 10,000 times, costs kilobytes in the file and gigabytes once turned into a list.
+    count, shown, stored = 0, 0, {}
+    stack: list[tuple[str, object, int, bool]] = [
+        (key, value, 1, key in DESCRIBED_FIELDS) for key, value in checkpoint.items()]
+    while stack:
+        where, value, depth, described = stack.pop()
+        count += len(value) if isinstance(value, (dict, list, tuple)) else 1  # before any is walked
+        if count > MAX_VALUES:
+            raise ValueError(f"holds more than {MAX_VALUES:,} values; allowed: weights, optimizer state "
+                             "and a few plain fields")
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{where} is nested more than {MAX_DEPTH} deep")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, (str, int)):
+                    raise ValueError(f"{where} has a key {short_repr(key)}; allowed: strings and integers")
+                stack.append((f"{where}.{key}", item, depth + 1, described))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{i}]", item, depth + 1, described) for i, item in enumerate(value))
+        elif isinstance(value, torch.Tensor) and not described:
+            storage = value.untyped_storage()
+            stored[storage.data_ptr()] = storage.nbytes()
+            shown += value.numel() * value.element_size()
+        elif isinstance(value, float) and described and not math.isfinite(value):
+            raise ValueError(f"{where} = {value} must be a finite number")
+        elif not (value is None or isinstance(value, (str, int, float))):
+            allowed = "numbers, strings, lists and dicts" + ("" if described else ", tensors")
+            raise ValueError(f"{where} holds a {type(value).__name__}; allowed: {allowed}")
+    if shown > sum(stored.values()):
+        raise ValueError(f"its tensors show {shown:,} bytes but the file stores {sum(stored.values()):,}: "
+                         "expanded or repeated views of the same numbers")
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any], path: str = "<checkpoint>") -> nn.Module:
