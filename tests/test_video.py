@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import logging
+import struct
 import threading
 
 import av
@@ -213,3 +214,91 @@ def test_the_first_frame_says_its_faces_are_in_view_before_any_is_counted_as_a_p
     assert summarise_tracks(analyzer.tracks(), analyzer.options, 6, 10.0)["people_total"] == 8
     drawn.save(tmp_path / "last.png")
     assert drawn.getpixel((1, 1)) == (20, 20, 20)  # the counts' strip, split in two lines on a narrow frame
+
+
+def _avi_claiming(path, width, height, frames=3):
+    # A 16x16 MJPEG AVI whose headers (AVI and each JPEG's) claim width x height: a 6 KB file that
+    # OpenCV opens as width x height, as it did the issue's 3 MB AVI of real 16000x16000 frames.
+    _write_video(path, [np.full((16, 16, 3), 100, np.uint8)] * frames, fourcc="MJPG")
+    data = bytearray(path.read_bytes())
+    avih, strf = data.index(b"avih") + 8, data.index(b"strf") + 8
+    data[avih + 32: avih + 40] = struct.pack("<II", width, height)
+    data[strf + 4: strf + 12] = struct.pack("<ii", width, height)
+    at = 0
+    while (at := data.find(b"\xff\xc0\x00\x11\x08", at)) >= 0:  # each frame's SOF0: height, width
+        data[at + 5: at + 9] = struct.pack(">HH", height, width)
+        at += 9
+    path.write_bytes(bytes(data))
+
+
+def test_a_video_of_frames_over_the_pixel_limit_is_refused_before_decoding(tmp_path, untrained_checkpoint):
+    # Issue 31: a 3 MB AVI of 16000x16000 MJPEG frames reached 4.4 GB, then exit 2. The declared frame
+    # size is checked against the images' pixel limit before the first frame is decoded.
+    from maskdetect.detect.video import VideoAnalyzer
+    from maskdetect.predict import Predictor
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    _avi_claiming(inputs / "huge.avi", 16000, 16000)
+    Image.new("RGB", (320, 240), (120, 120, 120)).save(inputs / "plain.jpg")
+    out = tmp_path / "out"
+    assert main(["detect", str(inputs), "--model", str(untrained_checkpoint), "-o", str(out)]) == 1
+    records = {r["path"].split("/")[-1]: r for r in _read_jsonl(out / "detections.jsonl")}
+    assert records["huge.avi"]["error"].endswith(
+        "huge.avi: frames of 16000x16000 = 256,000,000 pixels are over the limit of 250,000,000: "
+        "refused before decoding")
+    assert "error" not in records["plain.jpg"] and not list(out.glob("*huge*"))
+    # The limit is the analyzer's: a real video over a lower one is refused before any frame.
+    _write_video(tmp_path / "walk.mp4", _walking_frames(3))
+    predictor = Predictor(untrained_checkpoint).with_detector("blazeface-fast")
+    analyzer = VideoAnalyzer(predictor, max_pixels=10_000)
+    report = analyzer.analyze(tmp_path / "walk.mp4", out=tmp_path / "walk-out")
+    assert report.frames == 0 and "320x240 = 76,800 pixels are over the limit of 10,000" in report.ended
+    assert not (tmp_path / "walk-out").exists() or not list((tmp_path / "walk-out").iterdir())
+
+
+def test_frames_of_extreme_sizes_are_written_scaled_to_even_sides(tmp_path, untrained_checkpoint):
+    # Issue 31: 65000x1 and 8x65000 frames crashed the H.264 writer (no even side of 0, no side over
+    # 16384) and ended the run. They are written at 16384x2 and 2x16384.
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for width, height in ((65000, 1), (8, 65000)):
+        _write_video(inputs / f"v{width}x{height}.avi", [np.full((height, width, 3), 90, np.uint8)] * 3,
+                     fourcc="MJPG")
+    out = tmp_path / "out"
+    assert main(["detect", str(inputs), "--model", str(untrained_checkpoint), "-o", str(out)]) == 0
+    for name, size in (("v65000x1", (16384, 2)), ("v8x65000", (2, 16384))):
+        with av.open(str(out / "inputs" / f"{name}.annotated.mp4")) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264" and (stream.width, stream.height) == size
+            assert sum(1 for _ in container.decode(stream)) == 3
+
+
+def test_a_size_no_encoder_writes_leaves_the_annotated_video_out_not_the_run(tmp_path, untrained_checkpoint,
+                                                                            monkeypatch):
+    # Without H.264, mp4v writes no side over 8191: the frames are still detected, the video is a
+    # warning (exit 1) and no partial file is left.
+    from maskdetect.detect import video_out
+
+    monkeypatch.setattr(video_out, "h264_encoder", lambda: None)
+    _write_video(tmp_path / "wide.avi", [np.full((2, 9000, 3), 90, np.uint8)] * 3, fourcc="MJPG")
+    out = tmp_path / "out"
+    args = ["detect", str(tmp_path / "wide.avi"), "--model", str(untrained_checkpoint), "-o", str(out)]
+    assert main(args) == 1
+    *frames, summary = _read_jsonl(out / "detections.jsonl")
+    assert len(frames) == 3 and summary["frames"] == 3 and "annotated" not in summary
+    assert "neither H.264 nor mp4v can be written here at 9000x2" in summary["warning"]
+    assert "the annotated video is left out" in summary["warning"]
+    assert sorted(p.name for p in out.iterdir() if "mp4" in p.name) == []
+
+
+def test_when_h264_refuses_a_size_the_writer_says_so_and_tries_mp4v(tmp_path, monkeypatch, caplog):
+    from maskdetect.detect import video_out
+
+    monkeypatch.setattr(video_out, "MAX_SIDE", 100_000)  # let 20000x2 reach libx264, which refuses it
+    sink = video_out.VideoSink(tmp_path / "x.mp4", 10)
+    with caplog.at_level(logging.WARNING), pytest.raises(video_out.VideoWriteError, match="20000x2"):
+        sink.write(np.zeros((2, 20000, 3), np.uint8))
+    assert "cannot write 20000x2 frames" in caplog.text and sink.codec == "mp4v"
+    sink.discard()
+    assert list(tmp_path.iterdir()) == []

@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw
 
 from maskdetect.detect.timeline import summarise_tracks, write_track_files
 from maskdetect.detect.tracks import FaceTracker, Track, TrackedFace, TrackOptions
-from maskdetect.detect.video_out import VideoSink
+from maskdetect.detect.video_out import VideoSink, VideoWriteError
+from maskdetect.images import DEFAULT_MAX_PIXELS
 from maskdetect.labels import CLASSES
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class VideoAnalyzer:
             `Predictor().with_detector("blazeface-fast")`, the detector `detect` uses for video).
         options: tracking settings.
         tracking: False labels frames on their own (no tracks, no people counts).
+        max_pixels: refuse a video whose frames are larger than this (width x height, as the
+            container declares them), before decoding any: the limit of images.
 
     >>> analyzer = VideoAnalyzer(Predictor().with_detector("blazeface-fast"))  # doctest: +SKIP
     >>> report = analyzer.analyze("clip.mp4", out="results")  # doctest: +SKIP
@@ -68,10 +71,12 @@ class VideoAnalyzer:
     {'covered': 4, 'incorrect': 1, 'uncovered': 2}
     """
 
-    def __init__(self, predictor: Predictor, options: TrackOptions | None = None, *, tracking: bool = True):
+    def __init__(self, predictor: Predictor, options: TrackOptions | None = None, *, tracking: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.predictor = predictor
         self.options = options or TrackOptions()
         self.tracking = tracking
+        self.max_pixels = max_pixels
         self.tracker: FaceTracker | None = None
         self.fps = 25.0
 
@@ -155,9 +160,20 @@ class VideoAnalyzer:
                 f"{name}: not a video OpenCV can open (missing, corrupt, unknown format, unreachable stream)"
             yield {"path": name, "error": what}
             return
-        self.start(capture.get(cv2.CAP_PROP_FPS) or 25.0)
         expected = 0 if camera else max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        # Opening reads the container's header; the first read decodes a whole frame (1.9 GB for a
+        # 3 MB AVI of 16000x16000 MJPEG frames): refuse by the declared size before it.
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > self.max_pixels:
+            capture.release()
+            yield {"path": name, "frames": 0, "expected_frames": expected,
+                   "error": f"{name}: frames of {width}x{height} = {width * height:,} pixels are over the "
+                            f"limit of {self.max_pixels:,}: refused before decoding"}
+            return
+        self.start(capture.get(cv2.CAP_PROP_FPS) or 25.0)
         sink = VideoSink(annotated, self.fps) if annotated is not None else None
+        unwritten = ""  # why the annotated video was left out
         frames, stopped, finished = 0, False, False
         try:
             while not max_frames or frames < max_frames:
@@ -173,7 +189,12 @@ class VideoAnalyzer:
                 if sink is not None or show is not None:
                     drawn = np.asarray(self.draw(result, faces))
                     if sink is not None:
-                        sink.write(drawn)
+                        try:
+                            sink.write(drawn)
+                        except VideoWriteError as err:  # the detections go on without the picture
+                            sink.discard()
+                            sink, unwritten = None, f"{err}: the annotated video is left out"
+                            log.warning(unwritten)
                     shown = show(drawn, frames) if show is not None else None
                     if isinstance(shown, dict):
                         record.update(shown)
@@ -198,6 +219,8 @@ class VideoAnalyzer:
             summary["error"] = f"{name}: no frame could be decoded (empty or corrupt video)"
         else:
             summary.update(self._ended(name, camera, frames, expected, stopped, max_frames))
+        if unwritten:
+            summary["warning"] = "; ".join(filter(None, (summary.get("warning"), unwritten)))
         if self.tracker is not None and frames:
             people = summarise_tracks(self.tracks(), self.options, frames, self.fps)
             summary.update(people=people["people"], people_total=people["people_total"])
