@@ -158,10 +158,11 @@ def _dynamo_export(model: Any, example: Any) -> Any:
 
 
 def onnx_preprocessing(path: str | os.PathLike) -> Preprocessing:
-    """The preprocessing stored in an exported ONNX file's metadata.
+    """The preprocessing stored in an exported ONNX file's metadata, once its weights are checked.
 
     Raises:
-        ValueError: the file is not ONNX, or has no maskdetect preprocessing metadata.
+        ValueError: the file is not ONNX, has no maskdetect preprocessing metadata, or a weight that
+            is not finite (NaN or infinity: a model that labels every face alike with a NaN score).
     """
     import onnx
 
@@ -178,7 +179,21 @@ def onnx_preprocessing(path: str | os.PathLike) -> Preprocessing:
             f"{path}: ONNX file has no {METADATA_PREPROCESSING} metadata; "
             "expected an ONNX file written by `maskdetect export`"
         )
+    _check_finite_weights(model, path)
     return Preprocessing.from_dict(json.loads(props[METADATA_PREPROCESSING]))
+
+
+def _check_finite_weights(model: Any, path: str | os.PathLike) -> None:
+    import numpy as np
+    from onnx import numpy_helper
+
+    for weight in model.graph.initializer:
+        if weight.data_location == weight.EXTERNAL:  # never written by `export`; not read from here
+            continue
+        values = numpy_helper.to_array(weight)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise ValueError(f"{path}: weight {weight.name!r} holds values that are not finite (NaN or "
+                             "infinity): the weights of a diverged or damaged model")
 
 
 def cached_onnx_path(checkpoint_path: str | os.PathLike) -> Path:

@@ -165,9 +165,28 @@ class RunLog:
         for record in kept:
             self.write(record)
 
-    def write(self, record: dict) -> None:
-        self._handle.write(json.dumps(record) + "\n")
+    def write(self, record: dict) -> dict:
+        """Append one record, flushed; returns the record written.
+
+        A record holding a number JSON has no word for (NaN, infinity) is written as an error naming
+        its input instead: a line of the log is always JSON, and the input counts as failed.
+
+        >>> import tempfile
+        >>> run = RunLog(Path(tempfile.mkdtemp()) / "detections.jsonl", [])
+        >>> run.write({"path": "a.jpg", "faces": [{"score": float("nan")}]})["error"][:40]
+        'a.jpg: the result holds a number that is'
+        >>> run.close()
+        """
+        try:
+            line = json.dumps(record, allow_nan=False)
+        except ValueError:
+            where = {key: record[key] for key in ("path", "frame") if key in record}
+            record = {**where, "error": f"{record.get('path')}: the result holds a number that is not finite "
+                                        "(NaN or infinity), so it is not written"}
+            line = json.dumps(record)
+        self._handle.write(line + "\n")
         self._handle.flush()
+        return record
 
     def finish(self) -> None:
         self._handle.flush()

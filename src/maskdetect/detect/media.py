@@ -274,8 +274,7 @@ def detect_files(
 
     def keep(new: Iterator[dict]) -> None:
         for record in new:
-            records.append(record)
-            run_log.write(record)
+            records.append(run_log.write(record))  # what was written: a NaN result becomes an error
 
     # Inputs left out are failed records, as an unreadable photo's is: named in the log and retried
     # by --resume.
