@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maskdetect.detect.batch_inputs import read_inputs, read_plan, update_plan
+from maskdetect.detect.ray_local import ray_session
 from maskdetect.detect.summary import record_rows
 from maskdetect.fileio import atomic_path, atomic_write_text
 from maskdetect.labels import CLASSES
@@ -57,7 +58,8 @@ class BatchOptions:
         gpus_per_actor: GPUs for each actor (above 0: the classifier runs with torch on CUDA).
         shard_size: inputs per shard: per output file, and the most a killed actor loses.
         address: a running Ray cluster's address (`ray start --head` prints it); None starts a
-            local one unless this process has already called `ray.init`.
+            local one (on 127.0.0.1, ended with this process, `detect.ray_local`) unless this
+            process has already called `ray.init`.
         path_column: the column of paths in a CSV or Parquet input table.
     """
 
@@ -290,13 +292,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions) -> Bat
     if pending:
         _check_model(options)  # a bad checkpoint or detector fails here, before Ray starts
         start = time.perf_counter()
-        started = not ray.is_initialized()
-        if started:
-            if options.address is None:  # a local instance: Ray's own switch keeps it on 127.0.0.1
-                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-            ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING)
-        try:
+        with ray_session(ray, options.address):  # a local one: on 127.0.0.1, ended with this process
             for row in _detect_shards(ray, plan, pending, options):
                 summary.shards_run += 1
                 summary.images_run += int(row["images"])
@@ -309,9 +305,6 @@ def run_batch(inputs: Sequence[str | os.PathLike], options: BatchOptions) -> Bat
                 actor["peak_rss_mb"] = round(float(row["peak_rss_mb"]), 1)
                 log.info("shard %d: %d images, %d faces, %d failed, %.1f s", row["shard"], row["images"],
                          row["faces"], row["failed"], row["seconds"])
-        finally:
-            if started:
-                ray.shutdown()
         summary.seconds = time.perf_counter() - start
     summary.faces, summary.failed = _output_counts(out)
     atomic_write_text(out / "last_run.json", json.dumps({**asdict(summary),
