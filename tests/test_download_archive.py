@@ -169,3 +169,20 @@ def test_entries_never_land_on_control_files_or_sibling_archives(tmp_path, entry
         extract_zip(archive, tmp_path, siblings=siblings)
     assert {name: (tmp_path / name).read_bytes() for name in siblings} == siblings
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CMFD.zip", "IMFD.zip", "imfd-archive"]
+
+
+@pytest.mark.parametrize("taken", ["file", "folder"])
+def test_an_entry_that_clashes_with_the_destination_extracts_nothing(tmp_path, taken):
+    # Issue 31.9. Before: IMFD/b.jpg landed, then CMFD/a.jpg failed on the file CMFD (or the entry on the
+    # folder IMFD/c.jpg): half an archive extracted, and a FileExistsError or IsADirectoryError.
+    archive = _write(tmp_path, "x.zip", zip_with([("IMFD/b.jpg", b"b"), ("CMFD/a.jpg", b"a"),
+                                                  ("IMFD/c.jpg", b"c")]))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    if taken == "file":
+        (dest / "CMFD").write_text("the user's own file")
+    else:
+        (dest / "IMFD" / "c.jpg").mkdir(parents=True)
+    with pytest.raises(UnsafeArchiveError, match="nothing extracted"):
+        extract_zip(archive, dest)
+    assert not (dest / "IMFD" / "b.jpg").exists() and not marker_path(dest, archive).exists()

@@ -181,6 +181,24 @@ def inspect_archive(
     return files, total
 
 
+def _check_room(archive: Path, dest: Path, files: list[tuple[zipfile.ZipInfo, PurePosixPath]]) -> None:
+    """Raise when an entry needs a folder where `dest` holds a file, or would replace a folder.
+
+    Checked before a byte is written: found while moving files into place, it left half an archive.
+    """
+    folders: set[PurePosixPath] = set()
+    for info, relpath in files:
+        folders.update(relpath.parents[:-1])
+        if (dest / relpath).is_dir():
+            raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} would replace the folder "
+                                     f"{dest / relpath}; nothing extracted")
+    for folder in sorted(folders):
+        path = dest / folder
+        if os.path.lexists(path) and not path.is_dir():
+            raise UnsafeArchiveError(f"{archive}: entries need {path} to be a folder, but it is a file; "
+                                     "nothing extracted")
+
+
 def _stream_entry(
     zipped: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limits: ExtractLimits, budget: int
 ) -> int:
@@ -216,7 +234,8 @@ def extract_zip(
     files of the download beside the archive, which no entry may replace (see `inspect_archive`).
 
     Raises:
-        UnsafeArchiveError: see `inspect_archive`, or an entry produced more than it declared.
+        UnsafeArchiveError: see `inspect_archive`; an entry needs a folder where `dest` has a file
+            or would replace a folder; or an entry produced more than it declared.
         DamagedArchiveError: unreadable zip, or an entry's data fails its CRC check.
         NotEnoughSpaceError: too little free space in `dest` (the message names need and free space).
 
@@ -231,6 +250,7 @@ def extract_zip(
         return 0
     files, total = inspect_archive(archive, limits, siblings)
     dest.mkdir(parents=True, exist_ok=True)
+    _check_room(archive, dest, files)
     if check_free_space:
         ensure_free_space(dest, total, f"extracting {archive.name}")
     for stale in dest.glob(f"{STAGING_PREFIX}{archive.name}.*"):  # left by a run that was killed
