@@ -99,23 +99,41 @@ def save_overlay(
     alpha: float = 0.6,
     polygon: np.ndarray | None = None,
 ) -> None:
-    """Write a PNG of the heat map blended over its crop, with a colour bar.
-
-    Args:
-        crop: the face crop; resized to the map's grid if it differs.
-        heatmap: H x W values.
-        path: the PNG to write.
-        title: drawn above the image.
-        colour_label: the colour bar's label (what the values mean).
-        symmetric: signed values around a neutral 0 (occlusion) or 0..max (Grad-CAM).
-        alpha: the map's opacity.
-        polygon: optional (n, 2) x, y points outlined on top (e.g. the nose-and-mouth region).
+    """Write a PNG of the heat map blended over its crop, with a colour bar (`overlay_png`'s picture).
 
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "o.png"
     >>> save_overlay(Image.new("RGB", (8, 8)), np.zeros((8, 8)), out)
     >>> Image.open(out).format
     'PNG'
+    """
+    atomic_write_bytes(path, overlay_png(crop, heatmap, title=title, colour_label=colour_label,
+                                         symmetric=symmetric, alpha=alpha, polygon=polygon))
+
+
+def overlay_png(
+    crop: Image.Image,
+    heatmap: np.ndarray,
+    *,
+    title: str = "",
+    colour_label: str = "",
+    symmetric: bool = True,
+    alpha: float = 0.6,
+    polygon: np.ndarray | None = None,
+) -> bytes:
+    """The PNG bytes of the heat map blended over its crop, with a colour bar.
+
+    Args:
+        crop: the face crop; resized to the map's grid if it differs.
+        heatmap: H x W values.
+        title: drawn above the image.
+        colour_label: the colour bar's label (what the values mean).
+        symmetric: signed values around a neutral 0 (occlusion) or 0..max (Grad-CAM).
+        alpha: the map's opacity.
+        polygon: optional (n, 2) x, y points outlined on top (e.g. the nose-and-mouth region).
+
+    >>> overlay_png(Image.new("RGB", (8, 8)), np.zeros((8, 8)))[:4]
+    b'\\x89PNG'
     """
     figure = Figure(figsize=(4.2, 3.6), dpi=100)
     FigureCanvasAgg(figure)
@@ -126,7 +144,7 @@ def save_overlay(
         bar.set_label(colour_label, fontsize=8)
     bar.ax.tick_params(labelsize=7)
     figure.tight_layout()
-    _write_png(figure, path)
+    return _png(figure)
 
 
 def save_contact_sheet(
@@ -151,10 +169,10 @@ def save_contact_sheet(
     for index, panel in enumerate(panels):
         _draw(figure.add_subplot(rows, columns, index + 1), panel, alpha)
     figure.tight_layout()
-    _write_png(figure, path)
+    atomic_write_bytes(path, _png(figure))
 
 
-def _write_png(figure: Figure, path: str | os.PathLike) -> None:
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.05)  # nothing cut at the edges
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()

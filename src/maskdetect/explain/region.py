@@ -8,6 +8,8 @@ would put that share of its mass there.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -79,3 +81,40 @@ def heat_share(heatmap: np.ndarray, mask: np.ndarray) -> float:
     if mask.shape != positive.shape:
         raise ValueError(f"mask shape {mask.shape} does not match heat map shape {positive.shape}")
     return float(positive[mask].sum() / total) if total > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class RegionHeat:
+    """One heat map's share on the nose and mouth.
+
+    Attributes:
+        heat_share: the share of the map's positive mass inside the region (NaN when there is none).
+        area_share: the region's share of the map's area: the chance level.
+        polygon: the region, (n, 2) x, y in the map's grid.
+    """
+
+    heat_share: float
+    area_share: float
+    polygon: np.ndarray
+
+
+def nose_mouth_heat(heatmap: np.ndarray, mesh_points: np.ndarray, mesh_size: tuple[int, int]) -> RegionHeat:
+    """The heat on the nose and mouth, from a face mesh found on the same crop at another size.
+
+    Args:
+        heatmap: H x W, in the model's crop grid.
+        mesh_points: the 468-point face mesh, x, y in the pixels of the crop it ran on.
+        mesh_size: (width, height) of that crop; its points are scaled to the map's grid.
+
+    >>> points = np.zeros((468, 3))
+    >>> points[list(NOSE_MOUTH_POINTS[:4]), :2] = [[0, 0], [20, 0], [20, 20], [0, 20]]
+    >>> heat = np.zeros((20, 20)); heat[:5, :5] = 1.0
+    >>> region = nose_mouth_heat(heat, points, (40, 40))
+    >>> region.heat_share, region.area_share
+    (1.0, 0.3025)
+    """
+    height, width = np.asarray(heatmap).shape
+    scale = [width / mesh_size[0], height / mesh_size[1]]
+    polygon = nose_mouth_polygon(np.asarray(mesh_points, np.float64)[:, :2] * scale)
+    mask = polygon_mask(polygon, height, width)
+    return RegionHeat(heat_share(heatmap, mask), float(mask.mean()), polygon)

@@ -229,10 +229,12 @@ class Explainer:
         """Explain every detected face of a photo, or the whole image as one crop with ``detect=False``."""
         if not detect:
             return [self.explain_crop(photo)]
-        boxes = self.detect(photo)
+        return [self.explain_box(photo, box) for box in self.detect(photo)]
+
+    def explain_box(self, photo: Image.Image, box: Box) -> FaceExplanation:
+        """Explain the face at `box` of a photo, cropped by the checkpoint's policy as the Predictor does."""
         size = self.preprocessing.input_size
-        return [self.explain_crop(crop_face(photo, box, self.preprocessing.crop_policy, size=size), box)
-                for box in boxes]
+        return self.explain_crop(crop_face(photo, box, self.preprocessing.crop_policy, size=size), box)
 
     def detect(self, photo: Image.Image) -> list[Box]:
         """Face boxes from the detector (the project's BlazeFace by default)."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from maskdetect.data.folder import class_folder_images, subfolders
-from maskdetect.explain.region import heat_share, nose_mouth_polygon, polygon_mask
+from maskdetect.explain.region import nose_mouth_heat
 from maskdetect.explain.runner import Explainer, FaceExplanation
 from maskdetect.fileio import atomic_write_text
 from maskdetect.images import open_image
@@ -116,18 +116,14 @@ def measure_regions(
             skipped.append(f"{path}: face mesh score {score:.2f} below {min_mesh_score}")
             continue
         explanation = explainer.explain_crop(image)
-        height, width = explanation.heatmap.shape
-        points = np.asarray(points, np.float64)[:, :2] * [width / image.width, height / image.height]
-        polygon = nose_mouth_polygon(points)
-        mask = polygon_mask(polygon, height, width)
-        share = heat_share(explanation.heatmap, mask)
-        if math.isnan(share):
+        region = nose_mouth_heat(explanation.heatmap, points, image.size)
+        if math.isnan(region.heat_share):
             skipped.append(f"{path}: heat map has no positive mass")
             continue
-        area = float(mask.mean())
-        records.append(RegionRecord(str(path), label, explanation.predicted, share, area, score))
+        records.append(RegionRecord(str(path), label, explanation.predicted, region.heat_share,
+                                    region.area_share, score))
         if on_face is not None:
-            on_face(records[-1], explanation, polygon)
+            on_face(records[-1], explanation, region.polygon)
         per_class[label] = per_class.get(label, 0) + 1
     return records, skipped
 

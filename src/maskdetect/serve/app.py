@@ -169,6 +169,9 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so on CORS answers too
     add_error_handlers(app)
     _add_api_routes(app)
+    from maskdetect.serve.explain_route import add_explain_route  # late: it imports this module's helpers
+
+    add_explain_route(app)  # POST /v1/explain, the page's "Why?"
     add_static_routes(app)
     return app
 
