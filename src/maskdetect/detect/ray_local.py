@@ -97,8 +97,14 @@ def _start_watchdog() -> subprocess.Popen | None:
     if not os.path.isdir("/proc/self"):  # Linux only; elsewhere Ray's own fate sharing alone
         log.debug("no /proc: Ray's agents are not watched")
         return None
-    return subprocess.Popen([sys.executable, "-m", "maskdetect.detect.ray_local", str(os.getpid())],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    watchdog = subprocess.Popen([sys.executable, "-m", "maskdetect.detect.ray_local", str(os.getpid())],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    # Ray starts only once the watchdog has seen what ran before it: what started after is Ray's.
+    if watchdog.stdout.readline() != b"watching\n":
+        log.warning("the watchdog of the local Ray did not start (exit status %s)", watchdog.wait())
+        return None
+    watchdog.stdout.close()
+    return watchdog
 
 
 def _process_table() -> dict[int, tuple[int, str]]:
@@ -140,6 +146,7 @@ def watch(driver: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: outlive the driver
     table = _process_table()
     before = {(pid, table[pid][1]) for pid in _descendants({driver}, table)}  # not Ray's, not ours
+    print("watching", flush=True)
     tracked: dict[int, str] = {}
     adopting = True
     while True:
