@@ -228,3 +228,57 @@ def test_camera_capture(browser_with_camera, server):
     assert page.is_hidden("#camera")
     context.close()
 
+
+
+def click_face(page, box, width, height):
+    """Click the middle of a face box (in the server's pixels) on the shown canvas."""
+    shown = page.locator("#canvas").bounding_box()
+    size = page.evaluate("[canvas.width, canvas.height]")
+    fit = min(shown["width"] / size[0], shown["height"] / size[1])  # object-fit: contain
+    left = shown["x"] + (shown["width"] - size[0] * fit) / 2
+    top = shown["y"] + (shown["height"] - size[1] * fit) / 2
+    x = (box[0] + box[2]) / 2 * size[0] / width * fit
+    y = (box[1] + box[3]) / 2 * size[1] / height * fit
+    page.mouse.click(left + x, top + y)
+
+
+def test_clicking_a_face_shows_why(page, server, shared_data, tmp_path):
+    # Issue 32: a click on a face shows the library's occlusion map blended on it and its share of
+    # heat on the nose and mouth, as /v1/explain answers for that face's box.
+    photo = photo_dir(shared_data) / PHOTO
+    files = {"image": (PHOTO, photo.read_bytes(), "image/jpeg")}
+    detected = httpx.post(server.url + "/v1/detect", files=files).json()
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector("#canvas:not([data-boxes='0'])", state="attached", timeout=30_000)
+    assert page.is_hidden("#why") and page.is_visible("#why-hint")
+
+    index = len(detected["faces"]) - 1  # the last: with several faces, the click must pick the one under it
+    face = detected["faces"][index]
+    click_face(page, face["box"], detected["width"], detected["height"])
+    page.wait_for_selector("#why-image:not([hidden])", timeout=60_000)
+    assert page.get_attribute("#why", "data-face") == str(index)
+    assert page.get_attribute("#why-image", "src").startswith("data:image/png;base64,")
+    assert page.evaluate("document.getElementById('why-image').naturalWidth") >= 200  # decoded
+    box = ",".join(str(v) for v in face["box"])
+    expected = httpx.post(f"{server.url}/v1/explain?box={box}", files=files, timeout=60).json()
+    share = expected["nose_mouth"]["heat_share"]
+    assert share is not None, expected["nose_mouth"]
+    text = page.text_content("#why-share")
+    assert text.startswith(f"Nose and mouth: {round(share * 100)}% of the heat"), text
+    assert page.text_content("#why-heading") == f"Why is face {index + 1} {face['label']}?"
+
+    # The keyboard reaches the same: each face in the list has a "Why?" button.
+    asked = [url for url in page.requests if "/v1/explain?" in url]
+    assert len(asked) == 1
+    page.focus("#face-list li:first-child .why-button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#why[data-face='0']:not([aria-busy])", timeout=60_000)
+    assert len([url for url in page.requests if "/v1/explain?" in url]) == 2
+    assert page.is_visible("#why-image") and page.text_content("#why-share").startswith("Nose and mouth:")
+
+    shot = tmp_path / "why.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("MASKDETECT_SCREENSHOT_DIR"):  # for a person to look at
+        shutil.copy(shot, Path(os.environ["MASKDETECT_SCREENSHOT_DIR"]) / "serve-why.png")
+    assert page.console_errors == []
+    assert all(url.startswith(server.url) or url.startswith(("blob:", "data:")) for url in page.requests)

@@ -1,4 +1,5 @@
-// The maskdetect page: pick, drop or capture a photo, send it to /v1/detect, draw what comes back.
+// The maskdetect page: pick, drop or capture a photo, send it to /v1/detect, draw what comes back;
+// click a face (or its "Why?" button) to send the same photo to /v1/explain with that face's box.
 // Everything here is served by the app itself; the page loads nothing from elsewhere.
 "use strict";
 
@@ -19,6 +20,9 @@
   const video = $("camera-video");
   let stream = null;
   let busy = false;
+  // The photo as sent (shrunk or not) and its faces: "Why?" sends it again with one face's box.
+  let shown = null;
+  let explaining = null; // the AbortController of the explanation in flight
 
   function setStatus(text, isError = false) {
     statusLine.textContent = text;
@@ -50,6 +54,8 @@
     busy = true;
     document.body.classList.add("busy");
     setStatus(`Looking for faces in ${name}…`);
+    clearWhy();
+    shown = null;
     try {
       const bitmap = await decodeImage(blob);
       const shrunk = bitmap ? await fitLimits(blob, bitmap) : null;
@@ -61,6 +67,7 @@
         throw new Error(body.detail || `the server answered ${response.status}`);
       }
       render(bitmap, body, name, shrunk);
+      shown = { blob: shrunk ? shrunk.blob : blob, name, faces: body.faces || [], result: body };
     } catch (err) {
       setStatus(`Could not check ${name}: ${err.message}`, true);
     } finally {
@@ -247,10 +254,18 @@
       const swatch = document.createElement("span");
       swatch.className = "swatch";
       swatch.style.background = colours[face.label] || "#333";
-      item.append(swatch, `Face ${i + 1}: ${face.label} (${Math.round(face.score * 100)}%)`);
+      const why = document.createElement("button");
+      why.type = "button";
+      why.className = "button why-button";
+      why.textContent = "Why?";
+      why.setAttribute("aria-label", `Why is face ${i + 1} ${face.label}?`);
+      why.addEventListener("click", () => explainFace(i));
+      item.append(swatch, `Face ${i + 1}: ${face.label} (${Math.round(face.score * 100)}%)`, why);
       return item;
     }));
     faceList.dataset.count = String(faces.length);
+    $("why-hint").hidden = faces.length === 0;
+    canvas.classList.toggle("clickable", faces.length > 0);
 
     const counts = result.counts || {};
     for (const cls of classes) {
@@ -265,6 +280,105 @@
       ? `Found ${plural(faces.length, "face")}: ${parts.join(", ")}.`
       : `No faces found in ${name}.`) + sent);
   }
+
+  // "Why?": the library's occlusion map of one face, blended on it, and its heat on the nose and mouth.
+  function clearWhy() {
+    if (explaining) explaining.abort();
+    explaining = null;
+    $("why").hidden = true;
+    $("why-image").hidden = true;
+    $("why-image").removeAttribute("src");
+    $("why-share").textContent = "";
+    delete $("why").dataset.face;
+  }
+
+  async function explainFace(index) {
+    if (!shown || !shown.faces[index]) return;
+    if (explaining) explaining.abort();
+    const controller = new AbortController();
+    explaining = controller;
+    const face = shown.faces[index];
+    const panel = $("why");
+    const whyStatus = $("why-status");
+    panel.hidden = false;
+    panel.dataset.face = String(index);
+    panel.setAttribute("aria-busy", "true");
+    $("why-heading").textContent = `Why is face ${index + 1} ${face.label}?`;
+    $("why-image").hidden = true;
+    $("why-share").textContent = "";
+    whyStatus.classList.remove("error");
+    whyStatus.textContent = `Covering face ${index + 1} part by part to see where the classifier looks…`;
+    faceList.querySelectorAll("li").forEach((li, i) => li.classList.toggle("explained", i === index));
+    try {
+      const form = new FormData();
+      form.append("image", shown.blob, shown.name);
+      const box = face.box.map((v) => String(v)).join(",");
+      const response = await fetch(`/v1/explain?box=${encodeURIComponent(box)}`, {
+        method: "POST", body: form, signal: controller.signal,
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(body.detail || `the server answered ${response.status}`);
+      if (explaining !== controller) return; // another face was clicked meanwhile
+      showWhy(index, body);
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      whyStatus.textContent = `Could not explain face ${index + 1}: ${err.message}`;
+      whyStatus.classList.add("error");
+    } finally {
+      if (explaining === controller) {
+        explaining = null;
+        panel.removeAttribute("aria-busy");
+      }
+    }
+  }
+
+  function showWhy(index, body) {
+    const percent = (v) => `${Math.round(v * 100)}%`;
+    const p = body.probabilities[body.predicted];
+    const image = $("why-image");
+    image.src = body.overlay;
+    image.alt = `Face ${index + 1} with the occlusion heat map of ${body.predicted} blended on it`;
+    image.hidden = false;
+    const region = body.nose_mouth || {};
+    $("why-share").textContent = region.heat_share === null || region.heat_share === undefined
+      ? `Nose and mouth: not measured (${region.note || "no face mesh"}).`
+      : `Nose and mouth: ${percent(region.heat_share)} of the heat (they are ${percent(region.area_share)} `
+        + "of the face crop).";
+    $("why-status").textContent = `Face ${index + 1}: ${body.predicted} (${percent(p)}); `
+      + `the map covers ${body.windows} windows of ${body.patch} px.`;
+    $("why").dataset.share = region.heat_share == null ? "" : String(region.heat_share);
+  }
+
+  // The face under a click on the canvas: its label, else the smallest box holding the point.
+  function faceAt(event) {
+    if (!shown || !shown.faces.length) return -1;
+    const rect = canvas.getBoundingClientRect();
+    // The canvas is shown with object-fit: contain, so the picture may not fill its box.
+    const fit = Math.min(rect.width / canvas.width, rect.height / canvas.height);
+    const cx = (event.clientX - rect.left - (rect.width - canvas.width * fit) / 2) / fit;
+    const cy = (event.clientY - rect.top - (rect.height - canvas.height * fit) / 2) / fit;
+    const labels = JSON.parse(canvas.dataset.labels || "[]");
+    const label = labels.findIndex(([lx, ly, lw, lh]) => cx >= lx && cx <= lx + lw && cy >= ly && cy <= ly + lh);
+    if (label >= 0) return label;
+    const x = cx * (shown.result.width / canvas.width);
+    const y = cy * (shown.result.height / canvas.height);
+    let best = -1;
+    let bestArea = Infinity;
+    shown.faces.forEach((face, i) => {
+      const [x0, y0, x1, y1] = face.box;
+      const area = (x1 - x0) * (y1 - y0);
+      if (x >= x0 && x <= x1 && y >= y0 && y <= y1 && area < bestArea) {
+        best = i;
+        bestArea = area;
+      }
+    });
+    return best;
+  }
+
+  canvas.addEventListener("click", (event) => {
+    const index = faceAt(event);
+    if (index >= 0) explainFace(index);
+  });
 
   function takeFile(file) {
     if (!file) return;
