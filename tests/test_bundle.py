@@ -77,6 +77,8 @@ def _manifest(root: Path, **changes: object) -> Path:
     ({"verifier": {"precision": "int4"}}, "choose one of fp32, int8"),
     ({"verifier": {"candidate_threshold": 1.5}}, "must lie between 0 and 1"),
     ({"verifier": {"candidate_threshold": True}}, "must lie between 0 and 1"),
+    # issue 31.8: math.isfinite raised OverflowError, naming no file
+    ({"verifier": {"candidate_threshold": 10**400}}, "must lie between 0 and 1, got 1000"),
     ({"detectors": {"photo": "yolo"}}, "detectors.photo"),
     ({"format": "something-else"}, "not a model bundle manifest"),
     ({"verifiers": {"a": 1}}, "'verifiers' must be a list"),
@@ -90,9 +92,10 @@ def test_a_hostile_manifest_is_refused_naming_it(tmp_path, changes, message):
 
 def test_a_manifest_that_is_no_json_or_names_a_missing_file_is_refused(tmp_path):
     root = _manifest(tmp_path / "a")
-    (root / MANIFEST).write_text("[" * 100_000)
-    with pytest.raises(BundleError, match="not a readable bundle manifest"):
-        open_bundle(root)
+    for text in ("[" * 100_000, "9" * 5000):  # too deep; more digits than Python converts (issue 31.8)
+        (root / MANIFEST).write_text(text)
+        with pytest.raises(BundleError, match=f"{root / MANIFEST}: not a readable bundle manifest"):
+            open_bundle(root)
     root = _manifest(tmp_path / "b")
     (root / "verifiers" / "blazeface.int8.json").unlink()
     with pytest.raises(FileNotFoundError, match="verifiers/blazeface.int8.json is missing"):

@@ -62,6 +62,20 @@ def test_a_saved_verifier_loads_back(tmp_path) -> None:
     (lambda d: {**d, "scale": [0.0] * 7}, "every scale must be positive"),
     (lambda d: {**d, "threshold": 1.5}, "must lie in"),
     (lambda d: {k: v for k, v in d.items() if k != "intercept"}, "missing or bad field"),
+    # issue 31.8: a plain ValueError naming no file; values of the wrong kind taken as numbers
+    (lambda d: json.dumps(d).replace('"features": 2', '"features": ' + "9" * 5000), "not a readable"),
+    (lambda d: {**d, "intercept": 10**400}, "missing or bad field"),
+    (lambda d: {**d, "threshold": "0.5"}, "'threshold' must be a number"),
+    (lambda d: {**d, "suppress_iou": True}, "'suppress_iou' must be a number"),
+    (lambda d: {**d, "mean": [str(v) for v in d["mean"]]}, "'mean' must be a list of numbers"),
+    (lambda d: {**d, "coef": [[v] for v in d["coef"]]}, "'coef' must be a list of numbers"),
+    (lambda d: {**d, "features": 2.5}, "'features' must be a whole number"),
+    (lambda d: {**d, "features": "2"}, "'features' must be a whole number"),
+    (lambda d: {**d, "checkpoint_sha256": ["abc"]}, "'checkpoint_sha256' must be"),
+    (lambda d: {**d, "columns": d["columns"][::-1]}, "'columns' must be"),
+    (lambda d: {**d, "intercept": float("nan")}, "intercept must be a finite number"),
+    (lambda d: {**d, "first_stage": [1, 2]}, "first_stage must be an object"),
+    (lambda d: " " * (17 << 20), "more than a face verifier can be"),
 ])
 def test_a_bad_verifier_file_is_one_clear_error(tmp_path, change, message) -> None:
     good = _verifier().to_dict()

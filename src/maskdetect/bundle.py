@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -139,7 +139,8 @@ def _read_manifest(manifest: Path) -> ModelBundle:
         raise BundleError(f"{manifest}: {manifest.stat().st_size:,} bytes, more than a manifest can be")
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+    # ValueError: JSON's own errors, and an integer of more digits than Python converts
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise BundleError(f"{manifest}: not a readable bundle manifest ({type(err).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BundleError(f"{manifest}: not a model bundle manifest (expected format {FORMAT!r})")
@@ -197,9 +198,10 @@ def _part(manifest: Path, entry: object, where: str) -> Path:
 def _threshold(manifest: Path, value: object, where: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and 0 < value < 1):
-        raise BundleError(f"{manifest}: {where}.candidate_threshold must lie between 0 and 1, got {value!r}")
+    # 0 < value < 1 turns down NaN and infinity; math.isfinite would overflow on a huge integer
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise BundleError(f"{manifest}: {where}.candidate_threshold must lie between 0 and 1, got "
+                          f"{reprlib.repr(value)}")
     return float(value)
 
 

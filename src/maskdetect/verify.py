@@ -34,6 +34,10 @@ _FIRST_SECOND_LOOK = SCORE_COLUMNS.index("second_full")
 _SECOND_LOOKS = slice(_FIRST_SECOND_LOOK, _FIRST_SECOND_LOOK + SECOND_LOOK_COUNT)  # their input columns
 
 
+# The largest file a verifier of 65,536 features (and its first stage) can need, as `save` writes it.
+MAX_FILE_BYTES = 16 << 20
+
+
 class VerifierError(ValueError):
     """A verifier file that cannot be used; the message names the file and the problem."""
 
@@ -195,23 +199,39 @@ def load_verifier(path: str | os.PathLike) -> FaceVerifier:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise VerifierError(f"{path}: {size:,} bytes, more than a face verifier can be "
+                                f"({MAX_FILE_BYTES:,} at most)")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+    # ValueError: JSON's own errors, and an integer of more digits than Python converts
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        if isinstance(err, VerifierError):
+            raise
         raise VerifierError(f"{path}: not a readable face verifier ({type(err).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise VerifierError(f"{path}: not a face verifier (expected format {FORMAT!r})")
     try:
-        arrays = [np.asarray(data[key], np.float64) for key in ("mean", "scale", "coef")]
-        numbers = [float(data[key]) for key in ("intercept", "threshold", "suppress_iou", "suppress_inside")]
-        sha = str(data["checkpoint_sha256"])
-        features = int(data.get("features", -1))
+        arrays = [_numbers(data, key) for key in ("mean", "scale", "coef")]
+        numbers = [_number(data, key)
+                   for key in ("intercept", "threshold", "suppress_iou", "suppress_inside")]
+        sha = data["checkpoint_sha256"]
+        if not isinstance(sha, str) or not 0 < len(sha) <= 128:
+            raise ValueError("'checkpoint_sha256' must be the classifier's sha256")
+        features = data.get("features", -1)
+        if isinstance(features, bool) or not isinstance(features, int):
+            raise ValueError("'features' must be a whole number")
+        if data.get("columns", list(SCORE_COLUMNS)) != list(SCORE_COLUMNS):  # inputs in another order
+            raise ValueError(f"'columns' must be {list(SCORE_COLUMNS)}")
     except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as err:
         raise VerifierError(f"{path}: a face verifier with a missing or bad field ({err})") from None
     if not 0 < features <= 1 << 16:
         raise VerifierError(f"{path}: 'features' must be a count between 1 and 65536, got {features}")
     count = len(SCORE_COLUMNS) + features
     _check_weights(path, arrays, count, "mean, scale and coef", "every scale")
-    if not all(math.isfinite(n) for n in numbers) or not all(0 < n <= 1 for n in numbers[1:]):
+    if not math.isfinite(numbers[0]):
+        raise VerifierError(f"{path}: intercept must be a finite number, got {numbers[0]}")
+    if not all(0 < n <= 1 for n in numbers[1:]):  # NaN fails this too
         raise VerifierError(f"{path}: threshold and suppression shares must lie in (0, 1]")
     first_stage = _first_stage(path, data.get("first_stage"), count)
     trust = data.get("trust_score")
@@ -238,9 +258,12 @@ def trusted(face: np.ndarray, first: np.ndarray, trust_score: float | None) -> n
 def _first_stage(path: Path, data: object, count: int) -> FirstStage | None:
     if data is None:
         return None
+    if not isinstance(data, dict):
+        raise VerifierError(f"{path}: first_stage must be an object with mean, scale, coef, intercept, "
+                            "low and high")
     try:
-        arrays = [np.asarray(data[key], np.float64) for key in ("mean", "scale", "coef")]
-        intercept, low, high = (float(data[key]) for key in ("intercept", "low", "high"))
+        arrays = [_numbers(data, key) for key in ("mean", "scale", "coef")]
+        intercept, low, high = (_number(data, key) for key in ("intercept", "low", "high"))
     except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as err:
         raise VerifierError(f"{path}: a first stage with a missing or bad field ({err})") from None
     _check_weights(path, arrays, count, "the first stage's mean, scale and coef",
@@ -248,6 +271,23 @@ def _first_stage(path: Path, data: object, count: int) -> FirstStage | None:
     if not (math.isfinite(intercept) and 0 <= low <= high <= 1):
         raise VerifierError(f"{path}: the first stage needs 0 <= low <= high <= 1, got {low} and {high}")
     return FirstStage(*arrays, intercept, low, high)
+
+
+def _number(data: dict, key: str) -> float:
+    # A JSON number: float() would also take "0.5" and true.
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key!r} must be a number")
+    return float(value)  # OverflowError for an integer past float's range
+
+
+def _numbers(data: dict, key: str) -> np.ndarray:
+    # A flat list of JSON numbers (np.asarray would also take strings and nested lists).
+    values = data[key]
+    if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{key!r} must be a list of numbers")
+    return np.asarray(values, np.float64)
 
 
 def _check_weights(path: Path, arrays: list[np.ndarray], count: int, names: str, scales: str) -> None:
