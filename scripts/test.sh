@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-bash scripts/install-browser.sh
+bash scripts/install-test-tools.sh
 .venv/bin/ruff check src tests bench
 exec .venv/bin/python -m pytest -q -n 2 "$@"

@@ -20,7 +20,7 @@ def _sample_crops(preprocessing, count: int = 48) -> np.ndarray:
     return calibration_crops(preprocessing, limit=count)
 
 
-def test_the_bundled_int8_model_is_quantized_and_labels_faces_as_float32_does():
+def test_the_bundled_int8_model_is_quantized_and_reads_features_as_float32_does():
     fp32 = load_classifier(precision="fp32")
     int8 = load_classifier(precision="int8")
     twin = int8_path(cached_onnx_path(resolve_checkpoint(DEFAULT_MODEL)))
@@ -29,10 +29,9 @@ def test_the_bundled_int8_model_is_quantized_and_labels_faces_as_float32_does():
     ops = {node.op_type for node in onnx.load(str(twin)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # not a float copy under another name
     assert int8.preprocessing == fp32.preprocessing  # the metadata travelled: the twin runs alone
+    # Labels are compared on labelled faces, on two kinds of CPU, in test_quantize_cpus.py.
     crops = _sample_crops(fp32.preprocessing, 64)
-    same = (fp32(crops).argmax(1) == int8(crops).argmax(1)).mean()
-    assert same >= 0.95, same
-    logits8, features8 = int8.logits_and_features(crops)
+    _, features8 = int8.logits_and_features(crops)
     _, features = fp32.logits_and_features(crops)
     norms = np.linalg.norm(features, axis=1) * np.linalg.norm(features8, axis=1)
     cosine = (features * features8).sum(1) / norms

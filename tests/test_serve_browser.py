@@ -38,7 +38,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def playwright():
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (installs Debian's chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-test-tools.sh (installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -39,7 +39,7 @@ def _write(path, codec):
 
 def test_the_h264_video_plays_in_chromium_and_mp4v_does_not(tmp_path):
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (installs Debian's chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-test-tools.sh (installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     _write(tmp_path / "h264.mp4", "h264")
