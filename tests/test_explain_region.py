@@ -122,3 +122,35 @@ def test_summary_command_writes_json_and_markdown(tmp_path: Path, face_crop: Ima
     assert "| covered | 1 |" in (out / "summary.md").read_text()
     assert "lift" in capsys.readouterr().out
     assert Image.open(out / "regions.png").format == "PNG"
+
+
+def test_a_photos_face_gets_the_mesh_region_moved_into_the_crops_grid() -> None:
+    # explain_face runs the mesh around the box in the photo's pixels; the region must land where
+    # the model's crop has those pixels (the crop's corner subtracted, its side scaled to the grid).
+    from maskdetect.explain.face import explain_face
+    from maskdetect.faces.crop import square_box
+    from maskdetect.faces.landmarks import MeshResult
+
+    ckpt = make_checkpoint(create_model("small_cnn"), "small_cnn", Preprocessing(input_size=SIZE))
+    explainer = Explainer(ckpt, ExplainSettings(patch=2, stride=1, backend="torch", mode="coarse"))
+    explainer._forward = Classifier.from_module(RectangleModel(slice(20, 28), slice(8, 16))).probabilities
+    bright = np.random.default_rng(0).integers(180, 256, (200, 200, 3), dtype=np.uint8)  # not the fill
+    photo, box = Image.fromarray(bright), (50.0, 60.0, 130.0, 140.0)
+    x0, y0, x1, _ = (round(v) for v in square_box(box, explainer.preprocessing.crop_policy))
+    pixel = (x1 - x0) / SIZE  # photo pixels per grid cell
+
+    def mesh_on(gx0: float, gy0: float, gx1: float, gy1: float):
+        points = np.zeros((468, 3), np.float32)
+        corners = [(x0 + gx0 * pixel, y0 + gy0 * pixel), (x0 + gx1 * pixel, y0 + gy0 * pixel),
+                   (x0 + gx1 * pixel, y0 + gy1 * pixel), (x0 + gx0 * pixel, y0 + gy1 * pixel)]
+        for n, index in enumerate(NOSE_MOUTH_POINTS):
+            points[index, :2] = corners[n % 4]
+        return lambda image, face_box: MeshResult(points, 0.9)
+
+    on = explain_face(explainer, photo, box, mesh_on(8, 20, 15.5, 27.5))  # the block the model reads
+    assert on.region.heat_share > 0.8 and 0.05 < on.region.area_share < 0.1 and on.note == ""
+    off = explain_face(explainer, photo, box, mesh_on(20, 2, 30, 12))
+    assert off.region.heat_share < 0.05
+    unsure = explain_face(explainer, photo, box, lambda image, face_box: MeshResult(np.zeros((468, 3)), 0.2))
+    assert unsure.region is None and "no face" in unsure.note
+    assert unsure.summary()["nose_mouth"]["heat_share"] is None

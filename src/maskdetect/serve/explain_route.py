@@ -92,7 +92,7 @@ class _ExplainTools:
         try:
             from maskdetect.faces.landmarks import FaceMesh
 
-            self.landmarks = FaceMesh().landmarks
+            self.landmarks = FaceMesh().landmarks_in_box
         except (ImportError, FileNotFoundError, ValueError) as err:  # the map still answers, without a share
             log.warning("no face mesh (%s): explanations come without the nose-and-mouth share", err)
 
