@@ -91,9 +91,12 @@ TIMINGS = {
                        "--model", "small_cnn", "--size", "64"],
     "bench_cache.py": ["--limit", "6", "--epochs", "1", "--no-upscale", "--jobs", "1", "--size", "64"],
     "bench_explain.py": ["--images", "1", "--skip-torch", "--size", "64"],
+    "bench_explain_face.py": ["--photos", "1", "--faces", "1"],
     "bench_hostile.py": ["headers"],
     "load_test.py": ["--clients", "1", "--requests", "2", "--photos", "1"],
     "bench_serve.py": ["--photos", "1", "--rounds", "1"],
+    "bench_model_memory.py": ["--arch", "small_cnn", "--sizes", "32", "--baseline-size", "16",
+                              "--precision", "fp32"],
 }
 
 
