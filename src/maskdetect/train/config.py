@@ -71,6 +71,11 @@ class TrainConfig:
         for name, low in [("input_size", 8), ("epochs", 1), ("batch_size", 1), ("save_every", 1)]:
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        from maskdetect.preprocess import INPUT_SIZE_RANGE  # here: preprocess imports torch
+
+        low, high = INPUT_SIZE_RANGE  # what a checkpoint may claim: a run must not train one no one loads
+        if self.input_size > high:
+            raise ValueError(f"input_size must be from {low} to {high}, got {self.input_size}")
         for name in ("workers", "threads", "patience", "warmup_epochs", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
