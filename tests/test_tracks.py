@@ -293,3 +293,14 @@ def test_clips_are_never_made_of_the_photos_left_out(tmp_path):
     assert sorted(c.photo for c in clips_from_voc(voc, 10, settings)) == names
     kept = [c.photo for c in clips_from_voc(voc, 10, settings, exclude=["p1.png", "p3"])]
     assert sorted(kept) == ["p0.png", "p2.png"]
+
+
+def test_a_track_holding_nan_is_refused_naming_its_file_and_nothing_is_written(tmp_path):
+    # Issue 31.7: json.dumps wrote "NaN", which no strict JSON reader takes.
+    tracker = FaceTracker(fps=2.0, options=TrackOptions(min_seconds=0.5))
+    for i in range(3):
+        tracker.update(_frame(_face((20, 20, 80, 90), (float("nan"),) * 3)), i)
+    with pytest.raises(ValueError, match=r"clip.tracks.jsonl: holds a number that is not finite"):
+        write_track_files(tracker.tracks(), tracker.options, tmp_path / "clip", frames=3, fps=2.0,
+                          images=False)
+    assert not list(tmp_path.iterdir())

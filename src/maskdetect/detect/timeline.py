@@ -88,10 +88,11 @@ def write_track_files(tracks: list[Track], options: TrackOptions, base: Path, fr
             with atomic_path(target) as tmp:
                 thumbnail.save(tmp, format="JPEG", quality=90)
             record["thumbnail"] = str(target)
-        lines.append(json.dumps(record))
+        lines.append(_strict_json(record, base, ".tracks.jsonl"))
     written["tracks"] = _write(base, ".tracks.jsonl", "".join(line + "\n" for line in lines))
     summary = summarise_tracks(tracks, options, frames, fps)
-    written["summary"] = _write(base, ".summary.json", json.dumps(summary, indent=2) + "\n")
+    written["summary"] = _write(base, ".summary.json", _strict_json(summary, base, ".summary.json", indent=2)
+                                + "\n")
     rows = timeline_rows(tracks, options, frames, fps)
     text = io.StringIO()
     writer = csv.DictWriter(text, ["second", *CLASSES, "total"], lineterminator="\n")
@@ -104,6 +105,16 @@ def write_track_files(tracks: list[Track], options: TrackOptions, base: Path, fr
         if any(t.thumbnail is not None for t in tracks):
             written["thumbs"] = str(thumbs)
     return written
+
+
+def _strict_json(value: object, base: Path, suffix: str, **options: object) -> str:
+    # NaN and infinity are not JSON: refuse them, naming the file, rather than write one no strict
+    # reader takes.
+    try:
+        return json.dumps(value, allow_nan=False, **options)
+    except ValueError:
+        raise ValueError(f"{base.with_name(base.name + suffix)}: holds a number that is not finite (NaN or "
+                         "infinity), so it is not written") from None
 
 
 def _write(base: Path, suffix: str, text: str) -> str:
