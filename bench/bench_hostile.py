@@ -1,4 +1,5 @@
-"""Issue 18's four service cases, measured against a server with its default limits.
+"""Issue 18's four service cases and issue 31's connection cases, measured against a server with
+its default limits.
 
 Prints JSON for one case (each in a fresh process, so peak memory is that case's own):
 
@@ -6,6 +7,8 @@ Prints JSON for one case (each in a fresh process, so peak memory is that case's
     .venv/bin/python bench/bench_hostile.py scan      # two scan bombs, then an ordinary photo: its wait
     .venv/bin/python bench/bench_hostile.py pixel     # eight 49 MP PNGs at once: peak memory; hang-ups
     .venv/bin/python bench/bench_hostile.py headers   # headers, /docs, /v1/model paths, error body size
+    .venv/bin/python bench/bench_hostile.py connections  # part bombs vs /healthz, slow/huge headers,
+                                                         # half-closed clients, 300 idle connections
 
 The server runs in this process (`BackgroundServer`) over a predictor that stands in for the model
 (it sleeps 0.2 s plus 20 ms per megapixel, so no model weights are needed); the numbers describe
@@ -142,9 +145,73 @@ def case_headers(url: str) -> dict:
                                      "error_body_bytes": len(response.content)}}
 
 
+def raw_exchange(url: str, request: bytes, half_close: bool = False,
+                 limit_s: float = 30) -> tuple[bytes, float]:
+    """What the server answers `request` on a fresh connection until it closes it (b"open" if it
+    has not after `limit_s`), and the seconds that took."""
+    host, port = url.removeprefix("http://").split(":")
+    started = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=limit_s) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            answer = b"open"
+        except ConnectionError:
+            answer = b"reset"
+    return answer, round(time.perf_counter() - started, 2)
+
+
+def status_of(answer: bytes) -> str:
+    """"HTTP/1.1 200" and the like (after an interim 100), or "open", "reset", "" (closed, no answer)."""
+    final = answer.split(b"\r\n\r\n", 1)[1] if answer.startswith(b"HTTP/1.1 100") else answer
+    return final[:12].decode("latin-1")
+
+
+def case_connections(url: str, photo: bytes) -> dict:
+    parts = b"--z\r\n" + b"\r\n\r\n--z\r\n" * ((10 * 1024 * 1024 - 5) // 9)  # 1.17 M empty parts
+    with ThreadPoolExecutor(2) as pool:
+        bombs = [pool.submit(post, url, parts, "multipart/form-data; boundary=z") for _ in range(2)]
+        slowest = 0.0
+        while not all(bomb.done() for bomb in bombs):
+            started = time.perf_counter()
+            httpx.get(url + "/healthz", timeout=120)
+            slowest = max(slowest, time.perf_counter() - started)
+        bomb_results = [bomb.result() for bomb in bombs]
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    close = b"Connection: close\r\n\r\n"
+    cases = {
+        "request_line_then_nothing": get,
+        "header_of_100_kb": get + b"X-Big: " + b"a" * 100_000 + b"\r\n" + close,
+        "10000_headers": get + b"".join(b"X-%d: v\r\n" % i for i in range(10_000)) + close,
+    }
+    headers = {}
+    for name, request in cases.items():
+        answer, seconds = raw_exchange(url, request)
+        headers[name] = {"answer": status_of(answer), "closed_after_s": seconds}
+    detect = (b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+              + f"Content-Length: {len(photo)}\r\n\r\n".encode() + photo)
+    half_closed, _ = raw_exchange(url, detect, half_close=True)
+    host, port = url.removeprefix("http://").split(":")
+    idle = [socket.create_connection((host, int(port))) for _ in range(300)]
+    try:
+        extra, _ = raw_exchange(url, get + close, limit_s=5)
+    finally:
+        for sock in idle:
+            sock.close()
+    return {"healthz_slowest_s_beside_two_part_bombs": round(slowest, 2),
+            "part_bombs": [{"status": status, "seconds": seconds} for status, seconds in bomb_results],
+            "headers": headers, "half_closed_detect": status_of(half_closed),
+            "request_beside_300_idle_connections": status_of(extra)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("case", choices=("slow", "scan", "pixel", "headers"))
+    parser.add_argument("case", choices=("slow", "scan", "pixel", "headers", "connections"))
     parser.add_argument("--repeats", type=int, default=2000, help="scan: repeats of the bomb's scan")
     args = parser.parse_args(argv)
     photo = load_photos(count=1)[0]
@@ -156,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             result = case_scan(server.url, photo, args.repeats)
         elif args.case == "pixel":
             result = case_pixel(server.url, predictor)
+        elif args.case == "connections":
+            result = case_connections(server.url, photo)
         else:
             result = case_headers(server.url)
     import harness

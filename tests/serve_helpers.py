@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import socket
 import sys
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,3 +123,28 @@ class GatedPredictor(FakePredictor):
         self.entered.set()
         assert self.release.wait(30), "test never released the predictor"
         return super().__call__(image)
+
+
+def connect(url: str) -> socket.socket:
+    """A raw TCP connection to a server's `url` (http://host:port)."""
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def read_until_closed(sock: socket.socket, limit_s: float) -> bytes:
+    """All a server sends until it closes the connection; socket.timeout if it is still open after
+    `limit_s` seconds without a byte."""
+    sock.settimeout(limit_s)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def wait_for(condition, limit_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -12,7 +12,17 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import PHOTO_NAMES, FakePredictor, GatedPredictor, load_bench_module, photo_dir, photo_jpeg
+from serve_helpers import (
+    PHOTO_NAMES,
+    FakePredictor,
+    GatedPredictor,
+    connect,
+    load_bench_module,
+    photo_dir,
+    photo_jpeg,
+    read_until_closed,
+    wait_for,
+)
 
 from maskdetect.serve import create_app
 from maskdetect.serve.background import BackgroundServer
@@ -28,28 +38,10 @@ def photo(shared_data) -> bytes:
 
 def slow_client(url: str, sent: bytes = b"0123456789") -> socket.socket:
     """A connection that promises a 1,000,000-byte body, sends 10 bytes of it and waits."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock = connect(url)
     sock.sendall(b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                  b"Content-Length: 1000000\r\n\r\n" + sent)
     return sock
-
-
-def read_until_closed(sock: socket.socket, limit_s: float) -> bytes:
-    sock.settimeout(limit_s)
-    received = b""
-    while chunk := sock.recv(65536):
-        received += chunk
-    return received
-
-
-def wait_for(condition, limit_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_slow_bodies_hold_no_slot_and_are_cut_off(photo):
@@ -137,8 +129,7 @@ def test_work_is_dropped_when_its_client_has_gone(photo):
         first.start()
         try:
             assert predictor.entered.wait(10)
-            host, port = server.url.removeprefix("http://").split(":")
-            with socket.create_connection((host, int(port)), timeout=10) as sock:
+            with connect(server.url) as sock:
                 sock.sendall(b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                              + f"Content-Length: {len(photo)}\r\n\r\n".encode() + photo)
                 assert wait_for(lambda: app.state.pending == 2)  # its body is in; it waits for the model
@@ -195,8 +186,7 @@ def test_a_form_of_90090_fields_gets_a_short_400():
                                headers={"Content-Type": "multipart/form-data; boundary=zz"})
     assert response.status_code == 400
     assert len(response.content) < 1000, len(response.content)
-    detail = response.json()["detail"]
-    assert "'f0'" in detail and "90,080 more" in detail
+    assert "more than 100 parts" in response.json()["detail"]  # refused at the 101st: the rest unparsed
 
 
 class HoldsLargeImages(GatedPredictor):

@@ -9,9 +9,12 @@ from typing import Any
 
 import uvicorn
 
+from maskdetect.serve.connection import ConnectionLimits, uvicorn_settings
+
 
 class BackgroundServer:
-    """A uvicorn server for an app, in a daemon thread, as a context manager.
+    """A uvicorn server for an app, in a daemon thread, as a context manager; each connection within
+    `limits` (the defaults of `serve` when None).
 
     >>> from fastapi import FastAPI
     >>> with BackgroundServer(FastAPI()) as server:
@@ -19,8 +22,10 @@ class BackgroundServer:
     True
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 60.0) -> None:
-        self.config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 60.0,
+                 limits: ConnectionLimits | None = None) -> None:
+        self.config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                     **uvicorn_settings(limits))
         self.server = uvicorn.Server(self.config)
         self.start_timeout = start_timeout
         self.thread = threading.Thread(target=self.server.run, name="maskdetect-serve", daemon=True)

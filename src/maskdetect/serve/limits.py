@@ -16,3 +16,14 @@ DECODED_PIXELS_BUDGET = 2 * SERVE_MAX_PIXELS
 BUDGET_WAIT_S = 10.0
 # Images over this many pixels (a 16 MP phone photo is 4656x3496) run in a lane of their own.
 LARGE_IMAGE_PIXELS = 20_000_000
+# Every connection: its request headers must be in within HEADER_TIMEOUT_S of the connection opening
+# (or of the previous answer), be at most MAX_HEADER_BYTES in all and MAX_HEADERS in number (431
+# past them; browsers send under 4 KB in about 20 headers); each worker holds MAX_CONNECTIONS open
+# at most (a quarter of Linux's usual 1,024 file descriptors) and answers more with 503.
+HEADER_TIMEOUT_S = 10.0
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADERS = 100
+MAX_CONNECTIONS = 256
+# A multipart form carries one image: a few parts at most. Past MAX_FORM_PARTS the body is refused
+# (400) before the rest is parsed: a 10 MB body holds over a million empty parts.
+MAX_FORM_PARTS = 100

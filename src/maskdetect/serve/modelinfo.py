@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from maskdetect.labels import CLASS_COLOURS, CLASSES
 
@@ -19,8 +21,9 @@ def describe_model(predictor: Any) -> dict[str, Any]:
 
     Reads the checkpoint file named by ``predictor.checkpoint_path`` (if any) for its architecture
     and metrics; call it once and keep the answer. Nothing in it names a place on a machine: the
-    checkpoint is given by its file name, training arguments that name paths are left out, and any
-    other path is cut to its last part.
+    checkpoint is given by its file name, training arguments that name paths are left out, any other
+    path (in a value or a key, whole or within a sentence, file URLs too) is cut to its last part, and
+    URLs lose their user:password@.
 
     >>> info = describe_model(object())
     >>> info["name"], info["classes"]
@@ -45,13 +48,13 @@ def describe_model(predictor: Any) -> dict[str, Any]:
         info["checkpoint"] = Path(path).name
     card = dict(_card_of(predictor, path))
     if isinstance(card.get("train_args"), dict):
-        card["train_args"] = {k: v for k, v in card["train_args"].items() if not _names_path(_plain(v))}
-    info.update({key: _without_paths(_plain(card[key])) for key in _CARD_KEYS if key in card})
+        card["train_args"] = {k: v for k, v in card["train_args"].items() if not _names_path(_plain({k: v}))}
+    info.update({key: _plain(card[key]) for key in _CARD_KEYS if key in card})
     name = getattr(predictor, "name", None) or card.get("arch")
     if name:
         extras = [str(v) for v in (Path(path).name if path else None, backend, detector) if v]
         info["name"] = f"{name} ({', '.join(extras)})" if extras else str(name)
-    return info
+    return _without_paths(info)  # all of it: the card, and the name, backend and detector too
 
 
 def _card_of(predictor: Any, path: Any) -> dict[str, Any]:
@@ -71,28 +74,64 @@ def _card_of(predictor: Any, path: Any) -> dict[str, Any]:
     return {key: value for key, value in checkpoint.items() if key in _CARD_KEYS}
 
 
+# What names a place on a machine, wherever it sits in a string: a file URL (file:///x, file:/x,
+# file://host/x), an absolute POSIX path, a home path (~/x, ~bob/x), a Windows drive path (C:\\x,
+# C:/x) or a UNC path (\\\\server\\x); and a URL, for the credentials it may carry (user:password@).
+_PLACES = re.compile(
+    r"""(?P<file>\bfile:[^\s"'<>]*)"""
+    r"""|(?P<url>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>]*)"""
+    r"""|(?P<path>(?<![\w.~/\\-])(?:/|~[\w.\-]*/|[A-Za-z]:[\\/]|\\\\)[^\s"'<>|]*)"""
+)
+
+
+def _last_part(path: str) -> str:
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _redact_place(match: re.Match[str]) -> str:
+    if match.group("url") is None:  # a file URL or a path: its last part only
+        return _last_part(match.group(0).removeprefix("file:"))
+    url = urlsplit(match.group("url"))
+    return urlunsplit(url._replace(netloc=url.netloc.rpartition("@")[2]))  # without user:password@
+
+
+def redact(text: str) -> str:
+    """`text` with every place on a machine cut to its last part and the credentials of URLs dropped.
+
+    >>> redact("trained on /home/ana/data/faces from https://ana:s3cret@example.org/x.zip")
+    'trained on faces from https://example.org/x.zip'
+    >>> redact("file:///C:/Users/ana/best.pt"), redact("C:\\\\Users\\\\ana\\\\runs"), redact("km/s 1/2")
+    ('best.pt', 'runs', 'km/s 1/2')
+    """
+    return _PLACES.sub(_redact_place, text)
+
+
 def _looks_like_path(value: Any) -> bool:
-    # A URL names no place on this machine; a string with a separator or a ~ may.
-    if not isinstance(value, str) or "://" in value:
+    # A string that is a whole path, relative ones too; a URL is not one, unless it is a file URL.
+    if not isinstance(value, str):
         return False
+    if "://" in value:
+        return value.startswith("file:")
     return "/" in value or "\\" in value or value.startswith("~")
 
 
 def _names_path(value: Any) -> bool:
     if isinstance(value, dict):
-        return any(_names_path(v) for v in value.values())
+        return any(_names_path(k) or _names_path(v) for k, v in value.items())
     if isinstance(value, list):
         return any(_names_path(v) for v in value)
     return _looks_like_path(value)
 
 
 def _without_paths(value: Any) -> Any:
+    # Keys too: a checkpoint may map its data folders to their counts.
     if isinstance(value, dict):
-        return {k: _without_paths(v) for k, v in value.items()}
+        return {redact(k): _without_paths(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_without_paths(v) for v in value]
-    if _looks_like_path(value):
-        return value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if isinstance(value, str):
+        whole_path = _looks_like_path(value) and not any(c.isspace() for c in value)
+        return _last_part(value) if whole_path else redact(value)
     return value
 
 

@@ -121,13 +121,15 @@ def serve(options: ServeOptions) -> None:
     """
     import uvicorn
 
+    from maskdetect.serve.connection import uvicorn_settings
     from maskdetect.serve.metrics import MULTIPROC_ENV
 
     where = f"http://{options.host}:{options.port}/"
     if options.workers == 1:
         app = build_app(options, load_predictor(options))
         print(f"maskdetect: serving on {where} (Ctrl+C stops)", flush=True)
-        uvicorn.run(app, host=options.host, port=options.port, workers=1, log_level="info", access_log=False)
+        uvicorn.run(app, host=options.host, port=options.port, workers=1, log_level="info", access_log=False,
+                    **uvicorn_settings())
         return
     check_model_in_a_process(options)
     with tempfile.TemporaryDirectory(prefix="maskdetect-metrics-") as metrics_dir:
@@ -135,7 +137,8 @@ def serve(options: ServeOptions) -> None:
         with _environment(environment):
             print(f"maskdetect: serving on {where} with {options.workers} workers (Ctrl+C stops)", flush=True)
             uvicorn.run(FACTORY, factory=True, host=options.host, port=options.port, workers=options.workers,
-                        log_level="info", access_log=False, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
+                        log_level="info", access_log=False, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+                        **uvicorn_settings())
 
 
 def check_model_in_a_process(options: ServeOptions) -> None:

@@ -15,7 +15,13 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from maskdetect.serve.limits import BODY_GRACE_S, BODY_TIMEOUT_S, DEFAULT_MAX_BYTES, MIN_BODY_RATE
+from maskdetect.serve.limits import (
+    BODY_GRACE_S,
+    BODY_TIMEOUT_S,
+    DEFAULT_MAX_BYTES,
+    MAX_FORM_PARTS,
+    MIN_BODY_RATE,
+)
 
 IMAGE_FIELD = "image"
 RAW_TYPES = ("application/octet-stream",)
@@ -102,7 +108,9 @@ async def read_upload(
     boundary = options.get(b"boundary")
     if not boundary:
         raise UploadError(400, "multipart/form-data request without a boundary in its Content-Type")
-    return _image_part(parse_multipart(body, boundary))
+    # In a worker thread: even within MAX_FORM_PARTS, splitting 10 MB takes a while, and the event
+    # loop must keep answering every other connection meanwhile.
+    return _image_part(await anyio.to_thread.run_sync(parse_multipart, body, boundary))
 
 
 async def read_body(request: Request, max_bytes: int, deadline: BodyDeadline) -> bytes:
@@ -151,8 +159,9 @@ class FormPart:
     data: bytearray
 
 
-def parse_multipart(body: bytes, boundary: bytes) -> list[FormPart]:
-    """Split a multipart/form-data body into its parts, in memory.
+def parse_multipart(body: bytes, boundary: bytes, max_parts: int = MAX_FORM_PARTS) -> list[FormPart]:
+    """Split a multipart/form-data body into its parts, in memory; a body of more than `max_parts`
+    parts is refused (400) as soon as the one past the limit begins.
 
     >>> head = b'--b\\r\\nContent-Disposition: form-data; name="image"; filename="a.jpg"\\r\\n\\r\\n'
     >>> body = head + b'xyz\\r\\n--b--\\r\\n'
@@ -164,9 +173,6 @@ def parse_multipart(body: bytes, boundary: bytes) -> list[FormPart]:
     field = bytearray()
     value = bytearray()
 
-    def on_part_begin() -> None:
-        headers.clear()
-
     def on_header_field(data: bytes, start: int, end: int) -> None:
         field.extend(data[start:end])
 
@@ -177,6 +183,12 @@ def parse_multipart(body: bytes, boundary: bytes) -> list[FormPart]:
         headers[field.decode("latin-1").lower()] = value.decode("latin-1")
         field.clear()
         value.clear()
+
+    def on_part_begin() -> None:
+        if len(parts) >= max_parts:
+            raise UploadError(400, f"multipart form has more than {max_parts:,} parts: send the image "
+                                   f"in one field {IMAGE_FIELD!r}")
+        headers.clear()
 
     def on_headers_finished() -> None:
         _, disposition = parse_options_header(headers.get("content-disposition", ""))
