@@ -4,7 +4,7 @@ calibration (JSON on stdout), by input size, beside the bundled model's 224 px a
 Each size runs in a fresh process (peak RSS is per process) with an empty model cache, on an untrained
 checkpoint of the architecture: what the preprocessing's input-size bound has to keep affordable.
 
-    .venv/bin/python bench/bench_model_memory.py [--arch mobilenet_v2] [--sizes 256 320] [--precision fp32]
+    .venv/bin/python bench/bench_model_memory.py [--arch mobilenet_v2] [--sizes 160 224] [--precision fp32]
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def measure(arch: str, size: int, precision: str = "int8") -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="mobilenet_v2")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[160, 224],
+                        help="input sizes to measure (above preprocess.INPUT_SIZE_RANGE they are refused)")
     parser.add_argument("--baseline-size", type=int, default=224, help="the bundled model's input size")
     parser.add_argument("--precision", choices=["int8", "fp32"], default="int8",
                         help="int8: export and calibration (a first `detect`); fp32: the export alone")

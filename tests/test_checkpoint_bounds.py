@@ -40,10 +40,10 @@ def _nested(depth: int) -> list:
 
 # (field, bad value, words the one-line error must hold: the field, the value, the allowed range)
 BAD_FIELDS = [
-    ("preprocessing.input_size", 100000, ["input_size = 100000", "8 to 256"]),
-    ("preprocessing.input_size", 0, ["input_size = 0", "8 to 256"]),
+    ("preprocessing.input_size", 100000, ["input_size = 100000", "8 to 224"]),
+    ("preprocessing.input_size", 0, ["input_size = 0", "8 to 224"]),
     # issue 31.6: 1024 was allowed, and its first detect went past 5 GB exporting and calibrating
-    ("preprocessing.input_size", 257, ["input_size = 257", "8 to 256"]),
+    ("preprocessing.input_size", 225, ["input_size = 225", "8 to 224"]),
     ("preprocessing.input_size", 32.5, ["input_size = 32.5", "an integer"]),
     ("preprocessing.input_size", "32", ["input_size = '32'", "an integer"]),
     ("preprocessing.mean", [0.5, 0.5], ["mean = (0.5, 0.5)", "3 numbers"]),
@@ -133,7 +133,7 @@ def test_detect_and_evaluate_refuse_a_huge_input_size_in_one_line_fast(good, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [f"maskdetect: error: {path}: bad preprocessing: preprocessing input_size = 100000 "
-                   "is out of range; allowed: an integer from 8 to 256"]
+                   "is out of range; allowed: an integer from 8 to 224"]
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
@@ -163,9 +163,9 @@ def test_a_resumable_state_with_optimizer_and_rng_state_loads(good, tmp_path):
 
 
 def test_train_refuses_an_input_size_no_checkpoint_may_claim():
-    # Issue 31.6: the bound was lowered; a run at 512 would train for hours a model nothing loads.
+    # Issue 31.6: the bound was lowered; a run at 256 would train for hours a model nothing loads.
     from maskdetect.train.config import TrainConfig
 
-    TrainConfig(data="tree", out="run", input_size=256).validate()
-    with pytest.raises(ValueError, match="input_size must be from 8 to 256, got 512"):
-        TrainConfig(data="tree", out="run", input_size=512).validate()
+    TrainConfig(data="tree", out="run", input_size=224).validate()
+    with pytest.raises(ValueError, match="input_size must be from 8 to 224, got 256"):
+        TrainConfig(data="tree", out="run", input_size=256).validate()

@@ -19,9 +19,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Sane bounds for what a checkpoint (or an ONNX export's metadata) may claim: a file from elsewhere is
 # checked before anything is sized by it (an input_size of 100000 would allocate 240 GB). The top input
 # size bounds what a legal checkpoint costs on its first `detect`: the ONNX export and the int8 twin's
-# calibration grow with its square (bench/bench_model_memory.py, mobilenet_v2 peak RSS: 2.7 GB at 224,
-# 3.3 GB at 256, 4.7 GB at 320; 1024 went past 5 GB). The bundled model and every recipe are 224 or less.
-INPUT_SIZE_RANGE = (8, 256)
+# calibration grow with its square (bench/bench_model_memory.py, peak RSS: mobilenet_v2 2.7 GB at 224,
+# 3.3 GB at 256, 4.7 GB at 320; resnet50 4.9 GB at 224, 6.1 GB at 256; 1024 went past 5 GB). 224 is the
+# largest any use needs: the bundled model's size; every recipe is 224 or less.
+INPUT_SIZE_RANGE = (8, 224)
 MEAN_RANGE = (0.0, 1.0)
 STD_RANGE = (0.001, 1.0)
 CLASS_COUNT_RANGE = (2, 1000)
@@ -82,7 +83,7 @@ class Preprocessing:
         >>> Preprocessing.from_dict({**Preprocessing(input_size=32).to_dict(), "input_size": 100000})
         Traceback (most recent call last):
         ...
-        ValueError: preprocessing input_size = 100000 is out of range; allowed: an integer from 8 to 256
+        ValueError: preprocessing input_size = 100000 is out of range; allowed: an integer from 8 to 224
         """
         if not isinstance(data, dict):
             raise ValueError(f"preprocessing must be a dict, got {type(data).__name__}")

@@ -21,7 +21,7 @@ from maskdetect.train.config import (
 _TRAIN_FLAGS: list[tuple[str, Any, str]] = [
     ("--data", str, "the split tree (train/ and validation/ of covered/, incorrect/, uncovered/)"),
     ("--out", str, "run directory for checkpoints, metrics.jsonl and config.yaml"),
-    ("--input-size", int, "model input side in pixels, 8 to 256 (default 160)"),
+    ("--input-size", int, "model input side in pixels, 8 to 224 (default 160)"),
     (
         "--crop-scale",
         float,
