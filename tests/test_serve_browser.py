@@ -282,3 +282,22 @@ def test_clicking_a_face_shows_why(page, server, shared_data, tmp_path):
         shutil.copy(shot, Path(os.environ["MASKDETECT_SCREENSHOT_DIR"]) / "serve-why.png")
     assert page.console_errors == []
     assert all(url.startswith(server.url) or url.startswith(("blob:", "data:")) for url in page.requests)
+
+
+def test_why_shows_the_servers_error_and_a_new_photo_clears_it(page, shared_data):
+    # An explanation that fails (here a 501 from a server whose model has no weights to explain) is
+    # said in the panel, not lost; choosing another photo clears the panel.
+    detail = "explanations are not available for model.onnx: no torch weights"
+    page.route("**/v1/explain?*", lambda route: route.fulfill(
+        status=501, content_type="application/json", body=json.dumps({"detail": detail})))
+    photo = photo_dir(shared_data) / PHOTO
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector("#canvas:not([data-boxes='0'])", state="attached", timeout=30_000)
+    page.click("#face-list li:first-child .why-button")
+    page.wait_for_selector("#why-status.error", timeout=15_000)
+    assert page.text_content("#why-status") == f"Could not explain face 1: {detail}"
+    assert page.is_hidden("#why-image")
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector("#why", state="hidden", timeout=30_000)
+    page.wait_for_selector("#canvas:not([data-boxes='0'])", state="attached", timeout=30_000)
+    assert page.is_hidden("#why")
