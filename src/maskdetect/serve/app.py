@@ -16,12 +16,10 @@ on one thread ran faster here than one handed between anyio's workers. (More are
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import io
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -33,13 +31,22 @@ from fastapi import FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maskdetect import __version__
-from maskdetect.images import DEFAULT_MAX_SCANS, image_size, open_image
+from maskdetect.images import DEFAULT_MAX_SCANS
 from maskdetect.results import ImageResult
+from maskdetect.serve.admission import (
+    IMAGE_BODY,
+    AdmittedPhoto,
+    ClientGoneError,
+    admit_photo,
+    dropped,
+    model_info,
+    request_predictor,
+)
 from maskdetect.serve.budget import PixelBudget
 from maskdetect.serve.errors import add_error_handlers
+from maskdetect.serve.explain_route import add_explain_route
 from maskdetect.serve.limits import (
     BODY_GRACE_S,
     BODY_TIMEOUT_S,
@@ -52,7 +59,7 @@ from maskdetect.serve.limits import (
 from maskdetect.serve.metrics import add_metrics
 from maskdetect.serve.modelinfo import describe_model
 from maskdetect.serve.static import SecurityHeadersMiddleware, add_static_routes
-from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, BodyDeadline, read_upload
+from maskdetect.serve.upload import DEFAULT_MAX_BYTES, IMAGE_FIELD, BodyDeadline
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +176,6 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so on CORS answers too
     add_error_handlers(app)
     _add_api_routes(app)
-    from maskdetect.serve.explain_route import add_explain_route  # late: it imports this module's helpers
-
     add_explain_route(app)  # POST /v1/explain, the page's "Why?"
     add_static_routes(app)
     return app
@@ -204,30 +209,15 @@ def _default_predictor() -> Any:
     return Predictor()
 
 
-def _predictor(request: Request) -> Any:
-    predictor = request.app.state.predictor
-    if predictor is None:
-        raise StarletteHTTPException(503, "the model is still loading; try again in a moment")
-    return predictor
-
-
-def _model_info(request: Request) -> dict[str, Any]:
-    # Built at startup; an app used without its lifespan (a bare TestClient) builds it on first use.
-    state = request.app.state
-    if state.model_info is None:
-        state.model_info = describe_model(_predictor(request))
-    return state.model_info
-
-
 def _add_api_routes(app: FastAPI) -> None:
     @app.get("/healthz", summary="Liveness: answers as soon as the model is loaded")
     async def healthz(request: Request) -> dict[str, Any]:
-        _predictor(request)
-        return {"status": "ok", "model": _model_info(request)["name"]}
+        request_predictor(request)
+        return {"status": "ok", "model": model_info(request)["name"]}
 
     @app.get("/v1/model", summary="The model: classes, input size, architecture, metrics")
     async def model(request: Request) -> dict[str, Any]:
-        info = dict(_model_info(request))
+        info = dict(model_info(request))
         info["limits"] = {"max_bytes": app.state.max_bytes, "max_pixels": app.state.max_pixels}
         return info
 
@@ -239,86 +229,27 @@ def _add_api_routes(app: FastAPI) -> None:
             "Content-Type image/*. `annotate=true` adds the image with boxes drawn, as base64 JPEG; "
             "`format=jpeg` answers with that image instead of JSON (face counts in X-Face-Counts)."
         ),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {IMAGE_FIELD: {"type": "string", "format": "binary"}},
-                            "required": [IMAGE_FIELD],
-                        }
-                    },
-                    "image/*": {"schema": {"type": "string", "format": "binary"}},
-                },
-            }
-        },
+        openapi_extra={"requestBody": IMAGE_BODY},
     )
     async def detect(
         request: Request,
         annotate: bool = Query(False, description="add the annotated image (base64 JPEG) to the JSON"),
         format: Literal["json", "jpeg"] = Query("json", description="jpeg: answer with the annotated image"),
     ) -> Response:
-        predictor = _predictor(request)
-        timer = _StageTimer()
-        # The slot is taken once the body is in: a slow sender holds a connection, never a slot.
-        upload = await read_upload(request, app.state.max_bytes, app.state.body_deadline)
-        timer.mark("read")
-        if app.state.pending >= app.state.max_pending:
-            busy = f"busy: {app.state.pending} requests in progress; retry shortly"
-            raise StarletteHTTPException(503, busy, headers={"Retry-After": "1"})
-        app.state.pending += 1
+        predictor = request_predictor(request)
         try:
-            name = upload.filename or "upload"
-            header = functools.partial(image_size, upload.data, name=name)
-            width, height = await anyio.to_thread.run_sync(header)
-            pixels = width * height
-            if pixels > app.state.max_pixels:
-                pixels = 0  # refused by open_image before decoding: nothing to budget for
-            lane = app.state.lanes["large" if pixels > app.state.large_pixels else "ordinary"]
-            async with app.state.pixel_budget.hold(pixels):
-                return await _detect(request, predictor, lane, upload.data, name, timer, annotate, format)
-        except _ClientGoneError:
-            app.state.abandoned += 1
-            log.info("dropped a %s request: its client has gone", request.url.path)
-            return Response(status_code=499)  # nobody reads it; nginx's code for "client closed"
-        finally:
-            app.state.pending -= 1
+            async with admit_photo(request) as photo:
+                faces = await photo.run(request, functools.partial(predictor, photo.image))
+                return await _answer(request, predictor, photo, faces, annotate, format)
+        except ClientGoneError:
+            return dropped(request)
 
 
-class _ClientGoneError(Exception):
-    """The client closed its connection while its request waited: the work is dropped."""
-
-
-async def _check_client(request: Request) -> None:
-    if await request.is_disconnected():
-        raise _ClientGoneError
-
-
-async def _detect(
-    request: Request,
-    predictor: Any,
-    lane: _Lane,
-    data: bytes,
-    name: str,
-    timer: _StageTimer,
-    annotate: bool,
-    format: str,
+async def _answer(
+    request: Request, predictor: Any, photo: AdmittedPhoto, faces: Any, annotate: bool, format: str
 ) -> Response:
-    app = request.app
-    decode = functools.partial(
-        open_image, data, max_pixels=app.state.max_pixels, name=name, max_scans=app.state.max_scans
-    )
-    async with lane.decode_limiter:
-        await _check_client(request)
-        image = await anyio.to_thread.run_sync(decode)
-    timer.mark("decode")
-    loop = asyncio.get_running_loop()
-    async with lane.inference_limiter:
-        await _check_client(request)
-        faces = await loop.run_in_executor(lane.pool, predictor, image)
-    result = ImageResult(list(faces), image.width, image.height, image=image)
+    app, timer = request.app, photo.timer
+    result = ImageResult(list(faces), photo.image.width, photo.image.height, image=photo.image)
     timer.mark("predict")
     counts = {name: 0 for name in _classes(predictor)}
     for face in result:
@@ -336,29 +267,13 @@ async def _detect(
         "counts": counts,
         "width": record["width"],
         "height": record["height"],
-        "model": _model_info(request)["name"],
+        "model": model_info(request)["name"],
     }
     if annotate:
         jpeg = await run_in_threadpool(_annotated_jpeg, result)
         body["annotated_image"] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
         timer.mark("draw")
     return JSONResponse(body, headers={"Server-Timing": timer.header()})
-
-
-class _StageTimer:
-    """Milliseconds per stage of a request, for the Server-Timing header (browser dev tools show it)."""
-
-    def __init__(self) -> None:
-        self.last = time.perf_counter()
-        self.stages: list[tuple[str, float]] = []
-
-    def mark(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.stages.append((stage, (now - self.last) * 1000))
-        self.last = now
-
-    def header(self) -> str:
-        return ", ".join(f"{name};dur={ms:.1f}" for name, ms in self.stages)
 
 
 def _classes(predictor: Any) -> Sequence[str]:

@@ -14,27 +14,25 @@ on the first request (a few seconds), from the predictor's own checkpoint.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import math
 import threading
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from maskdetect.images import image_size, open_image
-from maskdetect.serve.app import (
-    _check_client,
-    _ClientGoneError,
-    _model_info,
-    _predictor,
-    _StageTimer,
+from maskdetect.serve.admission import (
+    IMAGE_BODY,
+    ClientGoneError,
+    admit_photo,
+    dropped,
+    model_info,
+    request_predictor,
 )
-from maskdetect.serve.upload import IMAGE_FIELD, read_upload
+from maskdetect.serve.upload import IMAGE_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +40,6 @@ EXPLAIN_PATH = "/v1/explain"
 # A box may reach this far past the photo's edge (detectors clip theirs to it; JSON rounds them):
 # further, its crop would be mostly fill, and a huge box would make a huge crop.
 BOX_SLACK_PX = 2.0
-IMAGE_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {IMAGE_FIELD: {"type": "string", "format": "binary"}},
-                "required": [IMAGE_FIELD],
-            }
-        },
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
-
-
 class _ExplainTools:
     """The explainer and face mesh of one app, built once on an inference thread."""
 
@@ -121,48 +104,25 @@ def add_explain_route(app: FastAPI) -> None:
         face: int | None = Query(None, ge=0, description="the face's index in /v1/detect's answer"),
         box: str | None = Query(None, description="the face's box: x0,y0,x1,y1 in the photo's pixels"),
     ) -> Response:
-        predictor = _predictor(request)
+        predictor = request_predictor(request)
         wanted = None if box is None else parse_box(box)
         if (face is None) == (wanted is None):
             raise StarletteHTTPException(
                 422, "name one face: box=x0,y0,x1,y1 (a box /v1/detect answered) or face=N (its index "
                 f"in /v1/detect's answer, from 0), not {'both' if face is not None else 'neither'}")
-        state = app.state
-        timer = _StageTimer()
-        upload = await read_upload(request, state.max_bytes, state.body_deadline)
-        timer.mark("read")
-        if state.pending >= state.max_pending:
-            busy = f"busy: {state.pending} requests in progress; retry shortly"
-            raise StarletteHTTPException(503, busy, headers={"Retry-After": "1"})
-        state.pending += 1
         try:
-            name = upload.filename or "upload"
-            header = functools.partial(image_size, upload.data, name=name)
-            width, height = await anyio.to_thread.run_sync(header)
-            pixels = width * height if width * height <= state.max_pixels else 0  # refused before decoding
-            lane = state.lanes["large" if pixels > state.large_pixels else "ordinary"]
-            async with state.pixel_budget.hold(pixels):
-                decode = functools.partial(open_image, upload.data, max_pixels=state.max_pixels, name=name,
-                                           max_scans=state.max_scans)
-                async with lane.decode_limiter:
-                    await _check_client(request)
-                    image = await anyio.to_thread.run_sync(decode)
-                timer.mark("decode")
+            async with admit_photo(request) as photo:
                 if wanted is not None:
-                    check_box(wanted, image.width, image.height, name)
-                work = functools.partial(_explain_face, tools, predictor, image, face, wanted, name)
-                async with lane.inference_limiter:
-                    await _check_client(request)
-                    body = await asyncio.get_running_loop().run_in_executor(lane.pool, work)
-                timer.mark("explain")
-        except _ClientGoneError:
-            state.abandoned += 1
-            log.info("dropped a %s request: its client has gone", request.url.path)
-            return Response(status_code=499)
-        finally:
-            state.pending -= 1
-        body.update(width=image.width, height=image.height, model=_model_info(request)["name"])
-        return JSONResponse(body, headers={"Server-Timing": timer.header()})
+                    check_box(wanted, photo.image.width, photo.image.height, photo.name)
+                work = functools.partial(_explain_face, tools, predictor, photo.image, face, wanted,
+                                         photo.name)
+                body = await photo.run(request, work)
+                photo.timer.mark("explain")
+                image = photo.image
+                body.update(width=image.width, height=image.height, model=model_info(request)["name"])
+                return JSONResponse(body, headers={"Server-Timing": photo.timer.header()})
+        except ClientGoneError:
+            return dropped(request)
 
 
 def _explain_face(tools: _ExplainTools, predictor: Any, image: Any, index: int | None,
