@@ -133,7 +133,7 @@ def test_without_calibration_photos_the_default_falls_back_to_float32_and_int8_b
     with pytest.raises(quantize.QuantizeError, match="could not make its int8 twin.*stripped-install"):
         Predictor(checkpoint, precision="int8")
     cached = [p.name for p in (tmp_path / "cache" / "onnx").iterdir()]
-    assert cached and not any(name.endswith(".int8-q2.onnx") for name in cached)  # the export, no twin
+    assert cached and not any(".int8-q" in name for name in cached)  # the export, no twin
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model.pt"]  # nothing beside the model
 
 

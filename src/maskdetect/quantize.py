@@ -52,7 +52,7 @@ def int8_path(onnx_path: str | os.PathLike) -> Path:
     >>> model = Path(tempfile.mkdtemp()) / "model.onnx"
     >>> _ = model.write_bytes(b"graph")
     >>> int8_path(model).name
-    'eef93e1d14482804.int8-q2.onnx'
+    'eef93e1d14482804.int8-q3.onnx'
     """
     return user_cache_dir("onnx") / f"{file_digest(onnx_path)[:16]}.int8-q{QUANTIZE_VERSION}.onnx"
 
