@@ -13,8 +13,10 @@ normalised in three whole-array steps, as before 2026-12-06; `tracking_on/fp32` 
 classifier instead of the int8 default, and `tracking_on/fp32/old_preparation` both without the face
 verifier, as the path was before that day. `tracking_on/no_verifier` leaves the video path's face
 verifier out (`Predictor(verify=False)`): the detector's boxes from 0.52 alone, fewer crops to classify.
+`--detector D` (repeatable) adds `tracking_on/D`: the same path with another detector and its verifier
+(e.g. `retinaface-640`, the candidate for the video path), and `on_over_D`.
 
-    .venv/bin/python bench/bench_tracking.py [--frames 100] [--rounds 3]
+    .venv/bin/python bench/bench_tracking.py [--frames 100] [--rounds 3] [--detector retinaface-640]
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--detector", action="append", default=[],
+                        help="also time the tracked path with this detector (and its verifier)")
     args = parser.parse_args()
     if not VOC.is_dir():
         sys.exit(f"photo set not found: {VOC} (../shared/data must sit beside the project)")
@@ -121,6 +125,8 @@ def main() -> int:
                  "tracking_on/old_preparation": VideoAnalyzer(predictor),
                  "tracking_on/fp32": VideoAnalyzer(fp32),
                  "tracking_on/fp32/old_preparation": VideoAnalyzer(fp32_plain)}
+    for name in args.detector:
+        analyzers[f"tracking_on/{name}"] = VideoAnalyzer(Predictor(classifier_threads=1).with_detector(name))
     _run(analyzers["tracking_on"], clip.frames[:5], None)  # warm-up: first ONNX / XNNPACK calls allocate
     best: dict[str, float] = {}
     spent: list[float] = []
@@ -141,6 +147,8 @@ def main() -> int:
     results["on_over_no_verifier"] = round(best["tracking_on"] / best["tracking_on/no_verifier"], 3)
     before = best["tracking_on/fp32/old_preparation"]
     results["on_over_before_2026_12_06"] = round(best["tracking_on"] / before, 3)
+    for name in args.detector:
+        results[f"on_over_{name}"] = round(best["tracking_on"] / best[f"tracking_on/{name}"], 3)
     drawn = best["tracking_on/draw+h264"] / best["tracking_off/draw+h264"]
     results["on_over_off/draw+h264"] = round(drawn, 3)
     report = {
