@@ -8,7 +8,7 @@ Static quantization needs activation ranges: they are measured on calibration cr
 Predictor makes them, the accurate detector's candidate boxes (faces and the non-faces the verifier
 must turn down) on the CC0 sample photos that ship in the package, cropped by the checkpoint's own
 policy. The int8 file is kept in the per-user cache (`fileio.user_cache_dir`), its name carrying the
-export's hash and `QUANTIZE_VERSION`, so it is made once per checkpoint (about 20 s) and never served stale.
+export's hash and `QUANTIZE_VERSION`, so it is made once per checkpoint (about 30 s) and never served stale.
 """
 
 from __future__ import annotations
