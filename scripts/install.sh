@@ -9,6 +9,27 @@ PYTHON=${PYTHON:-python3}
 
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), f"Python 3.11+ needed, found {sys.version}"'
 
+# The web page's private mode runs onnxruntime-web in the browser: pinned in web/package-lock.json,
+# installed by `npm ci` into web/node_modules (served by the app; nothing is fetched at run time).
+# Again only when the lock file changed; Debian's npm is installed first where npm is missing.
+web_stamp="web/node_modules/.maskdetect-$(sha256sum web/package-lock.json | cut -c1-16)"
+if [ ! -f "$web_stamp" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+    if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+      echo "maskdetect: installing Debian's npm (for the web page's private mode)" >&2
+      $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+      $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm
+    fi
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    (cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+    touch "$web_stamp"
+  else
+    echo "maskdetect: npm not found and not installable here: the web page's private mode is unavailable" >&2
+  fi
+fi
+
 stamp="$VENV/.maskdetect-installed-$(cat requirements.lock requirements-nodeps.txt requirements-docs.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
   exit 0

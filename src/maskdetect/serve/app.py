@@ -177,6 +177,9 @@ def create_app(
     add_error_handlers(app)
     _add_api_routes(app)
     add_explain_route(app)  # POST /v1/explain, the page's "Why?"
+    from maskdetect.serve.web_model import add_web_model_routes
+
+    add_web_model_routes(app)  # GET /v1/web-model: the page's private mode
     add_static_routes(app)
     return app
 

@@ -58,6 +58,18 @@
     shown = null;
     try {
       const bitmap = await decodeImage(blob);
+      const local = window.maskdetectPrivate;
+      if (local && local.active()) {
+        // Private mode (private/private.js): the photo is checked here and sent nowhere.
+        if (!bitmap) throw new Error("this browser cannot decode it");
+        const body = await local.detect(bitmap);
+        render(bitmap, body, name);
+        setStatus(`${statusLine.textContent} Checked in this browser in ${Math.round(body.ms)} ms; `
+          + "nothing was sent.");
+        canvas.dataset.ms = String(body.ms);
+        shown = { private: true, name, faces: body.faces, result: body };
+        return;
+      }
       const shrunk = bitmap ? await fitLimits(blob, bitmap) : null;
       const form = new FormData();
       form.append("image", shrunk ? shrunk.blob : blob, name);
@@ -295,6 +307,12 @@
   async function explainFace(index) {
     if (!shown || !shown.faces[index]) return;
     if (explaining) explaining.abort();
+    if (shown.private) { // "Why?" runs on the server: in private mode the photo stays here
+      $("why").hidden = false;
+      $("why-status").textContent = "Why? runs on the server: turn private mode off and check the photo "
+        + "again to ask it.";
+      return;
+    }
     const controller = new AbortController();
     explaining = controller;
     const face = shown.faces[index];
@@ -429,6 +447,42 @@
     video.srcObject = stream;
     camera.hidden = false;
     setStatus("Camera on. Press Capture to check the current frame.");
+    const local = window.maskdetectPrivate;
+    if (local && local.active()) {
+      video.addEventListener("loadeddata", () => liveInBrowser(local, stream), { once: true });
+    }
+  }
+
+  // Private mode's camera: every frame checked in this browser, boxes and labels drawn live.
+  async function liveInBrowser(local, live) {
+    let frames = 0;
+    const started = performance.now();
+    shown = null;
+    while (stream === live && local.active()) {
+      if (!video.videoWidth) { // no picture yet
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      const frame = new OffscreenCanvas(video.videoWidth, video.videoHeight);
+      frame.getContext("2d").drawImage(video, 0, 0);
+      const bitmap = frame.transferToImageBitmap();
+      let body;
+      try {
+        body = await local.detect(bitmap, "camera");
+      } catch (err) {
+        setStatus(`Private mode could not check the camera frame: ${err.message}`, true);
+        break;
+      }
+      if (stream !== live) break;
+      render(bitmap, body, "the camera frame");
+      frames += 1;
+      const fps = frames / ((performance.now() - started) / 1000);
+      canvas.dataset.frames = String(frames);
+      canvas.dataset.fps = fps.toFixed(2);
+      setStatus(`Live in this browser (nothing is sent): ${plural(body.faces.length, "face")}, `
+        + `${fps.toFixed(1)} frames/s.`);
+      await new Promise((resolve) => setTimeout(resolve, 0)); // let the page paint and answer between frames
+    }
   }
 
   function stopCamera() {
