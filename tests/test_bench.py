@@ -92,6 +92,7 @@ TIMINGS = {
     "bench_cache.py": ["--limit", "6", "--epochs", "1", "--no-upscale", "--jobs", "1", "--size", "64"],
     "bench_explain.py": ["--images", "1", "--skip-torch", "--size", "64"],
     "bench_explain_face.py": ["--photos", "1", "--faces", "1"],
+    "bench_private_mode.py": ["--photos", "1", "--camera-seconds", "1"],
     "bench_hostile.py": ["headers"],
     "load_test.py": ["--clients", "1", "--requests", "2", "--photos", "1"],
     "bench_serve.py": ["--photos", "1", "--rounds", "1"],

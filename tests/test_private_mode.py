@@ -3,20 +3,21 @@ the bundled model, gives the server's answers, and sends the photo nowhere."""
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 from test_serve_browser import CHROMIUM, CHROMIUM_ARGS
 
-from maskdetect.faces.nms import iou_matrix
 from maskdetect.serve import create_app
 from maskdetect.serve.background import BackgroundServer
 from maskdetect.serve.web_model import ORT_DIR_ENV, WEB_MODEL_PATH, missing_ort_files
 
-SAMPLE = Path(__file__).resolve().parents[1] / "src/maskdetect/assets/sample/andrewmvd/images"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from bench_private_mode import SAMPLE, agreement, check_in_page, open_private_page, write_y4m  # noqa: E402
+
 MODEL_FILES = (WEB_MODEL_PATH, "/static/ort/", "/static/private/")
 
 pytestmark = pytest.mark.browser
@@ -42,46 +43,6 @@ def playwright():
         yield playwright
 
 
-def private_page(browser, server, requests: list):
-    """A page with private mode switched on and loaded; every request it makes lands in `requests`."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.on("request", lambda request: requests.append(request))
-    page.goto(server.url + "/")
-    page.check("#private-mode")
-    page.wait_for_selector("#private-box[data-state='on'], #private-box[data-state='unavailable']",
-                           state="attached", timeout=120_000)
-    assert page.get_attribute("#private-box", "data-state") == "on", page.text_content("#private-status")
-    return page
-
-
-def check_in_page(page, photo: Path) -> dict:
-    page.evaluate("delete canvas.dataset.ms")
-    page.set_input_files("#file-input", str(photo))
-    page.wait_for_selector("#canvas[data-ms]", state="attached", timeout=120_000)
-    return page.evaluate("window.maskdetectPrivate.last")
-
-
-def server_answer(server, photo: Path) -> dict:
-    files = {"image": (photo.name, photo.read_bytes(), "image/jpeg")}
-    return httpx.post(server.url + "/v1/detect", files=files, timeout=120).json()
-
-
-def agreement(ours: dict, theirs: dict) -> tuple[int, int]:
-    """(server faces matched by a browser face at IoU >= 0.9 with the same label, faces in all)."""
-    truth = np.array([f["box"] for f in theirs["faces"]]).reshape(-1, 4)
-    found = np.array([f["box"] for f in ours["faces"]]).reshape(-1, 4)
-    total = max(len(truth), len(found))
-    if not len(truth) or not len(found):
-        return 0, total
-    overlap = iou_matrix(truth, found)
-    same = 0
-    for t, face in enumerate(theirs["faces"]):
-        j = int(overlap[t].argmax())
-        same += overlap[t, j] >= 0.9 and ours["faces"][j]["label"] == face["label"]
-    return same, total
-
-
 @pytest.fixture(scope="module")
 def browser(playwright):
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -89,11 +50,16 @@ def browser(playwright):
     browser.close()
 
 
+def server_answer(server, photo: Path) -> dict:
+    files = {"image": (photo.name, photo.read_bytes(), "image/jpeg")}
+    return httpx.post(server.url + "/v1/detect", files=files, timeout=120).json()
+
+
 def test_the_browser_gives_the_servers_faces_and_labels_on_the_50_samples(browser, server):
     photos = sorted(SAMPLE.glob("*.jpg"))
     assert len(photos) == 50
     requests: list = []
-    page = private_page(browser, server, requests)
+    page = open_private_page(browser, server.url, requests)
     loaded = len(requests)
     same = total = 0
     misses = []
@@ -112,7 +78,7 @@ def test_the_browser_gives_the_servers_faces_and_labels_on_the_50_samples(browse
 
 def test_no_request_carries_the_photo(browser, server, tmp_path):
     requests: list = []
-    page = private_page(browser, server, requests)
+    page = open_private_page(browser, server.url, requests)
     photo = SAMPLE / "maksssksksss104.jpg"
     body = photo.read_bytes()
     result = check_in_page(page, photo)
@@ -129,15 +95,21 @@ def test_no_request_carries_the_photo(browser, server, tmp_path):
     page.context.close()
 
 
-def test_when_the_models_cannot_load_the_page_says_so_and_offers_the_server(browser, server):
+@pytest.mark.parametrize(("url", "said"), [
+    ("**/v1/web-model/files/**", "answered 404"),  # a model file
+    ("**/static/ort/*.wasm", "backend"),  # WebAssembly: onnxruntime-web finds no backend it can run
+    ("**/static/ort/*.mjs", "onnxruntime-web did not load"),
+])
+def test_when_the_models_cannot_load_the_page_says_so_and_offers_the_server(browser, server, url, said):
     context = browser.new_context()
     page = context.new_page()
-    page.route("**/v1/web-model/files/**", lambda route: route.fulfill(status=404, body="gone"))
+    page.route(url, lambda route: route.fulfill(status=404, body="gone"))
     page.goto(server.url + "/")
     page.check("#private-mode")
     page.wait_for_selector("#private-box[data-state='unavailable']", state="attached", timeout=60_000)
     note = page.text_content("#private-status")
-    assert "Private mode is unavailable" in note and "404" in note and "checked on the server" in note
+    assert note.startswith("Private mode is unavailable") and said in note, note
+    assert "checked on the server" in note
     assert not page.is_checked("#private-mode")
     # the server path still works
     page.set_input_files("#file-input", str(SAMPLE / "maksssksksss104.jpg"))
@@ -159,25 +131,6 @@ def test_without_onnxruntime_web_the_server_says_why(tmp_path, monkeypatch):
         assert client.get("/static/ort/../../web_model.py").status_code == 404
 
 
-def write_y4m(path: Path, photo: Path, frames: int = 10, size: tuple[int, int] = (640, 480)) -> Path:
-    """A clip for Chromium's fake camera: one sample photo, still, as YUV 4:2:0 frames."""
-    rgb = np.asarray(Image.open(photo).convert("RGB").resize(size), np.float64)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    u = (b - y) * 0.564 + 128
-    v = (r - y) * 0.713 + 128
-
-    def plane(p):
-        return np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes()
-
-    def half(p):
-        return p.reshape(size[1] // 2, 2, size[0] // 2, 2).mean(axis=(1, 3))
-
-    frame = b"FRAME\n" + plane(y) + plane(half(u)) + plane(half(v))
-    path.write_bytes(f"YUV4MPEG2 W{size[0]} H{size[1]} F15:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
-    return path
-
-
 def test_the_camera_runs_live_in_the_browser(playwright, server, tmp_path):
     clip = write_y4m(tmp_path / "clip.y4m", SAMPLE / "maksssksksss104.jpg")
     args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
@@ -185,12 +138,15 @@ def test_the_camera_runs_live_in_the_browser(playwright, server, tmp_path):
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
     try:
         requests: list = []
-        page = private_page(browser, server, requests)
+        page = open_private_page(browser, server.url, requests)
         page.context.grant_permissions(["camera"], origin=server.url)
         loaded = len(requests)
         page.click("#camera-start")
         # live frames: boxes drawn on several frames in a row, without a click on Capture
-        page.wait_for_selector("#canvas[data-frames='5']", state="attached", timeout=60_000)
+        deadline = time.monotonic() + 60
+        while int(page.get_attribute("#canvas", "data-frames") or 0) < 5:
+            assert time.monotonic() < deadline, page.text_content("#status")
+            time.sleep(0.1)
         assert int(page.get_attribute("#canvas", "data-boxes")) >= 1
         assert float(page.get_attribute("#canvas", "data-fps")) > 0  # a smoke check: the bench measures
         assert "Live in this browser" in page.text_content("#status")

@@ -34,8 +34,12 @@ log = logging.getLogger(__name__)
 
 WEB_MODEL_PATH = "/v1/web-model"
 FORMAT = "maskdetect-web-model-1"
-# The camera's pass in the browser: RetinaFace at this long side, with the bundle's verifier for it.
-CAMERA_DETECTOR = "retinaface-640"
+# The camera's pass in the browser: RetinaFace at this long side, its own score deciding (no verifier:
+# that would classify every candidate of every frame), labels carried from frame to frame and the
+# oldest one classified again every CAMERA_LABEL_REFRESH frames (bench/bench_private_mode.py measured
+# frames/s: docs/serve.md, "Private mode").
+CAMERA_LONG_SIDE = 320
+CAMERA_LABEL_REFRESH = 4
 # onnxruntime-web's files the page loads (the single-threaded wasm build: no cross-origin isolation).
 ORT_FILES = {
     "ort.wasm.min.mjs": "text/javascript; charset=utf-8",
@@ -127,12 +131,11 @@ def build_web_model(predictor: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
     if missing:
         raise WebModelError(f"onnxruntime-web is not installed ({', '.join(missing)} missing from "
                             f"{ort_dir()}): run scripts/install.sh, which installs it with npm ci in web/")
+    from maskdetect.faces.retinaface import DEFAULT_THRESHOLD
+
     photo = _detector_spec(predictor)
-    try:
-        camera = _detector_spec(predictor.with_detector(CAMERA_DETECTOR))
-    except (AttributeError, ValueError, WebModelError) as err:  # a bare predictor: the photo's settings
-        log.info("private mode's camera uses the photo detector's settings (%s)", err)
-        camera = photo
+    camera = {**photo, "long_side": CAMERA_LONG_SIDE, "verifier": None, "score_threshold": DEFAULT_THRESHOLD,
+              "face_threshold": DEFAULT_THRESHOLD, "label_refresh": CAMERA_LABEL_REFRESH}
     try:
         detector_name, detector_entry = _file_entry("retinaface", load_weights())
         classifier_path = classifier_onnx_path(predictor)

@@ -456,7 +456,7 @@
   // Private mode's camera: every frame checked in this browser, boxes and labels drawn live.
   async function liveInBrowser(local, live) {
     let frames = 0;
-    const started = performance.now();
+    const times = []; // when the last 30 frames were drawn: frames/s over them
     shown = null;
     while (stream === live && local.active()) {
       if (!video.videoWidth) { // no picture yet
@@ -476,7 +476,9 @@
       if (stream !== live) break;
       render(bitmap, body, "the camera frame");
       frames += 1;
-      const fps = frames / ((performance.now() - started) / 1000);
+      times.push(performance.now());
+      if (times.length > 30) times.shift();
+      const fps = times.length > 1 ? (times.length - 1) / ((times[times.length - 1] - times[0]) / 1000) : 0;
       canvas.dataset.frames = String(frames);
       canvas.dataset.fps = fps.toFixed(2);
       setStatus(`Live in this browser (nothing is sent): ${plural(body.faces.length, "face")}, `

@@ -33,23 +33,37 @@ function areaTable(ssize, dsize) {
 function resizeArea(src, sw, sh, dw, dh) {
   const xt = areaTable(sw, dw);
   const yt = areaTable(sh, dh);
+  // the x table flattened: for each output column its source pixels' offsets and weights
+  const xs = [];
+  const xw = [];
+  const xstart = new Int32Array(dw + 1);
+  xt.forEach((parts, dx) => {
+    xstart[dx] = xs.length;
+    for (const [sx, alpha] of parts) { xs.push(sx * 4); xw.push(alpha); }
+  });
+  xstart[dw] = xs.length;
+  const xo = Int32Array.from(xs);
+  const xa = Float64Array.from(xw);
   const out = new Uint8ClampedArray(dw * dh * 4);
-  const row = new Float64Array(dw * 3);
   const acc = new Float64Array(dw * 3);
   for (let dy = 0; dy < dh; dy++) {
     acc.fill(0);
     for (const [sy, beta] of yt[dy]) {
-      row.fill(0);
       const base = sy * sw * 4;
       for (let dx = 0; dx < dw; dx++) {
-        for (const [sx, alpha] of xt[dx]) {
-          const i = base + sx * 4;
-          row[dx * 3] += src[i] * alpha;
-          row[dx * 3 + 1] += src[i + 1] * alpha;
-          row[dx * 3 + 2] += src[i + 2] * alpha;
+        let r = 0;
+        let g = 0;
+        let b = 0;
+        for (let k = xstart[dx]; k < xstart[dx + 1]; k++) {
+          const i = base + xo[k];
+          r += src[i] * xa[k];
+          g += src[i + 1] * xa[k];
+          b += src[i + 2] * xa[k];
         }
+        acc[dx * 3] += r * beta;
+        acc[dx * 3 + 1] += g * beta;
+        acc[dx * 3 + 2] += b * beta;
       }
-      for (let k = 0; k < row.length; k++) acc[k] += row[k] * beta;
     }
     for (let dx = 0; dx < dw; dx++) {
       const o = (dy * dw + dx) * 4;
@@ -352,7 +366,15 @@ export async function createPipeline(ort, spec, fetchModel) {
   const size = pre.input_size;
   const classes = spec.classes;
 
+  const timing = {};
+  const lap = (name, since) => {
+    const now = performance.now();
+    timing[name] = (timing[name] || 0) + now - since;
+    return now;
+  };
+
   async function classify(rgba, width, height, boxes) {
+    let t = performance.now();
     const plane = size * size;
     const batch = new Float32Array(boxes.length * 3 * plane);
     const mul = pre.std.map((s) => Math.fround(1 / (255 * s)));
@@ -364,11 +386,13 @@ export async function createPipeline(ort, spec, fetchModel) {
         for (let p = 0; p < plane; p++) batch[base + p] = Math.fround(crop[p * 3 + c] * mul[c]) + add[c];
       }
     });
+    t = lap("crop_ms", t);
     const input = new ort.Tensor("float32", batch, [boxes.length, 3, size, size]);
     const names = classifier.outputNames.includes("features") ? ["logits", "features"] : [classifier.outputNames[0]];
     const out = await classifier.run({ [classifier.inputNames[0]]: input }, names);
     const logits = out[names[0]].data;
     const features = names.length > 1 ? out.features.data : null;
+    lap("classifier_ms", t);
     return { logits, features, width: features ? features.length / boxes.length : 0 };
   }
 
@@ -388,6 +412,8 @@ export async function createPipeline(ort, spec, fetchModel) {
 
   async function detect(rgba, width, height, mode = "photo") {
     const det = spec[mode];
+    for (const key of Object.keys(timing)) delete timing[key];
+    let t = performance.now();
     const scale = det.long_side / Math.max(width, height);
     const inW = Math.max(1, pyRound(width * scale));
     const inH = Math.max(1, pyRound(height * scale));
@@ -407,10 +433,15 @@ export async function createPipeline(ort, spec, fetchModel) {
         tensor[2 * plane + d] = small[s] - mr;
       }
     }
+    t = lap("resize_ms", t);
     const out = await detector.run({ input: new ort.Tensor("float32", tensor, [1, 3, padH, padW]) }, ["loc", "conf"]);
+    t = lap("detector_ms", t);
     const found = decodeCandidates(out.loc.data, out.conf.data, padH, padW, width, height, scale, det);
+    lap("decode_ms", t);
     let faces = [];
-    if (det.verifier && found.boxes.length) {
+    if (mode === "camera") {
+      faces = await live(rgba, width, height, det, found);
+    } else if (det.verifier && found.boxes.length) {
       const { logits, features, width: fw } = await classify(rgba, width, height, found.boxes);
       const v = det.verifier;
       const prob = faceProbabilities(found.boxes, found.scores, features, fw, Math.max(width, height), v);
@@ -427,7 +458,48 @@ export async function createPipeline(ort, spec, fetchModel) {
       }
     }
     const counts = Object.fromEntries(classes.map((c) => [c, faces.filter((f) => f.label === c).length]));
-    return { width, height, faces, counts };
+    return { width, height, faces, counts, candidates: found.boxes.length, timing: { ...timing } };
+  }
+
+  // The camera: boxes every frame, labels carried from the last frame's overlapping face (IoU >= 0.3);
+  // a new face is classified at once, and every `label_refresh` frames the face with the oldest label
+  // is classified again. The classifier costs far more than the detector here (tens of ms a face
+  // against ~20 ms a frame), so classifying every face of every frame could not keep up with a camera.
+  let previous = [];
+  let frame = 0;
+  let refreshed = 0;
+  async function live(rgba, width, height, det, found) {
+    frame += 1;
+    const keep = found.boxes.map((_, i) => i).filter((i) => found.scores[i] >= det.face_threshold);
+    const boxes = keep.map((i) => found.boxes[i]);
+    const used = new Set();
+    const carried = boxes.map((box) => {
+      let best = -1;
+      let most = 0.3;
+      previous.forEach((p, j) => {
+        const o = used.has(j) ? 0 : iou(box, p.box);
+        if (o >= most) [best, most] = [j, o];
+      });
+      if (best < 0) return null;
+      used.add(best);
+      return previous[best];
+    });
+    const need = boxes.map((_, i) => i).filter((i) => !carried[i]);
+    const stale = boxes.map((_, i) => i).filter((i) => carried[i])
+      .sort((a, b) => carried[a].frame - carried[b].frame);
+    if (stale.length && frame - refreshed >= det.label_refresh) {
+      need.push(stale[0]);
+      refreshed = frame;
+    }
+    const fresh = new Map();
+    if (need.length) {
+      const { logits } = await classify(rgba, width, height, need.map((i) => boxes[i]));
+      need.forEach((i, row) => fresh.set(i, face(boxes[i], logits, row, found.scores[keep[i]])));
+    }
+    const faces = boxes.map((box, i) => fresh.get(i)
+      || { ...carried[i].face, box: box.map((v) => round(v, 2)), detection_score: round(found.scores[keep[i]], 5) });
+    previous = boxes.map((box, i) => ({ box, face: faces[i], frame: fresh.has(i) ? frame : carried[i].frame }));
+    return faces;
   }
 
   return { detect };
