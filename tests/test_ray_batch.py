@@ -19,6 +19,7 @@ from skimage.data import astronaut
 
 from maskdetect.cli import main
 from maskdetect.detect.ray_batch import BatchOptions, run_batch, shard_path
+from maskdetect.detect.ray_local import ray_session
 from maskdetect.options import ModelOptions
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -26,10 +27,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 @pytest.fixture(scope="module")
 def ray_address():
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray's switch for an instance on 127.0.0.1
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    yield context.address_info["address"]
-    ray.shutdown()
+    # The local Ray as `batch` starts it: on 127.0.0.1 only (setting Ray's switch here came after
+    # Ray's import had read it, so this instance listened beyond loopback), ended with this process.
+    with ray_session(ray, None):
+        yield ray.get_runtime_context().gcs_address
 
 
 def _photos(folder: Path, count: int, size: int = 320) -> list[Path]:

@@ -46,7 +46,11 @@ def ray_session(ray: Any, address: str | None) -> Iterator[None]:
         yield
         return
     if address is not None:
-        ray.init(address=address, **common)
+        if on_loopback(address):  # a driver must take the cluster's node address, or it waits forever
+            with _loopback_node(ray):
+                ray.init(address=address, _node_ip_address=LOOPBACK, **common)
+        else:
+            ray.init(address=address, **common)
         try:
             yield
         finally:
@@ -74,6 +78,23 @@ def ray_session(ray: Any, address: str | None) -> Iterator[None]:
             watchdog.stdin.close()  # what Ray left running is ended now
             with contextlib.suppress(subprocess.TimeoutExpired):
                 watchdog.wait(timeout=GRACE_S + 3)
+
+
+def on_loopback(address: str) -> bool:
+    """Whether a Ray address (HOST:PORT) names this machine's loopback, as a local instance's does.
+
+    >>> on_loopback("127.0.0.1:6379"), on_loopback("localhost:6379"), on_loopback("10.0.0.5:6379")
+    (True, True, False)
+    >>> on_loopback("auto"), on_loopback("ray://head:10001")
+    (False, False)
+    """
+    host = address.rpartition(":")[0] if ":" in address and "://" not in address else ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @contextlib.contextmanager
