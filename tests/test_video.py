@@ -8,6 +8,7 @@ import json
 import logging
 import struct
 import threading
+from pathlib import Path
 
 import av
 import cv2
@@ -302,3 +303,31 @@ def test_when_h264_refuses_a_size_the_writer_says_so_and_tries_mp4v(tmp_path, mo
     assert "cannot write 20000x2 frames" in caplog.text and sink.codec == "mp4v"
     sink.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_whose_tracks_hold_nan_is_one_failed_input_and_the_next_video_is_done(tmp_path):
+    # Issue 31.7: a score that is not finite (a model whose weights overflow) refused the tracks'
+    # files, which ended the whole run; now that video is a failed input (exit 1) and the next one
+    # is tracked and written.
+    from maskdetect.detect.inputs import Job
+    from maskdetect.detect.media import annotate_video
+    from maskdetect.results import FaceResult, ImageResult
+
+    class OneFace:  # the same face in every frame, scored `score`
+        def __init__(self, score):
+            self.score = score
+
+        def predict(self, rgb):
+            probabilities = {"covered": self.score, "incorrect": 0.05, "uncovered": 0.05}
+            face = FaceResult((40, 40, 100, 110), "covered", self.score, probabilities, 0.9)
+            return ImageResult([face], rgb.shape[1], rgb.shape[0], image=Image.fromarray(rgb))
+
+    frames = _walking_frames(12)
+    records = {}
+    for name, score in (("bad", float("nan")), ("good", 0.9)):
+        _write_video(tmp_path / f"{name}.mp4", frames)
+        job = Job(tmp_path / f"{name}.mp4", Path(f"{name}.annotated.mp4"), "video")
+        records[name] = list(annotate_video(OneFace(score), job, tmp_path / "out"))[-1]
+    assert "not finite" in records["bad"]["error"] and "bad.tracks.jsonl" in records["bad"]["error"]
+    assert not (tmp_path / "out" / "bad.tracks.jsonl").exists()
+    assert "error" not in records["good"] and (tmp_path / "out" / "good.tracks.jsonl").is_file()

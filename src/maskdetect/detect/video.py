@@ -225,8 +225,11 @@ class VideoAnalyzer:
             people = summarise_tracks(self.tracks(), self.options, frames, self.fps)
             summary.update(people=people["people"], people_total=people["people_total"])
             if files_base is not None:
-                summary["files"] = write_track_files(self.tracks(), self.options, files_base, frames,
-                                                     self.fps, images=images)
+                try:
+                    summary["files"] = write_track_files(self.tracks(), self.options, files_base, frames,
+                                                         self.fps, images=images)
+                except ValueError as err:  # a number that is not finite: this video failed, not the run
+                    summary["error"] = str(err)
         yield summary
 
     def _ended(self, name: str, camera: bool, frames: int, expected: int, stopped: bool,
