@@ -6,9 +6,11 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from PIL import Image
 from test_serve_browser import CHROMIUM, CHROMIUM_ARGS
 
 from maskdetect.serve import create_app
@@ -115,6 +117,33 @@ def test_when_the_models_cannot_load_the_page_says_so_and_offers_the_server(brow
     page.set_input_files("#file-input", str(SAMPLE / "maksssksksss104.jpg"))
     page.wait_for_selector("#canvas:not([data-boxes='0'])", state="attached", timeout=60_000)
     context.close()
+
+
+def test_a_bad_file_in_private_mode_is_named_and_the_page_goes_on(browser, server, tmp_path):
+    page = open_private_page(browser, server.url)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    page.set_input_files("#file-input", str(broken))
+    page.wait_for_selector("#status.error", timeout=30_000)
+    assert page.text_content("#status") == "Could not check broken.jpg: this browser cannot decode it"
+    huge = tmp_path / "huge.png"  # 60 megapixels of one colour: a small file, past the server's 50 MP
+    Image.new("L", (10_000, 6_000)).save(huge)
+    page.set_input_files("#file-input", str(huge))
+    page.wait_for_selector("#status.error:has-text('huge.png')", timeout=60_000)
+    assert page.text_content("#status").endswith("10000×6000 is more than 50 megapixels")
+    result = check_in_page(page, SAMPLE / "maksssksksss104.jpg")  # and the next photo is checked
+    assert result["faces"]
+    page.context.close()
+
+
+def test_web_model_refuses_a_detector_the_browser_does_not_run():
+    from fastapi.testclient import TestClient
+
+    predictor = SimpleNamespace(detector=SimpleNamespace(name="blazeface"), classes=("covered",))
+    answer = TestClient(create_app(predictor)).get(WEB_MODEL_PATH)  # no lifespan: the stub as it is
+    assert answer.status_code == 503
+    assert answer.json()["detail"] == ("private mode is unavailable: private mode runs RetinaFace in the "
+                                       "browser; this server's photo detector is blazeface")
 
 
 def test_without_onnxruntime_web_the_server_says_why(tmp_path, monkeypatch):

@@ -62,6 +62,10 @@
       if (local && local.active()) {
         // Private mode (private/private.js): the photo is checked here and sent nowhere.
         if (!bitmap) throw new Error("this browser cannot decode it");
+        if (bitmap.width * bitmap.height > limits.maxPixels) { // the server's bound holds here too
+          throw new Error(`${bitmap.width}×${bitmap.height} is more than ${Math.round(limits.maxPixels / 1e6)} `
+            + "megapixels");
+        }
         const body = await local.detect(bitmap);
         render(bitmap, body, name);
         setStatus(`${statusLine.textContent} Checked in this browser in ${Math.round(body.ms)} ms; `
