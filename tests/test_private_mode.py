@@ -179,6 +179,7 @@ def test_the_camera_runs_live_in_the_browser(playwright, server, tmp_path):
         assert int(page.get_attribute("#canvas", "data-boxes")) >= 1
         assert float(page.get_attribute("#canvas", "data-fps")) > 0  # a smoke check: the bench measures
         assert "Live in this browser" in page.text_content("#status")
+        assert page.is_hidden("#camera-capture")  # every frame is checked already
         page.click("#camera-stop")
         assert [r.url for r in requests[loaded:]] == []
     finally:

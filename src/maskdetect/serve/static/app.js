@@ -462,6 +462,7 @@
     let frames = 0;
     const times = []; // when the last 30 frames were drawn: frames/s over them
     shown = null;
+    $("camera-capture").hidden = true; // every frame is checked already
     while (stream === live && local.active()) {
       if (!video.videoWidth) { // no picture yet
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -489,6 +490,7 @@
         + `${fps.toFixed(1)} frames/s.`);
       await new Promise((resolve) => setTimeout(resolve, 0)); // let the page paint and answer between frames
     }
+    $("camera-capture").hidden = false;
   }
 
   function stopCamera() {
