@@ -3,12 +3,16 @@ the bundled model, gives the server's answers, and sends the photo nowhere."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 from test_serve_browser import CHROMIUM, CHROMIUM_ARGS
@@ -134,6 +138,45 @@ def test_a_bad_file_in_private_mode_is_named_and_the_page_goes_on(browser, serve
     result = check_in_page(page, SAMPLE / "maksssksksss104.jpg")  # and the next photo is checked
     assert result["faces"]
     page.context.close()
+
+
+PIPELINE_JS = Path(__file__).resolve().parents[1] / "src/maskdetect/serve/static/private/pipeline.js"
+
+
+def run_js_resize(call: str, pixels: np.ndarray) -> bytes:
+    """pipeline.js's `call` (a function of `src`, the bytes given) run by node on `pixels`."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is missing: run scripts/install.sh (it installs npm, and node with it)")
+    script = (f"import {{ pilResizeBilinear, resizeForDetector }} from {json.dumps(PIPELINE_JS.as_uri())};\n"
+              "const chunks = []; for await (const c of process.stdin) chunks.push(c);\n"
+              "const src = new Uint8Array(Buffer.concat(chunks));\n"
+              f"process.stdout.write(Buffer.from({call}));")
+    done = subprocess.run([node, "--input-type=module", "-e", script], input=pixels.tobytes(),
+                          capture_output=True, check=True, timeout=60)
+    return done.stdout
+
+
+@pytest.mark.parametrize("side", [97, 224, 300, 500])
+def test_the_crop_is_resized_as_pillow_does_to_the_bit(side):
+    # faces/crop.py: Image.resize(BILINEAR), antialiased when it shrinks; the labels hang on it
+    square = np.random.default_rng(side).integers(0, 256, (side, side, 3), np.uint8)
+    ours = np.frombuffer(run_js_resize(f"pilResizeBilinear(src, {side}, 224)", square), np.uint8)
+    expected = np.asarray(Image.fromarray(square).resize((224, 224), Image.BILINEAR))
+    assert np.array_equal(ours.reshape(224, 224, 3), expected)
+
+
+@pytest.mark.parametrize(("size", "to"), [((400, 267), (960, 641)), ((1280, 960), (960, 720)),
+                                          ((640, 480), (320, 240)), ((1000, 700), (960, 672))])
+def test_the_detector_input_is_resized_as_opencv_does_to_the_bit(size, to):
+    # faces/resize.py resize_pixels: INTER_LINEAR to enlarge (the samples), INTER_AREA to shrink
+    from maskdetect.faces.resize import resize_pixels
+
+    (w, h), (dw, dh) = size, to
+    rgb = np.random.default_rng(w).integers(0, 256, (h, w, 3), np.uint8)
+    rgba = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], axis=2)
+    ours = np.frombuffer(run_js_resize(f"resizeForDetector(src, {w}, {h}, {dw}, {dh})", rgba), np.uint8)
+    assert np.array_equal(ours.reshape(dh, dw, 4)[..., :3], resize_pixels(rgb, dw, dh, area=True))
 
 
 def test_web_model_refuses_a_detector_the_browser_does_not_run():

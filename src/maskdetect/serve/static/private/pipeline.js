@@ -1,8 +1,8 @@
 // The server's photo pipeline, run in the browser (private mode): RetinaFace candidates, the face
 // verifier, the crop and the classifier, from the numbers GET /v1/web-model gives. Each step is a
-// port of its Python original, named beside it; the resizes copy the server's arithmetic (OpenCV's
-// area and linear resize for the detector's input, Pillow's antialiased bilinear for the crop), so
-// the same photo gives the same boxes and labels.
+// port of its Python original, named beside it; the resizes copy the server's arithmetic to the bit
+// (OpenCV's area and linear resize for the detector's input, Pillow's antialiased bilinear for the
+// crop: tests/test_private_mode.py), so the same pixels give the same boxes and labels.
 
 // Python's round(): half to even (the server rounds sizes and crop corners with it).
 export function pyRound(v) {
@@ -13,7 +13,7 @@ export function pyRound(v) {
 // cv2.resize(INTER_AREA) of an RGBA picture, shrinking (faces/resize.py): each output pixel is the
 // mean of the source area it covers, fractional pixels weighed by the part covered.
 function areaTable(ssize, dsize) {
-  const scale = ssize / dsize;
+  const scale = 1 / (dsize / ssize); // as OpenCV computes it (1 / inv_scale)
   const table = [];
   for (let d = 0; d < dsize; d++) {
     const f1 = d * scale;
@@ -30,7 +30,38 @@ function areaTable(ssize, dsize) {
   return table;
 }
 
+// cvRound: to the nearest, halves to even
+function roundEven(v) {
+  const r = Math.round(v);
+  return v - Math.floor(v) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+// OpenCV's fast path for whole-number factors: the mean of each k x l block (2 x 2 rounds halves up,
+// as its SIMD code does; other factors as its scalar code, halves to even).
+function resizeAreaWhole(src, sw, sh, dw, dh) {
+  const kx = sw / dw;
+  const ky = sh / dh;
+  const area = kx * ky;
+  const scale = Math.fround(1 / area);
+  const out = new Uint8ClampedArray(dw * dh * 4);
+  for (let dy = 0; dy < dh; dy++) {
+    for (let dx = 0; dx < dw; dx++) {
+      const o = (dy * dw + dx) * 4;
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let y = dy * ky; y < (dy + 1) * ky; y++) {
+          for (let x = dx * kx; x < (dx + 1) * kx; x++) sum += src[(y * sw + x) * 4 + c];
+        }
+        out[o + c] = kx === 2 && ky === 2 ? (sum + 2) >> 2 : roundEven(Math.fround(sum * scale));
+      }
+      out[o + 3] = 255;
+    }
+  }
+  return out;
+}
+
 function resizeArea(src, sw, sh, dw, dh) {
+  if (sw % dw === 0 && sh % dh === 0) return resizeAreaWhole(src, sw, sh, dw, dh);
   const xt = areaTable(sw, dw);
   const yt = areaTable(sh, dh);
   // the x table flattened: for each output column its source pixels' offsets and weights
@@ -39,16 +70,18 @@ function resizeArea(src, sw, sh, dw, dh) {
   const xstart = new Int32Array(dw + 1);
   xt.forEach((parts, dx) => {
     xstart[dx] = xs.length;
-    for (const [sx, alpha] of parts) { xs.push(sx * 4); xw.push(alpha); }
+    for (const [sx, alpha] of parts) { xs.push(sx * 4); xw.push(Math.fround(alpha)); }
   });
   xstart[dw] = xs.length;
   const xo = Int32Array.from(xs);
-  const xa = Float64Array.from(xw);
+  const xa = Float32Array.from(xw);
   const out = new Uint8ClampedArray(dw * dh * 4);
-  const acc = new Float64Array(dw * 3);
+  const acc = new Float32Array(dw * 3); // OpenCV sums in float: so do we, for the same roundings
+  const f = Math.fround;
   for (let dy = 0; dy < dh; dy++) {
     acc.fill(0);
-    for (const [sy, beta] of yt[dy]) {
+    for (const [sy, betaF] of yt[dy]) {
+      const beta = f(betaF);
       const base = sy * sw * 4;
       for (let dx = 0; dx < dw; dx++) {
         let r = 0;
@@ -56,20 +89,20 @@ function resizeArea(src, sw, sh, dw, dh) {
         let b = 0;
         for (let k = xstart[dx]; k < xstart[dx + 1]; k++) {
           const i = base + xo[k];
-          r += src[i] * xa[k];
-          g += src[i + 1] * xa[k];
-          b += src[i + 2] * xa[k];
+          r = f(r + f(src[i] * xa[k]));
+          g = f(g + f(src[i + 1] * xa[k]));
+          b = f(b + f(src[i + 2] * xa[k]));
         }
-        acc[dx * 3] += r * beta;
-        acc[dx * 3 + 1] += g * beta;
-        acc[dx * 3 + 2] += b * beta;
+        acc[dx * 3] = f(acc[dx * 3] + f(r * beta));
+        acc[dx * 3 + 1] = f(acc[dx * 3 + 1] + f(g * beta));
+        acc[dx * 3 + 2] = f(acc[dx * 3 + 2] + f(b * beta));
       }
     }
     for (let dx = 0; dx < dw; dx++) {
       const o = (dy * dw + dx) * 4;
-      out[o] = Math.round(acc[dx * 3]);
-      out[o + 1] = Math.round(acc[dx * 3 + 1]);
-      out[o + 2] = Math.round(acc[dx * 3 + 2]);
+      out[o] = roundEven(acc[dx * 3]);
+      out[o + 1] = roundEven(acc[dx * 3 + 1]);
+      out[o + 2] = roundEven(acc[dx * 3 + 2]);
       out[o + 3] = 255;
     }
   }
@@ -78,26 +111,27 @@ function resizeArea(src, sw, sh, dw, dh) {
 
 // cv2.resize(INTER_LINEAR) of an RGBA picture, enlarging: 11-bit fixed-point weights, as OpenCV's
 // SIMD path rounds them.
-function linearTable(ssize, dsize) {
-  const scale = ssize / dsize;
+// Columns past an edge take the edge pixel's whole weight; rows keep theirs, on the edge row twice.
+function linearTable(ssize, dsize, columns) {
+  const scale = 1 / (dsize / ssize); // as OpenCV computes it (1 / inv_scale)
   const index = new Int32Array(dsize);
   const weight = new Int32Array(dsize * 2);
   for (let d = 0; d < dsize; d++) {
     let f = Math.fround((d + 0.5) * scale - 0.5);
     let s = Math.floor(f);
-    f -= s;
-    if (s < 0) { f = 0; s = 0; }
-    if (s >= ssize - 1) { f = 0; s = ssize - 1; }
+    f = Math.fround(f - s);
+    if (columns && s < 0) { f = 0; s = 0; }
+    if (columns && s >= ssize - 1) { f = 0; s = ssize - 1; }
     index[d] = s;
-    weight[d * 2] = Math.round((1 - f) * 2048);
-    weight[d * 2 + 1] = 2048 - weight[d * 2];
+    weight[d * 2] = roundEven(Math.fround(1 - f) * 2048); // each weight rounded alone, as OpenCV does
+    weight[d * 2 + 1] = roundEven(f * 2048);
   }
   return { index, weight };
 }
 
 function resizeLinear(src, sw, sh, dw, dh) {
-  const xt = linearTable(sw, dw);
-  const yt = linearTable(sh, dh);
+  const xt = linearTable(sw, dw, true);
+  const yt = linearTable(sh, dh, false);
   const out = new Uint8ClampedArray(dw * dh * 4);
   const rows = new Map();
   const hrow = (sy) => {
@@ -117,8 +151,8 @@ function resizeLinear(src, sw, sh, dw, dh) {
   };
   for (let dy = 0; dy < dh; dy++) {
     const s = yt.index[dy];
-    const r0 = hrow(s);
-    const r1 = hrow(Math.min(s + 1, sh - 1));
+    const r0 = hrow(Math.min(Math.max(s, 0), sh - 1));
+    const r1 = hrow(Math.min(Math.max(s + 1, 0), sh - 1));
     const b0 = yt.weight[dy * 2];
     const b1 = yt.weight[dy * 2 + 1];
     for (let dx = 0; dx < dw; dx++) {
