@@ -11,9 +11,11 @@ PYTHON=${PYTHON:-python3}
 
 # The web page's private mode runs onnxruntime-web in the browser: pinned in web/package-lock.json,
 # installed by `npm ci` into web/node_modules (served by the app; nothing is fetched at run time).
-# Again only when the lock file changed; Debian's npm is installed first where npm is missing.
-web_stamp="web/node_modules/.maskdetect-$(sha256sum web/package-lock.json | cut -c1-16)"
-if [ ! -f "$web_stamp" ]; then
+# Again only when the lock file changed; Debian's npm is installed first where npm is missing. A copy
+# without web/ (the container image copies only what the server reads) goes without private mode.
+web_stamp="web/node_modules/.maskdetect-none"
+[ -f web/package-lock.json ] && web_stamp="web/node_modules/.maskdetect-$(sha256sum web/package-lock.json | cut -c1-16)"
+if [ -f web/package-lock.json ] && [ ! -f "$web_stamp" ]; then
   if ! command -v npm >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
     if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
