@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -137,6 +138,45 @@ def test_a_bad_file_in_private_mode_is_named_and_the_page_goes_on(browser, serve
     assert page.text_content("#status").endswith("10000×6000 is more than 50 megapixels")
     result = check_in_page(page, SAMPLE / "maksssksksss104.jpg")  # and the next photo is checked
     assert result["faces"]
+    page.context.close()
+
+
+def linear_rgb_profile() -> bytes:
+    """An ICC v2 display profile: sRGB's primaries with a linear tone curve (gamma 1.0), which a
+    browser honours (darks brighten) and the server, like Pillow, does not."""
+    def fixed(*values: float) -> bytes:
+        return b"".join(struct.pack(">i", round(v * 65536)) for v in values)
+
+    def xyz(*values: float) -> bytes:
+        return b"XYZ " + b"\0" * 4 + fixed(*values)
+
+    text = b"linear sRGB"
+    curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, 0x0100) + b"\0\0"
+    tags = [(b"desc", b"desc" + b"\0" * 4 + struct.pack(">I", len(text) + 1) + text + b"\0" * 80),
+            (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+            (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)), (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
+            (b"cprt", b"text" + b"\0" * 4 + b"none\0\0\0\0")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for signature, body in tags:
+        body += b"\0" * (-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + struct.pack(">I", 0x02100000)
+              + b"mntrRGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 28 + fixed(0.9642, 1.0, 0.8249) + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_photo_with_a_colour_profile_gives_the_servers_answer(browser, server, tmp_path):
+    # Phones embed Display P3 profiles; the server reads the pixels as they are, so the page must too.
+    photo = tmp_path / "profiled.jpg"
+    Image.open(SAMPLE / "maksssksksss104.jpg").save(photo, quality=95, icc_profile=linear_rgb_profile())
+    page = open_private_page(browser, server.url)
+    ours, theirs = check_in_page(page, photo), server_answer(server, photo)
+    assert agreement(ours, theirs) == (len(theirs["faces"]), len(theirs["faces"]))
+    assert [f["detection_score"] for f in ours["faces"]] == pytest.approx(
+        [f["detection_score"] for f in theirs["faces"]], abs=1e-3)
     page.context.close()
 
 

@@ -66,7 +66,12 @@
           throw new Error(`${bitmap.width}×${bitmap.height} is more than ${Math.round(limits.maxPixels / 1e6)} `
             + "megapixels");
         }
-        const body = await local.detect(bitmap);
+        // The pixels as the server reads them: not converted by the photo's colour profile (a phone's
+        // Display P3 photo would otherwise give other pixels, hence other scores), alpha not premultiplied.
+        const raw = await createImageBitmap(blob, {
+          imageOrientation: "from-image", colorSpaceConversion: "none", premultiplyAlpha: "none",
+        });
+        const body = await local.detect(raw).finally(() => raw.close());
         render(bitmap, body, name);
         setStatus(`${statusLine.textContent} Checked in this browser in ${Math.round(body.ms)} ms; `
           + "nothing was sent.");
