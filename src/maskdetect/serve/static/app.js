@@ -61,7 +61,7 @@
       const local = window.maskdetectPrivate;
       if (local && local.active()) {
         // Private mode (private/private.js): the photo is checked here and sent nowhere.
-        if (!bitmap) throw new Error("this browser cannot decode it");
+        if (!bitmap) throw new Error("this browser cannot decode it (the server reads HEIC too: turn private mode off)");
         if (bitmap.width * bitmap.height > limits.maxPixels) { // the server's bound holds here too
           throw new Error(`${bitmap.width}×${bitmap.height} is more than ${Math.round(limits.maxPixels / 1e6)} `
             + "megapixels");
