@@ -42,3 +42,26 @@ def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained small_cnn checkpoint at 32 px (the explain and newcomer tests' SIZE)."""
     return _small_cnn_checkpoint(tmp_path_factory.mktemp("ckpt"), 32)
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright driving Debian's chromium (never a downloaded browser)."""
+    from serve_helpers import CHROMIUM
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-test-tools.sh (installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    """A headless chromium for one test module."""
+    from serve_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()

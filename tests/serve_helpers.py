@@ -16,6 +16,13 @@ from PIL import Image
 
 from maskdetect.labels import CLASSES
 
+# Debian's chromium, headless as root on a machine with no network (scripts/install-test-tools.sh).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO_NAMES = ("maksssksksss1.jpg", "maksssksksss100.jpg", "maksssksksss4.jpg", "maksssksksss10.jpg")
 

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from test_serve_browser import CHROMIUM, CHROMIUM_ARGS
+from serve_helpers import CHROMIUM, CHROMIUM_ARGS
 
 from maskdetect.serve import create_app
 from maskdetect.serve.background import BackgroundServer
@@ -38,23 +38,6 @@ def server():
         pytest.fail(f"onnxruntime-web is missing ({', '.join(missing_ort_files())}): run scripts/install.sh")
     with BackgroundServer(create_app(Predictor())) as server:  # the bundled model, as `serve` runs it
         yield server
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-test-tools.sh (installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-    yield browser
-    browser.close()
 
 
 def server_answer(server, photo: Path) -> dict:

@@ -10,17 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import make_checkpoint_file, photo_dir
+from serve_helpers import CHROMIUM, CHROMIUM_ARGS, make_checkpoint_file, photo_dir
 
 from maskdetect.labels import CLASS_COLOURS
 from maskdetect.serve import create_app
 from maskdetect.serve.background import BackgroundServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
-]
 PHOTO = "maksssksksss100.jpg"  # three people, all faces large enough for the detector
 
 pytestmark = pytest.mark.browser
@@ -33,23 +28,6 @@ def server(tmp_path_factory):
     predictor = Predictor(make_checkpoint_file(tmp_path_factory.mktemp("model")))
     with BackgroundServer(create_app(predictor)) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-test-tools.sh (installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from test_serve_browser import CHROMIUM, CHROMIUM_ARGS
+from serve_helpers import CHROMIUM, CHROMIUM_ARGS
 
 from maskdetect.detect import video_out
 
