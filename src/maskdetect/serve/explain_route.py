@@ -40,6 +40,8 @@ EXPLAIN_PATH = "/v1/explain"
 # A box may reach this far past the photo's edge (detectors clip theirs to it; JSON rounds them):
 # further, its crop would be mostly fill, and a huge box would make a huge crop.
 BOX_SLACK_PX = 2.0
+
+
 class _ExplainTools:
     """The explainer and face mesh of one app, built once on an inference thread."""
 
