@@ -223,6 +223,7 @@ def load_verifier(path: str | os.PathLike) -> FaceVerifier:
             raise ValueError("'features' must be a whole number")
         if data.get("columns", list(SCORE_COLUMNS)) != list(SCORE_COLUMNS):  # inputs in another order
             raise ValueError(f"'columns' must be {list(SCORE_COLUMNS)}")
+        trust = None if data.get("trust_score") is None else _number(data, "trust_score")
     except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as err:
         raise VerifierError(f"{path}: a face verifier with a missing or bad field ({err})") from None
     if not 0 < features <= 1 << 16:
@@ -234,12 +235,9 @@ def load_verifier(path: str | os.PathLike) -> FaceVerifier:
     if not all(0 < n <= 1 for n in numbers[1:]):  # NaN fails this too
         raise VerifierError(f"{path}: threshold and suppression shares must lie in (0, 1]")
     first_stage = _first_stage(path, data.get("first_stage"), count)
-    trust = data.get("trust_score")
-    if trust is not None and (isinstance(trust, bool) or not isinstance(trust, (int, float))
-                              or not 0 < trust <= 1):
+    if trust is not None and not 0 < trust <= 1:
         raise VerifierError(f"{path}: trust_score must lie in (0, 1], got {trust!r}")
-    return FaceVerifier(sha, *arrays, *numbers, first_stage=first_stage,
-                        trust_score=None if trust is None else float(trust))
+    return FaceVerifier(sha, *arrays, *numbers, first_stage=first_stage, trust_score=trust)
 
 
 def trusted(face: np.ndarray, first: np.ndarray, trust_score: float | None) -> np.ndarray:
