@@ -1,0 +1,112 @@
+"""How much of the photo path's "false" boxes on ilc2021-dev are faces its annotators left out?
+
+ilc2021-dev and andrewmvd-face-mask labelled 96 of the same photos independently
+(`near-duplicates-of-andrewmvd.tsv` pairs them). This runs the photo path once on those ilc2021-dev
+photos and scores the same boxes three ways, at one IoU:
+
+- against ilc2021-dev's labels (what `evaluate-detect` reports);
+- against the union of both annotations: ilc2021-dev's faces, plus andrewmvd's faces (scaled to the
+  photo) that overlap none of them at that IoU;
+- and andrewmvd's annotation itself against ilc2021-dev's (the ceiling a second careful annotation
+  reaches, `evaluate-detect --against`).
+
+If the boxes on no ilc2021-dev face were mostly things that are no face, the union would not lift
+precision; where it does, those boxes are faces a second team labelled. Photos whose andrewmvd copy
+the face verifiers were fitted on (`bench/andrewmvd-verifier-photos.txt`) are left out unless
+`--all-pairs`: the verifier learned from andrewmvd's labels of them.
+
+    .venv/bin/python bench/studies/annotation_union_study.py [--match-iou 0.3] [--detector D] [--all-pairs]
+
+Prints JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+ILC, ANDREW = DATA / "ilc2021-dev", DATA / "andrewmvd-face-mask"
+PAIRS = ILC / "near-duplicates-of-andrewmvd.tsv"
+VERIFIER_PHOTOS = ROOT / "bench" / "andrewmvd-verifier-photos.txt"
+
+
+def union_truth(truth: list, other: list, iou: float) -> list:
+    """`truth` plus the faces of `other` (same pixels) that overlap none of `truth`'s at `iou`.
+
+    >>> union_truth([((0, 0, 10, 10), "covered")], [((1, 0, 11, 10), "covered"), ((50, 0, 60, 10), "uncovered")], 0.3)
+    [((0, 0, 10, 10), 'covered'), ((50, 0, 60, 10), 'uncovered')]
+    """
+    from maskdetect.faces.nms import iou_matrix
+
+    if not truth or not other:
+        return list(truth) + list(other)
+    overlap = iou_matrix(np.array([b for b, _ in other], float), np.array([b for b, _ in truth], float))
+    return list(truth) + [face for face, row in zip(other, overlap, strict=True) if row.max() < iou]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--match-iou", type=float, default=0.3)
+    parser.add_argument("--detector", default=None, help="photo detector (default: the bundle's)")
+    parser.add_argument("--all-pairs", action="store_true",
+                        help="keep the pairs whose andrewmvd photo the verifiers were fitted on")
+    args = parser.parse_args(argv)
+
+    from PIL import Image
+
+    from maskdetect.data.voc_set import read_names, voc_items
+    from maskdetect.evaluation.detection import agreement_outcomes, evaluate_images, matched_outcome, summarise
+    from maskdetect.evaluation.false_alarms import false_alarm_report
+    from maskdetect.options import ModelOptions
+    from maskdetect.predict import Predictor
+
+    pairs = [tuple(line.split("\t")[:2]) for line in PAIRS.read_text().splitlines()[1:] if line.strip()]
+    if not args.all_pairs:
+        fitted = {Path(name).stem for name in read_names(VERIFIER_PHOTOS)}
+        pairs = [(mine, theirs) for mine, theirs in pairs if Path(theirs).stem not in fitted]
+    items = voc_items(ILC, only=[mine for mine, _ in pairs])
+    others = {path.stem: (path, faces) for path, faces in voc_items(ANDREW, only=[t for _, t in pairs])}
+    partner = {Path(a).stem: Path(b).stem for a, b in pairs}
+
+    predictor = Predictor.from_options(ModelOptions(detector=args.detector))
+
+    def find(image: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        faces = predictor(image)
+        return (np.array([f.box for f in faces]).reshape(-1, 4), np.array([f.detection_score for f in faces]),
+                [f.label for f in faces])
+
+    found = list(evaluate_images(items, find, workers=2, iou=args.match_iou))
+    union = []
+    for (path, truth), outcome in zip(items, found, strict=True):
+        other_path, other_faces = others[partner[path.stem]]
+        with Image.open(path) as mine, Image.open(other_path) as theirs:
+            sx, sy = mine.width / theirs.width, mine.height / theirs.height
+        scaled = [(tuple(float(v) for v in np.multiply(box, [sx, sy, sx, sy])), label) for box, label in other_faces]
+        union.append(matched_outcome(str(path), union_truth(truth, scaled, args.match_iou), outcome.boxes,
+                                     outcome.scores, outcome.labels, args.match_iou))
+    annotators = agreement_outcomes(items, list(others.values()), pairs, args.match_iou)
+
+    def figures(outcomes: list) -> dict:
+        report = summarise(outcomes, args.match_iou)
+        keep = ("faces", "detections", "matched", "recall", "precision", "recall_32px_and_more")
+        return {**{k: report[k] for k in keep},
+                "unmatched_by_size": {k: v["unmatched"] for k, v in false_alarm_report(outcomes)["by_size"].items()}}
+
+    print(json.dumps({
+        "photos": len(items), "pairs_left_out_as_verifier_photos": 96 - len(pairs),
+        "match_iou": args.match_iou, "detector": predictor.detector.name,
+        "photo_path_against_ilc2021_dev": figures(found),
+        "photo_path_against_both_annotations": figures(union),
+        "andrewmvd_annotation_against_ilc2021_dev": figures(annotators),
+    }, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
