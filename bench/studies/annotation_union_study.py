@@ -39,7 +39,8 @@ VERIFIER_PHOTOS = ROOT / "bench" / "andrewmvd-verifier-photos.txt"
 def union_truth(truth: list, other: list, iou: float) -> list:
     """`truth` plus the faces of `other` (same pixels) that overlap none of `truth`'s at `iou`.
 
-    >>> union_truth([((0, 0, 10, 10), "covered")], [((1, 0, 11, 10), "covered"), ((50, 0, 60, 10), "uncovered")], 0.3)
+    >>> other = [((1, 0, 11, 10), "covered"), ((50, 0, 60, 10), "uncovered")]
+    >>> union_truth([((0, 0, 10, 10), "covered")], other, 0.3)
     [((0, 0, 10, 10), 'covered'), ((50, 0, 60, 10), 'uncovered')]
     """
     from maskdetect.faces.nms import iou_matrix
@@ -61,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from maskdetect.data.voc_set import read_names, voc_items
-    from maskdetect.evaluation.detection import agreement_outcomes, evaluate_images, matched_outcome, summarise
+    from maskdetect.evaluation.detection import (
+        agreement_outcomes,
+        evaluate_images,
+        matched_outcome,
+        summarise,
+    )
     from maskdetect.evaluation.false_alarms import false_alarm_report
     from maskdetect.options import ModelOptions
     from maskdetect.predict import Predictor
@@ -87,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         other_path, other_faces = others[partner[path.stem]]
         with Image.open(path) as mine, Image.open(other_path) as theirs:
             sx, sy = mine.width / theirs.width, mine.height / theirs.height
-        scaled = [(tuple(float(v) for v in np.multiply(box, [sx, sy, sx, sy])), label) for box, label in other_faces]
+        scaled = [(tuple(float(v) for v in np.multiply(box, [sx, sy, sx, sy])), label)
+                  for box, label in other_faces]
         union.append(matched_outcome(str(path), union_truth(truth, scaled, args.match_iou), outcome.boxes,
                                      outcome.scores, outcome.labels, args.match_iou))
     annotators = agreement_outcomes(items, list(others.values()), pairs, args.match_iou)
@@ -95,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     def figures(outcomes: list) -> dict:
         report = summarise(outcomes, args.match_iou)
         keep = ("faces", "detections", "matched", "recall", "precision", "recall_32px_and_more")
-        return {**{k: report[k] for k in keep},
-                "unmatched_by_size": {k: v["unmatched"] for k, v in false_alarm_report(outcomes)["by_size"].items()}}
+        by_size = false_alarm_report(outcomes)["by_size"]
+        unmatched = {k: v["unmatched"] for k, v in by_size.items()}
+        return {**{k: report[k] for k in keep}, "unmatched_by_size": unmatched}
 
     print(json.dumps({
         "photos": len(items), "pairs_left_out_as_verifier_photos": 96 - len(pairs),

@@ -65,7 +65,8 @@ def _mine(item: tuple) -> dict:
 def landmark_columns(raw: np.ndarray, marks: np.ndarray) -> np.ndarray:
     """12 columns per candidate from its network box (N x 4) and five landmarks (N x 5 x 2).
 
-    >>> landmark_columns(np.array([[0, 0, 10, 10]]), np.array([[[3, 4], [7, 4], [5, 6], [4, 8], [6, 8]]])).round(2)
+    >>> marks = np.array([[[3, 4], [7, 4], [5, 6], [4, 8], [6, 8]]])
+    >>> landmark_columns(np.array([[0, 0, 10, 10]]), marks).round(2)
     array([[0.3, 0.7, 0.5, 0.4, 0.6, 0.4, 0.4, 0.6, 0.8, 0.8, 0.4, 0. ]])
     """
     raw, marks = np.asarray(raw, np.float64).reshape(-1, 4), np.asarray(marks, np.float64).reshape(-1, 5, 2)
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             "andrewmvd held out": [i for i in andrew if i[0].stem not in fitted],
             "ilc2021-dev": voc_items(ILC, read_names(ILC / "near-duplicates-of-andrewmvd.tsv"))}
     with ProcessPoolExecutor(2, initializer=_start, initargs=(args.detector,)) as pool:
-        mined = {name: candidate_set(list(pool.map(_mine, items, chunksize=8))) for name, items in sets.items()}
+        mined = {name: candidate_set(list(pool.map(_mine, items, chunksize=8)))
+                 for name, items in sets.items()}
 
     train, train_extra = mined["fit"]
     rows, target = train.kind != SECOND_BOX, (train.kind == FACE).astype(int)
