@@ -96,6 +96,7 @@ TIMINGS = {
     "bench_hostile.py": ["headers"],
     "load_test.py": ["--clients", "1", "--requests", "2", "--photos", "1"],
     "bench_serve.py": ["--photos", "1", "--rounds", "1"],
+    "bench_retinaface_int8.py": ["--photos", "1", "--calibration", "1", "--long-side", "320"],
     "bench_model_memory.py": ["--arch", "small_cnn", "--sizes", "32", "--baseline-size", "16",
                               "--precision", "fp32"],
 }

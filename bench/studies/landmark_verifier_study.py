@@ -81,7 +81,7 @@ def landmark_columns(raw: np.ndarray, marks: np.ndarray) -> np.ndarray:
 def candidate_set(records: list[dict]) -> tuple[object, dict]:
     """A `bundler.candidates.CandidateSet` of the records, and the extra arrays (landmark columns,
     the shipped verifier's probabilities) row for row."""
-    from maskdetect.bundler.candidates import CandidateSet, _kinds
+    from maskdetect.bundler.candidates import CandidateSet, candidate_kinds
 
     parts: dict[str, list] = {k: [] for k in ("photo", "boxes", "first", "features", "longer", "kind",
                                               "landmarks", "shipped")}
@@ -98,7 +98,7 @@ def candidate_set(records: list[dict]) -> tuple[object, dict]:
         parts["first"].append(record["first"])
         parts["features"].append(record["features"])
         parts["longer"].append(np.full(count, record["longer"], np.float64))
-        parts["kind"].append(_kinds(truth, record["boxes"], record["first"]))
+        parts["kind"].append(candidate_kinds(truth, record["boxes"], record["first"]))
         parts["landmarks"].append(landmark_columns(record["raw"], record["landmarks"]))
         parts["shipped"].append(record["shipped"])
     data = {k: np.concatenate(v) for k, v in parts.items()}

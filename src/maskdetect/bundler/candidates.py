@@ -95,7 +95,7 @@ def mine_candidates(predictor, items: Iterable[tuple[Path, list[TruthFace]]]) ->
         rows["second"].append(detector.second_looks(found, np.arange(len(found))))
         rows["features"].append(features)
         rows["longer"].append(np.full(len(found), max(photo.size), np.float64))
-        rows["kind"].append(_kinds(boxes_truth, found.boxes, found.first))
+        rows["kind"].append(candidate_kinds(boxes_truth, found.boxes, found.first))
         if photos % 50 == 0:
             log.info("%d photos mined", photos)
     if not rows["photo"]:
@@ -107,11 +107,19 @@ def mine_candidates(predictor, items: Iterable[tuple[Path, list[TruthFace]]]) ->
                         np.concatenate(truth_boxes) if truth_boxes else np.zeros((0, 4)), photos)
 
 
-def _kinds(truth: np.ndarray, boxes: np.ndarray, first: np.ndarray) -> np.ndarray:
+def candidate_kinds(truth: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """What each candidate box is: FACE (the match of a labelled face at IoU 0.3, greedy, best score
+    first), SECOND_BOX (on a labelled face matched by another) or NO_FACE.
+
+    >>> boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 0, 60, 9]])
+    >>> kinds = candidate_kinds(np.array([[0, 0, 10, 10]]), boxes, np.array([0.9, 0.8, 0.7]))
+    >>> kinds.tolist() == [FACE, SECOND_BOX, NO_FACE]
+    True
+    """
     kinds = np.full(len(boxes), NO_FACE)
     if not len(truth):
         return kinds
-    matched = [m for m in match_faces(truth, boxes, first, MATCH_IOU) if m >= 0]
+    matched = [m for m in match_faces(truth, boxes, scores, MATCH_IOU) if m >= 0]
     near = iou_matrix(truth, boxes).max(axis=0) >= MATCH_IOU
     kinds[near] = SECOND_BOX
     kinds[matched] = FACE

@@ -232,9 +232,7 @@ class RetinaFaceDetector:
         boxes. A face verifier then decides which are faces (`maskdetect.verify`)."""
         pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
         height, width = pixels.shape[:2]
-        scale = self.long_side / max(height, width)
-        in_w, in_h = max(1, round(width * scale)), max(1, round(height * scale))
-        tensor = _input_tensor(resize_pixels(pixels, in_w, in_h, area=True))
+        tensor, scale = network_input(pixels, self.long_side)
         loc, conf, marks = self._session.run(["loc", "conf", "landmarks"], {"input": tensor})
         priors = make_priors(*tensor.shape[2:])
         scores = conf[0, :, 1]
@@ -272,9 +270,22 @@ class RetinaFaceDetector:
         return found.raw_boxes[keep], found.scores[keep]
 
 
+def network_input(pixels: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """The graph's input for an RGB photo (H x W x 3 uint8) resized to `long_side`, and the scale
+    (input pixels per photo pixel): 1 x 3 x H' x W' float32, BGR minus MEAN_BGR, padded with zeros (the
+    mean colour) to multiples of PAD_MULTIPLE.
+
+    >>> tensor, scale = network_input(np.zeros((100, 200, 3), np.uint8), 96)
+    >>> tensor.shape, scale
+    ((1, 3, 64, 96), 0.48)
+    """
+    height, width = pixels.shape[:2]
+    scale = long_side / max(height, width)
+    resized = resize_pixels(pixels, max(1, round(width * scale)), max(1, round(height * scale)), area=True)
+    return _input_tensor(resized), scale
+
+
 def _input_tensor(pixels: np.ndarray) -> np.ndarray:
-    # RGB uint8 H x W x 3 -> 1 x 3 x H' x W' float32 BGR minus the mean, padded with zeros (the mean
-    # colour) to multiples of PAD_MULTIPLE.
     height, width = pixels.shape[:2]
     pad_h, pad_w = (-(-v // PAD_MULTIPLE) * PAD_MULTIPLE for v in (height, width))
     tensor = np.zeros((1, 3, pad_h, pad_w), np.float32)
