@@ -147,7 +147,7 @@ def test_the_two_thresholds_mean_one_thing_each():
     alone = Predictor(precision="fp32", verify=False, face_threshold=0.6)
     assert alone.verifier is None and alone.detector.threshold == 0.6
     video = default.video_twin()
-    assert video.detector.name == "blazeface-fast" and video.face_threshold == video.verifier.threshold
+    assert video.detector.name == "retinaface-480" and video.face_threshold == video.verifier.threshold
 
 
 @pytest.mark.parametrize("bad", [{"face_threshold": 0.0}, {"candidate_threshold": 1.0},

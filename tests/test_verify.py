@@ -115,9 +115,9 @@ def test_the_bundled_verifiers_belong_to_the_bundled_model() -> None:
     assert bundle.root == DEFAULT_MODEL and bundle.classifier.name == "classifier.pt"
     sha = file_digest(bundle.classifier)
     assert {(v.detector, v.precision) for v in bundle.verifiers} == {
-        (d, p) for d in ("blazeface", "blazeface-fast", "retinaface-960", "retinaface-640")
+        (d, p) for d in ("blazeface", "blazeface-fast", "retinaface-960", "retinaface-640", "retinaface-480")
         for p in ("fp32", "int8")}
-    assert bundle.photo_detector == "retinaface-960" and bundle.video_detector == "blazeface-fast"
+    assert bundle.photo_detector == "retinaface-960" and bundle.video_detector == "retinaface-480"
     for entry in bundle.verifiers:
         verifier = load_verifier(entry.path)
         assert verifier.checkpoint_sha256 == sha and verifier.feature_count == 1280

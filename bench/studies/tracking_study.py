@@ -2,7 +2,7 @@
 
 Builds clips by moving a virtual camera over andrewmvd's CC0 photos (`maskdetect.evaluation.clips`: pan,
 zoom, short full occlusions, frame drops), runs the video path's face detector and classifier once
-per frame (`Predictor().with_detector("blazeface-fast")`, as `maskdetect detect` does for video;
+per frame (`Predictor().video_twin()`: the bundle's video detector, as `maskdetect detect` uses for video;
 `--detector blazeface` runs the photo detector instead, as `detect --video-detector blazeface` does), then
 gives the same faces to each tracker and scores them (`maskdetect.evaluation.track_score`, py-motmetrics).
 Trackers: ByteTrack, SORT and OC-SORT of the `trackers` package, and norfair when it can be imported
@@ -96,9 +96,9 @@ def main() -> int:
                         help="the detector's scores alone decide what is a face (no face verifier)")
     from maskdetect.faces.detector import DETECTORS
 
-    parser.add_argument("--detector", default="blazeface-fast", choices=DETECTORS,
-                        help="default %(default)s, the video path's; any detector, with its verifier when "
-                        "the bundle has one")
+    parser.add_argument("--detector", choices=DETECTORS,
+                        help="default: the bundle's video detector, the video path's; any detector, with "
+                        "its verifier when the bundle has one")
     parser.add_argument("--voc", type=Path, default=VOC, help="VOC photo set (default andrewmvd-face-mask)")
     parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
     parser.add_argument("--min-seconds", type=float, default=0.4,
@@ -121,8 +121,8 @@ def main() -> int:
     from maskdetect.results import ImageResult
 
     options = TrackOptions(min_seconds=args.min_seconds)
-    predictor = Predictor(classifier_threads=1, precision=args.precision,
-                          verify=args.verify).with_detector(args.detector)
+    predictor = Predictor(classifier_threads=1, precision=args.precision, verify=args.verify,
+                          video_detector=args.detector).video_twin()
     settings = ClipSettings(frames=args.frames)
     associates = _associates(settings.fps, options, args.norfair is not None)
     scores: dict[str, list] = {name: [] for name in associates}
@@ -157,7 +157,7 @@ def main() -> int:
         "clip_size": f"{settings.width}x{settings.height}", "fps": settings.fps,
         "photos": str(args.voc), "photos_excluded": excluded_count(args.voc, exclude),
         "min_seconds_to_count": options.min_seconds,
-        "detector": args.detector, "face_verifier": predictor.verifier is not None,
+        "detector": predictor.detector.name, "face_verifier": predictor.verifier is not None,
         "faces_labelled_frame_by_frame": faces_per_frame,
         "detect_and_classify_frames_per_second": round(frames_total / detect_seconds, 1),
         "trackers": {name: {**combine_scores(scores[name]),

@@ -117,7 +117,7 @@ def add_model_options(parser: argparse.ArgumentParser, video: bool = False) -> N
     if video:
         parser.add_argument("--video-detector", choices=DETECTORS,
                             help="face detector for video and camera frames (default: the bundle's, "
-                            "blazeface-fast for the bundled model)")
+                            "retinaface-480 for the bundled model)")
     parser.add_argument("--backend", choices=BACKENDS, default="onnx", help="classifier runtime")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="the classifier's arithmetic: int8 (the default on onnx: about 2.3x faster, "

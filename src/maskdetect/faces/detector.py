@@ -12,7 +12,7 @@ from PIL import Image
 # ones: a name fixes the candidates a detector gives, which is what a face verifier is fitted on.
 DETECTORS: tuple[str, ...] = (
     "blazeface", "blazeface-fast", "haar",
-    "retinaface", "retinaface-640", "retinaface-960", "retinaface-1280",
+    "retinaface", "retinaface-480", "retinaface-640", "retinaface-960", "retinaface-1280",
 )
 
 
@@ -34,7 +34,7 @@ def create_detector(
     Args:
         name: "blazeface" (tiles and scales, for photos), "blazeface-fast" (three whole-frame passes,
             for video and camera), "haar" (OpenCV's fallback), "retinaface" (one RetinaFace pass at its
-            default long side) or "retinaface-<long side>" (640, 960, 1280).
+            default long side) or "retinaface-<long side>" (480, 640, 960, 1280).
         threshold: the score a face needs (the face decision when no verifier decides); None keeps
             the detector's tuned default.
         candidate_threshold: the score from which a box is a candidate (what a face verifier weighs,
