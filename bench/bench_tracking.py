@@ -14,7 +14,8 @@ classifier instead of the int8 default, and `tracking_on/fp32/old_preparation` b
 verifier, as the path was before that day. `tracking_on/no_verifier` leaves the video path's face
 verifier out (`Predictor(verify=False)`): the detector's boxes from 0.52 alone, fewer crops to classify.
 `--detector D` (repeatable) adds `tracking_on/D`: the same path with another detector and its verifier
-(e.g. `retinaface-640`, the candidate for the video path), and `on_over_D`.
+(e.g. `retinaface-480`, the bundled model's video path since 2026-12-07: BlazeFace's fast path stays the
+baseline here), and `on_over_D`.
 
     .venv/bin/python bench/bench_tracking.py [--frames 100] [--rounds 3] [--detector retinaface-640]
 """

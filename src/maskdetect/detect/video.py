@@ -59,13 +59,13 @@ class VideoAnalyzer:
 
     Args:
         predictor: finds and classifies faces in each frame (e.g.
-            `Predictor().with_detector("blazeface-fast")`, the detector `detect` uses for video).
+            `Predictor().video_twin()`, the bundle's video detector, which `detect` uses for video).
         options: tracking settings.
         tracking: False labels frames on their own (no tracks, no people counts).
         max_pixels: refuse a video whose frames are larger than this (width x height, as the
             container declares them), before decoding any: the limit of images.
 
-    >>> analyzer = VideoAnalyzer(Predictor().with_detector("blazeface-fast"))  # doctest: +SKIP
+    >>> analyzer = VideoAnalyzer(Predictor().video_twin())  # doctest: +SKIP
     >>> report = analyzer.analyze("clip.mp4", out="results")  # doctest: +SKIP
     >>> report.summary["people"]  # doctest: +SKIP
     {'covered': 4, 'incorrect': 1, 'uncovered': 2}
