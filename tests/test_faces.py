@@ -134,8 +134,8 @@ def test_unknown_detector_and_bad_threshold_are_clear_errors():
         create_detector("yolo")
     with pytest.raises(ValueError, match="between 0 and 1"):
         create_detector("blazeface", threshold=2.0)
-    assert set(DETECTORS) == {"blazeface", "blazeface-fast", "haar",
-                              "retinaface", "retinaface-480", "retinaface-640", "retinaface-960", "retinaface-1280"}
+    assert set(DETECTORS) == {"blazeface", "blazeface-fast", "haar", "retinaface", "retinaface-480",
+                              "retinaface-640", "retinaface-960", "retinaface-1280"}
 
 
 def test_a_grown_input_finds_the_faces_the_tiles_find(shared_data):
