@@ -128,9 +128,12 @@ def test_bench_batch_smoke():
 
 
 @needs_data
-def test_tracking_study_smoke():
-    out = _run(["bench/studies/tracking_study.py", "--clips", "1", "--frames", "8"]).stdout
-    assert json.loads(out[out.index("{"):])
+def test_tracking_study_smoke(tmp_path: Path):
+    sheet = tmp_path / "extra.png"
+    out = _run(["bench/studies/tracking_study.py", "--clips", "1", "--frames", "8",
+                "--extra-sheet", str(sheet)]).stdout
+    report = json.loads(out[out.index("{"):])
+    assert report["extra_sheet"] == str(sheet) and sheet.is_file() and sheet.with_suffix(".csv").is_file()
 
 
 def test_measure_headshot_box_smoke(tmp_path: Path):

@@ -218,7 +218,10 @@ def test_people_errors_say_who_was_missed_misjudged_or_counted_twice_where_the_c
         if not 4 <= i < 8:
             faces.append(_face(b, (0.8, 0.1, 0.1)))
         outputs.append([(f.track_id, f.box) for f in tracker.update(ImageResult(faces, 320, 240), i)])
-    score = combine_scores([score_clip(clip, outputs, tracker.tracks(), options)])
+    clip_score = score_clip(clip, outputs, tracker.tracks(), options)
+    on_nobody = {tid for frame in outputs for tid, box in frame if tuple(box) == nobody and tid >= 0}
+    assert len(on_nobody) == 1 and clip_score.errors.extra_track_ids == sorted(on_nobody)
+    score = combine_scores([clip_score])
     assert score["people_true"] == {"covered": 1, "incorrect": 1, "uncovered": 1}
     assert score["people_found"] == {"covered": 4, "incorrect": 0, "uncovered": 0}
     assert score["people_errors"] == {"missed": {"covered": 0, "incorrect": 1, "uncovered": 0},

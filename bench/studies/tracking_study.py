@@ -108,6 +108,9 @@ def main() -> int:
                              "(the photos the video path's verifier was fitted on)")
     parser.add_argument("--audit", type=Path,
                         help="a by-eye audit (TSV) whose unlabelled real faces join a second truth")
+    parser.add_argument("--extra-sheet", type=Path,
+                        help="write a contact sheet (PNG, a CSV beside it) of ByteTrack's counted tracks "
+                             "that follow no person the truth counts, each in the middle frame it was in")
     args = parser.parse_args()
     if not args.voc.is_dir():
         sys.exit(f"photo set not found: {args.voc} (../shared/data must sit beside the project)")
@@ -131,6 +134,7 @@ def main() -> int:
     unlabelled = unlabelled_faces(args.audit) if args.audit else None
     seconds = dict.fromkeys(associates, 0.0)
     frames_total, faces_per_frame, detect_seconds = 0, 0, 0.0
+    extra_tiles: list[tuple[str, int, int, tuple, np.ndarray]] = []
     exclude = read_names(args.exclude) if args.exclude else []
     for audited_clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed, unlabelled=unlabelled,
                                        exclude=exclude):
@@ -149,6 +153,8 @@ def main() -> int:
             outputs = [[(f.track_id, f.box) for f in tracker.update(r, i)] for i, r in enumerate(results)]
             seconds[name] += time.perf_counter() - start
             scores[name].append(score_clip(clip, outputs, tracker.tracks(), options))
+            if name == "bytetrack" and args.extra_sheet:
+                extra_tiles += _extra_tiles(clip, outputs, scores[name][-1].errors.extra_track_ids)
             loose[name].append(score_clip(clip, outputs, tracker.tracks(), options, iou=LOOSE_IOU))
             if unlabelled is not None:
                 audited[name].append(score_clip(audited_clip, outputs, tracker.tracks(), options))
@@ -171,9 +177,52 @@ def main() -> int:
             "audit": str(args.audit), "faces_added": sum(len(v) for v in unlabelled.values()),
             "trackers": {name: {k: v for k, v in combine_scores(audited[name]).items() if k in KEPT}
                          for name in associates}}
+    if args.extra_sheet:
+        report["extra_sheet"] = str(_write_extra_sheet(extra_tiles, args.extra_sheet))
     print(json.dumps(report, indent=2))
     return 0
 
+
+
+def _extra_tiles(clip, outputs: list, track_ids: list[int]) -> list[tuple[str, int, int, tuple, np.ndarray]]:
+    """(photo, track id, frame, box, frame pixels) of each track, in the middle frame it was seen in."""
+    tiles = []
+    for track_id in track_ids:
+        seen = [(i, box) for i, frame in enumerate(outputs) for tid, box in frame if tid == track_id]
+        if seen:
+            index, box = seen[len(seen) // 2]
+            tiles.append((clip.photo, track_id, index, tuple(box), clip.frames[index]))
+    return tiles
+
+
+def _write_extra_sheet(tiles: list, path: Path, tile: int = 160, columns: int = 6) -> Path:
+    """A contact sheet of the tiles (the box with its size again of context around it, drawn in
+    yellow) and a CSV naming each: what a by-eye audit of the extra tracks looks at."""
+    import csv
+
+    from PIL import Image, ImageDraw
+
+    rows = max(1, -(-len(tiles) // columns))
+    sheet = Image.new("RGB", (columns * tile, rows * (tile + 14)), "white")
+    draw = ImageDraw.Draw(sheet)
+    with open(path.with_suffix(".csv"), "w", newline="", encoding="utf-8") as index:
+        writer = csv.writer(index)
+        writer.writerow(["n", "photo", "track", "frame", "x0", "y0", "x1", "y1"])
+        for n, (photo, track_id, frame_index, box, pixels) in enumerate(tiles):
+            side = 2 * max(box[2] - box[0], box[3] - box[1], 4.0)
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            region = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
+            crop = Image.fromarray(pixels).crop(region).resize((tile, tile), Image.BILINEAR)
+            scale = tile / (region[2] - region[0])
+            ImageDraw.Draw(crop).rectangle([(box[0] - region[0]) * scale, (box[1] - region[1]) * scale,
+                                            (box[2] - region[0]) * scale, (box[3] - region[1]) * scale],
+                                           outline=(255, 220, 0), width=2)
+            x, y = (n % columns) * tile, (n // columns) * (tile + 14)
+            sheet.paste(crop, (x, y))
+            draw.text((x + 2, y + tile + 1), f"{n} {Path(photo).stem[-6:]} t{track_id}", fill=(0, 0, 0))
+            writer.writerow([n, photo, track_id, frame_index, *(round(float(v), 1) for v in box)])
+    sheet.save(path)
+    return path
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -57,6 +57,7 @@ class PeopleErrors:
         missed_people: who they are: "<photo> person <n> (<class>)".
         wrong_verdicts: people found whose track (their longest) gave another class.
         extra_tracks: counted tracks that followed no person the truth counts.
+        extra_track_ids: their track ids (to find and look at them).
         second_tracks: counted tracks beyond the first on one person (an identity lost and found).
     """
 
@@ -64,6 +65,7 @@ class PeopleErrors:
     missed_people: list[str] = field(default_factory=list)
     wrong_verdicts: int = 0
     extra_tracks: int = 0
+    extra_track_ids: list[int] = field(default_factory=list)
     second_tracks: int = 0
 
 
@@ -149,6 +151,7 @@ def _errors(photo: str, tracks: Sequence[ScoredTrack], persons: dict[int, str],
             on_person.setdefault(followed, []).append(track)
         else:
             errors.extra_tracks += 1
+            errors.extra_track_ids.append(track.track_id)
     missed = {p: label for p, label in persons.items() if p not in on_person}
     errors.missed.update(missed.values())
     errors.missed_people = [f"{photo} person {p} ({label})" for p, label in missed.items()]
