@@ -135,13 +135,13 @@ def test_errors_name_the_flags_the_user_typed(tmp_path: Path, capsys) -> None:
 
 
 def test_pairs_file_header_is_not_a_pair(tmp_path: Path) -> None:
-    from maskdetect.evaluation.commands import _read_pairs
+    from maskdetect.evaluation.commands import read_pairs
 
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("ilc2021_file\tandrewmvd_file\tdhash\na.jpg\tb.jpg\t0\nc.jpg\td.jpg\t1\n")
-    assert _read_pairs(pairs) == [("a.jpg", "b.jpg"), ("c.jpg", "d.jpg")]
+    assert read_pairs(pairs) == [("a.jpg", "b.jpg"), ("c.jpg", "d.jpg")]
     shipped = ROOT.parent / "shared/data/ilc2021-dev/near-duplicates-of-andrewmvd.tsv"
-    assert len(_read_pairs(shipped)) == 96
+    assert len(read_pairs(shipped)) == 96
 
 
 def test_verify_checks_the_zips_on_disk_without_links(tmp_path: Path, capsys) -> None:

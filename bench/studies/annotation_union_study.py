@@ -59,9 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the pairs whose andrewmvd photo the verifiers were fitted on")
     args = parser.parse_args(argv)
 
-    from PIL import Image
-
     from maskdetect.data.voc_set import read_names, voc_items
+    from maskdetect.evaluation.commands import read_pairs
     from maskdetect.evaluation.detection import (
         agreement_outcomes,
         evaluate_images,
@@ -72,13 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     from maskdetect.options import ModelOptions
     from maskdetect.predict import Predictor
 
-    pairs = [tuple(line.split("\t")[:2]) for line in PAIRS.read_text().splitlines()[1:] if line.strip()]
+    every_pair = pairs = read_pairs(PAIRS)
     if not args.all_pairs:
         fitted = {Path(name).stem for name in read_names(VERIFIER_PHOTOS)}
         pairs = [(mine, theirs) for mine, theirs in pairs if Path(theirs).stem not in fitted]
     items = voc_items(ILC, only=[mine for mine, _ in pairs])
-    others = {path.stem: (path, faces) for path, faces in voc_items(ANDREW, only=[t for _, t in pairs])}
-    partner = {Path(a).stem: Path(b).stem for a, b in pairs}
+    others = voc_items(ANDREW, only=[theirs for _, theirs in pairs])
+    # andrewmvd's annotation as if it were a detector: its boxes scaled to each ilc2021-dev photo
+    annotators = agreement_outcomes(items, others, pairs, args.match_iou)
+    theirs = {o.path: [(tuple(map(float, box)), label) for box, label in zip(o.boxes, o.labels, strict=True)]
+              for o in annotators}
 
     predictor = Predictor.from_options(ModelOptions(detector=args.detector))
 
@@ -88,16 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                 [f.label for f in faces])
 
     found = list(evaluate_images(items, find, workers=2, iou=args.match_iou))
-    union = []
-    for (path, truth), outcome in zip(items, found, strict=True):
-        other_path, other_faces = others[partner[path.stem]]
-        with Image.open(path) as mine, Image.open(other_path) as theirs:
-            sx, sy = mine.width / theirs.width, mine.height / theirs.height
-        scaled = [(tuple(float(v) for v in np.multiply(box, [sx, sy, sx, sy])), label)
-                  for box, label in other_faces]
-        union.append(matched_outcome(str(path), union_truth(truth, scaled, args.match_iou), outcome.boxes,
-                                     outcome.scores, outcome.labels, args.match_iou))
-    annotators = agreement_outcomes(items, list(others.values()), pairs, args.match_iou)
+    union = [matched_outcome(o.path, union_truth(o.truth, theirs[o.path], args.match_iou), o.boxes, o.scores,
+                             o.labels, args.match_iou) for o in found]
 
     def figures(outcomes: list) -> dict:
         report = summarise(outcomes, args.match_iou)
@@ -107,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return {**{k: report[k] for k in keep}, "unmatched_by_size": unmatched}
 
     print(json.dumps({
-        "photos": len(items), "pairs_left_out_as_verifier_photos": 96 - len(pairs),
+        "photos": len(items), "pairs_left_out_as_verifier_photos": len(every_pair) - len(pairs),
         "match_iou": args.match_iou, "detector": predictor.detector.name,
         "photo_path_against_ilc2021_dev": figures(found),
         "photo_path_against_both_annotations": figures(union),

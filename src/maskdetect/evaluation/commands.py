@@ -72,7 +72,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     exclude = read_names(args.exclude) if args.exclude else []
     only = read_names(args.only) if args.only else None
     if args.against is not None:
-        report = annotator_agreement(args.voc_dir, args.against, _read_pairs(args.pairs), exclude=exclude,
+        report = annotator_agreement(args.voc_dir, args.against, read_pairs(args.pairs), exclude=exclude,
                                      only=only, limit=args.limit, match_iou=args.match_iou)
     else:
         options = EvaluateDetectOptions(
@@ -136,7 +136,14 @@ def summary_lines(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _read_pairs(path: Path) -> list[tuple[str, str]]:
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """(photo, its copy) names from a pairs file (`evaluate-detect --pairs`): two tab- or comma-separated
+    names a line; empty lines, lines starting with # and a header line that names no photo are skipped.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a line with fewer than two names (the message gives FILE:LINE).
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such pairs file")
     pairs = []
