@@ -134,7 +134,7 @@ def main() -> int:
     unlabelled = unlabelled_faces(args.audit) if args.audit else None
     seconds = dict.fromkeys(associates, 0.0)
     frames_total, faces_per_frame, detect_seconds = 0, 0, 0.0
-    extra_tiles: list[tuple[str, int, int, tuple, np.ndarray]] = []
+    extra_tiles: list[tuple[str, list[float], np.ndarray]] = []
     exclude = read_names(args.exclude) if args.exclude else []
     for audited_clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed, unlabelled=unlabelled,
                                        exclude=exclude):
@@ -184,45 +184,31 @@ def main() -> int:
 
 
 
-def _extra_tiles(clip, outputs: list, track_ids: list[int]) -> list[tuple[str, int, int, tuple, np.ndarray]]:
-    """(photo, track id, frame, box, frame pixels) of each track, in the middle frame it was seen in."""
+
+def _extra_tiles(clip, outputs: list, track_ids: list[int]) -> list[tuple[str, list[float], np.ndarray]]:
+    """(name, box, frame pixels) of each track in the middle frame it was seen in; the name says the
+    photo, the frame and the track."""
     tiles = []
     for track_id in track_ids:
         seen = [(i, box) for i, frame in enumerate(outputs) for tid, box in frame if tid == track_id]
         if seen:
             index, box = seen[len(seen) // 2]
-            tiles.append((clip.photo, track_id, index, tuple(box), clip.frames[index]))
+            tiles.append((f"{clip.photo} frame {index} track {track_id}", [float(v) for v in box],
+                          clip.frames[index]))
     return tiles
 
 
-def _write_extra_sheet(tiles: list, path: Path, tile: int = 160, columns: int = 6) -> Path:
-    """A contact sheet of the tiles (the box with its size again of context around it, drawn in
-    yellow) and a CSV naming each: what a by-eye audit of the extra tracks looks at."""
-    import csv
+def _write_extra_sheet(tiles: list, path: Path) -> Path:
+    """The tracks' contact sheet (`evaluation.false_alarms.write_sheet`, the frames from memory): what a
+    by-eye audit of the extra tracks looks at; its CSV names each tile's photo, frame and track."""
+    from PIL import Image
 
-    from PIL import Image, ImageDraw
+    from maskdetect.evaluation.false_alarms import write_sheet
 
-    rows = max(1, -(-len(tiles) // columns))
-    sheet = Image.new("RGB", (columns * tile, rows * (tile + 14)), "white")
-    draw = ImageDraw.Draw(sheet)
-    with open(path.with_suffix(".csv"), "w", newline="", encoding="utf-8") as index:
-        writer = csv.writer(index)
-        writer.writerow(["n", "photo", "track", "frame", "x0", "y0", "x1", "y1"])
-        for n, (photo, track_id, frame_index, box, pixels) in enumerate(tiles):
-            side = 2 * max(box[2] - box[0], box[3] - box[1], 4.0)
-            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-            region = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
-            crop = Image.fromarray(pixels).crop(region).resize((tile, tile), Image.BILINEAR)
-            scale = tile / (region[2] - region[0])
-            ImageDraw.Draw(crop).rectangle([(box[0] - region[0]) * scale, (box[1] - region[1]) * scale,
-                                            (box[2] - region[0]) * scale, (box[3] - region[1]) * scale],
-                                           outline=(255, 220, 0), width=2)
-            x, y = (n % columns) * tile, (n // columns) * (tile + 14)
-            sheet.paste(crop, (x, y))
-            draw.text((x + 2, y + tile + 1), f"{n} {Path(photo).stem[-6:]} t{track_id}", fill=(0, 0, 0))
-            writer.writerow([n, photo, track_id, frame_index, *(round(float(v), 1) for v in box)])
-    sheet.save(path)
-    return path
+    entries = [(name, box, None, float(np.sqrt((box[2] - box[0]) * (box[3] - box[1]))), [])
+               for name, box, _ in tiles]
+    return write_sheet(entries, path, "size", tile=160, columns=6,
+                       images={name: Image.fromarray(pixels) for name, _, pixels in tiles})
 
 if __name__ == "__main__":
     sys.exit(main())

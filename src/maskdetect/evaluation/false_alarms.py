@@ -12,7 +12,7 @@ import csv
 import io
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,7 +105,7 @@ def write_unmatched_sheet(
          float(np.asarray(o.scores)[i]), [t[0] for t in o.truth])
         for o, i in chosen
     ]
-    return _write_sheet(entries, path, "score", tile, columns)
+    return write_sheet(entries, path, "score", tile, columns)
 
 
 def write_missed_sheet(
@@ -125,7 +125,7 @@ def write_missed_sheet(
     chosen = random.Random(seed).sample(pool, min(count, len(pool)))
     entries = [(o.path, [float(v) for v in t[0]], t[1], _side(t[0]), [list(b) for b in np.asarray(o.boxes)])
                for o, t in chosen]
-    return _write_sheet(entries, path, "size", tile, columns)
+    return write_sheet(entries, path, "size", tile, columns)
 
 
 # A sheet's tile: photo, the box drawn in its class colour, that class, the number captioned (score or
@@ -133,16 +133,26 @@ def write_missed_sheet(
 SheetEntry = tuple[str, list[float], "str | None", float, Sequence[Sequence[float]]]
 
 
-def _write_sheet(
-    entries: Sequence[SheetEntry], path: str | Path, value: str, tile: int, columns: int
+def write_sheet(
+    entries: Sequence[SheetEntry], path: str | Path, value: str, tile: int = 112, columns: int = 10,
+    images: Mapping[str, Image.Image] | None = None,
 ) -> Path:
+    """A numbered contact sheet of boxes, each with its surroundings, and a CSV naming each tile.
+
+    Args:
+        entries: (photo, box, class or None, number, other boxes) per tile.
+        value: "score" (the number captioned with two decimals) or a size ("size": captioned in px);
+            the CSV's column for the number.
+        images: photos already in memory (a video's frames), by the name their entries give; any other
+            photo is read from the path its entry gives.
+    """
     rows = max(1, math.ceil(len(entries) / columns))
     caption = 14
     sheet = Image.new("RGB", (columns * tile, rows * (tile + caption)), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     index_rows = []
-    photos: dict[str, Image.Image | None] = {}
+    photos: dict[str, Image.Image | None] = dict(images or {})
     for n, (photo_path, box, label, number, others) in enumerate(entries):
         if photo_path not in photos:
             try:
