@@ -79,14 +79,11 @@ def network_boxes(voc: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(network_boxes(reframe_boxes(raw, *VOC_FRAMING)), raw))
     True
     """
+    from maskdetect.faces.nms import reframe_boxes
     from maskdetect.faces.retinaface import VOC_FRAMING
 
     dx, dy, sx, sy = VOC_FRAMING
-    voc = np.asarray(voc, np.float64).reshape(-1, 4)
-    width, height = (voc[:, 2] - voc[:, 0]) / sx, (voc[:, 3] - voc[:, 1]) / sy
-    cx = (voc[:, 0] + voc[:, 2]) / 2 - dx * width
-    cy = (voc[:, 1] + voc[:, 3]) / 2 - dy * height
-    return np.column_stack([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2])
+    return reframe_boxes(voc, -dx / sx, -dy / sy, 1 / sx, 1 / sy)  # the network's box is 1/sx as wide
 
 
 def _crop(pixels: np.ndarray, boxes: np.ndarray, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
