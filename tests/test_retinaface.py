@@ -209,3 +209,18 @@ def test_the_video_path_finds_a_masked_face_under_a_cap_that_blazeface_fast_miss
     assert len(faces) == 1 and faces[0].label == "covered"
     assert found(Predictor().with_detector("blazeface-fast")) == []
 
+
+
+def test_mined_candidates_keep_their_landmarks_row_for_row():
+    # bundler.candidates.mine_candidates records RetinaFace's landmarks beside each candidate (the
+    # landmark verifier study reads them there).
+    from maskdetect.bundler.candidates import mine_candidates
+    from maskdetect.data.voc_set import voc_items
+    from maskdetect.predict import Predictor
+
+    predictor = Predictor(detector="retinaface-960")
+    data = mine_candidates(predictor, voc_items(SAMPLE, only=["maksssksksss52", "maksssksksss647"]))
+    assert data.landmarks is not None and data.landmarks.shape == (len(data.boxes), 5, 2)
+    first = data.photo == data.photo[0]
+    photo = Image.open(SAMPLE / "images" / "maksssksksss52.jpg")
+    assert np.allclose(data.landmarks[first], predictor.detector.candidates(photo).landmarks)

@@ -36,6 +36,7 @@ class CandidateSet:
         second: N x 2 second-look scores (zeros for a detector without them); features: N x F;
         longer_side: the photo's longer side; kind: FACE, SECOND_BOX or NO_FACE.
         truth_photo, truth_boxes: the photo index and box of every labelled face.
+        landmarks: N x 5 x 2 face landmarks (RetinaFace's), or None for a detector without them.
     """
 
     photo: np.ndarray
@@ -48,6 +49,7 @@ class CandidateSet:
     truth_photo: np.ndarray
     truth_boxes: np.ndarray
     photos: int
+    landmarks: np.ndarray | None = None
 
     def columns(self, second_looks: bool = True) -> np.ndarray:
         """The verifier's input columns; with `second_looks=False` those columns at 0 (what the
@@ -72,7 +74,7 @@ def mine_candidates(predictor, items: Iterable[tuple[Path, list[TruthFace]]]) ->
         raise ValueError(f"the {detector.name} detector gives no candidates to fit a verifier on")
     names = ("photo", "boxes", "first", "second", "features", "longer", "kind")
     rows: dict[str, list] = {k: [] for k in names}
-    truth_photo, truth_boxes, photos = [], [], 0
+    truth_photo, truth_boxes, photos, landmarks = [], [], 0, []
     for index, (path, truth) in enumerate(items):
         photos += 1
         boxes_truth = np.array([box for box, _ in truth], np.float64).reshape(-1, 4)
@@ -96,6 +98,8 @@ def mine_candidates(predictor, items: Iterable[tuple[Path, list[TruthFace]]]) ->
         rows["features"].append(features)
         rows["longer"].append(np.full(len(found), max(photo.size), np.float64))
         rows["kind"].append(candidate_kinds(boxes_truth, found.boxes, found.first))
+        if getattr(found, "landmarks", None) is not None:
+            landmarks.append(found.landmarks)
         if photos % 50 == 0:
             log.info("%d photos mined", photos)
     if not rows["photo"]:
@@ -104,7 +108,8 @@ def mine_candidates(predictor, items: Iterable[tuple[Path, list[TruthFace]]]) ->
     second = data["second"].reshape(-1, SECOND_LOOK_COUNT)
     return CandidateSet(data["photo"], data["boxes"], data["first"], second, data["features"], data["longer"],
                         data["kind"], np.array(truth_photo, int),
-                        np.concatenate(truth_boxes) if truth_boxes else np.zeros((0, 4)), photos)
+                        np.concatenate(truth_boxes) if truth_boxes else np.zeros((0, 4)), photos,
+                        np.concatenate(landmarks) if len(landmarks) == len(rows["photo"]) else None)
 
 
 def candidate_kinds(truth: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
