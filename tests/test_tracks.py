@@ -66,6 +66,26 @@ def test_a_track_keeps_its_id_through_a_short_gap_and_two_people_get_two():
     assert verdicts == {a_ids.pop(): ("covered", 30), b_ids.pop(): ("uncovered", 40)}
 
 
+def test_a_face_cut_by_the_frame_edge_weighs_little_in_the_verdict():
+    # A man with his mask pulled under the chin walks in from the left: while the frame's edge cuts
+    # off his chin the classifier sees no mask (uncovered), once whole it sees the mask (incorrect).
+    # Every frame weighing by size alone, the cut frames outvote the whole ones.
+    def verdict(options: TrackOptions) -> str:
+        tracker = FaceTracker(fps=25.0, options=options)
+        for i in range(30):
+            x0 = -60 + 3 * i  # the face is 70 px wide; the detector's box is clipped to the frame
+            box = (max(0, x0), 50, x0 + 70, 120)
+            probs = (0.02, 0.03, 0.95) if x0 < 0 else (0.1, 0.75, 0.15)
+            tracker.update(_frame(_face(box, probs)), i)
+        (track,) = tracker.tracks()
+        return track.verdict
+
+    assert verdict(TrackOptions()) == "incorrect"
+    assert verdict(TrackOptions(edge_weight=1.0)) == "uncovered"
+    with pytest.raises(ValueError, match="edge_weight"):
+        TrackOptions(edge_weight=0)
+
+
 def test_weights_favour_large_sure_faces():
     tracker = FaceTracker(fps=25.0, options=TrackOptions(full_weight_px=100))
     for i in range(10):  # two large sure covered frames, then 8 small unsure uncovered ones, same person
@@ -226,7 +246,9 @@ def test_people_errors_say_who_was_missed_misjudged_or_counted_twice_where_the_c
     assert score["people_found"] == {"covered": 4, "incorrect": 0, "uncovered": 0}
     assert score["people_errors"] == {"missed": {"covered": 0, "incorrect": 1, "uncovered": 0},
                                       "missed_people": ["p.jpg person 2 (incorrect)"],
-                                      "wrong_verdicts": 1, "extra_tracks": 1, "second_tracks": 1}
+                                      "wrong_verdicts": 1,
+                                      "wrong_people": ["p.jpg person 1 (uncovered, judged covered)"],
+                                      "extra_tracks": 1, "second_tracks": 1}
 
 
 def test_a_track_on_an_ignored_face_framed_unlike_the_annotation_drops_out_at_the_looser_match():

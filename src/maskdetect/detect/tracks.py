@@ -6,7 +6,8 @@ matched by IoU, a track kept through `TrackOptions.lost_seconds` of missed detec
 occlusion). Each track keeps two labels:
 
 - the verdict: the class whose probability, averaged over all the track's frames weighted by face
-  size and detection score, is highest: one answer per person;
+  size and detection score (and little where the frame's edge cuts the face), is highest: one
+  answer per person;
 - the running label shown on the video: over a track's first half-life the verdict so far, then a
   decayed average of the recent frames with hysteresis, so a half-turned face does not flicker
   between classes from frame to frame, while a mask pulled down mid-clip still changes it within
@@ -40,6 +41,9 @@ class TrackOptions:
         switch_margin: the running label changes only when another class leads it by this much.
         full_weight_px: faces this wide and more weigh fully in the verdict; smaller ones in
             proportion to their width.
+        edge_weight: a face whose box touches the frame's edge weighs this much (times the above)
+            in the verdict and the running label: the part out of view may hold the mask (a mask
+            pulled down under the chin reads as no mask once the chin is cut off).
     """
 
     lost_seconds: float = 1.0
@@ -48,11 +52,14 @@ class TrackOptions:
     half_life_seconds: float = 0.4
     switch_margin: float = 0.15
     full_weight_px: float = 96.0
+    edge_weight: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("lost_seconds", "half_life_seconds", "full_weight_px"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrackOptions.{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.edge_weight <= 1:
+            raise ValueError(f"TrackOptions.edge_weight must lie in (0, 1], got {self.edge_weight}")
         if not 0 <= self.min_iou < 1 or not 0 <= self.switch_margin < 1:
             raise ValueError(f"min_iou and switch_margin must lie in [0, 1), got {self.min_iou}, "
                              f"{self.switch_margin}")
@@ -208,7 +215,7 @@ class FaceTracker:
         self.classes = tuple(classes)
         self._associate = associate if associate is not None else bytetrack(self.fps, self.options)
         self._tracks: dict[int, Track] = {}
-        self._pending: list[tuple[FaceResult, int, Image.Image | None]] = []
+        self._pending: list[tuple[FaceResult, int, Image.Image | None, tuple[int, int]]] = []
         self._decay = 0.5 ** (1.0 / (self.options.half_life_seconds * self.fps))
         self._settle = max(1, round(self.options.half_life_seconds * self.fps))
 
@@ -240,10 +247,11 @@ class FaceTracker:
         for face, track_id in zip(faces, ids, strict=True):
             if track_id >= 0 and track_id not in self._tracks:
                 self._adopt(track_id, face.box)
-            label = self._add(track_id, face, frame, image) if track_id >= 0 else face.label
+            size = (result.width, result.height)
+            label = self._add(track_id, face, frame, image, size) if track_id >= 0 else face.label
             out.append(TrackedFace(face, track_id, label))
             if track_id < 0:
-                pending.append((face, frame, image))
+                pending.append((face, frame, image, size))
         self._pending = pending
         return out
 
@@ -260,7 +268,8 @@ class FaceTracker:
         """Every track so far, by id."""
         return [self._tracks[k] for k in sorted(self._tracks)]
 
-    def _add(self, track_id: int, face: FaceResult, frame: int, image: Image.Image | None) -> str:
+    def _add(self, track_id: int, face: FaceResult, frame: int, image: Image.Image | None,
+             size: tuple[int, int]) -> str:
         time = frame / self.fps
         track = self._tracks.get(track_id)
         if track is None:
@@ -268,6 +277,8 @@ class FaceTracker:
         p = np.array([face.probabilities.get(c, 0.0) for c in self.classes], np.float64)
         x0, y0, x1, y1 = face.box
         weight = max(face.detection_score, 1e-3) * min(1.0, (x1 - x0) / self.options.full_weight_px)
+        if _touches_edge(face.box, *size):
+            weight *= self.options.edge_weight
         track._sum = weight * p if track._sum is None else track._sum + weight * p
         probs = track._sum / track._sum.sum()
         track.probabilities = {c: float(v) for c, v in zip(self.classes, probs, strict=True)}
@@ -292,6 +303,16 @@ class FaceTracker:
             track._best_weight, track.best_frame = weight, frame
             track.thumbnail = _thumbnail(image, face.box)
         return track.label
+
+
+def _touches_edge(box: tuple[float, float, float, float], width: int, height: int) -> bool:
+    """Whether a box (clipped to the frame, as the detectors give it) reaches the frame's edge.
+
+    >>> _touches_edge((0, 10, 30, 40), 320, 240), _touches_edge((5, 10, 30, 40), 320, 240)
+    (True, False)
+    """
+    x0, y0, x1, y1 = box
+    return bool(width and height) and (min(x0, y0) <= 1 or x1 >= width - 1 or y1 >= height - 1)
 
 
 def _thumbnail(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:

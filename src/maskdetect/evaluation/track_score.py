@@ -56,6 +56,7 @@ class PeopleErrors:
         missed: per class, people the truth counts whom no counted track followed.
         missed_people: who they are: "<photo> person <n> (<class>)".
         wrong_verdicts: people found whose track (their longest) gave another class.
+        wrong_people: who they are: "<photo> person <n> (<class>, judged <verdict>)".
         extra_tracks: counted tracks that followed no person the truth counts.
         extra_track_ids: their track ids (to find and look at them).
         second_tracks: counted tracks beyond the first on one person (an identity lost and found).
@@ -64,6 +65,7 @@ class PeopleErrors:
     missed: Counter = field(default_factory=Counter)
     missed_people: list[str] = field(default_factory=list)
     wrong_verdicts: int = 0
+    wrong_people: list[str] = field(default_factory=list)
     extra_tracks: int = 0
     extra_track_ids: list[int] = field(default_factory=list)
     second_tracks: int = 0
@@ -158,7 +160,9 @@ def _errors(photo: str, tracks: Sequence[ScoredTrack], persons: dict[int, str],
     for p, followed_by in on_person.items():
         errors.second_tracks += len(followed_by) - 1
         longest = max(followed_by, key=lambda t: t.frames_seen)
-        errors.wrong_verdicts += persons[p] != NOT_LABELLED and longest.verdict != persons[p]
+        if persons[p] != NOT_LABELLED and longest.verdict != persons[p]:
+            errors.wrong_verdicts += 1
+            errors.wrong_people.append(f"{photo} person {p} ({persons[p]}, judged {longest.verdict})")
     return errors
 
 
@@ -200,6 +204,7 @@ def combine_scores(scores: Sequence[ClipScore]) -> dict:
             "missed": {c: sum(e.missed[c] for e in errors) for c in classes},
             "missed_people": [who for e in errors for who in e.missed_people],
             "wrong_verdicts": sum(e.wrong_verdicts for e in errors),
+            "wrong_people": [who for e in errors for who in e.wrong_people],
             "extra_tracks": sum(e.extra_tracks for e in errors),
             "second_tracks": sum(e.second_tracks for e in errors)},
         "flips_per_track": {"tracked": round(tracked / max(1, tracks), 4),
