@@ -156,3 +156,15 @@ def test_verifier_study_smoke(tmp_path: Path):
 def test_bench_synth_value_help():
     # The study synthesises every andrewmvd face and fits several heads: too long for a smoke run.
     assert "synthesis" in _run(["bench/studies/bench_synth_value.py", "--help"]).stdout
+
+
+@pytest.mark.parametrize("study", sorted(p.name for p in (BENCH / "studies").glob("*.py")))
+def test_study_docstring_examples(study: str):
+    import doctest
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(study.removesuffix(".py"), BENCH / "studies" / study)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {study}"

@@ -15,6 +15,10 @@ precision; where it does, those boxes are faces a second team labelled. Photos w
 the face verifiers were fitted on (`bench/andrewmvd-verifier-photos.txt`) are left out unless
 `--all-pairs`: the verifier learned from andrewmvd's labels of them.
 
+It also counts the people each team labelled, by class, as the tracking study's truth counts them
+(faces at least `ClipSettings.min_photo_face` px wide in andrewmvd's photo): how far apart two careful
+teams' counts of the same people are, beside the tracking study's "people counted within 5%" goal.
+
     .venv/bin/python bench/studies/annotation_union_study.py [--match-iou 0.3] [--detector D] [--all-pairs]
 
 Prints JSON on stdout.
@@ -49,6 +53,45 @@ def union_truth(truth: list, other: list, iou: float) -> list:
         return list(truth) + list(other)
     overlap = iou_matrix(np.array([b for b, _ in other], float), np.array([b for b, _ in truth], float))
     return list(truth) + [face for face, row in zip(other, overlap, strict=True) if row.max() < iou]
+
+
+def people_by_class(faces: list, scale: float, min_px: float) -> dict[str, int]:
+    """Faces at least `min_px` wide once their boxes are multiplied by `scale`, by class.
+
+    >>> people_by_class([((0, 0, 40, 40), "covered"), ((0, 0, 20, 20), "uncovered")], 1.0, 32)
+    {'covered': 1, 'incorrect': 0, 'uncovered': 0}
+    """
+    from maskdetect.labels import CLASSES
+
+    counts = dict.fromkeys(CLASSES, 0)
+    for (x0, _, x1, _), label in faces:
+        counts[label] += (x1 - x0) * scale >= min_px
+    return counts
+
+
+def count_agreement(items: list, others: list, pairs: list) -> dict:
+    """Each team's people by class on the paired photos, and how far the counts lie apart
+    (`track_score.combine_scores`'s count error: the classes' differences over ilc2021-dev's people)."""
+    from PIL import Image
+
+    from maskdetect.evaluation.clips import ClipSettings
+
+    min_px = ClipSettings().min_photo_face
+    theirs = {path.stem: (path, faces) for path, faces in others}
+    partner = {Path(a).stem: Path(b).stem for a, b in pairs}
+    ilc: dict[str, int] = {}
+    andrew: dict[str, int] = {}
+    for path, faces in items:
+        other_path, other_faces = theirs[partner[path.stem]]
+        with Image.open(path) as mine, Image.open(other_path) as copy:
+            scale = copy.width / mine.width  # to andrewmvd's pixels, where the tracking truth measures
+        for total, counts in ((ilc, people_by_class(faces, scale, min_px)),
+                              (andrew, people_by_class(other_faces, 1.0, min_px))):
+            for label, n in counts.items():
+                total[label] = total.get(label, 0) + n
+    off = sum(abs(andrew[c] - ilc[c]) for c in ilc)
+    return {"min_face_px": min_px, "ilc2021_dev": ilc, "andrewmvd": andrew,
+            "count_error": round(off / max(1, sum(ilc.values())), 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "photo_path_against_ilc2021_dev": figures(found),
         "photo_path_against_both_annotations": figures(union),
         "andrewmvd_annotation_against_ilc2021_dev": figures(annotators),
+        "people_counted_by_each_team": count_agreement(items, others, pairs),
     }, indent=1))
     return 0
 
