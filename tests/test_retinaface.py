@@ -44,6 +44,8 @@ def test_priors_count_layout_and_order():
     assert make_priors(33, 17).shape == ((5 * 3 + 3 * 2 + 2 * 1) * 2, 4)
     with pytest.raises(ValueError, match="at least 1 x 1"):
         make_priors(0, 10)
+    # Made once a size (a video's frames share one) and shared, so nobody may write into them.
+    assert make_priors(480, 640) is priors and not priors.flags.writeable
 
 
 def test_the_graph_gives_one_output_per_prior(detector):
