@@ -12,7 +12,8 @@ Prints JSON; `seconds_per_1000_frames` is each tracker's own time (association a
 labels), measured in the same run.
 
 "people_errors" says where the people counted go wrong: people missed (by class), verdicts wrong,
-extra tracks, second tracks on one person. `--exclude bench/andrewmvd-verifier-photos.txt` films
+extra tracks, second tracks on one person; the people missed and misjudged by name (photo, person,
+label and verdict), to look at. `--exclude bench/andrewmvd-verifier-photos.txt` films
 only photos the video path's face verifier was not fitted on.
 
 Every tracker's tracks are scored at IoU 0.5 and again at 0.3 (`at_match_iou_0.3`; LOOSE_IOU says why).
