@@ -244,10 +244,10 @@ class FaceTracker:
             for index, track_id in zip(tracked.data["index"], tracked.tracker_id, strict=True):
                 ids[int(index)] = int(track_id) + 1 if track_id >= 0 else -1
         out, pending = [], []
+        size = (result.width, result.height)
         for face, track_id in zip(faces, ids, strict=True):
             if track_id >= 0 and track_id not in self._tracks:
                 self._adopt(track_id, face.box)
-            size = (result.width, result.height)
             label = self._add(track_id, face, frame, image, size) if track_id >= 0 else face.label
             out.append(TrackedFace(face, track_id, label))
             if track_id < 0:
