@@ -15,7 +15,10 @@ verifier, as the path was before that day. `tracking_on/no_verifier` leaves the 
 verifier out (`Predictor(verify=False)`): the detector's boxes from 0.52 alone, fewer crops to classify.
 `--detector D` (repeatable) adds `tracking_on/D`: the same path with another detector and its verifier
 (e.g. `retinaface-480`, the bundled model's video path since 2026-12-07: BlazeFace's fast path stays the
-baseline here), and `on_over_D`.
+baseline here), and `on_over_D`. `/overlapped` is the path as `detect` runs a video: the next frame's
+faces found in a second thread while this one is classified (`VideoAnalyzer.process_frames`), with the
+video twin's classifier threads (`Predictor.video_twin`: a core left to the detector), measured for
+blazeface-fast (`tracking_on/overlapped`) and each D, drawn and encoded too.
 
     .venv/bin/python bench/bench_tracking.py [--frames 100] [--rounds 3] [--detector retinaface-640]
 """
@@ -74,7 +77,8 @@ def _old_preparation():
         blazeface.resize_pixels, Preprocessing.to_array = saved
 
 
-def _run(analyzer, frames, out: Path | None, spent: list[float] | None = None) -> float:
+def _run(analyzer, frames, out: Path | None, spent: list[float] | None = None,
+         overlapped: bool = False) -> float:
     from maskdetect.detect.video_out import VideoSink
 
     analyzer.start(25.0)
@@ -91,8 +95,9 @@ def _run(analyzer, frames, out: Path | None, spent: list[float] | None = None) -
         analyzer.tracker.update = timed
     sink = VideoSink(out, 25.0) if out is not None else None
     start = time.perf_counter()
-    for index, frame in enumerate(frames):
-        result, faces = analyzer.process(frame, index)
+    steps = analyzer.process_frames(frames) if overlapped else (
+        analyzer.process(frame, index) for index, frame in enumerate(frames))
+    for result, faces in steps:
         if sink is not None:
             import numpy as np
 
@@ -126,8 +131,15 @@ def main() -> int:
                  "tracking_on/old_preparation": VideoAnalyzer(predictor),
                  "tracking_on/fp32": VideoAnalyzer(fp32),
                  "tracking_on/fp32/old_preparation": VideoAnalyzer(fp32_plain)}
+    # As `detect` runs a video: the next frame's faces found in a second thread, and the video twin's
+    # classifier threads (a core left to the detector).
+    def as_detect(name):
+        return VideoAnalyzer(Predictor(video_detector=name).video_twin())
+
+    analyzers["tracking_on/overlapped"] = as_detect("blazeface-fast")
     for name in args.detector:
         analyzers[f"tracking_on/{name}"] = VideoAnalyzer(Predictor(classifier_threads=1).with_detector(name))
+        analyzers[f"tracking_on/{name}/overlapped"] = as_detect(name)
     _run(analyzers["tracking_on"], clip.frames[:5], None)  # warm-up: first ONNX / XNNPACK calls allocate
     best: dict[str, float] = {}
     spent: list[float] = []
@@ -135,11 +147,13 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, analyzer in analyzers.items():
                 old = name.endswith("/old_preparation")
-                for written in (False, True) if name.count("/") == 0 else (False,):
+                overlapped = name.endswith("/overlapped")
+                for written in (False, True) if name.count("/") == 0 or overlapped else (False,):
                     key = f"{name}{'/draw+h264' if written else ''}"
                     with _old_preparation() if old else contextlib.nullcontext():
                         out = Path(tmp) / f"{name.split('/')[0]}.mp4" if written else None
-                        fps = _run(analyzer, clip.frames, out, spent if not old else None)
+                        fps = _run(analyzer, clip.frames, out, spent if not (old or overlapped) else None,
+                                   overlapped)
                     best[key] = max(best.get(key, 0.0), fps)
     results = {k: round(v, 1) for k, v in best.items()}
     results["on_over_off"] = round(best["tracking_on"] / best["tracking_off"], 3)
@@ -148,8 +162,13 @@ def main() -> int:
     results["on_over_no_verifier"] = round(best["tracking_on"] / best["tracking_on/no_verifier"], 3)
     before = best["tracking_on/fp32/old_preparation"]
     results["on_over_before_2026_12_06"] = round(best["tracking_on"] / before, 3)
+    results["overlapped_over_on"] = round(best["tracking_on/overlapped"] / best["tracking_on"], 3)
     for name in args.detector:
         results[f"on_over_{name}"] = round(best["tracking_on"] / best[f"tracking_on/{name}"], 3)
+        results[f"{name}/overlapped_over_{name}"] = round(
+            best[f"tracking_on/{name}/overlapped"] / best[f"tracking_on/{name}"], 3)
+        results[f"{name}/overlapped_over_overlapped"] = round(
+            best[f"tracking_on/{name}/overlapped"] / best["tracking_on/overlapped"], 3)
     drawn = best["tracking_on/draw+h264"] / best["tracking_off/draw+h264"]
     results["on_over_off/draw+h264"] = round(drawn, 3)
     report = {

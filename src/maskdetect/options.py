@@ -18,6 +18,17 @@ BACKENDS = ("onnx", "torch")
 PRECISIONS = ("fp32", "int8")
 
 
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, which containers narrow).
+
+    >>> usable_cores() >= 1
+    True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # macOS, Windows
+
 @dataclass(frozen=True)
 class ModelOptions:
     """Which model runs, and how.

@@ -13,6 +13,8 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -22,12 +24,29 @@ from maskdetect.faces.crop import Box
 from maskdetect.fileio import file_digest
 from maskdetect.images import ImageSource, open_image
 from maskdetect.labels import CLASSES
-from maskdetect.options import ModelOptions
+from maskdetect.options import ModelOptions, usable_cores
 from maskdetect.results import FaceResult, ImageResult
 from maskdetect.runtime import default_precision, load_classifier, softmax
 from maskdetect.verify import VerifierError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FoundFaces:
+    """What `Predictor.find` found in an image, for `Predictor.judge` to classify.
+
+    Attributes:
+        photo: the image, opened.
+        path: its path, when it was given one.
+        candidates: the detector's candidates, when a face verifier will decide which are faces.
+        detections: else the detector's (boxes N x 4, scores N), its own score having decided.
+    """
+
+    photo: Image.Image
+    path: str | None
+    candidates: Any = None
+    detections: tuple[np.ndarray, np.ndarray] | None = None
 
 # (model, detector) pairs already said to run without a verifier: said once a process
 _SAID_UNVERIFIED: set[tuple[str, str]] = set()
@@ -162,10 +181,22 @@ class Predictor:
         return twin
 
     def video_twin(self) -> Predictor:
-        """The same classifier behind the video detector the options name (else the bundle's)."""
+        """The same model behind the video detector the options name (else the bundle's).
+
+        A video's detector runs on the next frame while the classifier works on this one
+        (`VideoAnalyzer.process_frames`), so, unless the options set its threads, the twin's classifier
+        leaves the detector a core: on two cores, 1.4x the frames a second of two classifier threads
+        (`bench/bench_tracking.py --detector retinaface-480`).
+        """
         options = self.options
-        return self.with_detector(options.video_detector or self.bundle.video_detector,
+        twin = self.with_detector(options.video_detector or self.bundle.video_detector,
                                   options.candidate_threshold, options.face_threshold)
+        threads = max(1, usable_cores() - 1)
+        if options.classifier_threads is None and options.backend == "onnx":
+            twin.options = replace(options, classifier_threads=threads)
+            twin.classifier = load_classifier(self.checkpoint_path, options.backend, device=options.device,
+                                              threads=threads, precision=self.precision)
+        return twin
 
     def __call__(self, image: ImageSource) -> list[FaceResult]:
         """Every face in an image (a path, encoded bytes, a PIL image or an RGB array), best first.
@@ -173,11 +204,7 @@ class Predictor:
         Raises:
             maskdetect.images.ImageError: the input is not a usable image (names it and why).
         """
-        photo = open_image(image)
-        if self._verifies():
-            return self._verified_results(photo)
-        boxes, scores = self.detector.detect(photo)
-        return self._results(photo, [tuple(map(float, b)) for b in boxes], [float(s) for s in scores])
+        return self.judge(self.find(image)).faces
 
     def predict(self, image: ImageSource) -> ImageResult:
         """Every face in an image, with the image's name and size: one `ImageResult`.
@@ -192,9 +219,32 @@ class Predictor:
         >>> result.save("boxed.jpg"); result.counts()  # doctest: +SKIP
         {'covered': 2, 'incorrect': 0, 'uncovered': 1}
         """
+        return self.judge(self.find(image))
+
+    def find(self, image: ImageSource) -> FoundFaces:
+        """`predict`'s first half: the detector's pass over an image, nothing classified yet.
+
+        A video runs it on the next frame in another thread while `judge` classifies this one: the
+        detector and the classifier each keep a core busy (`VideoAnalyzer.process_frames`).
+
+        Raises:
+            maskdetect.images.ImageError: the input is not a usable image (names it and why).
+        """
         photo = open_image(image)
         path = str(image) if isinstance(image, (str, os.PathLike)) else None
-        return ImageResult(faces=self(photo), width=photo.width, height=photo.height, path=path, image=photo)
+        if self._verifies():
+            return FoundFaces(photo, path, candidates=self.detector.candidates(photo))
+        return FoundFaces(photo, path, detections=self.detector.detect(photo))
+
+    def judge(self, found: FoundFaces) -> ImageResult:
+        """`predict`'s second half: classify what `find` found, and keep the faces."""
+        photo = found.photo
+        if found.candidates is not None:
+            faces = self._verified_results(photo, found.candidates)
+        else:
+            boxes, scores = found.detections
+            faces = self._results(photo, [tuple(map(float, b)) for b in boxes], [float(s) for s in scores])
+        return ImageResult(faces=faces, width=photo.width, height=photo.height, path=found.path, image=photo)
 
     def classify_faces(self, image: ImageSource, boxes: Sequence[Box]) -> list[FaceResult]:
         """Classify faces at given boxes (x0, y0, x1, y1 pixels), skipping the detector.
@@ -215,12 +265,11 @@ class Predictor:
             return np.zeros((0, len(self.classes)), np.float32)
         return self.classifier.probabilities(batch).astype(np.float32)
 
-    def _verified_results(self, photo: Image.Image) -> list[FaceResult]:
+    def _verified_results(self, photo: Image.Image, candidates: Any) -> list[FaceResult]:
         # Every candidate is classified; the verifier weighs its scores and the classifier's features,
         # and second boxes on one face go. detection_score is then the face probability.
         from maskdetect.verify import suppress_second_boxes
 
-        candidates = self.detector.candidates(photo)
         if not len(candidates):
             return []
         boxes = candidates.boxes

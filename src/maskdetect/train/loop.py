@@ -30,6 +30,7 @@ from maskdetect.faces.crop import CropPolicy
 from maskdetect.fileio import atomic_write_text
 from maskdetect.labels import CLASSES
 from maskdetect.models import create_model, input_normalisation
+from maskdetect.options import usable_cores
 from maskdetect.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from maskdetect.train.augment import eval_transform, train_transform
 from maskdetect.train.config import TrainConfig, save_config
@@ -356,7 +357,7 @@ def _cpu_threads(config: TrainConfig, context: DistContext) -> int:
     """
     if config.threads:
         return config.threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(1, cores // local_processes - config.workers)
 
