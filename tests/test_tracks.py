@@ -318,6 +318,35 @@ def test_clips_are_never_made_of_the_photos_left_out(tmp_path):
     assert sorted(c.photo for c in clips_from_voc(voc, 10, settings)) == names
     kept = [c.photo for c in clips_from_voc(voc, 10, settings, exclude=["p1.png", "p3"])]
     assert sorted(kept) == ["p0.png", "p2.png"]
+    # tracking_study --second-annotation: only the photos a second team labelled too.
+    paired = [c.photo for c in clips_from_voc(voc, 10, settings, only=["p2", "p3.png"])]
+    assert sorted(paired) == ["p2.png", "p3.png"]
+
+
+def test_a_second_annotation_scored_as_a_tracker_differs_only_where_the_teams_do():
+    # tracking_study --second-annotation: another team's boxes followed without fault along the
+    # clip's camera path, scored like any tracker. The same faces: no error. A face labelled
+    # otherwise: a wrong verdict; a face it left out: missed; one under 32 px: not counted by it.
+    from maskdetect.evaluation.clips import annotation_along
+
+    photo = Image.new("RGB", (400, 300))
+    faces = [((100, 100, 150, 160), "covered"), ((250, 120, 300, 180), "uncovered"),
+             ((320, 40, 370, 100), "covered")]
+    settings = ClipSettings(width=160, height=120, frames=12, occlusions=0, drops=0, min_face=8,
+                            start_scale=(1.0, 1.0), zoom=(1.0, 1.0))
+    clip = make_clip(photo, faces, settings, seed=1)
+    options = TrackOptions(min_seconds=2 / 25)
+    outputs, tracks = annotation_along(clip, faces, settings)
+    same = combine_scores([score_clip(clip, outputs, tracks, options)])
+    assert same["count_error"]["all"] == 0.0 and same["mota"] == 1.0
+    other = [((101, 99, 151, 161), "incorrect"), faces[1], ((320, 40, 345, 70), "covered")]
+    outputs, tracks = annotation_along(clip, other, settings)
+    assert [t.verdict for t in tracks] == ["incorrect", "uncovered"]  # the 25 px face is left out
+    score = combine_scores([score_clip(clip, outputs, tracks, options)])
+    errors = score["people_errors"]
+    assert [p.strip() for p in errors["wrong_people"]] == ["person 0 (covered, judged incorrect)"]
+    assert [p.strip() for p in errors["missed_people"]] == ["person 2 (covered)"]
+    assert score["people_found"] == {"covered": 0, "incorrect": 1, "uncovered": 1}
 
 
 def test_a_track_holding_nan_is_refused_naming_its_file_and_nothing_is_written(tmp_path):

@@ -21,9 +21,15 @@ Every tracker's tracks are scored at IoU 0.5 and again at 0.3 (`at_match_iou_0.3
 faces a by-eye audit found unannotated added as people of class "not labelled"
 (bench/audits/tracking-clips-seed0.tsv; the frames are the same either way).
 
+`--second-annotation ../shared/data/ilc2021-dev/near-duplicates-of-andrewmvd.tsv` films only the 96
+photos ilc2021-dev's team labelled too, and scores that team's labels as a tracker that never errs
+along each clip's camera path ("second_annotation", at both IoUs; their faces under 32 px in the
+photo are left out, the truth's rule): how near a second careful annotation comes to the count goal,
+on the same clips as the trackers.
+
     .venv/bin/python bench/studies/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
         [--audit bench/audits/tracking-clips-seed0.tsv] [--precision fp32] [--no-verifier]
-        [--detector blazeface] [--exclude bench/andrewmvd-verifier-photos.txt]
+        [--detector blazeface] [--exclude bench/andrewmvd-verifier-photos.txt] [--second-annotation PAIRS]
 """
 
 from __future__ import annotations
@@ -112,6 +118,10 @@ def main() -> int:
     parser.add_argument("--extra-sheet", type=Path,
                         help="write a contact sheet (PNG, a CSV beside it) of ByteTrack's counted tracks "
                              "that follow no person the truth counts, each in the middle frame it was in")
+    parser.add_argument("--second-annotation", type=Path, metavar="PAIRS",
+                        help="film only the photos of this pairs file (e.g. ilc2021-dev/near-duplicates-of-"
+                             "andrewmvd.tsv: its photo, then the --voc set's copy) and score, beside the "
+                             "trackers, its own set's annotation as a tracker that never errs")
     args = parser.parse_args()
     if not args.voc.is_dir():
         sys.exit(f"photo set not found: {args.voc} (../shared/data must sit beside the project)")
@@ -119,7 +129,7 @@ def main() -> int:
         sys.path.insert(0, str(args.norfair))
     from maskdetect.data.voc_set import excluded_count, read_names
     from maskdetect.detect.tracks import FaceTracker, TrackOptions
-    from maskdetect.evaluation.clips import ClipSettings, clips_from_voc, unlabelled_faces
+    from maskdetect.evaluation.clips import ClipSettings, annotation_along, clips_from_voc, unlabelled_faces
     from maskdetect.evaluation.track_score import combine_scores, score_clip
     from maskdetect.predict import Predictor
     from maskdetect.results import ImageResult
@@ -137,9 +147,15 @@ def main() -> int:
     frames_total, faces_per_frame, detect_seconds = 0, 0, 0.0
     extra_tiles: list[tuple[str, list[float], np.ndarray]] = []
     exclude = read_names(args.exclude) if args.exclude else []
+    second = _second_annotation(args.second_annotation, args.voc) if args.second_annotation else None
+    team: dict[float, list] = {0.5: [], LOOSE_IOU: []}  # the second annotation, scored at each IoU
     for audited_clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed, unlabelled=unlabelled,
-                                       exclude=exclude):
+                                       exclude=exclude, only=list(second) if second is not None else None):
         clip = audited_clip.without_unlabelled()
+        if second is not None:
+            outputs, tracks = annotation_along(clip, second[Path(clip.photo).stem], settings)
+            for iou, scored in team.items():
+                scored.append(score_clip(clip, outputs, tracks, options, iou=iou))
         start = time.perf_counter()
         results = []
         for frame in clip.frames:
@@ -178,12 +194,36 @@ def main() -> int:
             "audit": str(args.audit), "faces_added": sum(len(v) for v in unlabelled.values()),
             "trackers": {name: {k: v for k, v in combine_scores(audited[name]).items() if k in KEPT}
                          for name in associates}}
+    if second is not None:
+        report["second_annotation"] = {
+            "pairs": str(args.second_annotation), "photos_paired": len(second),
+            **{f"at_match_iou_{iou}": {k: v for k, v in combine_scores(scored).items() if k in KEPT}
+               for iou, scored in team.items()}}
     if args.extra_sheet:
         report["extra_sheet"] = str(_write_extra_sheet(extra_tiles, args.extra_sheet))
     print(json.dumps(report, indent=2))
     return 0
 
 
+
+
+def _second_annotation(pairs_file: Path, voc: Path) -> dict[str, list]:
+    """The faces the pairs file's own set labelled on each paired photo of `voc`, by that photo's stem,
+    in its pixels (the copies may be resized: scaled by the widths)."""
+    from PIL import Image
+
+    from maskdetect.data.voc_set import voc_items
+    from maskdetect.evaluation.commands import read_pairs
+
+    partner = {Path(mine).stem: Path(theirs).stem for mine, theirs in read_pairs(pairs_file)}
+    copies = {path.stem: path for path, _ in voc_items(voc, only=list(partner.values()))}
+    faces = {}
+    for path, labelled in voc_items(pairs_file.parent, only=list(partner)):
+        copy = copies[partner[path.stem]]
+        with Image.open(path) as mine, Image.open(copy) as theirs:
+            scale = theirs.width / mine.width
+        faces[copy.stem] = [(tuple(v * scale for v in box), label) for box, label in labelled]
+    return faces
 
 
 def _extra_tiles(clip, outputs: list, track_ids: list[int]) -> list[tuple[str, list[float], np.ndarray]]:

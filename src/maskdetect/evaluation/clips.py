@@ -20,6 +20,7 @@ import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -249,14 +250,15 @@ def _covered(box: Box, card: Box) -> float:
 
 def clips_from_voc(voc_dir: str | os.PathLike, count: int, settings: ClipSettings | None = None,
                    seed: int = 0, unlabelled: Mapping[str, Sequence[Box]] | None = None,
-                   exclude: Iterable[str] = ()) -> Iterator[SyntheticClip]:
+                   exclude: Iterable[str] = (), only: Iterable[str] | None = None) -> Iterator[SyntheticClip]:
     """`count` clips, each over one photo of a Pascal VOC set (e.g. andrewmvd-face-mask).
 
     Photos are drawn by `seed` in turn for each class: the k-th clip's photo has a face of
     `CLASSES[k % 3]` at least `settings.min_photo_face` px wide (any usable photo once a class has
     none left), so that rare classes (incorrectly worn masks) are seen too. `unlabelled` gives, by
     photo name, faces its annotations miss (`make_clip`'s `unlabelled`). `exclude`: photo names (or
-    stems) never to film, e.g. those a face verifier was fitted on (`voc_items`' `exclude`).
+    stems) never to film, e.g. those a face verifier was fitted on (`voc_items`' `exclude`); `only`,
+    when given, the only ones to film (e.g. the photos a second team annotated too).
 
     Raises:
         FileNotFoundError: no usable annotations in `voc_dir`.
@@ -264,7 +266,7 @@ def clips_from_voc(voc_dir: str | os.PathLike, count: int, settings: ClipSetting
     from maskdetect.data.voc_set import voc_items
 
     settings = settings or ClipSettings()
-    usable = [(path, faces) for path, faces in voc_items(voc_dir, exclude)
+    usable = [(path, faces) for path, faces in voc_items(voc_dir, exclude, only=only)
               if any(box[2] - box[0] >= settings.min_photo_face for box, _ in faces)]
     rng = random.Random(seed)
     order = list(range(len(usable)))
@@ -281,6 +283,54 @@ def clips_from_voc(voc_dir: str | os.PathLike, count: int, settings: ClipSetting
         with Image.open(path) as photo:
             yield make_clip(photo, faces, settings, seed=seed * 1000 + number, name=Path(path).name,
                             unlabelled=(unlabelled or {}).get(Path(path).name, ()))
+
+
+@dataclass
+class AnnotatedTrack:
+    """One face of a second annotation, followed without fault along a clip: a track as
+    `track_score.score_clip` scores one (`ScoredTrack`), its verdict the annotation's label."""
+
+    track_id: int
+    frames_seen: int
+    verdict: str
+    fps: float
+
+    def counted(self, options: Any) -> bool:
+        return self.frames_seen >= options.frames_to_count(self.fps)
+
+    def flips(self) -> tuple[int, int]:
+        return 0, 0
+
+
+def annotation_along(clip: SyntheticClip, faces: Sequence[tuple[Box, str]], settings: ClipSettings
+                     ) -> tuple[list[list[tuple[int, Box]]], list[AnnotatedTrack]]:
+    """A second annotation of a clip's photo as a tracker that never errs would give it: per frame,
+    each face's (track id, box in the frame), and its tracks; to score as any tracker's output.
+
+    `faces` are in the photo's pixels; `settings` are the clip's. Faces narrower than
+    `settings.min_photo_face` are left out, as the truth ignores the clip's own: what the second team
+    counts by the truth's rule.
+
+    >>> settings = ClipSettings(width=160, height=120, frames=6, occlusions=0, drops=0, min_face=8)
+    >>> clip = make_clip(Image.new("RGB", (400, 300)), [((180, 120, 220, 170), "covered")], settings)
+    >>> outputs, tracks = annotation_along(clip, [((182, 120, 222, 168), "incorrect")], settings)
+    >>> len(outputs), [(t.track_id, t.frames_seen, t.verdict) for t in tracks]
+    (6, [(1, 6, 'incorrect')])
+    """
+    kept = [(box, label) for box, label in faces if box[2] - box[0] >= settings.min_photo_face]
+    outputs: list[list[tuple[int, Box]]] = []
+    seen = [0] * len(kept)
+    for window in clip.windows:
+        here = []
+        for number, (box, label) in enumerate(kept):
+            face = _in_frame(number, box, label, window, settings)
+            if face is not None:
+                here.append((number + 1, face.box))
+                seen[number] += 1
+        outputs.append(here)
+    tracks = [AnnotatedTrack(number + 1, count, label, clip.fps)
+              for number, ((_, label), count) in enumerate(zip(kept, seen, strict=True)) if count]
+    return outputs, tracks
 
 
 def unlabelled_faces(audit: str | os.PathLike) -> dict[str, list[Box]]:
