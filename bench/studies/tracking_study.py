@@ -24,17 +24,19 @@ faces a by-eye audit found unannotated added as people of class "not labelled"
 `--second-annotation ../shared/data/ilc2021-dev/near-duplicates-of-andrewmvd.tsv` films only the 96
 photos ilc2021-dev's team labelled too, and scores that team's labels as a tracker that never errs
 along each clip's camera path ("second_annotation", at both IoUs; their faces under 32 px in the
-photo are left out, the truth's rule): how near a second careful annotation comes to the count goal,
-on the same clips as the trackers.
+photo are left out, the truth's rule; `--second-min-face 0` keeps them all): how near a second careful
+annotation comes to the count goal, on the same clips as the trackers.
 
     .venv/bin/python bench/studies/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
         [--audit bench/audits/tracking-clips-seed0.tsv] [--precision fp32] [--no-verifier]
         [--detector blazeface] [--exclude bench/andrewmvd-verifier-photos.txt] [--second-annotation PAIRS]
+        [--second-min-face PX]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -122,6 +124,10 @@ def main() -> int:
                         help="film only the photos of this pairs file (e.g. ilc2021-dev/near-duplicates-of-"
                              "andrewmvd.tsv: its photo, then the --voc set's copy) and score, beside the "
                              "trackers, its own set's annotation as a tracker that never errs")
+    parser.add_argument("--second-min-face", type=float, default=None, metavar="PX",
+                        help="with --second-annotation: leave out its faces narrower than this in the photo "
+                             "(default: the truth's own rule, 32 px; 0 keeps them all, and the scorer "
+                             "drops those on faces the truth ignores, as it does a tracker's)")
     args = parser.parse_args()
     if not args.voc.is_dir():
         sys.exit(f"photo set not found: {args.voc} (../shared/data must sit beside the project)")
@@ -149,11 +155,13 @@ def main() -> int:
     exclude = read_names(args.exclude) if args.exclude else []
     second = _second_annotation(args.second_annotation, args.voc) if args.second_annotation else None
     team: dict[float, list] = {0.5: [], LOOSE_IOU: []}  # the second annotation, scored at each IoU
+    second_settings = settings if args.second_min_face is None else dataclasses.replace(
+        settings, min_photo_face=args.second_min_face)
     for audited_clip in clips_from_voc(args.voc, args.clips, settings, seed=args.seed, unlabelled=unlabelled,
                                        exclude=exclude, only=list(second) if second is not None else None):
         clip = audited_clip.without_unlabelled()
         if second is not None:
-            outputs, tracks = annotation_along(clip, second[Path(clip.photo).stem], settings)
+            outputs, tracks = annotation_along(clip, second[Path(clip.photo).stem], second_settings)
             for iou, scored in team.items():
                 scored.append(score_clip(clip, outputs, tracks, options, iou=iou))
         start = time.perf_counter()
@@ -197,6 +205,7 @@ def main() -> int:
     if second is not None:
         report["second_annotation"] = {
             "pairs": str(args.second_annotation), "photos_paired": len(second),
+            "its_faces_from_px": second_settings.min_photo_face,
             **{f"at_match_iou_{iou}": {k: v for k, v in combine_scores(scored).items() if k in KEPT}
                for iou, scored in team.items()}}
     if args.extra_sheet:
