@@ -30,7 +30,7 @@ annotation comes to the count goal, on the same clips as the trackers.
     .venv/bin/python bench/studies/tracking_study.py [--clips 30] [--frames 75] [--seed 0] [--norfair DIR]
         [--audit bench/audits/tracking-clips-seed0.tsv] [--precision fp32] [--no-verifier]
         [--detector blazeface] [--exclude bench/andrewmvd-verifier-photos.txt] [--second-annotation PAIRS]
-        [--second-min-face PX]
+        [--second-min-face PX] [--model BUNDLE]
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ def main() -> int:
                         help="default: the bundle's video detector, the video path's; any detector, with "
                         "its verifier when the bundle has one")
     parser.add_argument("--voc", type=Path, default=VOC, help="VOC photo set (default andrewmvd-face-mask)")
+    parser.add_argument("--model", type=Path, help="a model bundle (default: the bundled one), e.g. a copy "
+                                                   "with a verifier fitted otherwise")
     parser.add_argument("--norfair", type=Path, help="a folder holding norfair (installed apart) to compare")
     parser.add_argument("--min-seconds", type=float, default=0.4,
                         help="how long a track must be seen to count as a person (default %(default)s)")
@@ -141,7 +143,7 @@ def main() -> int:
     from maskdetect.results import ImageResult
 
     options = TrackOptions(min_seconds=args.min_seconds)
-    predictor = Predictor(classifier_threads=1, precision=args.precision, verify=args.verify,
+    predictor = Predictor(args.model, classifier_threads=1, precision=args.precision, verify=args.verify,
                           video_detector=args.detector).video_twin()
     settings = ClipSettings(frames=args.frames)
     associates = _associates(settings.fps, options, args.norfair is not None)
@@ -188,6 +190,7 @@ def main() -> int:
         "clip_size": f"{settings.width}x{settings.height}", "fps": settings.fps,
         "photos": str(args.voc), "photos_excluded": excluded_count(args.voc, exclude),
         "min_seconds_to_count": options.min_seconds,
+        "model": str(args.model) if args.model else "bundled",
         "detector": predictor.detector.name, "face_verifier": predictor.verifier is not None,
         "faces_labelled_frame_by_frame": faces_per_frame,
         "detect_and_classify_frames_per_second": round(frames_total / detect_seconds, 1),
