@@ -185,8 +185,7 @@ class Predictor:
 
         A video's detector runs on the next frame while the classifier works on this one
         (`VideoAnalyzer.process_frames`), so, unless the options set its threads, the twin's classifier
-        leaves the detector a core: on two cores, 1.4x the frames a second of two classifier threads
-        (`bench/bench_tracking.py --detector retinaface-480`).
+        leaves the detector a core: threads that outnumber the cores wait on each other.
         """
         options = self.options
         twin = self.with_detector(options.video_detector or self.bundle.video_detector,
