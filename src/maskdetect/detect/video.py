@@ -126,7 +126,7 @@ class VideoAnalyzer:
                     pending = worker.submit(next_found)
                     yield self._tracked(judge(found), index)
             finally:
-                with contextlib.suppress(BaseException):  # its error, if any, is not this one's
+                with contextlib.suppress(Exception):  # its error, if any, is not this one's; Ctrl-C goes on
                     pending.result()
 
     def _tracked(self, result: ImageResult, frame: int) -> tuple[ImageResult, list[TrackedFace]]:
