@@ -68,7 +68,7 @@ class VideoAnalyzer:
         max_pixels: refuse a video whose frames are larger than this (width x height, as the
             container declares them), before decoding any: the limit of images.
         overlap: find the faces of the next frame in a second thread while this one's are
-            classified (`process_frames`; same answers, about 1.6x the frames a second on two cores).
+            classified (`process_frames`; same answers, 1.6-1.7x the frames a second on two cores).
 
     >>> analyzer = VideoAnalyzer(Predictor().video_twin())  # doctest: +SKIP
     >>> report = analyzer.analyze("clip.mp4", out="results")  # doctest: +SKIP
