@@ -55,38 +55,33 @@ def union_truth(truth: list, other: list, iou: float) -> list:
     return list(truth) + [face for face, row in zip(other, overlap, strict=True) if row.max() < iou]
 
 
-def people_by_class(faces: list, scale: float, min_px: float) -> dict[str, int]:
-    """Faces at least `min_px` wide once their boxes are multiplied by `scale`, by class.
+def people_by_class(faces: list, min_px: float) -> dict[str, int]:
+    """Faces at least `min_px` wide, by class.
 
-    >>> people_by_class([((0, 0, 40, 40), "covered"), ((0, 0, 20, 20), "uncovered")], 1.0, 32)
+    >>> people_by_class([((0, 0, 40, 40), "covered"), ((0, 0, 20, 20), "uncovered")], 32)
     {'covered': 1, 'incorrect': 0, 'uncovered': 0}
     """
     from maskdetect.labels import CLASSES
 
     counts = dict.fromkeys(CLASSES, 0)
     for (x0, _, x1, _), label in faces:
-        counts[label] += (x1 - x0) * scale >= min_px
+        counts[label] += x1 - x0 >= min_px
     return counts
 
 
 def count_agreement(items: list, others: list, pairs: list) -> dict:
     """Each team's people by class on the paired photos, and how far the counts lie apart
     (`track_score.combine_scores`'s count error: the classes' differences over ilc2021-dev's people)."""
-    from PIL import Image
-
     from maskdetect.evaluation.clips import ClipSettings
+    from maskdetect.evaluation.detection import paired_faces
 
     min_px = ClipSettings().min_photo_face
-    theirs = {path.stem: (path, faces) for path, faces in others}
-    partner = {Path(a).stem: Path(b).stem for a, b in pairs}
     ilc: dict[str, int] = {}
     andrew: dict[str, int] = {}
-    for path, faces in items:
-        other_path, other_faces = theirs[partner[path.stem]]
-        with Image.open(path) as mine, Image.open(other_path) as copy:
-            scale = copy.width / mine.width  # to andrewmvd's pixels, where the tracking truth measures
-        for total, counts in ((ilc, people_by_class(faces, scale, min_px)),
-                              (andrew, people_by_class(other_faces, 1.0, min_px))):
+    # In andrewmvd's pixels, where the tracking truth measures.
+    for _, faces, scaled in paired_faces(others, items, [(theirs, mine) for mine, theirs in pairs]):
+        for total, counts in ((ilc, people_by_class(scaled, min_px)),
+                              (andrew, people_by_class(faces, min_px))):
             for label, n in counts.items():
                 total[label] = total.get(label, 0) + n
     off = sum(abs(andrew[c] - ilc[c]) for c in ilc)

@@ -221,21 +221,15 @@ def main() -> int:
 
 def _second_annotation(pairs_file: Path, voc: Path) -> dict[str, list]:
     """The faces the pairs file's own set labelled on each paired photo of `voc`, by that photo's stem,
-    in its pixels (the copies may be resized: scaled by the widths)."""
-    from PIL import Image
-
+    scaled to its pixels (`evaluation.detection.paired_faces`)."""
     from maskdetect.data.voc_set import voc_items
     from maskdetect.evaluation.commands import read_pairs
+    from maskdetect.evaluation.detection import paired_faces
 
-    partner = {Path(mine).stem: Path(theirs).stem for mine, theirs in read_pairs(pairs_file)}
-    copies = {path.stem: path for path, _ in voc_items(voc, only=list(partner.values()))}
-    faces = {}
-    for path, labelled in voc_items(pairs_file.parent, only=list(partner)):
-        copy = copies[partner[path.stem]]
-        with Image.open(path) as mine, Image.open(copy) as theirs:
-            scale = theirs.width / mine.width
-        faces[copy.stem] = [(tuple(v * scale for v in box), label) for box, label in labelled]
-    return faces
+    pairs = [(theirs, mine) for mine, theirs in read_pairs(pairs_file)]  # the --voc photo first
+    copies = voc_items(voc, only=[name for name, _ in pairs])
+    labelled = voc_items(pairs_file.parent, only=[name for _, name in pairs])
+    return {path.stem: other for path, _, other in paired_faces(copies, labelled, pairs)}
 
 
 def _extra_tiles(clip, outputs: list, track_ids: list[int]) -> list[tuple[str, list[float], np.ndarray]]:

@@ -18,7 +18,6 @@ BACKENDS = ("onnx", "torch")
 PRECISIONS = ("fp32", "int8")
 
 
-
 def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity, which containers narrow).
 
@@ -28,6 +27,7 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1  # macOS, Windows
+
 
 @dataclass(frozen=True)
 class ModelOptions:

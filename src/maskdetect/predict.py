@@ -48,6 +48,7 @@ class FoundFaces:
     candidates: Any = None
     detections: tuple[np.ndarray, np.ndarray] | None = None
 
+
 # (model, detector) pairs already said to run without a verifier: said once a process
 _SAID_UNVERIFIED: set[tuple[str, str]] = set()
 

@@ -180,6 +180,32 @@ def box_fit(outcomes: list[ImageOutcome]) -> dict:
             "sx": round(float(med[2]), 4), "sy": round(float(med[3]), 4)}
 
 
+def paired_faces(
+    items: Iterable[tuple[Path, list[TruthFace]]],
+    other_items: Iterable[tuple[Path, list[TruthFace]]],
+    pairs: Iterable[tuple[str, str]],
+) -> list[tuple[Path, list[TruthFace], list[TruthFace]]]:
+    """Two annotations of the same photos, face by face: (photo, its faces, the faces of its copy
+    scaled to the photo's pixels) for each photo of `items` that `pairs` name with a copy in
+    `other_items` (file names or stems; the copy may be another size). Photos with no pair are left out.
+    """
+    from PIL import Image
+
+    others = {path.stem: (path, faces) for path, faces in other_items}
+    partner = {Path(a).stem: Path(b).stem for a, b in pairs}
+    paired = []
+    for path, faces in items:
+        other = others.get(partner.get(path.stem, ""))
+        if other is None:
+            continue
+        other_path, other_faces = other
+        with Image.open(path) as mine, Image.open(other_path) as theirs:
+            sx, sy = mine.width / theirs.width, mine.height / theirs.height
+        scaled = [((x0 * sx, y0 * sy, x1 * sx, y1 * sy), label) for (x0, y0, x1, y1), label in other_faces]
+        paired.append((path, faces, scaled))
+    return paired
+
+
 def agreement_outcomes(
     items: Iterable[tuple[Path, list[TruthFace]]],
     other_items: Iterable[tuple[Path, list[TruthFace]]],
@@ -190,27 +216,17 @@ def agreement_outcomes(
 
     How often two annotators' boxes agree at `iou` is the ceiling for a detector scored against
     either. `pairs` name a photo of `items` and its copy in `other_items` (file names or stems); the
-    copy may be another size, and its boxes are scaled to the photo's. Photos with no pair are left
-    out. The other annotation's labels stand as the predictions, so `summarise` also gives the label
-    agreement.
+    copy may be another size, and its boxes are scaled to the photo's (`paired_faces`). Photos with no
+    pair are left out. The other annotation's labels stand as the predictions, so `summarise` also
+    gives the label agreement.
 
     Raises:
         ValueError: no pair names a photo of both sets.
     """
-    from PIL import Image
-
-    others = {path.stem: (path, faces) for path, faces in other_items}
-    partner = {Path(a).stem: Path(b).stem for a, b in pairs}
     outcomes = []
-    for path, truth in items:
-        other = others.get(partner.get(path.stem, ""))
-        if other is None:
-            continue
-        other_path, other_faces = other
-        with Image.open(path) as mine, Image.open(other_path) as theirs:
-            sx, sy = mine.width / theirs.width, mine.height / theirs.height
-        boxes = np.array([b for b, _ in other_faces], float).reshape(-1, 4) * [sx, sy, sx, sy]
-        labels = [label for _, label in other_faces]
+    for path, truth, other in paired_faces(items, other_items, pairs):
+        boxes = np.array([b for b, _ in other], float).reshape(-1, 4)
+        labels = [label for _, label in other]
         outcomes.append(matched_outcome(str(path), truth, boxes, np.ones(len(boxes)), labels, iou))
     if not outcomes:
         raise ValueError("no pair names a photo of both annotation sets")
