@@ -191,8 +191,8 @@ class Predictor:
         options = self.options
         twin = self.with_detector(options.video_detector or self.bundle.video_detector,
                                   options.candidate_threshold, options.face_threshold)
-        threads = max(1, usable_cores() - 1)
         if options.classifier_threads is None and options.backend == "onnx":
+            threads = max(1, usable_cores() - 1)
             twin.options = replace(options, classifier_threads=threads)
             twin.classifier = load_classifier(self.checkpoint_path, options.backend, device=options.device,
                                               threads=threads, precision=self.precision)
